@@ -1,0 +1,2 @@
+//! Host-side launcher.
+fn main() {}

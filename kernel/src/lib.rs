@@ -1,0 +1,2 @@
+//! The unikernel library.
+#![no_std]
