@@ -1,2 +1,80 @@
-//! The unikernel library.
+//! The unikernel as a library: boot-time initialisation, platform glue for
+//! the drivers, and the in-QEMU test framework.
+//!
+//! An application is a small binary that declares its entry with
+//! `bootloader_api::entry_point!(main, config = &kernel::BOOTLOADER_CONFIG)`,
+//! calls [`init`] first and [`exit`] last. Test kernels reuse the same
+//! [`init`], so they run on exactly the platform the application gets.
+
 #![no_std]
+#![cfg_attr(test, no_main)]
+#![feature(abi_x86_interrupt)]
+#![feature(custom_test_frameworks)]
+#![test_runner(crate::testing::run_tests)]
+#![reexport_test_harness_main = "test_main"]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+pub mod arch;
+pub mod boot;
+pub mod console;
+pub mod memory;
+pub mod testing;
+
+pub use arch::exit::ExitStatus;
+pub use boot::{BOOTLOADER_CONFIG, Firmware, Kernel, init};
+
+/// Stop the machine with `status` (QEMU exits, real hardware halts).
+pub fn exit(status: ExitStatus) -> ! {
+    arch::exit::exit(status)
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    testing::panic(info)
+}
+
+#[cfg(test)]
+bootloader_api::entry_point!(test_kernel_main, config = &BOOTLOADER_CONFIG);
+
+#[cfg(test)]
+fn test_kernel_main(boot_info: &'static mut bootloader_api::BootInfo) -> ! {
+    init(boot_info, "info");
+    test_main();
+    exit(ExitStatus::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::console::logger::Filter;
+    use log::LevelFilter;
+
+    #[test_case]
+    fn log_filter_picks_longest_module_prefix() {
+        let filter = Filter::parse("warn,nvme=debug,nvme::queue=trace,kernel::pci=off").unwrap();
+        assert_eq!(filter.level_for("kernel"), LevelFilter::Warn);
+        assert_eq!(filter.level_for("nvme"), LevelFilter::Debug);
+        assert_eq!(filter.level_for("nvme::controller"), LevelFilter::Debug);
+        assert_eq!(filter.level_for("nvme::queue"), LevelFilter::Trace);
+        assert_eq!(filter.level_for("nvmex"), LevelFilter::Warn);
+        assert_eq!(filter.level_for("kernel::pci::scan"), LevelFilter::Off);
+        assert_eq!(filter.max_level(), LevelFilter::Trace);
+    }
+
+    #[test_case]
+    fn log_filter_rejects_bad_levels() {
+        assert!(Filter::parse("loud").is_err());
+        assert!(Filter::parse("info,nvme=shouty").is_err());
+        assert!(Filter::parse("a=info,b=info,c=info,d=info,e=info,f=info,g=info,h=info,i=info").is_err());
+    }
+
+    #[test_case]
+    fn tsc_is_calibrated_and_monotonic() {
+        let hz = crate::arch::tsc::frequency_hz();
+        assert!((100_000_000..20_000_000_000).contains(&hz), "TSC at {hz} Hz");
+        let a = crate::arch::tsc::now();
+        let b = crate::arch::tsc::now();
+        assert!(b >= a);
+    }
+}

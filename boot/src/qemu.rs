@@ -1,0 +1,329 @@
+//! Building QEMU command lines and running them with a deadline.
+//!
+//! Every boot has isa-debug-exit at port 0xf4 (the kernel's exit path),
+//! `-no-reboot` (a triple fault becomes an exit instead of a reboot loop),
+//! COM1 on QEMU's standard output, and the NVMe trace events
+//! `pci_nvme_ub_*` / `pci_nvme_err_*` written to a log file: any
+//! `pci_nvme_ub_*` line means the driver broke the NVMe protocol.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use std::{fmt, fs, thread};
+
+use anyhow::{Context, Result, bail};
+
+/// OVMF's code image from Debian's `ovmf` package.
+pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+/// OVMF's variable store template (copied per boot; OVMF writes to it).
+pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+/// Base added by the kernel to every isa-debug-exit status.
+const DEBUG_EXIT_BASE: i32 = 0x10;
+
+/// Firmware to boot with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Firmware {
+    /// SeaBIOS, QEMU's default.
+    Bios,
+    /// OVMF (UEFI), from Debian's `ovmf` package.
+    Uefi,
+}
+
+/// An NVMe disk given to the guest.
+#[derive(Clone, Debug)]
+pub struct NvmeDisk {
+    /// Backing file (raw).
+    pub path: PathBuf,
+    /// Controller serial number, as the guest sees it.
+    pub serial: String,
+    /// Extra `-device nvme` properties, such as `mdts=2` or `bus=rp1`.
+    pub properties: Vec<String>,
+}
+
+/// Everything about one boot.
+#[derive(Clone, Debug)]
+pub struct Machine {
+    /// The bootable image.
+    pub image: PathBuf,
+    /// Firmware.
+    pub firmware: Firmware,
+    /// `-machine` type: `pc` or `q35`.
+    pub machine: String,
+    /// Guest memory, as QEMU spells it (`512M`).
+    pub memory: String,
+    /// NVMe disks.
+    pub disks: Vec<NvmeDisk>,
+    /// Show a window (otherwise `-display none`).
+    pub window: bool,
+    /// Extra arguments appended last.
+    pub extra: Vec<String>,
+    /// Where the NVMe trace log goes.
+    pub trace_log: PathBuf,
+    /// Directory for per-boot scratch files (OVMF variables).
+    pub scratch_dir: PathBuf,
+}
+
+impl Machine {
+    /// A headless `pc` machine with 512 MiB and no disks.
+    pub fn new(image: PathBuf, scratch_dir: PathBuf) -> Machine {
+        Machine {
+            image,
+            firmware: Firmware::Bios,
+            machine: "pc".into(),
+            memory: "512M".into(),
+            disks: Vec::new(),
+            window: false,
+            extra: Vec::new(),
+            trace_log: scratch_dir.join("nvme-trace.log"),
+            scratch_dir,
+        }
+    }
+
+    /// The QEMU command for this machine.
+    pub fn command(&self) -> Result<Command> {
+        let mut cmd = Command::new("qemu-system-x86_64");
+        cmd.args(["-machine", &self.machine])
+            .args(["-cpu", "qemu64", "-smp", "1,maxcpus=2", "-m", &self.memory])
+            .args(["-no-reboot", "-serial", "stdio", "-monitor", "none"])
+            .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+            .arg("-drive")
+            .arg(format!("format=raw,media=disk,file={}", self.image.display()));
+        if !self.window {
+            cmd.args(["-display", "none"]);
+        }
+        if self.firmware == Firmware::Uefi {
+            let vars = self.scratch_dir.join("OVMF_VARS.fd");
+            fs::create_dir_all(&self.scratch_dir)?;
+            fs::copy(OVMF_VARS, &vars).with_context(|| {
+                format!("copying {OVMF_VARS} (is Debian's `ovmf` package installed?)")
+            })?;
+            cmd.arg("-drive")
+                .arg(format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"))
+                .arg("-drive")
+                .arg(format!("if=pflash,format=raw,file={}", vars.display()));
+        }
+        for (index, disk) in self.disks.iter().enumerate() {
+            cmd.arg("-drive").arg(format!(
+                "if=none,id=nvme{index},file={},format=raw",
+                disk.path.display()
+            ));
+            let mut device = format!("nvme,serial={},drive=nvme{index}", disk.serial);
+            for property in &disk.properties {
+                device.push(',');
+                device.push_str(property);
+            }
+            cmd.arg("-device").arg(device);
+        }
+        cmd.args(["-trace", "enable=pci_nvme_ub_*", "-trace", "enable=pci_nvme_err_*"])
+            .arg("-D")
+            .arg(&self.trace_log);
+        cmd.args(&self.extra);
+        Ok(cmd)
+    }
+}
+
+/// How a boot ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The kernel exited through isa-debug-exit with status 0.
+    Success,
+    /// The kernel reported failure (a test failed, or the application did).
+    Failure,
+    /// The kernel panicked.
+    Panic,
+    /// A CPU exception the kernel did not expect.
+    CpuException,
+    /// The kernel wrote a status this host does not know.
+    UnknownStatus(i32),
+    /// QEMU ended with status 0: the guest reset, which with `-no-reboot`
+    /// is what a triple fault looks like.
+    Reset,
+    /// No exit within the deadline; QEMU was killed.
+    Timeout(Duration),
+    /// QEMU itself failed (bad arguments, missing files): its exit code.
+    QemuError(i32),
+    /// QEMU was killed by a signal.
+    Killed,
+}
+
+impl Outcome {
+    /// Decode QEMU's exit status.
+    pub fn from_exit(status: ExitStatus) -> Outcome {
+        match status.code() {
+            None => Outcome::Killed,
+            Some(0) => Outcome::Reset,
+            Some(code) if code & 1 == 1 && code >> 1 >= DEBUG_EXIT_BASE => {
+                match (code >> 1) - DEBUG_EXIT_BASE {
+                    0 => Outcome::Success,
+                    1 => Outcome::Failure,
+                    2 => Outcome::Panic,
+                    3 => Outcome::CpuException,
+                    other => Outcome::UnknownStatus(other),
+                }
+            }
+            Some(code) => Outcome::QemuError(code),
+        }
+    }
+
+    /// True only for a clean success.
+    pub fn is_success(&self) -> bool {
+        *self == Outcome::Success
+    }
+
+    /// The process exit code `./run.sh` passes on.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Outcome::Success => 0,
+            Outcome::Failure => 1,
+            Outcome::Panic => 2,
+            Outcome::CpuException => 3,
+            Outcome::Reset => 4,
+            Outcome::Timeout(_) => 5,
+            Outcome::UnknownStatus(_) | Outcome::QemuError(_) | Outcome::Killed => 6,
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Success => write!(f, "the kernel exited with success"),
+            Outcome::Failure => write!(f, "the kernel reported failure"),
+            Outcome::Panic => write!(f, "the kernel panicked"),
+            Outcome::CpuException => write!(f, "the kernel stopped on an unexpected CPU exception"),
+            Outcome::UnknownStatus(s) => write!(f, "the kernel exited with unknown status {s}"),
+            Outcome::Reset => write!(
+                f,
+                "the machine reset itself without exiting (a triple fault, or a reboot)"
+            ),
+            Outcome::Timeout(d) => write!(f, "timed out after {} s; QEMU was killed", d.as_secs()),
+            Outcome::QemuError(c) => write!(f, "QEMU failed with exit code {c}"),
+            Outcome::Killed => write!(f, "QEMU was killed by a signal"),
+        }
+    }
+}
+
+/// What a boot produced.
+#[derive(Debug)]
+pub struct Run {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Everything the guest wrote to COM1.
+    pub serial: String,
+    /// `pci_nvme_ub_*` lines from the trace log: protocol violations.
+    pub nvme_violations: Vec<String>,
+    /// `pci_nvme_err_*` lines from the trace log.
+    pub nvme_errors: Vec<String>,
+    /// Wall time of the boot.
+    pub elapsed: Duration,
+}
+
+/// Boot `machine`, echoing serial output to `echo` (if any), killing QEMU
+/// after `timeout`.
+pub fn run(
+    machine: &Machine,
+    timeout: Duration,
+    echo: Option<Box<dyn Write + Send>>,
+) -> Result<Run> {
+    let _ = fs::remove_file(&machine.trace_log);
+    let mut cmd = machine.command()?;
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .context("starting qemu-system-x86_64 (is Debian's `qemu-system-x86` installed?)")?;
+    let serial = Arc::new(Mutex::new(String::new()));
+    let reader = spawn_reader(&mut child, Arc::clone(&serial), echo);
+    let stderr = child.stderr.take();
+    let stderr_reader = thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut stderr) = stderr {
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        }
+        text
+    });
+    let outcome = wait_with_deadline(&mut child, timeout)?;
+    let _ = reader.join();
+    let qemu_stderr = stderr_reader.join().unwrap_or_default();
+    let elapsed = start.elapsed();
+    if let Outcome::QemuError(_) = outcome {
+        eprint!("{qemu_stderr}");
+    }
+    let trace = fs::read_to_string(&machine.trace_log).unwrap_or_default();
+    let pick = |prefix: &str| {
+        trace
+            .lines()
+            .filter(|l| l.contains(prefix))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let serial = serial.lock().map(|s| s.clone()).unwrap_or_default();
+    Ok(Run {
+        outcome,
+        serial,
+        nvme_violations: pick("pci_nvme_ub_"),
+        nvme_errors: pick("pci_nvme_err_"),
+        elapsed,
+    })
+}
+
+fn spawn_reader(
+    child: &mut Child,
+    serial: Arc<Mutex<String>>,
+    mut echo: Option<Box<dyn Write + Send>>,
+) -> thread::JoinHandle<()> {
+    let stdout = child.stdout.take();
+    thread::spawn(move || {
+        let Some(stdout) = stdout else { return };
+        let mut reader = BufReader::new(stdout);
+        let mut line = Vec::new();
+        while let Ok(n) = reader.read_until(b'\n', &mut line) {
+            if n == 0 {
+                break;
+            }
+            let text = String::from_utf8_lossy(&line).replace('\r', "");
+            if let Some(out) = echo.as_mut() {
+                let _ = out.write_all(text.as_bytes());
+                let _ = out.flush();
+            }
+            if let Ok(mut s) = serial.lock() {
+                s.push_str(&text);
+            }
+            line.clear();
+        }
+    })
+}
+
+fn wait_with_deadline(child: &mut Child, timeout: Duration) -> Result<Outcome> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().context("waiting for QEMU")? {
+            return Ok(Outcome::from_exit(status));
+        }
+        if start.elapsed() >= timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(Outcome::Timeout(timeout));
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Check that QEMU and (for UEFI) OVMF are installed.
+pub fn check_installed(firmware: Firmware) -> Result<()> {
+    let found = Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !found {
+        bail!("qemu-system-x86_64 not found: install Debian's `qemu-system-x86` (./run.sh does)");
+    }
+    if firmware == Firmware::Uefi && !Path::new(OVMF_CODE).exists() {
+        bail!("{OVMF_CODE} not found: install Debian's `ovmf` (./run.sh does)");
+    }
+    Ok(())
+}

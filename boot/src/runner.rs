@@ -1,0 +1,226 @@
+//! The cargo runner for kernel binaries (`cargo test`/`cargo run` with
+//! `--target x86_64-unknown-none`): image, fresh NVMe disks, QEMU, verdict.
+//!
+//! A test kernel states the machine it needs inside its own ELF, as a
+//! string `UNIKERNEL-QEMU:` followed by `key=value` lines and a NUL byte
+//! (see the kernel's `qemu_machine!` macro). Keys:
+//! `machine=pc|q35`, `firmware=bios|uefi`, `memory=512M`, `timeout=SECS`,
+//! `nvme=SIZE[,property...]` (one NVMe controller with a fresh disk of that
+//! size; repeatable; `nvme=none` for no disk), `qemu=ARG` (one extra QEMU argument; repeatable).
+//! Without it a test gets a `pc` machine under BIOS with one 64 MiB disk.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use crate::qemu::{self, Firmware, Machine, NvmeDisk, Outcome};
+use crate::{disk, image};
+
+const MARKER: &[u8] = b"UNIKERNEL-QEMU:";
+/// Deadline of one test kernel, unless it states another.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What a test kernel asks of its machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestMachine {
+    /// `-machine` type.
+    pub machine: String,
+    /// Firmware.
+    pub firmware: Firmware,
+    /// Guest memory.
+    pub memory: String,
+    /// Deadline.
+    pub timeout: Duration,
+    /// NVMe disks: size in bytes and extra device properties.
+    pub nvme: Vec<(u64, Vec<String>)>,
+    /// Extra QEMU arguments.
+    pub qemu: Vec<String>,
+}
+
+impl Default for TestMachine {
+    fn default() -> Self {
+        TestMachine {
+            machine: "pc".into(),
+            firmware: Firmware::Bios,
+            memory: "512M".into(),
+            timeout: DEFAULT_TIMEOUT,
+            nvme: vec![(64 << 20, Vec::new())],
+            qemu: Vec::new(),
+        }
+    }
+}
+
+impl TestMachine {
+    /// Read the machine description embedded in a kernel ELF.
+    pub fn from_elf(elf: &[u8]) -> Result<TestMachine> {
+        let Some(at) = elf.windows(MARKER.len()).position(|w| w == MARKER) else {
+            return Ok(TestMachine::default());
+        };
+        let rest = &elf[at + MARKER.len()..];
+        let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+        let text = std::str::from_utf8(&rest[..end]).context("machine description is not UTF-8")?;
+        TestMachine::parse(text)
+    }
+
+    /// Parse `key=value` lines.
+    pub fn parse(text: &str) -> Result<TestMachine> {
+        let mut machine = TestMachine::default();
+        let mut nvme = Vec::new();
+        let mut saw_nvme = false;
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let Some((key, value)) = line.split_once('=') else {
+                bail!("machine description line {line:?} is not key=value");
+            };
+            match key {
+                "machine" => machine.machine = value.into(),
+                "memory" => machine.memory = value.into(),
+                "firmware" => {
+                    machine.firmware = match value {
+                        "bios" => Firmware::Bios,
+                        "uefi" => Firmware::Uefi,
+                        _ => bail!("unknown firmware {value:?}"),
+                    }
+                }
+                "timeout" => {
+                    machine.timeout = Duration::from_secs(value.parse().context("timeout")?)
+                }
+                "nvme" if value == "none" => saw_nvme = true,
+                "nvme" => {
+                    saw_nvme = true;
+                    let mut parts = value.split(',');
+                    let size = disk::parse_size(parts.next().unwrap_or_default())?;
+                    nvme.push((size, parts.map(str::to_owned).collect()));
+                }
+                "qemu" => machine.qemu.push(value.into()),
+                _ => bail!("unknown machine description key {key:?}"),
+            }
+        }
+        if saw_nvme {
+            machine.nvme = nvme;
+        }
+        Ok(machine)
+    }
+}
+
+/// The test's name: the ELF's file name without cargo's hash suffix.
+pub fn test_name(kernel: &Path) -> String {
+    let stem = kernel.file_stem().and_then(|s| s.to_str()).unwrap_or("kernel");
+    match stem.rsplit_once('-') {
+        Some((name, hash)) if hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()) => {
+            name.to_owned()
+        }
+        _ => stem.to_owned(),
+    }
+}
+
+/// Boot a kernel ELF as a test and judge it. Returns the run and a verdict:
+/// `Ok(())` when it passed, `Err(reason)` with a readable reason otherwise.
+pub fn run_test(kernel: &Path, echo: bool) -> Result<(qemu::Run, std::result::Result<(), String>)> {
+    let elf = std::fs::read(kernel).with_context(|| format!("reading {}", kernel.display()))?;
+    let spec = TestMachine::from_elf(&elf)?;
+    qemu::check_installed(spec.firmware)?;
+    let image_path = PathBuf::from(format!("{}.img", kernel.display()));
+    image::build(kernel, &image_path, &image::ImageSpec::default())?;
+    let scratch = tempfile::Builder::new()
+        .prefix("unikernel-test-")
+        .tempdir()
+        .context("scratch directory")?;
+    let mut machine = Machine::new(image_path, scratch.path().to_path_buf());
+    machine.firmware = spec.firmware;
+    machine.machine = spec.machine.clone();
+    machine.memory = spec.memory.clone();
+    machine.extra = spec.qemu.clone();
+    for (index, (size, properties)) in spec.nvme.iter().enumerate() {
+        let path = scratch.path().join(format!("nvme{index}.img"));
+        disk::create_if_missing(&path, *size)?;
+        machine.disks.push(NvmeDisk {
+            path,
+            serial: format!("TESTDISK{index}"),
+            properties: properties.clone(),
+        });
+    }
+    let echo: Option<Box<dyn Write + Send>> =
+        if echo { Some(Box::new(std::io::stdout())) } else { None };
+    let run = qemu::run(&machine, spec.timeout, echo)?;
+    let verdict = judge(&run);
+    Ok((run, verdict))
+}
+
+/// Pass only on a clean exit with no NVMe protocol violation.
+pub fn judge(run: &qemu::Run) -> std::result::Result<(), String> {
+    if !run.outcome.is_success() {
+        let mut reason = run.outcome.to_string();
+        if run.outcome == Outcome::CpuException || run.outcome == Outcome::Panic {
+            if let Some(line) = run
+                .serial
+                .lines()
+                .find(|l| l.contains("CPU EXCEPTION") || l.contains("KERNEL PANIC"))
+            {
+                reason.push_str(&format!(": {}", line.trim()));
+            }
+        }
+        return Err(reason);
+    }
+    if !run.nvme_violations.is_empty() {
+        return Err(format!(
+            "QEMU's NVMe device saw protocol violations:\n  {}",
+            run.nvme_violations.join("\n  ")
+        ));
+    }
+    Ok(())
+}
+
+/// `boot runner ELF`: what cargo calls for every kernel binary.
+pub fn main(kernel: &Path) -> Result<i32> {
+    let name = test_name(kernel);
+    let (run, verdict) = run_test(kernel, true)?;
+    match verdict {
+        Ok(()) => Ok(0),
+        Err(reason) => {
+            eprintln!(
+                "\nerror: kernel `{name}` failed after {:.1} s: {reason}",
+                run.elapsed.as_secs_f64()
+            );
+            Ok(run.outcome.exit_code().max(1))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_machine_description_in_elf_bytes() {
+        let mut elf = b"\x7fELF....junk".to_vec();
+        elf.extend_from_slice(b"UNIKERNEL-QEMU:machine=q35\nfirmware=uefi\nnvme=16M,mdts=2\nnvme=8M\nqemu=-device\nqemu=pci-bridge,chassis_nr=1\ntimeout=30\0tail");
+        let m = TestMachine::from_elf(&elf).unwrap();
+        assert_eq!(m.machine, "q35");
+        assert_eq!(m.firmware, Firmware::Uefi);
+        assert_eq!(m.timeout, Duration::from_secs(30));
+        assert_eq!(m.nvme, vec![(16 << 20, vec!["mdts=2".to_owned()]), (8 << 20, vec![])]);
+        assert_eq!(m.qemu, vec!["-device", "pci-bridge,chassis_nr=1"]);
+    }
+
+    #[test]
+    fn default_machine_without_description() {
+        assert_eq!(TestMachine::from_elf(b"no marker here").unwrap(), TestMachine::default());
+    }
+
+    #[test]
+    fn bad_descriptions_are_errors() {
+        assert!(TestMachine::parse("firmware=coreboot").is_err());
+        assert!(TestMachine::parse("colour=blue").is_err());
+        assert!(TestMachine::parse("just words").is_err());
+        assert!(TestMachine::parse("nvme=12Q").is_err());
+    }
+
+    #[test]
+    fn test_names_drop_cargo_hash() {
+        assert_eq!(test_name(Path::new("/t/deps/heap-0123456789abcdef")), "heap");
+        assert_eq!(test_name(Path::new("/t/debug/kernel")), "kernel");
+        assert_eq!(test_name(Path::new("/t/deps/stack-overflow-0123456789abcdef")), "stack-overflow");
+    }
+}

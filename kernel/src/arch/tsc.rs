@@ -1,0 +1,71 @@
+//! Time from the time-stamp counter, calibrated against the PIT at boot.
+//!
+//! `qemu64` advertises no invariant TSC, and real machines differ, so the
+//! frequency is measured, never assumed: a 10 ms PIT one-shot is timed with
+//! `rdtsc`, three times, and the median kept.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+static FREQUENCY_HZ: AtomicU64 = AtomicU64::new(0);
+/// Used when the PIT does not answer: a plausible 2 GHz, flagged in the log.
+const FALLBACK_HZ: u64 = 2_000_000_000;
+const CALIBRATION_TICKS: u16 = 11_932; // 10 ms of PIT ticks.
+
+/// Read the time-stamp counter.
+#[inline]
+pub fn now() -> u64 {
+    // SAFETY: `rdtsc` is available on every x86_64 CPU and has no side
+    // effects; CR4.TSD is clear in ring 0.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Measure the TSC frequency against the PIT and remember it.
+/// Returns the frequency and whether it was measured (false: fallback).
+pub fn calibrate() -> (u64, bool) {
+    let mut samples = [0u64; 3];
+    let mut measured = true;
+    for sample in &mut samples {
+        let mut start = 0;
+        let ok = super::pit::one_shot(CALIBRATION_TICKS, 500_000_000, || start = now());
+        let end = now();
+        if !ok {
+            measured = false;
+            break;
+        }
+        *sample = (end - start) * super::pit::FREQUENCY_HZ / u64::from(CALIBRATION_TICKS);
+    }
+    let hz = if measured {
+        samples.sort_unstable();
+        samples[1]
+    } else {
+        FALLBACK_HZ
+    };
+    FREQUENCY_HZ.store(hz, Ordering::Relaxed);
+    (hz, measured)
+}
+
+/// The calibrated frequency in Hz (the fallback before calibration).
+pub fn frequency_hz() -> u64 {
+    match FREQUENCY_HZ.load(Ordering::Relaxed) {
+        0 => FALLBACK_HZ,
+        hz => hz,
+    }
+}
+
+/// Convert a TSC tick count to nanoseconds.
+pub fn ticks_to_ns(ticks: u64) -> u64 {
+    (u128::from(ticks) * 1_000_000_000 / u128::from(frequency_hz())) as u64
+}
+
+/// Nanoseconds since the TSC was reset (boot), by the calibrated frequency.
+pub fn now_ns() -> u64 {
+    ticks_to_ns(now())
+}
+
+/// Busy-wait for `us` microseconds.
+pub fn delay_us(us: u64) {
+    let end = now_ns().saturating_add(us.saturating_mul(1000));
+    while now_ns() < end {
+        core::hint::spin_loop();
+    }
+}
