@@ -1,0 +1,242 @@
+//! One PCI function: identification, header kind, BARs, capabilities, and an lspci-like display.
+//!
+//! Identification fields are read with `pci_types`' `PciHeader` and `PciPciBridgeHeader`;
+//! BARs and capabilities with this crate's own probing ([`crate::bar`], [`crate::capability`]).
+//!
+//! A function is absent when its vendor ID reads 0xFFFF (nothing answered: master abort or
+//! unsupported request) or 0x0000 (never a valid vendor; Linux treats it as absent too).
+//!
+//! BAR slots per header type: 6 for an endpoint (type 0), 2 for a PCI-to-PCI bridge (type 1),
+//! 1 for a CardBus bridge (type 2, the socket/ExCa base). CardBus bridges are listed but the bus
+//! behind them is not scanned (CardBus has no configuration-space devices of its own here).
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use pci_types::{ConfigRegionAccess, HeaderType, PciAddress, PciHeader, PciPciBridgeHeader};
+
+use crate::bar::{self, DecodedBar};
+use crate::capability::{self, Capability, CapabilityKind};
+use crate::class::class_name;
+use crate::config::{CAPABILITY_POINTER, CARDBUS_CAPABILITY_POINTER, Config, INTERRUPT};
+use crate::error::Problem;
+
+/// Class code of a host bridge (class 06h, subclass 00h).
+pub(crate) const HOST_BRIDGE: (u8, u8) = (0x06, 0x00);
+/// NVM Express: mass storage (01h), non-volatile memory (08h), NVM Express interface (02h).
+const NVME: (u8, u8, u8) = (0x01, 0x08, 0x02);
+
+/// Which configuration header layout a function has, with the bridge's bus numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderKind {
+    /// Header type 0: an endpoint (or a host bridge, ISA bridge, ...).
+    Endpoint,
+    /// Header type 1: a PCI-to-PCI bridge (including PCI Express root and switch ports).
+    PciBridge {
+        /// The bus the bridge sits on, as programmed.
+        primary: u8,
+        /// The bus directly behind the bridge.
+        secondary: u8,
+        /// The highest bus behind the bridge.
+        subordinate: u8,
+    },
+    /// Header type 2: a CardBus bridge.
+    CardBus,
+}
+
+/// One present PCI function, as found by enumeration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Function {
+    /// Segment, bus, device, function.
+    pub address: PciAddress,
+    /// Vendor ID.
+    pub vendor_id: u16,
+    /// Device ID.
+    pub device_id: u16,
+    /// Revision ID.
+    pub revision: u8,
+    /// Base class code.
+    pub class: u8,
+    /// Subclass code.
+    pub subclass: u8,
+    /// Programming interface.
+    pub prog_if: u8,
+    /// The header layout.
+    pub kind: HeaderKind,
+    /// Bit 7 of the header type: the device has more than one function.
+    pub multifunction: bool,
+    /// The implemented, well-formed BARs, in slot order.
+    pub bars: Vec<DecodedBar>,
+    /// The capability list, in list order.
+    pub capabilities: Vec<Capability>,
+    /// Interrupt pin: 0 none, 1..=4 INTA..INTD.
+    pub interrupt_pin: u8,
+}
+
+impl Function {
+    /// The BAR that starts in slot `index`, if it is implemented and well-formed.
+    pub fn bar(&self, index: u8) -> Option<&DecodedBar> {
+        self.bars.iter().find(|bar| bar.index == index)
+    }
+
+    /// The first capability with ID `id`.
+    pub fn capability(&self, id: u8) -> Option<&Capability> {
+        self.capabilities.iter().find(|capability| capability.id == id)
+    }
+
+    /// The MSI-X capability, if present.
+    pub fn msix(&self) -> Option<&Capability> {
+        self.capabilities
+            .iter()
+            .find(|capability| matches!(capability.kind, CapabilityKind::MsiX { .. }))
+    }
+
+    /// The lspci name of the function's class.
+    pub fn class_name(&self) -> &'static str {
+        class_name(self.class, self.subclass, self.prog_if)
+    }
+
+    /// Whether this is an NVM Express controller (class 01h, subclass 08h, interface 02h).
+    pub fn is_nvme(&self) -> bool {
+        (self.class, self.subclass, self.prog_if) == NVME
+    }
+
+    /// Whether this is a host bridge (class 06h, subclass 00h).
+    pub fn is_host_bridge(&self) -> bool {
+        (self.class, self.subclass) == HOST_BRIDGE
+    }
+}
+
+/// Whether `function` is an NVM Express controller (class 01h, subclass 08h, interface 02h).
+pub fn is_nvme(function: &Function) -> bool {
+    function.is_nvme()
+}
+
+impl fmt::Display for Function {
+    /// An lspci-like summary:
+    ///
+    /// ```text
+    /// 0000:00:04.0 Non-Volatile memory controller [0108]: 1b36:0010 (rev 02)
+    ///     BAR0: Memory at fe000000 (64-bit, non-prefetchable) [size=16K]
+    ///     Capabilities: MSI-X(table size 65) PCI-Express(endpoint) PM
+    /// ```
+    ///
+    /// Bridges get a `Bus:` line; lines are separated by `\n`, with no trailing newline.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} [{:02x}{:02x}]: {:04x}:{:04x}",
+            self.address,
+            self.class_name(),
+            self.class,
+            self.subclass,
+            self.vendor_id,
+            self.device_id
+        )?;
+        if self.revision != 0 {
+            write!(f, " (rev {:02x})", self.revision)?;
+        }
+        if let HeaderKind::PciBridge { primary, secondary, subordinate } = self.kind {
+            write!(
+                f,
+                "\n    Bus: primary={primary:02x}, secondary={secondary:02x}, \
+                 subordinate={subordinate:02x}"
+            )?;
+        }
+        for bar in &self.bars {
+            write!(f, "\n    {bar}")?;
+        }
+        if !self.capabilities.is_empty() {
+            f.write_str("\n    Capabilities:")?;
+            for capability in &self.capabilities {
+                write!(f, " {capability}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a function answers at `address` (vendor ID neither 0xFFFF nor 0x0000).
+pub(crate) fn is_present<A: ConfigRegionAccess + ?Sized>(access: &A, address: PciAddress) -> bool {
+    let (vendor, _) = PciHeader::new(address).id(access);
+    vendor != 0xffff && vendor != 0x0000
+}
+
+/// Whether the function at `address` has the multi-function bit set.
+pub(crate) fn is_multifunction<A: ConfigRegionAccess + ?Sized>(
+    access: &A,
+    address: PciAddress,
+) -> bool {
+    PciHeader::new(address).has_multiple_functions(access)
+}
+
+/// The (class, subclass) of the function at `address`.
+pub(crate) fn class_of<A: ConfigRegionAccess + ?Sized>(access: &A, address: PciAddress) -> (u8, u8) {
+    let (_, class, subclass, _) = PciHeader::new(address).revision_and_class(access);
+    (class, subclass)
+}
+
+/// Reads the function at `address`: `None` if it is absent or has an unknown header type
+/// (recorded in `problems`). Probes its BARs (see [`crate::bar`]).
+pub(crate) fn read_function<A: ConfigRegionAccess + ?Sized>(
+    access: &A,
+    address: PciAddress,
+    problems: &mut Vec<Problem>,
+) -> Option<Function> {
+    let header = PciHeader::new(address);
+    let (vendor_id, device_id) = header.id(access);
+    if vendor_id == 0xffff || vendor_id == 0x0000 {
+        return None;
+    }
+    let (bar_slots, capability_pointer_offset, kind) = match header.header_type(access) {
+        HeaderType::Endpoint => (6, CAPABILITY_POINTER, HeaderKind::Endpoint),
+        HeaderType::PciPciBridge => {
+            let bridge = PciPciBridgeHeader::from_header(PciHeader::new(address), access)?;
+            let kind = HeaderKind::PciBridge {
+                primary: bridge.primary_bus_number(access),
+                secondary: bridge.secondary_bus_number(access),
+                subordinate: bridge.subordinate_bus_number(access),
+            };
+            (2, CAPABILITY_POINTER, kind)
+        }
+        HeaderType::CardBusBridge => (1, CARDBUS_CAPABILITY_POINTER, HeaderKind::CardBus),
+        other => {
+            let header_type = match other {
+                HeaderType::Unknown(value) => value,
+                _ => 0xff,
+            };
+            log::warn!("pci {address}: unknown header type {header_type:#04x}, skipped");
+            problems.push(Problem::UnknownHeaderType { address, header_type });
+            return None;
+        }
+    };
+    let (revision, class, subclass, prog_if) = header.revision_and_class(access);
+    let multifunction = header.has_multiple_functions(access);
+
+    let config = Config::new(access, address);
+    let keep_decoding = (class, subclass) == HOST_BRIDGE;
+    let bars = bar::read_bars(&config, bar_slots, keep_decoding, problems);
+
+    let capabilities = if header.status(access).has_capability_list() {
+        let pointer = config.read(capability_pointer_offset) as u8;
+        capability::read_capabilities(&config, pointer, problems)
+    } else {
+        Vec::new()
+    };
+    let interrupt_pin = (config.read(INTERRUPT) >> 8) as u8;
+
+    Some(Function {
+        address,
+        vendor_id,
+        device_id,
+        revision,
+        class,
+        subclass,
+        prog_if,
+        kind,
+        multifunction,
+        bars,
+        capabilities,
+        interrupt_pin,
+    })
+}
