@@ -17,13 +17,26 @@
 extern crate alloc;
 
 pub mod arch;
-pub mod boot;
+mod boot;
 pub mod console;
 pub mod memory;
 pub mod testing;
 
 pub use arch::exit::ExitStatus;
 pub use boot::{BOOTLOADER_CONFIG, Firmware, Kernel, init};
+
+/// Declare, inside a test kernel, the QEMU machine it must boot on. The
+/// host runner finds the text in the ELF; see `boot/src/runner.rs` for the
+/// keys (`machine=q35`, `firmware=uefi`, `nvme=64M,mdts=2`, `timeout=30`...),
+/// one per line.
+#[macro_export]
+macro_rules! qemu_machine {
+    ($($line:literal),* $(,)?) => {
+        #[used]
+        static UNIKERNEL_QEMU_MACHINE: &[u8] =
+            concat!("UNIKERNEL-QEMU:", $($line, "\n",)* "\0").as_bytes();
+    };
+}
 
 /// Stop the machine with `status` (QEMU exits, real hardware halts).
 pub fn exit(status: ExitStatus) -> ! {
@@ -40,7 +53,7 @@ bootloader_api::entry_point!(test_kernel_main, config = &BOOTLOADER_CONFIG);
 
 #[cfg(test)]
 fn test_kernel_main(boot_info: &'static mut bootloader_api::BootInfo) -> ! {
-    init(boot_info, "info");
+    init(boot_info, "warn");
     test_main();
     exit(ExitStatus::Success)
 }
@@ -67,6 +80,14 @@ mod tests {
         assert!(Filter::parse("loud").is_err());
         assert!(Filter::parse("info,nvme=shouty").is_err());
         assert!(Filter::parse("a=info,b=info,c=info,d=info,e=info,f=info,g=info,h=info,i=info").is_err());
+    }
+
+    #[test_case]
+    fn breakpoint_is_handled_and_execution_resumes() {
+        let before = crate::arch::interrupts::breakpoint_count();
+        x86_64::instructions::interrupts::int3();
+        x86_64::instructions::interrupts::int3();
+        assert_eq!(crate::arch::interrupts::breakpoint_count(), before + 2);
     }
 
     #[test_case]

@@ -18,6 +18,9 @@ use super::PAGE_SIZE;
 /// Size of the MMIO window: one level-4 entry, 512 GiB of virtual space.
 pub const MMIO_WINDOW_SIZE: u64 = 512 << 30;
 
+/// x86_64 physical addresses have at most 52 bits.
+const MAX_PHYSICAL: u64 = 1 << 52;
+
 /// Why a device region could not be mapped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MmioError {
@@ -68,8 +71,11 @@ impl MmioWindow {
         let first = phys.align_down(PAGE_SIZE);
         let end = phys.as_u64().checked_add(len).filter(|_| len > 0).ok_or(MmioError::BadRegion)?;
         let end = end.checked_next_multiple_of(PAGE_SIZE).ok_or(MmioError::BadRegion)?;
+        if end > MAX_PHYSICAL {
+            return Err(MmioError::BadRegion);
+        }
         let span = end - first.as_u64();
-        if self.next + span > self.start + MMIO_WINDOW_SIZE {
+        if (self.next - self.start) + span > MMIO_WINDOW_SIZE {
             return Err(MmioError::WindowFull);
         }
         let base = self.next;
