@@ -1,0 +1,270 @@
+//! A simulated PCI configuration space with real register semantics, for the host tests.
+//!
+//! Each simulated function is 64 dwords with, per dword, a mask of writable bits and a mask of
+//! write-1-to-clear bits, so that:
+//! - a BAR's writable bits are exactly its address bits at or above its size: writing all-ones
+//!   and reading back gives what real hardware gives, and its flag bits are read-only;
+//! - identification, class, header type, capability registers are read-only;
+//! - the status half of the command dword has write-1-to-clear error bits;
+//! - an address with no function reads all-ones and ignores writes.
+//!
+//! Every write is logged with the command register value at the moment of the write, so tests
+//! can check that BARs were sized with decoding off. The fake panics on an access at an
+//! unaligned offset or past 0xFF, which would break the contract of `ConfigRegionAccess`.
+#![allow(dead_code, unsafe_code, missing_docs)]
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+
+use pci::{ConfigRegionAccess, PciAddress};
+
+pub const COMMAND_IO: u16 = 1 << 0;
+pub const COMMAND_MEMORY: u16 = 1 << 1;
+pub const COMMAND_BUS_MASTER: u16 = 1 << 2;
+pub const COMMAND_INTX_DISABLE: u16 = 1 << 10;
+/// Command bits our simulated functions implement: I/O, memory, bus master, parity error
+/// response, SERR, INTx disable.
+pub const COMMAND_IMPLEMENTED: u16 = 0x0547;
+/// Status: capabilities list.
+pub const STATUS_CAPABILITIES: u16 = 1 << 4;
+/// Status write-1-to-clear error bits (parity, SERR, master/target abort, signalled abort,
+/// master data parity).
+pub const STATUS_ERRORS: u16 = 0xf900;
+
+#[derive(Clone)]
+pub struct FakeFunction {
+    regs: [u32; 64],
+    writable: [u32; 64],
+    clear_on_one: [u32; 64],
+    next_capability: u8,
+    last_capability: Option<u8>,
+}
+
+fn dword(offset: u8) -> usize {
+    usize::from(offset / 4)
+}
+
+impl FakeFunction {
+    /// A type 0 function with no BARs, no capabilities, command 0.
+    pub fn endpoint(vendor: u16, device: u16, class: [u8; 3], revision: u8) -> Self {
+        let mut f = FakeFunction {
+            regs: [0; 64],
+            writable: [0; 64],
+            clear_on_one: [0; 64],
+            next_capability: 0x40,
+            last_capability: None,
+        };
+        f.regs[0] = u32::from(device) << 16 | u32::from(vendor);
+        f.regs[2] = u32::from(class[0]) << 24
+            | u32::from(class[1]) << 16
+            | u32::from(class[2]) << 8
+            | u32::from(revision);
+        f.writable[1] = u32::from(COMMAND_IMPLEMENTED);
+        f.clear_on_one[1] = u32::from(STATUS_ERRORS) << 16;
+        f.writable[dword(0x3c)] = 0xff; // interrupt line
+        f
+    }
+
+    /// A type 1 PCI-to-PCI bridge (class 06h/04h).
+    pub fn bridge(vendor: u16, device: u16, primary: u8, secondary: u8, subordinate: u8) -> Self {
+        let mut f = Self::endpoint(vendor, device, [0x06, 0x04, 0x00], 0);
+        f.regs[3] = 0x01 << 16;
+        f.regs[6] =
+            u32::from(subordinate) << 16 | u32::from(secondary) << 8 | u32::from(primary);
+        f.writable[6] = 0x00ff_ffff;
+        f
+    }
+
+    /// Sets the header-type byte's low seven bits.
+    pub fn header_type(mut self, header_type: u8) -> Self {
+        self.regs[3] = (self.regs[3] & !(0x7f << 16)) | u32::from(header_type & 0x7f) << 16;
+        self
+    }
+
+    pub fn multifunction(mut self) -> Self {
+        self.regs[3] |= 0x80 << 16;
+        self
+    }
+
+    pub fn command(mut self, command: u16) -> Self {
+        self.regs[1] = (self.regs[1] & 0xffff_0000) | u32::from(command);
+        self
+    }
+
+    /// Which command bits are writable (default [`COMMAND_IMPLEMENTED`]).
+    pub fn command_writable(mut self, writable: u16) -> Self {
+        self.writable[1] = u32::from(writable);
+        self
+    }
+
+    pub fn status(mut self, status: u16) -> Self {
+        self.regs[1] = (self.regs[1] & 0xffff) | u32::from(status) << 16;
+        self
+    }
+
+    pub fn interrupt_pin(mut self, pin: u8) -> Self {
+        self.regs[dword(0x3c)] |= u32::from(pin) << 8;
+        self
+    }
+
+    /// A BAR slot with an explicit value and writable mask.
+    pub fn raw_bar(mut self, index: u8, value: u32, writable: u32) -> Self {
+        let i = dword(0x10 + 4 * index);
+        self.regs[i] = value;
+        self.writable[i] = writable;
+        self
+    }
+
+    pub fn mem32(self, index: u8, address: u32, size: u32, prefetchable: bool) -> Self {
+        assert!(size.is_power_of_two() && size >= 16 && address % size == 0);
+        let flags = if prefetchable { 0x8 } else { 0 };
+        self.raw_bar(index, address | flags, !(size - 1) & !0xf)
+    }
+
+    pub fn mem64(self, index: u8, address: u64, size: u64, prefetchable: bool) -> Self {
+        assert!(size.is_power_of_two() && size >= 16 && address % size == 0);
+        let flags = 0x4 | if prefetchable { 0x8 } else { 0 };
+        let mask = !(size - 1);
+        self.raw_bar(index, address as u32 | flags, mask as u32 & !0xf)
+            .raw_bar(index + 1, (address >> 32) as u32, (mask >> 32) as u32)
+    }
+
+    /// An I/O BAR of a function that decodes 32 address bits.
+    pub fn io(self, index: u8, port: u32, size: u32) -> Self {
+        assert!(size.is_power_of_two() && size >= 4 && port % size == 0);
+        self.raw_bar(index, port | 1, !(size - 1) & !0x3)
+    }
+
+    /// An I/O BAR of a function that decodes only 16 address bits (upper bits hard-wired 0).
+    pub fn io16(self, index: u8, port: u16, size: u16) -> Self {
+        let size = u32::from(size);
+        self.raw_bar(index, u32::from(port) | 1, !(size - 1) & 0xfffc)
+    }
+
+    /// Appends a capability: header dword (`id`, link, `control` in bits 16..32) then `body`.
+    /// Capabilities are placed 16 bytes apart from 0x40 (more for longer bodies).
+    pub fn capability(mut self, id: u8, control: u16, body: &[u32]) -> Self {
+        let offset = self.next_capability;
+        self.regs[dword(offset)] = u32::from(control) << 16 | u32::from(id);
+        for (i, value) in body.iter().enumerate() {
+            self.regs[dword(offset) + 1 + i] = *value;
+        }
+        match self.last_capability {
+            None => {
+                self.regs[dword(0x34)] |= u32::from(offset);
+                self.regs[1] |= u32::from(STATUS_CAPABILITIES) << 16;
+            }
+            Some(last) => self.regs[dword(last)] |= u32::from(offset) << 8,
+        }
+        self.last_capability = Some(offset);
+        let len = 4 * (1 + body.len() as u8);
+        self.next_capability = offset + len.div_ceil(16) * 16;
+        self
+    }
+
+    /// Sets a read-only dword.
+    pub fn raw(mut self, offset: u8, value: u32) -> Self {
+        self.regs[dword(offset)] = value;
+        self.writable[dword(offset)] = 0;
+        self
+    }
+
+    /// Sets the status capabilities bit.
+    pub fn with_capability_list(mut self) -> Self {
+        self.regs[1] |= u32::from(STATUS_CAPABILITIES) << 16;
+        self
+    }
+
+    /// Every register reads all-ones (a function that vanished, or a broken bridge).
+    pub fn all_ones() -> Self {
+        FakeFunction {
+            regs: [u32::MAX; 64],
+            writable: [0; 64],
+            clear_on_one: [0; 64],
+            next_capability: 0x40,
+            last_capability: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Write {
+    pub address: PciAddress,
+    pub offset: u16,
+    pub value: u32,
+    /// The function's command register when the write happened.
+    pub command_before: u16,
+}
+
+#[derive(Default)]
+pub struct FakeConfigSpace {
+    functions: RefCell<BTreeMap<PciAddress, FakeFunction>>,
+    writes: RefCell<Vec<Write>>,
+    reads: Cell<usize>,
+}
+
+impl FakeConfigSpace {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with(self, segment: u16, bus: u8, device: u8, function: u8, f: FakeFunction) -> Self {
+        self.functions
+            .borrow_mut()
+            .insert(PciAddress::new(segment, bus, device, function), f);
+        self
+    }
+
+    /// Reads a dword without logging (for assertions).
+    pub fn peek(&self, address: PciAddress, offset: u16) -> u32 {
+        self.functions
+            .borrow()
+            .get(&address)
+            .map_or(u32::MAX, |f| f.regs[usize::from(offset / 4)])
+    }
+
+    pub fn command(&self, address: PciAddress) -> u16 {
+        self.peek(address, 0x04) as u16
+    }
+
+    pub fn status(&self, address: PciAddress) -> u16 {
+        (self.peek(address, 0x04) >> 16) as u16
+    }
+
+    pub fn writes(&self) -> Vec<Write> {
+        self.writes.borrow().clone()
+    }
+
+    pub fn reads(&self) -> usize {
+        self.reads.get()
+    }
+
+    fn check_offset(offset: u16) {
+        assert!(offset % 4 == 0 && offset <= 0xfc, "invalid configuration offset {offset:#x}");
+    }
+}
+
+impl ConfigRegionAccess for FakeConfigSpace {
+    unsafe fn read(&self, address: PciAddress, offset: u16) -> u32 {
+        Self::check_offset(offset);
+        self.reads.set(self.reads.get() + 1);
+        self.peek(address, offset)
+    }
+
+    unsafe fn write(&self, address: PciAddress, offset: u16, value: u32) {
+        Self::check_offset(offset);
+        let mut functions = self.functions.borrow_mut();
+        let Some(f) = functions.get_mut(&address) else { return };
+        self.writes.borrow_mut().push(Write {
+            address,
+            offset,
+            value,
+            command_before: f.regs[1] as u16,
+        });
+        let i = usize::from(offset / 4);
+        let kept = f.regs[i] & !f.writable[i];
+        let mut new = kept | (value & f.writable[i]);
+        new &= !(value & f.clear_on_one[i]);
+        f.regs[i] = new;
+    }
+}
