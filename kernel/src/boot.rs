@@ -62,7 +62,7 @@ static KERNEL: Once<Kernel> = Once::new();
 /// Panics (and so stops the machine with a message) only if the bootloader
 /// broke its contract: no physical-memory mapping, or no usable memory.
 pub fn init(boot_info: &'static mut BootInfo, log_filter: &str) -> &'static Kernel {
-    let entry_tsc = tsc::now();
+    let entry_tsc = tsc::mark_entry();
     serial::init();
     if let Some(fb) = boot_info.framebuffer.take() {
         framebuffer::init(fb);

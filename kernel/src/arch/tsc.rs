@@ -1,15 +1,16 @@
 //! Time from the time-stamp counter, calibrated against the PIT at boot.
 //!
 //! `qemu64` advertises no invariant TSC, and real machines differ, so the
-//! frequency is measured, never assumed: a 10 ms PIT one-shot is timed with
+//! frequency is measured, never assumed: a 5 ms PIT one-shot is timed with
 //! `rdtsc`, three times, and the median kept.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 static FREQUENCY_HZ: AtomicU64 = AtomicU64::new(0);
+static ENTRY: AtomicU64 = AtomicU64::new(0);
 /// Used when the PIT does not answer: a plausible 2 GHz, flagged in the log.
 const FALLBACK_HZ: u64 = 2_000_000_000;
-const CALIBRATION_TICKS: u16 = 11_932; // 10 ms of PIT ticks.
+const CALIBRATION_TICKS: u16 = 5_966; // 5 ms of PIT ticks.
 
 /// Read the time-stamp counter.
 #[inline]
@@ -17,6 +18,18 @@ pub fn now() -> u64 {
     // SAFETY: `rdtsc` is available on every x86_64 CPU and has no side
     // effects; CR4.TSD is clear in ring 0.
     unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Remember the TSC at kernel entry; [`since_entry_ns`] counts from here.
+pub fn mark_entry() -> u64 {
+    let now = now();
+    ENTRY.store(now, Ordering::Relaxed);
+    now
+}
+
+/// Nanoseconds since [`mark_entry`].
+pub fn since_entry_ns() -> u64 {
+    ticks_to_ns(now().saturating_sub(ENTRY.load(Ordering::Relaxed)))
 }
 
 /// Measure the TSC frequency against the PIT and remember it.

@@ -1,5 +1,5 @@
 //! The `log` backend: every record goes to serial and the framebuffer,
-//! stamped with the time since boot, filtered by level per module.
+//! stamped with the time since kernel entry, filtered by level per module.
 //!
 //! The filter is a string in the familiar `env_logger` shape:
 //! `info,nvme=debug,kernel::pci=trace` — a default level, then
@@ -147,7 +147,7 @@ impl Log for Logger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let micros = tsc::now_ns() / 1000;
+        let micros = tsc::since_entry_ns() / 1000;
         let (secs, micros) = (micros / 1_000_000, micros % 1_000_000);
         let line = format_args!(
             "[{secs:4}.{micros:06}] {:5} {}: {}\n",

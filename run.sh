@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# The one entry point: set-up, run, test, flash. `./run.sh --help` explains.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$here"
+
+usage() {
+    cat <<'USAGE'
+Usage:
+  ./run.sh [run] [OPTIONS] [-- QEMU-ARGS...]
+      Build the kernel and its bootable image, create the scratch NVMe disk
+      if there is none, boot it in QEMU and run the application. Serial output
+      is shown here; the exit status is the kernel's (0 success, 1 failure,
+      2 panic, 3 CPU exception, 4 triple fault or reset, 5 timeout, 6 QEMU error).
+  ./run.sh test          Every test: format and lint checks, host tests of the
+                         host and driver crates, then the kernel tests in QEMU.
+  ./run.sh flash DEVICE [--yes] [--allow-non-removable]
+                         Write the image (boots under BIOS and UEFI) to a USB stick:
+                         refuses devices that are mounted, hold the running system,
+                         or are not removable; asks before writing; verifies after.
+  ./run.sh flash --to-file PATH
+                         Write the same image to a file.
+  ./run.sh image [--out PATH]
+                         Build the bootable image only and print its path.
+  ./run.sh setup         Install what is missing (toolchain, QEMU, OVMF) and stop.
+  ./run.sh --help        This text.
+
+Options for run (and image/flash where they apply):
+  --uefi                 Boot through UEFI firmware (OVMF) instead of BIOS.
+  --disk PATH            Scratch NVMe disk image (default disks/scratch.img);
+                         repeat for more disks, one NVMe controller each.
+                         Created, sparse, when missing.
+  --disk-size SIZE       Size of a disk that has to be created (default 1G;
+                         K, M, G, T suffixes).
+  --window               Show QEMU's window (the framebuffer console).
+  --headless             No window, serial only (default).
+  --machine TYPE         QEMU machine: pc (default) or q35.
+  --memory SIZE          Guest memory (default 512M).
+  --timeout SECS         Kill QEMU after this long (default 600).
+  --release              Optimised build (default: debug build).
+  --app NAME             Application binary of the kernel package (default: kernel).
+  --settings FILE        Settings file handed to the application.
+  --qemu-arg ARG         One extra QEMU argument (repeatable); or put them after --.
+
+Environment: CARGO_TARGET_DIR is honoured.
+USAGE
+}
+
+die() { echo "run.sh: $*" >&2; exit 2; }
+say() { echo "run.sh: $*" >&2; }
+
+toolchain="$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)"
+
+setup() {
+    if ! command -v rustup >/dev/null 2>&1; then
+        die "rustup is required (https://rustup.rs); install it and run again"
+    fi
+    if ! rustup run "$toolchain" rustc --version >/dev/null 2>&1 \
+        || ! rustup component list --toolchain "$toolchain" --installed 2>/dev/null | grep -q '^rust-src' \
+        || ! rustup target list --toolchain "$toolchain" --installed 2>/dev/null | grep -q '^x86_64-unknown-none'; then
+        say "installing Rust toolchain $toolchain with rust-src, llvm-tools, rustfmt, clippy and x86_64-unknown-none"
+        rustup toolchain install >/dev/null
+    fi
+    local packages=()
+    command -v qemu-system-x86_64 >/dev/null 2>&1 || packages+=(qemu-system-x86)
+    [ -f /usr/share/OVMF/OVMF_CODE_4M.fd ] || packages+=(ovmf)
+    if [ ${#packages[@]} -gt 0 ]; then
+        say "installing ${packages[*]} with apt-get"
+        local sudo=()
+        [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+        "${sudo[@]}" apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${packages[@]}" >/dev/null
+    fi
+}
+
+target_dir="${CARGO_TARGET_DIR:-$here/target}"
+
+build_host() {
+    cargo build --quiet --package boot
+}
+
+build_kernel() { # profile app
+    local profile_flag=()
+    [ "$1" = release ] && profile_flag=(--release)
+    cargo build --quiet --package kernel --target x86_64-unknown-none "${profile_flag[@]}" --bin "$2" \
+        || die "building the kernel failed"
+    kernel_elf="$target_dir/x86_64-unknown-none/$1/$2"
+}
+
+run_tests() {
+    local started=$SECONDS
+    say "checking format"
+    cargo fmt --all -- --check
+    say "linting host crates and the kernel"
+    cargo clippy --quiet --workspace --exclude kernel --all-targets -- -D warnings
+    cargo clippy --quiet --package kernel --target x86_64-unknown-none --all-targets -- -D warnings
+    say "host tests: boot, drivers"
+    cargo test --workspace --exclude kernel
+    say "kernel tests in QEMU"
+    cargo test --package kernel --target x86_64-unknown-none
+    say "all tests passed in $((SECONDS - started)) s"
+}
+
+command="run"
+case "${1:-}" in
+    run|test|flash|image|setup) command="$1"; shift ;;
+    -h|--help|help) usage; exit 0 ;;
+esac
+
+profile=debug
+app=kernel
+pass=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -h|--help) usage; exit 0 ;;
+        --release) profile=release ;;
+        --app) [ $# -ge 2 ] || die "--app needs a name"; app="$2"; shift ;;
+        --uefi|--bios|--window|--headless|--yes|--allow-non-removable) pass+=("$1") ;;
+        --disk|--disk-size|--machine|--memory|--timeout|--settings|--qemu-arg|--to-file|--out)
+            [ $# -ge 2 ] || die "$1 needs a value"
+            pass+=("$1" "$2"); shift ;;
+        --) pass+=("$@"); break ;;
+        -*) die "unknown option $1 (see ./run.sh --help)" ;;
+        *)
+            [ "$command" = flash ] || die "unexpected argument $1 (see ./run.sh --help)"
+            pass+=("$1") ;;
+    esac
+    shift
+done
+
+setup
+case "$command" in
+    setup) say "set-up complete" ;;
+    test) run_tests ;;
+    run)
+        build_host
+        build_kernel "$profile" "$app"
+        exec "$target_dir/debug/boot" run --kernel "$kernel_elf" "${pass[@]}" ;;
+    image)
+        build_host
+        build_kernel "$profile" "$app"
+        exec "$target_dir/debug/boot" image --kernel "$kernel_elf" --out "$target_dir/unikernel-$app.img" "${pass[@]}" ;;
+    flash)
+        build_host
+        build_kernel release "$app"
+        exec "$target_dir/debug/boot" flash --kernel "$kernel_elf" "${pass[@]}" ;;
+esac
