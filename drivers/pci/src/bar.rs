@@ -82,7 +82,7 @@ impl fmt::Display for Size {
         const K: u64 = 1 << 10;
         let units = [("G", K * K * K), ("M", K * K), ("K", K)];
         for (suffix, unit) in units {
-            if self.0 >= unit && self.0 % unit == 0 {
+            if self.0 >= unit && self.0.is_multiple_of(unit) {
                 return write!(f, "{}{suffix}", self.0 / unit);
             }
         }
@@ -107,7 +107,11 @@ impl fmt::Display for DecodedBar {
             BarKind::Memory32 => "32-bit",
             BarKind::Memory64 => "64-bit",
         };
-        let prefetch = if self.prefetchable { "prefetchable" } else { "non-prefetchable" };
+        let prefetch = if self.prefetchable {
+            "prefetchable"
+        } else {
+            "non-prefetchable"
+        };
         write!(
             f,
             "BAR{}: Memory at {:08x} ({width}, {prefetch}) [size={}]",
@@ -296,7 +300,11 @@ fn size_from_mask(mask: u64, width: u32) -> Result<u64, BarDefect> {
         return Err(BarDefect::ZeroSizeMask);
     }
     let size = 1u64 << mask.trailing_zeros();
-    let all = if width >= 64 { u64::MAX } else { (1u64 << width) - 1 };
+    let all = if width >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << width) - 1
+    };
     if mask | (size - 1) != all {
         return Err(BarDefect::NonContiguousSizeMask);
     }
@@ -305,7 +313,11 @@ fn size_from_mask(mask: u64, width: u32) -> Result<u64, BarDefect> {
 
 /// Checks that `base` has no bits set below `size`.
 fn aligned(base: u64, size: u64) -> Result<(), BarDefect> {
-    if base & (size - 1) != 0 { Err(BarDefect::MisalignedAddress) } else { Ok(()) }
+    if base & (size - 1) != 0 {
+        Err(BarDefect::MisalignedAddress)
+    } else {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -316,10 +328,34 @@ mod tests {
     fn size_from_mask_accepts_contiguous_masks_only() {
         assert_eq!(size_from_mask(0xffff_c000, 32), Ok(0x4000));
         assert_eq!(size_from_mask(0x8000_0000, 32), Ok(0x8000_0000));
-        assert_eq!(size_from_mask(0xffff_ff00_ffff_c000, 64), Err(BarDefect::NonContiguousSizeMask));
+        assert_eq!(
+            size_from_mask(0xffff_ff00_ffff_c000, 64),
+            Err(BarDefect::NonContiguousSizeMask)
+        );
         assert_eq!(size_from_mask(0xffff_ffff_0000_0000, 64), Ok(1 << 32));
         assert_eq!(size_from_mask(0, 32), Err(BarDefect::ZeroSizeMask));
-        assert_eq!(size_from_mask(0x7fff_c000, 32), Err(BarDefect::NonContiguousSizeMask));
+        assert_eq!(
+            size_from_mask(0x7fff_c000, 32),
+            Err(BarDefect::NonContiguousSizeMask)
+        );
+    }
+
+    #[test]
+    fn address_bits_below_the_size_are_rejected() {
+        // Only reachable with hardware whose value and probe disagree about read-only bits.
+        let raw = [RawSlot {
+            original: 0xfe00_1000,
+            probed: 0xffff_c000,
+        }];
+        assert_eq!(decode_slot(&raw, 0).0, Err(BarDefect::MisalignedAddress));
+        let raw = [RawSlot {
+            original: 0xfe00_0000,
+            probed: 0xffff_c000,
+        }];
+        assert_eq!(
+            decode_slot(&raw, 0).0.map(|bar| bar.map(|bar| bar.size)),
+            Ok(Some(0x4000))
+        );
     }
 
     #[test]

@@ -155,7 +155,11 @@ impl fmt::Display for Capability {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
             CapabilityKind::PowerManagement { .. } => f.write_str("PM"),
-            CapabilityKind::Msi { address_64bit, vectors, .. } => {
+            CapabilityKind::Msi {
+                address_64bit,
+                vectors,
+                ..
+            } => {
                 let width = if address_64bit { "64-bit" } else { "32-bit" };
                 let plural = if vectors == 1 { "" } else { "s" };
                 write!(f, "MSI({vectors} vector{plural}, {width})")
@@ -185,7 +189,12 @@ pub(crate) fn read_capabilities<A: ConfigRegionAccess + ?Sized>(
         }
         let here = u16::from(offset);
         if here < CAPABILITY_AREA_START {
-            record(problems, address, offset, CapabilityDefect::PointerIntoHeader);
+            record(
+                problems,
+                address,
+                offset,
+                CapabilityDefect::PointerIntoHeader,
+            );
             return capabilities;
         }
         let slot = usize::from((here - CAPABILITY_AREA_START) / 4);
@@ -222,7 +231,11 @@ pub(crate) fn read_capabilities<A: ConfigRegionAccess + ?Sized>(
 
 fn record(problems: &mut Vec<Problem>, address: PciAddress, offset: u8, defect: CapabilityDefect) {
     log::warn!("pci {address}: capability list stopped at {offset:#04x}: {defect:?}");
-    problems.push(Problem::CapabilityListBroken { address, offset, defect });
+    problems.push(Problem::CapabilityListBroken {
+        address,
+        offset,
+        defect,
+    });
 }
 
 /// Decodes one capability; `None` if its registers would extend past the 256-byte space.
@@ -233,7 +246,9 @@ fn decode<A: ConfigRegionAccess + ?Sized>(
     control: u16,
 ) -> Option<CapabilityKind> {
     let kind = match id {
-        ID_POWER_MANAGEMENT => CapabilityKind::PowerManagement { version: (control & 0b111) as u8 },
+        ID_POWER_MANAGEMENT => CapabilityKind::PowerManagement {
+            version: (control & 0b111) as u8,
+        },
         ID_MSI => {
             // Message control: bit 7 64-bit address, bit 8 per-vector masking, bits 1..4
             // multiple message capable (log2 of the vector count; values above 5 are reserved).
@@ -264,7 +279,9 @@ fn decode<A: ConfigRegionAccess + ?Sized>(
             version: (control & 0xf) as u8,
             port_type: PciExpressPortType::from_field(((control >> 4) & 0xf) as u8),
         },
-        ID_VENDOR_SPECIFIC => CapabilityKind::VendorSpecific { length: control as u8 },
+        ID_VENDOR_SPECIFIC => CapabilityKind::VendorSpecific {
+            length: control as u8,
+        },
         _ => CapabilityKind::Other,
     };
     Some(kind)

@@ -117,7 +117,10 @@ mod tests {
 
     #[test]
     fn names_match_lspci() {
-        assert_eq!(class_name(0x01, 0x08, 0x02), "Non-Volatile memory controller");
+        assert_eq!(
+            class_name(0x01, 0x08, 0x02),
+            "Non-Volatile memory controller"
+        );
         assert_eq!(class_name(0x06, 0x00, 0x00), "Host bridge");
         assert_eq!(class_name(0x0c, 0x03, 0x30), "USB controller");
         assert_eq!(class_name(0x01, 0x42, 0x00), "Mass storage controller");

@@ -77,5 +77,5 @@ impl<'a, A: ConfigRegionAccess + ?Sized> Config<'a, A> {
 
 /// Whether `offset` is a dword-aligned offset this crate may access.
 fn valid_offset(offset: u16) -> bool {
-    offset % 4 == 0 && offset <= LAST_DWORD
+    offset.is_multiple_of(4) && offset <= LAST_DWORD
 }

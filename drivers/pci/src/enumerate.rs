@@ -49,7 +49,11 @@ pub struct BusRange {
 
 impl BusRange {
     /// What the 0xCF8/0xCFC port mechanism reaches: segment 0, buses 0..=255.
-    pub const LEGACY: BusRange = BusRange { segment: 0, start_bus: 0, end_bus: 255 };
+    pub const LEGACY: BusRange = BusRange {
+        segment: 0,
+        start_bus: 0,
+        end_bus: 255,
+    };
 
     /// Whether `bus` is in the range.
     pub fn contains(&self, bus: u8) -> bool {
@@ -66,7 +70,9 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { sweep_unreached_buses: true }
+        Options {
+            sweep_unreached_buses: true,
+        }
     }
 }
 
@@ -85,7 +91,9 @@ pub struct Enumeration {
 impl Enumeration {
     /// The function at `address`, if found.
     pub fn function(&self, address: PciAddress) -> Option<&Function> {
-        self.functions.iter().find(|function| function.address == address)
+        self.functions
+            .iter()
+            .find(|function| function.address == address)
     }
 
     /// The NVM Express controllers, in address order.
@@ -105,11 +113,17 @@ pub fn enumerate_with(
     ranges: &[BusRange],
     options: Options,
 ) -> Enumeration {
-    let mut walk = Walk { access, result: Enumeration::default(), visited: BTreeSet::new() };
+    let mut walk = Walk {
+        access,
+        result: Enumeration::default(),
+        visited: BTreeSet::new(),
+    };
     for range in ranges {
         walk.range(*range, options);
     }
-    walk.result.functions.sort_by_key(|function| function.address);
+    walk.result
+        .functions
+        .sort_by_key(|function| function.address);
     walk.result
 }
 
@@ -123,10 +137,18 @@ struct Walk<'a, A: ConfigRegionAccess + ?Sized> {
 
 impl<A: ConfigRegionAccess + ?Sized> Walk<'_, A> {
     fn range(&mut self, range: BusRange, options: Options) {
-        let BusRange { segment, start_bus, end_bus } = range;
+        let BusRange {
+            segment,
+            start_bus,
+            end_bus,
+        } = range;
         if start_bus > end_bus {
             log::warn!("pci: bus range {segment:04x}:{start_bus:02x}-{end_bus:02x} is empty");
-            self.result.problems.push(Problem::InvalidRange { segment, start_bus, end_bus });
+            self.result.problems.push(Problem::InvalidRange {
+                segment,
+                start_bus,
+                end_bus,
+            });
             return;
         }
 
@@ -196,17 +218,21 @@ impl<A: ConfigRegionAccess + ?Sized> Walk<'_, A> {
             if !is_present(self.access, first) {
                 continue;
             }
-            let functions = if is_multifunction(self.access, first) { FUNCTIONS } else { 1 };
+            let functions = if is_multifunction(self.access, first) {
+                FUNCTIONS
+            } else {
+                1
+            };
             for function in 0..functions {
                 let address = PciAddress::new(range.segment, bus, device, function);
                 let Some(found) = read_function(self.access, address, &mut self.result.problems)
                 else {
                     continue;
                 };
-                if let HeaderKind::PciBridge { secondary, .. } = found.kind {
-                    if let Some(bus) = self.check_bridge(range, address, secondary) {
-                        follow.push(bus);
-                    }
+                if let HeaderKind::PciBridge { secondary, .. } = found.kind
+                    && let Some(bus) = self.check_bridge(range, address, secondary)
+                {
+                    follow.push(bus);
                 }
                 self.result.functions.push(found);
             }
@@ -227,7 +253,11 @@ impl<A: ConfigRegionAccess + ?Sized> Walk<'_, A> {
             return Some(secondary);
         };
         log::warn!("pci {bridge}: bridge to bus {secondary:02x} not followed: {defect:?}");
-        self.result.problems.push(Problem::BridgeNotFollowed { bridge, secondary, defect });
+        self.result.problems.push(Problem::BridgeNotFollowed {
+            bridge,
+            secondary,
+            defect,
+        });
         None
     }
 }

@@ -32,7 +32,11 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::FunctionAbsent { address } => write!(f, "no PCI function at {address}"),
-            Error::CommandNotAccepted { address, written, read_back } => write!(
+            Error::CommandNotAccepted {
+                address,
+                written,
+                read_back,
+            } => write!(
                 f,
                 "{address}: command register wrote {written:#06x}, read back {read_back:#06x}"
             ),
@@ -140,22 +144,49 @@ pub enum CapabilityDefect {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Problem::InvalidRange { segment, start_bus, end_bus } => write!(
+            Problem::InvalidRange {
+                segment,
+                start_bus,
+                end_bus,
+            } => write!(
                 f,
                 "bus range {segment:04x}:{start_bus:02x}-{end_bus:02x} is empty (start after end)"
             ),
-            Problem::BridgeNotFollowed { bridge, secondary, defect } => {
-                write!(f, "{bridge}: bridge to bus {secondary:02x} not followed: {defect:?}")
+            Problem::BridgeNotFollowed {
+                bridge,
+                secondary,
+                defect,
+            } => {
+                write!(
+                    f,
+                    "{bridge}: bridge to bus {secondary:02x} not followed: {defect:?}"
+                )
             }
-            Problem::UnknownHeaderType { address, header_type } => {
-                write!(f, "{address}: unknown header type {header_type:#04x}, skipped")
+            Problem::UnknownHeaderType {
+                address,
+                header_type,
+            } => {
+                write!(
+                    f,
+                    "{address}: unknown header type {header_type:#04x}, skipped"
+                )
             }
-            Problem::BarInvalid { address, index, original, probed, defect } => write!(
+            Problem::BarInvalid {
+                address,
+                index,
+                original,
+                probed,
+                defect,
+            } => write!(
                 f,
                 "{address}: BAR{index} (value {original:#010x}, probe {probed:#010x}) skipped: \
                  {defect:?}"
             ),
-            Problem::CapabilityListBroken { address, offset, defect } => write!(
+            Problem::CapabilityListBroken {
+                address,
+                offset,
+                defect,
+            } => write!(
                 f,
                 "{address}: capability list stopped at pointer {offset:#04x}: {defect:?}"
             ),

@@ -81,7 +81,9 @@ impl Function {
 
     /// The first capability with ID `id`.
     pub fn capability(&self, id: u8) -> Option<&Capability> {
-        self.capabilities.iter().find(|capability| capability.id == id)
+        self.capabilities
+            .iter()
+            .find(|capability| capability.id == id)
     }
 
     /// The MSI-X capability, if present.
@@ -136,7 +138,12 @@ impl fmt::Display for Function {
         if self.revision != 0 {
             write!(f, " (rev {:02x})", self.revision)?;
         }
-        if let HeaderKind::PciBridge { primary, secondary, subordinate } = self.kind {
+        if let HeaderKind::PciBridge {
+            primary,
+            secondary,
+            subordinate,
+        } = self.kind
+        {
             write!(
                 f,
                 "\n    Bus: primary={primary:02x}, secondary={secondary:02x}, \
@@ -171,7 +178,10 @@ pub(crate) fn is_multifunction<A: ConfigRegionAccess + ?Sized>(
 }
 
 /// The (class, subclass) of the function at `address`.
-pub(crate) fn class_of<A: ConfigRegionAccess + ?Sized>(access: &A, address: PciAddress) -> (u8, u8) {
+pub(crate) fn class_of<A: ConfigRegionAccess + ?Sized>(
+    access: &A,
+    address: PciAddress,
+) -> (u8, u8) {
     let (_, class, subclass, _) = PciHeader::new(address).revision_and_class(access);
     (class, subclass)
 }
@@ -206,7 +216,10 @@ pub(crate) fn read_function<A: ConfigRegionAccess + ?Sized>(
                 _ => 0xff,
             };
             log::warn!("pci {address}: unknown header type {header_type:#04x}, skipped");
-            problems.push(Problem::UnknownHeaderType { address, header_type });
+            problems.push(Problem::UnknownHeaderType {
+                address,
+                header_type,
+            });
             return None;
         }
     };

@@ -69,8 +69,7 @@ impl FakeFunction {
     pub fn bridge(vendor: u16, device: u16, primary: u8, secondary: u8, subordinate: u8) -> Self {
         let mut f = Self::endpoint(vendor, device, [0x06, 0x04, 0x00], 0);
         f.regs[3] = 0x01 << 16;
-        f.regs[6] =
-            u32::from(subordinate) << 16 | u32::from(secondary) << 8 | u32::from(primary);
+        f.regs[6] = u32::from(subordinate) << 16 | u32::from(secondary) << 8 | u32::from(primary);
         f.writable[6] = 0x00ff_ffff;
         f
     }
@@ -116,13 +115,13 @@ impl FakeFunction {
     }
 
     pub fn mem32(self, index: u8, address: u32, size: u32, prefetchable: bool) -> Self {
-        assert!(size.is_power_of_two() && size >= 16 && address % size == 0);
+        assert!(size.is_power_of_two() && size >= 16 && address.is_multiple_of(size));
         let flags = if prefetchable { 0x8 } else { 0 };
         self.raw_bar(index, address | flags, !(size - 1) & !0xf)
     }
 
     pub fn mem64(self, index: u8, address: u64, size: u64, prefetchable: bool) -> Self {
-        assert!(size.is_power_of_two() && size >= 16 && address % size == 0);
+        assert!(size.is_power_of_two() && size >= 16 && address.is_multiple_of(size));
         let flags = 0x4 | if prefetchable { 0x8 } else { 0 };
         let mask = !(size - 1);
         self.raw_bar(index, address as u32 | flags, mask as u32 & !0xf)
@@ -131,7 +130,7 @@ impl FakeFunction {
 
     /// An I/O BAR of a function that decodes 32 address bits.
     pub fn io(self, index: u8, port: u32, size: u32) -> Self {
-        assert!(size.is_power_of_two() && size >= 4 && port % size == 0);
+        assert!(size.is_power_of_two() && size >= 4 && port.is_multiple_of(size));
         self.raw_bar(index, port | 1, !(size - 1) & !0x3)
     }
 
@@ -240,7 +239,10 @@ impl FakeConfigSpace {
     }
 
     fn check_offset(offset: u16) {
-        assert!(offset % 4 == 0 && offset <= 0xfc, "invalid configuration offset {offset:#x}");
+        assert!(
+            offset.is_multiple_of(4) && offset <= 0xfc,
+            "invalid configuration offset {offset:#x}"
+        );
     }
 }
 
@@ -254,7 +256,9 @@ impl ConfigRegionAccess for FakeConfigSpace {
     unsafe fn write(&self, address: PciAddress, offset: u16, value: u32) {
         Self::check_offset(offset);
         let mut functions = self.functions.borrow_mut();
-        let Some(f) = functions.get_mut(&address) else { return };
+        let Some(f) = functions.get_mut(&address) else {
+            return;
+        };
         self.writes.borrow_mut().push(Write {
             address,
             offset,
