@@ -11,9 +11,9 @@
 //!    it lies outside the range, is not greater than the bridge's own bus, or was already
 //!    scanned: then it is logged, recorded as a [`Problem`], and not followed. Each bus is
 //!    scanned at most once, so the walk ends after at most 256 buses per range.
-//! 3. Sweep (on by default, [`Options::sweep_unreached_buses`]): every bus of the range that
-//!    the walk did not reach is scanned too, and a bus where functions answer becomes a root of
-//!    its own (and is listed in [`Enumeration::swept_root_buses`]). Machines with several host
+//! 3. Sweep (on by default, [`EnumerationOptions::sweep_unreached_buses`]): every bus of the
+//!    range that the walk did not reach is scanned too, and a bus where functions answer becomes
+//!    a root of its own (and is listed in [`Enumeration::swept_root_buses`]). Machines with several host
 //!    bridges per segment (multi-socket servers, QEMU's pxb) declare the extra root buses only
 //!    in the ACPI namespace, which this crate does not read; Linux does the same sweep on x86
 //!    (`pcibios_fixup_peer_bridges`). It costs one vendor-ID read per device slot: 8192 reads
@@ -63,14 +63,14 @@ impl BusRange {
 
 /// How to enumerate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Options {
+pub struct EnumerationOptions {
     /// Scan the buses the walk from the host bridges did not reach (see the module notes).
     pub sweep_unreached_buses: bool,
 }
 
-impl Default for Options {
+impl Default for EnumerationOptions {
     fn default() -> Self {
-        Options {
+        EnumerationOptions {
             sweep_unreached_buses: true,
         }
     }
@@ -102,16 +102,16 @@ impl Enumeration {
     }
 }
 
-/// Enumerates every function in `ranges` with the default [`Options`] (sweep on).
+/// Enumerates every function in `ranges` with the default [`EnumerationOptions`] (sweep on).
 pub fn enumerate(access: &impl ConfigRegionAccess, ranges: &[BusRange]) -> Enumeration {
-    enumerate_with(access, ranges, Options::default())
+    enumerate_with(access, ranges, EnumerationOptions::default())
 }
 
 /// Enumerates every function in `ranges` (see the module notes for the order of the walk).
 pub fn enumerate_with(
     access: &impl ConfigRegionAccess,
     ranges: &[BusRange],
-    options: Options,
+    options: EnumerationOptions,
 ) -> Enumeration {
     let mut walk = Walk {
         access,
@@ -136,7 +136,7 @@ struct Walk<'a, A: ConfigRegionAccess + ?Sized> {
 }
 
 impl<A: ConfigRegionAccess + ?Sized> Walk<'_, A> {
-    fn range(&mut self, range: BusRange, options: Options) {
+    fn range(&mut self, range: BusRange, options: EnumerationOptions) {
         let BusRange {
             segment,
             start_bus,

@@ -41,7 +41,7 @@ pub use bar::{BarKind, DecodedBar};
 pub use capability::{Capability, CapabilityKind, PciExpressPortType};
 pub use class::class_name;
 pub use command::enable_for_dma;
-pub use enumerate::{BusRange, Enumeration, Options, enumerate, enumerate_with};
+pub use enumerate::{BusRange, Enumeration, EnumerationOptions, enumerate, enumerate_with};
 pub use error::{BarDefect, BridgeDefect, CapabilityDefect, Error, Problem};
 pub use function::{Function, HeaderKind, is_nvme};
 pub use pci_types::{CommandRegister, ConfigRegionAccess, PciAddress};

@@ -5,8 +5,8 @@ mod common;
 
 use common::{FakeConfigSpace, FakeFunction};
 use pci::{
-    BarKind, BridgeDefect, BusRange, CapabilityKind, DecodedBar, HeaderKind, Options, PciAddress,
-    PciExpressPortType, Problem, enumerate, enumerate_with,
+    BarKind, BridgeDefect, BusRange, CapabilityKind, DecodedBar, EnumerationOptions, HeaderKind,
+    PciAddress, PciExpressPortType, Problem, enumerate, enumerate_with,
 };
 
 fn addr(bus: u8, device: u8, function: u8) -> PciAddress {
@@ -403,7 +403,7 @@ fn nested_bridges_are_followed() {
             FakeFunction::endpoint(0x8086, 0x100e, [0x02, 0x00, 0x00], 3),
         );
     // With the sweep off, only the bridges can have led to buses 2 and 3.
-    let options = Options {
+    let options = EnumerationOptions {
         sweep_unreached_buses: false,
     };
     let found = enumerate_with(&space, &[BusRange::LEGACY], options);
@@ -619,7 +619,7 @@ fn sweep_finds_buses_behind_bridges_that_were_not_followed() {
     let without = enumerate_with(
         &space,
         &[BusRange::LEGACY],
-        Options {
+        EnumerationOptions {
             sweep_unreached_buses: false,
         },
     );
@@ -671,7 +671,7 @@ fn multifunction_host_bridge_roots_are_found_by_the_classic_rule() {
     let found = enumerate_with(
         &space,
         &[BusRange::LEGACY],
-        Options {
+        EnumerationOptions {
             sweep_unreached_buses: false,
         },
     );
