@@ -735,3 +735,53 @@ fn several_ranges_and_an_invalid_range() {
         0x1_0000_0000
     );
 }
+
+#[test]
+fn cardbus_bridge_is_listed_with_one_bar_and_its_own_capability_pointer() {
+    let space = FakeConfigSpace::new().with(
+        0,
+        0,
+        9,
+        0,
+        FakeFunction::endpoint(0x104c, 0xac56, [0x06, 0x07, 0x00], 0)
+            .header_type(0x02)
+            .mem32(0, 0xfebf_f000, 4096, false)
+            .with_capability_list()
+            .raw(0x14, 0x80)
+            .raw(0x80, 0x0002_0001),
+    );
+    let found = enumerate(&space, &[BusRange::LEGACY]);
+    assert_eq!(found.problems, []);
+    let cardbus = &found.functions[0];
+    assert_eq!(cardbus.kind, HeaderKind::CardBus);
+    assert_eq!(cardbus.class_name(), "CardBus bridge");
+    assert_eq!(cardbus.bars.len(), 1);
+    assert_eq!(cardbus.bars[0].address, 0xfebf_f000);
+    assert_eq!(
+        cardbus
+            .capabilities
+            .iter()
+            .map(|c| (c.id, c.offset))
+            .collect::<Vec<_>>(),
+        [(0x01, 0x80)]
+    );
+    // Slots past BAR0 of a CardBus header are bus numbers and windows: never probed.
+    assert!(space.writes().iter().all(|w| w.offset <= 0x10));
+}
+
+#[test]
+fn problems_and_errors_display_what_went_wrong() {
+    let problem = Problem::BridgeNotFollowed {
+        bridge: addr(2, 0, 0),
+        secondary: 1,
+        defect: BridgeDefect::SecondaryNotAboveOwnBus,
+    };
+    assert_eq!(
+        problem.to_string(),
+        "0000:02:00.0: bridge to bus 01 not followed: SecondaryNotAboveOwnBus"
+    );
+    let error = pci::Error::FunctionAbsent {
+        address: addr(0, 4, 0),
+    };
+    assert_eq!(error.to_string(), "no PCI function at 0000:00:04.0");
+}
