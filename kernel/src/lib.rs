@@ -20,6 +20,7 @@ pub mod arch;
 mod boot;
 pub mod console;
 pub mod memory;
+pub mod pci;
 pub mod testing;
 
 pub use arch::exit::ExitStatus;
