@@ -57,7 +57,7 @@ pub struct Machine {
     pub disks: Vec<NvmeDisk>,
     /// Show a window (otherwise `-display none`).
     pub window: bool,
-    /// Extra arguments appended last.
+    /// Extra arguments, placed before the NVMe devices.
     pub extra: Vec<String>,
     /// Where the NVMe trace log goes.
     pub trace_log: PathBuf,
@@ -104,6 +104,9 @@ impl Machine {
                 .arg("-drive")
                 .arg(format!("if=pflash,format=raw,file={}", vars.display()));
         }
+        // Extra arguments come before the disks: they may define the buses
+        // (bridges, root ports) the NVMe devices sit on.
+        cmd.args(&self.extra);
         for (index, disk) in self.disks.iter().enumerate() {
             cmd.arg("-drive").arg(format!(
                 "if=none,id=nvme{index},file={},format=raw",
@@ -119,7 +122,6 @@ impl Machine {
         cmd.args(["-trace", "enable=pci_nvme_ub_*", "-trace", "enable=pci_nvme_err_*"])
             .arg("-D")
             .arg(&self.trace_log);
-        cmd.args(&self.extra);
         Ok(cmd)
     }
 }

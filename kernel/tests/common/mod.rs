@@ -1,0 +1,90 @@
+//! Shared by the kernel tests: boot once, keep the kernel handle, and the
+//! PCI checks that every machine topology runs.
+
+#![allow(dead_code, reason = "each test kernel uses a different part")]
+
+use kernel::Kernel;
+use kernel::pci::Pci;
+use pci::ConfigRegionAccess;
+use spin::Once;
+
+static KERNEL: Once<&'static Kernel> = Once::new();
+static PCI: Once<Pci> = Once::new();
+
+/// Remember the kernel handle for the tests.
+pub fn set_kernel(kernel: &'static Kernel) {
+    KERNEL.call_once(|| kernel);
+}
+
+/// The kernel handle.
+pub fn kernel() -> &'static Kernel {
+    KERNEL.get().expect("set_kernel runs before the tests")
+}
+
+/// The PCI scan, done once.
+pub fn pci() -> &'static Pci {
+    PCI.call_once(|| {
+        let kernel = kernel();
+        let pci = kernel::pci::scan(&kernel.memory, kernel.rsdp);
+        pci.print_listing();
+        pci
+    })
+}
+
+/// One expected function: bus, device, function, vendor, device id, class, subclass.
+pub type Expected = (u8, u8, u8, u16, u16, u8, u8);
+
+/// The scan found exactly `expected`, in bus order, and no problems.
+pub fn assert_exact_devices(expected: &[Expected]) {
+    let found: alloc::vec::Vec<Expected> = pci()
+        .enumeration
+        .functions
+        .iter()
+        .map(|f| {
+            (
+                f.address.bus(),
+                f.address.device(),
+                f.address.function(),
+                f.vendor_id,
+                f.device_id,
+                f.class,
+                f.subclass,
+            )
+        })
+        .collect();
+    let mut sorted = found.clone();
+    sorted.sort();
+    let mut want = expected.to_vec();
+    want.sort();
+    assert_eq!(sorted, want, "PCI functions differ from what QEMU was given");
+    assert!(pci().enumeration.problems.is_empty(), "problems: {:?}", pci().enumeration.problems);
+}
+
+const COMMAND: u16 = 0x04;
+const MEMORY_SPACE: u32 = 1 << 1;
+const BUS_MASTER: u32 = 1 << 2;
+const INTX_DISABLE: u32 = 1 << 10;
+/// NVMe VS register offset (NVMe base specification 3.1.2).
+const NVME_VS: u64 = 0x08;
+
+/// Every NVMe controller is found, enabled for DMA, its BAR0 mapped, and
+/// its version register readable through the mapping. Returns how many.
+pub fn assert_nvme_ready(expected: usize) -> usize {
+    let pci = pci();
+    let kernel = kernel();
+    let mut ready = 0;
+    for function in pci.enumeration.nvme_controllers() {
+        let bar = pci.prepare_nvme(&kernel.memory, function).expect("NVMe BAR0 mapped");
+        // SAFETY: reading the command register of a function the scan found.
+        let command = unsafe { pci.config.read(function.address, COMMAND) };
+        assert_eq!(command & (MEMORY_SPACE | BUS_MASTER | INTX_DISABLE), MEMORY_SPACE | BUS_MASTER | INTX_DISABLE);
+        let vs = (bar.virt.as_u64() + NVME_VS) as *const u32;
+        // SAFETY: BAR0 was just mapped uncached; VS is a read-only 32-bit
+        // register at offset 8 of every NVMe controller.
+        let version = unsafe { core::ptr::read_volatile(vs) };
+        assert!(version >> 16 >= 1, "NVMe version {version:#x} at {}", function.address);
+        ready += 1;
+    }
+    assert_eq!(ready, expected, "NVMe controllers ready");
+    ready
+}
