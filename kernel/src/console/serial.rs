@@ -36,3 +36,18 @@ pub fn emergency_print(args: fmt::Arguments<'_>) {
     let mut port = unsafe { SerialPort::new(COM1) };
     let _ = port.write_fmt(args);
 }
+
+/// Wait up to `timeout_ns` for a byte on COM1 (bounded: real machines may
+/// have no serial port at all, or nobody typing).
+pub fn read_byte(timeout_ns: u64) -> Option<u8> {
+    let deadline = crate::arch::tsc::now_ns().saturating_add(timeout_ns);
+    loop {
+        let byte = x86_64::instructions::interrupts::without_interrupts(|| {
+            PORT.lock().as_mut().and_then(|port| port.try_receive().ok())
+        });
+        if byte.is_some() || crate::arch::tsc::now_ns() >= deadline {
+            return byte;
+        }
+        core::hint::spin_loop();
+    }
+}
