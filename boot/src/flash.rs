@@ -65,9 +65,17 @@ pub enum Refusal {
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Refusal::NotBlockDevice => write!(f, "not a block device (to write a file, use --to-file PATH)"),
-            Refusal::Mounted(at) => write!(f, "it (or a partition) is mounted at {at}: unmount it first"),
-            Refusal::RunningSystem(at) => write!(f, "it holds the running system (mounted at {at})"),
+            Refusal::NotBlockDevice => write!(
+                f,
+                "not a block device (to write a file, use --to-file PATH)"
+            ),
+            Refusal::Mounted(at) => write!(
+                f,
+                "it (or a partition) is mounted at {at}: unmount it first"
+            ),
+            Refusal::RunningSystem(at) => {
+                write!(f, "it holds the running system (mounted at {at})")
+            }
             Refusal::Swap => write!(f, "it (or a partition) is in use as swap"),
             Refusal::NotRemovable => write!(
                 f,
@@ -83,7 +91,9 @@ impl std::fmt::Display for Refusal {
 /// Mount points (from `/proc/mounts` text) whose source is `device` or one
 /// of its partitions (`partitions` are kernel names such as `sdb1`).
 pub fn mounts_of(mounts: &str, device: &str, partitions: &[String]) -> Vec<String> {
-    let names: Vec<String> = std::iter::once(device.to_owned()).chain(partitions.iter().cloned()).collect();
+    let names: Vec<String> = std::iter::once(device.to_owned())
+        .chain(partitions.iter().cloned())
+        .collect();
     mounts
         .lines()
         .filter_map(|line| {
@@ -106,7 +116,8 @@ fn sysfs_read(path: impl AsRef<Path>) -> Option<String> {
 
 /// Gather the facts about a block device, and the reasons to refuse it.
 pub fn inspect(device: &Path) -> Result<(DeviceInfo, Vec<Refusal>)> {
-    let resolved = fs::canonicalize(device).with_context(|| format!("{} not found", device.display()))?;
+    let resolved =
+        fs::canonicalize(device).with_context(|| format!("{} not found", device.display()))?;
     let meta = fs::metadata(&resolved)?;
     let name = resolved
         .file_name()
@@ -116,16 +127,27 @@ pub fn inspect(device: &Path) -> Result<(DeviceInfo, Vec<Refusal>)> {
     let mut refusals = Vec::new();
     if !meta.file_type().is_block_device() {
         refusals.push(Refusal::NotBlockDevice);
-        let info = DeviceInfo { name, size: meta.len(), model: String::new(), removable: false };
+        let info = DeviceInfo {
+            name,
+            size: meta.len(),
+            model: String::new(),
+            removable: false,
+        };
         return Ok((info, refusals));
     }
     let sys = Path::new("/sys/class/block").join(&name);
-    let size = sysfs_read(sys.join("size")).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0) * 512;
-    let model = [sysfs_read(sys.join("device/vendor")), sysfs_read(sys.join("device/model"))]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let size = sysfs_read(sys.join("size"))
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 512;
+    let model = [
+        sysfs_read(sys.join("device/vendor")),
+        sysfs_read(sys.join("device/model")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" ");
     let on_usb = fs::canonicalize(&sys)
         .map(|p| p.to_string_lossy().contains("/usb"))
         .unwrap_or(false);
@@ -154,16 +176,34 @@ pub fn inspect(device: &Path) -> Result<(DeviceInfo, Vec<Refusal>)> {
     if !removable {
         refusals.push(Refusal::NotRemovable);
     }
-    Ok((DeviceInfo { name, size, model, removable }, refusals))
+    Ok((
+        DeviceInfo {
+            name,
+            size,
+            model,
+            removable,
+        },
+        refusals,
+    ))
 }
 
 /// Write `image` to `target` after the checks, then verify. `answers` is
 /// where the confirmation is read from (standard input in the CLI).
-pub fn flash(image: &Path, target: &Path, options: &FlashOptions, answers: &mut dyn BufRead) -> Result<()> {
-    let image_len = fs::metadata(image).with_context(|| format!("reading {}", image.display()))?.len();
+pub fn flash(
+    image: &Path,
+    target: &Path,
+    options: &FlashOptions,
+    answers: &mut dyn BufRead,
+) -> Result<()> {
+    let image_len = fs::metadata(image)
+        .with_context(|| format!("reading {}", image.display()))?
+        .len();
     if options.to_file {
         if target.exists() && fs::metadata(target)?.file_type().is_block_device() {
-            bail!("{} is a block device; --to-file writes regular files only", target.display());
+            bail!(
+                "{} is a block device; --to-file writes regular files only",
+                target.display()
+            );
         }
     } else {
         let (info, refusals) = inspect(target)?;
@@ -171,23 +211,41 @@ pub fn flash(image: &Path, target: &Path, options: &FlashOptions, answers: &mut 
             .iter()
             .filter(|r| !(options.allow_non_removable && **r == Refusal::NotRemovable))
             .collect();
-        let too_small = Refusal::TooSmall { device: info.size, image: image_len };
+        let too_small = Refusal::TooSmall {
+            device: info.size,
+            image: image_len,
+        };
         if info.size > 0 && info.size < image_len {
             blocking.push(&too_small);
         }
         if !blocking.is_empty() {
             let reasons: Vec<String> = blocking.iter().map(|r| format!("  - {r}")).collect();
-            bail!("refusing to write {}:\n{}", target.display(), reasons.join("\n"));
+            bail!(
+                "refusing to write {}:\n{}",
+                target.display(),
+                reasons.join("\n")
+            );
         }
         println!(
             "target: {} ({}), {:.1} GB{}",
             target.display(),
-            if info.model.is_empty() { "unknown model" } else { &info.model },
+            if info.model.is_empty() {
+                "unknown model"
+            } else {
+                &info.model
+            },
             info.size as f64 / 1e9,
-            if info.removable { ", removable" } else { ", NOT removable (override given)" },
+            if info.removable {
+                ", removable"
+            } else {
+                ", NOT removable (override given)"
+            },
         );
         if !options.yes {
-            print!("Everything on {} will be destroyed. Type `yes` to continue: ", target.display());
+            print!(
+                "Everything on {} will be destroyed. Type `yes` to continue: ",
+                target.display()
+            );
             std::io::stdout().flush()?;
             let mut answer = String::new();
             answers.read_line(&mut answer)?;
@@ -197,7 +255,10 @@ pub fn flash(image: &Path, target: &Path, options: &FlashOptions, answers: &mut 
         }
     }
     write_and_verify(image, target, options.to_file)?;
-    println!("wrote and verified {image_len} bytes to {}", target.display());
+    println!(
+        "wrote and verified {image_len} bytes to {}",
+        target.display()
+    );
     Ok(())
 }
 
@@ -210,16 +271,22 @@ pub fn write_and_verify(image: &Path, target: &Path, create: bool) -> Result<()>
         .truncate(create)
         .open(target)
         .with_context(|| format!("opening {} for writing", target.display()))?;
-    out.write_all(&data).with_context(|| format!("writing {}", target.display()))?;
-    out.sync_all().with_context(|| format!("syncing {}", target.display()))?;
+    out.write_all(&data)
+        .with_context(|| format!("writing {}", target.display()))?;
+    out.sync_all()
+        .with_context(|| format!("syncing {}", target.display()))?;
     drop_cache(&out);
     drop(out);
     let mut back = File::open(target)?;
     drop_cache(&back);
     let mut read = vec![0u8; data.len()];
-    back.read_exact(&mut read).with_context(|| format!("reading back {}", target.display()))?;
+    back.read_exact(&mut read)
+        .with_context(|| format!("reading back {}", target.display()))?;
     if let Some(offset) = data.iter().zip(&read).position(|(a, b)| a != b) {
-        bail!("verification failed: {} differs from the image at byte {offset}", target.display());
+        bail!(
+            "verification failed: {} differs from the image at byte {offset}",
+            target.display()
+        );
     }
     Ok(())
 }
@@ -248,7 +315,10 @@ mod tests {
     fn finds_mounts_of_device_and_partitions() {
         let mounts = "/dev/sdb1 /media/stick vfat rw 0 0\n/dev/sda2 / ext4 rw 0 0\n/dev/sdb2 /mnt/My\\040Files ext4 rw 0 0\nproc /proc proc rw 0 0\n";
         let parts = vec!["sdb1".to_owned(), "sdb2".to_owned()];
-        assert_eq!(mounts_of(mounts, "sdb", &parts), vec!["/media/stick", "/mnt/My Files"]);
+        assert_eq!(
+            mounts_of(mounts, "sdb", &parts),
+            vec!["/media/stick", "/mnt/My Files"]
+        );
         assert_eq!(mounts_of(mounts, "sda", &["sda2".to_owned()]), vec!["/"]);
         assert!(mounts_of(mounts, "sdc", &[]).is_empty());
     }

@@ -35,7 +35,9 @@ fn dispatch(args: &[String]) -> Result<i32> {
     };
     match command.as_str() {
         "runner" => {
-            let Some(kernel) = rest.first() else { bail!("usage: boot runner KERNEL") };
+            let Some(kernel) = rest.first() else {
+                bail!("usage: boot runner KERNEL")
+            };
             runner::main(Path::new(kernel))
         }
         "run" => run(rest),
@@ -77,7 +79,9 @@ impl Options {
         let mut it = args.iter();
         while let Some(arg) = it.next() {
             let mut value = |name: &str| {
-                it.next().cloned().with_context(|| format!("{name} needs a value"))
+                it.next()
+                    .cloned()
+                    .with_context(|| format!("{name} needs a value"))
             };
             match arg.as_str() {
                 "--kernel" => o.kernel = Some(value("--kernel")?.into()),
@@ -92,7 +96,10 @@ impl Options {
                 "--memory" => o.memory = Some(value("--memory")?),
                 "--timeout" => {
                     let v = value("--timeout")?;
-                    o.timeout = Some(v.parse().with_context(|| format!("--timeout {v:?}: seconds"))?);
+                    o.timeout = Some(
+                        v.parse()
+                            .with_context(|| format!("--timeout {v:?}: seconds"))?,
+                    );
                 }
                 "--settings" => o.settings = Some(value("--settings")?.into()),
                 "--qemu-arg" => o.qemu.push(value("--qemu-arg")?),
@@ -114,7 +121,8 @@ impl Options {
     fn image_spec(&self) -> Result<image::ImageSpec> {
         let settings = match &self.settings {
             Some(path) => Some(
-                std::fs::read(path).with_context(|| format!("reading settings {}", path.display()))?,
+                std::fs::read(path)
+                    .with_context(|| format!("reading settings {}", path.display()))?,
             ),
             None => None,
         };
@@ -128,13 +136,26 @@ fn run(args: &[String]) -> Result<i32> {
         bail!("unexpected argument {extra:?}");
     }
     let kernel = o.kernel()?;
-    let firmware = if o.uefi { Firmware::Uefi } else { Firmware::Bios };
+    let firmware = if o.uefi {
+        Firmware::Uefi
+    } else {
+        Firmware::Bios
+    };
     qemu::check_installed(firmware)?;
-    let image_path = o.out.clone().unwrap_or_else(|| PathBuf::from(format!("{}.img", kernel.display())));
+    let image_path = o
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}.img", kernel.display())));
     image::build(&kernel, &image_path, &o.image_spec()?)?;
     let size = disk::parse_size(o.disk_size.as_deref().unwrap_or("1G"))?;
-    let disks = if o.disks.is_empty() { vec![PathBuf::from("disks/scratch.img")] } else { o.disks.clone() };
-    let scratch = tempfile::Builder::new().prefix("unikernel-run-").tempdir()?;
+    let disks = if o.disks.is_empty() {
+        vec![PathBuf::from("disks/scratch.img")]
+    } else {
+        o.disks.clone()
+    };
+    let scratch = tempfile::Builder::new()
+        .prefix("unikernel-run-")
+        .tempdir()?;
     let mut machine = Machine::new(image_path, scratch.path().to_path_buf());
     machine.firmware = firmware;
     machine.window = o.window;

@@ -89,7 +89,10 @@ impl Machine {
             .args(["-no-reboot", "-serial", "stdio", "-monitor", "none"])
             .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
             .arg("-drive")
-            .arg(format!("format=raw,media=disk,file={}", self.image.display()));
+            .arg(format!(
+                "format=raw,media=disk,file={}",
+                self.image.display()
+            ));
         if !self.window {
             cmd.args(["-display", "none"]);
         }
@@ -119,9 +122,14 @@ impl Machine {
             }
             cmd.arg("-device").arg(device);
         }
-        cmd.args(["-trace", "enable=pci_nvme_ub_*", "-trace", "enable=pci_nvme_err_*"])
-            .arg("-D")
-            .arg(&self.trace_log);
+        cmd.args([
+            "-trace",
+            "enable=pci_nvme_ub_*",
+            "-trace",
+            "enable=pci_nvme_err_*",
+        ])
+        .arg("-D")
+        .arg(&self.trace_log);
         Ok(cmd)
     }
 }
@@ -231,7 +239,9 @@ pub fn run(
 ) -> Result<Run> {
     let _ = fs::remove_file(&machine.trace_log);
     let mut cmd = machine.command()?;
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let start = Instant::now();
     let mut child = cmd
         .spawn()

@@ -106,7 +106,10 @@ impl TestMachine {
 
 /// The test's name: the ELF's file name without cargo's hash suffix.
 pub fn test_name(kernel: &Path) -> String {
-    let stem = kernel.file_stem().and_then(|s| s.to_str()).unwrap_or("kernel");
+    let stem = kernel
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("kernel");
     match stem.rsplit_once('-') {
         Some((name, hash)) if hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()) => {
             name.to_owned()
@@ -141,8 +144,11 @@ pub fn run_test(kernel: &Path, echo: bool) -> Result<(qemu::Run, std::result::Re
             properties: properties.clone(),
         });
     }
-    let echo: Option<Box<dyn Write + Send>> =
-        if echo { Some(Box::new(std::io::stdout())) } else { None };
+    let echo: Option<Box<dyn Write + Send>> = if echo {
+        Some(Box::new(std::io::stdout()))
+    } else {
+        None
+    };
     let run = qemu::run(&machine, spec.timeout, echo)?;
     let verdict = judge(&run);
     Ok((run, verdict))
@@ -152,14 +158,14 @@ pub fn run_test(kernel: &Path, echo: bool) -> Result<(qemu::Run, std::result::Re
 pub fn judge(run: &qemu::Run) -> std::result::Result<(), String> {
     if !run.outcome.is_success() {
         let mut reason = run.outcome.to_string();
-        if run.outcome == Outcome::CpuException || run.outcome == Outcome::Panic {
-            if let Some(line) = run
+        let stopped = matches!(run.outcome, Outcome::CpuException | Outcome::Panic);
+        if stopped
+            && let Some(line) = run
                 .serial
                 .lines()
                 .find(|l| l.contains("CPU EXCEPTION") || l.contains("KERNEL PANIC"))
-            {
-                reason.push_str(&format!(": {}", line.trim()));
-            }
+        {
+            reason.push_str(&format!(": {}", line.trim()));
         }
         return Err(reason);
     }
@@ -200,13 +206,19 @@ mod tests {
         assert_eq!(m.machine, "q35");
         assert_eq!(m.firmware, Firmware::Uefi);
         assert_eq!(m.timeout, Duration::from_secs(30));
-        assert_eq!(m.nvme, vec![(16 << 20, vec!["mdts=2".to_owned()]), (8 << 20, vec![])]);
+        assert_eq!(
+            m.nvme,
+            vec![(16 << 20, vec!["mdts=2".to_owned()]), (8 << 20, vec![])]
+        );
         assert_eq!(m.qemu, vec!["-device", "pci-bridge,chassis_nr=1"]);
     }
 
     #[test]
     fn default_machine_without_description() {
-        assert_eq!(TestMachine::from_elf(b"no marker here").unwrap(), TestMachine::default());
+        assert_eq!(
+            TestMachine::from_elf(b"no marker here").unwrap(),
+            TestMachine::default()
+        );
     }
 
     #[test]
@@ -219,8 +231,14 @@ mod tests {
 
     #[test]
     fn test_names_drop_cargo_hash() {
-        assert_eq!(test_name(Path::new("/t/deps/heap-0123456789abcdef")), "heap");
+        assert_eq!(
+            test_name(Path::new("/t/deps/heap-0123456789abcdef")),
+            "heap"
+        );
         assert_eq!(test_name(Path::new("/t/debug/kernel")), "kernel");
-        assert_eq!(test_name(Path::new("/t/deps/stack-overflow-0123456789abcdef")), "stack-overflow");
+        assert_eq!(
+            test_name(Path::new("/t/deps/stack-overflow-0123456789abcdef")),
+            "stack-overflow"
+        );
     }
 }

@@ -10,7 +10,9 @@ use boot::flash::{FlashOptions, Refusal, flash, inspect, write_and_verify};
 
 fn image(dir: &Path) -> PathBuf {
     let path = dir.join("image.img");
-    let data: Vec<u8> = (0..(1u32 << 20)).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let data: Vec<u8> = (0..(1u32 << 20))
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     fs::write(&path, data).unwrap();
     path
 }
@@ -20,7 +22,10 @@ fn writes_and_verifies_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let image = image(dir.path());
     let target = dir.path().join("out.img");
-    let options = FlashOptions { to_file: true, ..FlashOptions::default() };
+    let options = FlashOptions {
+        to_file: true,
+        ..FlashOptions::default()
+    };
     flash(&image, &target, &options, &mut Cursor::new("")).unwrap();
     assert_eq!(fs::read(&target).unwrap(), fs::read(&image).unwrap());
 }
@@ -31,9 +36,17 @@ fn refuses_a_regular_file_as_a_device() {
     let image = image(dir.path());
     let target = dir.path().join("not-a-device");
     fs::write(&target, b"precious").unwrap();
-    let error = flash(&image, &target, &FlashOptions { yes: true, ..Default::default() }, &mut Cursor::new(""))
-        .unwrap_err()
-        .to_string();
+    let error = flash(
+        &image,
+        &target,
+        &FlashOptions {
+            yes: true,
+            ..Default::default()
+        },
+        &mut Cursor::new(""),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(error.contains("not a block device"), "{error}");
     assert_eq!(fs::read(&target).unwrap(), b"precious");
 }
@@ -46,7 +59,10 @@ fn verify_catches_a_target_that_does_not_keep_data() {
     // reported as verified (it fails at the sync or at the comparison).
     let error = write_and_verify(&image, Path::new("/dev/zero"), false).unwrap_err();
     let text = format!("{error:#}");
-    assert!(text.contains("verification failed") || text.contains("syncing"), "{text}");
+    assert!(
+        text.contains("verification failed") || text.contains("syncing"),
+        "{text}"
+    );
 }
 
 /// A loop device over a temporary file, detached on drop.
@@ -60,7 +76,11 @@ impl Loop {
         let backing = dir.join("loop-backing.img");
         let file = fs::File::create(&backing).ok()?;
         file.set_len(size).ok()?;
-        let out = Command::new("losetup").args(["--find", "--show"]).arg(&backing).output().ok()?;
+        let out = Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(&backing)
+            .output()
+            .ok()?;
         if !out.status.success() {
             return None;
         }
@@ -91,15 +111,28 @@ fn loop_device_is_refused_as_non_removable_then_written_with_override() {
     assert_eq!(refusals, vec![Refusal::NotRemovable]);
 
     // Without the override: refused, nothing written.
-    let error = flash(&image, &device.device, &FlashOptions { yes: true, ..Default::default() }, &mut Cursor::new(""))
-        .unwrap_err()
-        .to_string();
+    let error = flash(
+        &image,
+        &device.device,
+        &FlashOptions {
+            yes: true,
+            ..Default::default()
+        },
+        &mut Cursor::new(""),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(error.contains("does not look removable"), "{error}");
     assert!(fs::read(&device.backing).unwrap().iter().all(|&b| b == 0));
 
     // With the override but a "no" at the prompt: nothing written.
-    let options = FlashOptions { allow_non_removable: true, ..Default::default() };
-    let error = flash(&image, &device.device, &options, &mut Cursor::new("no\n")).unwrap_err().to_string();
+    let options = FlashOptions {
+        allow_non_removable: true,
+        ..Default::default()
+    };
+    let error = flash(&image, &device.device, &options, &mut Cursor::new("no\n"))
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("not confirmed"), "{error}");
     assert!(fs::read(&device.backing).unwrap().iter().all(|&b| b == 0));
 
@@ -118,7 +151,13 @@ fn loop_device_smaller_than_the_image_is_refused() {
         eprintln!("SKIPPED: no loop device available (needs root and losetup)");
         return;
     };
-    let options = FlashOptions { yes: true, allow_non_removable: true, ..Default::default() };
-    let error = flash(&image, &device.device, &options, &mut Cursor::new("")).unwrap_err().to_string();
+    let options = FlashOptions {
+        yes: true,
+        allow_non_removable: true,
+        ..Default::default()
+    };
+    let error = flash(&image, &device.device, &options, &mut Cursor::new(""))
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("the image needs"), "{error}");
 }

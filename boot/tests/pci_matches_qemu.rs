@@ -23,13 +23,24 @@ struct Device {
 }
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn listing_kernel() -> PathBuf {
     let status = Command::new(env!("CARGO"))
         .current_dir(workspace())
-        .args(["build", "--package", "kernel", "--target", "x86_64-unknown-none", "--example", "pci_listing"])
+        .args([
+            "build",
+            "--package",
+            "kernel",
+            "--target",
+            "x86_64-unknown-none",
+            "--example",
+            "pci_listing",
+        ])
         .status()
         .expect("running cargo");
     assert!(status.success());
@@ -37,7 +48,8 @@ fn listing_kernel() -> PathBuf {
 }
 
 fn hex(text: &str) -> u64 {
-    u64::from_str_radix(text.trim_start_matches("0x"), 16).unwrap_or_else(|_| panic!("not hex: {text}"))
+    u64::from_str_radix(text.trim_start_matches("0x"), 16)
+        .unwrap_or_else(|_| panic!("not hex: {text}"))
 }
 
 /// Parse the kernel's lspci-like listing.
@@ -50,19 +62,53 @@ fn parse_kernel(listing: &str) -> BTreeMap<Bdf, Device> {
             let bus = hex(&rest[0..2]) as u8;
             let dev = hex(&rest[3..5]) as u8;
             let func = hex(&rest[6..7]) as u8;
-            let id = rest.split("]: ").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
-            devices.insert((bus, dev, func), Device { id, bars: BTreeMap::new() });
+            let id = rest
+                .split("]: ")
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_owned();
+            devices.insert(
+                (bus, dev, func),
+                Device {
+                    id,
+                    bars: BTreeMap::new(),
+                },
+            );
             current = Some((bus, dev, func));
         } else if let (Some(bdf), Some(rest)) = (current, line.trim().strip_prefix("BAR")) {
             // BAR0: Memory at febf0000 (64-bit, non-prefetchable) [size=16K]
             let index: u8 = rest[..1].parse().unwrap();
-            let address = hex(rest.split(" at ").nth(1).unwrap().split_whitespace().next().unwrap());
+            let address = hex(rest
+                .split(" at ")
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap());
             let size_text = rest.split("[size=").nth(1).unwrap().trim_end_matches(']');
-            let (digits, unit) = size_text.split_at(size_text.find(|c: char| !c.is_ascii_digit()).unwrap_or(size_text.len()));
-            let shift = match unit { "" => 0, "K" => 10, "M" => 20, "G" => 30, "T" => 40, u => panic!("unit {u}") };
+            let (digits, unit) = size_text.split_at(
+                size_text
+                    .find(|c: char| !c.is_ascii_digit())
+                    .unwrap_or(size_text.len()),
+            );
+            let shift = match unit {
+                "" => 0,
+                "K" => 10,
+                "M" => 20,
+                "G" => 30,
+                "T" => 40,
+                u => panic!("unit {u}"),
+            };
             let size = digits.parse::<u64>().unwrap() << shift;
             if address != 0 {
-                devices.get_mut(&bdf).unwrap().bars.insert(index, (address, size));
+                devices
+                    .get_mut(&bdf)
+                    .unwrap()
+                    .bars
+                    .insert(index, (address, size));
             }
         }
     }
@@ -84,14 +130,35 @@ fn parse_qemu(info: &str) -> BTreeMap<Bdf, Device> {
             current = Some((numbers[0], numbers[1], numbers[2]));
         } else if let (Some(bdf), Some(at)) = (current, line.find("PCI device ")) {
             let id = line[at + 11..].trim().to_owned();
-            devices.insert(bdf, Device { id, bars: BTreeMap::new() });
+            devices.insert(
+                bdf,
+                Device {
+                    id,
+                    bars: BTreeMap::new(),
+                },
+            );
         } else if let (Some(bdf), Some(rest)) = (current, line.strip_prefix("BAR")) {
             // BAR0: 64 bit memory at 0xfebf0000 [0xfebf3fff].   BAR4: I/O at 0xc040 [0xc04f].
             let index: u8 = rest[..1].parse().unwrap();
-            let address = hex(rest.split(" at ").nth(1).unwrap().split_whitespace().next().unwrap());
-            let end = hex(rest.split('[').nth(1).unwrap().trim_end_matches("].").trim_end_matches(']'));
+            let address = hex(rest
+                .split(" at ")
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap());
+            let end = hex(rest
+                .split('[')
+                .nth(1)
+                .unwrap()
+                .trim_end_matches("].")
+                .trim_end_matches(']'));
             if address != u64::MAX && address != 0 {
-                devices.get_mut(&bdf).unwrap().bars.insert(index, (address, end - address + 1));
+                devices
+                    .get_mut(&bdf)
+                    .unwrap()
+                    .bars
+                    .insert(index, (address, end - address + 1));
             }
         }
     }
@@ -110,7 +177,9 @@ fn monitor_info_pci(socket: &Path) -> String {
             Err(e) => panic!("monitor socket: {e}"),
         }
     };
-    stream.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
     stream.write_all(b"info pci\n").unwrap();
     let mut text = String::new();
     let mut buf = [0u8; 4096];
@@ -136,14 +205,21 @@ fn compare(machine_type: &str, firmware: Firmware, extra: &[&str], disks: &[&str
     machine.firmware = firmware;
     let socket = dir.path().join("monitor.sock");
     machine.extra = extra.iter().map(|s| s.to_string()).collect();
-    machine.extra.extend(["-monitor".into(), format!("unix:{},server=on,wait=off", socket.display())]);
+    machine.extra.extend([
+        "-monitor".into(),
+        format!("unix:{},server=on,wait=off", socket.display()),
+    ]);
     for (index, properties) in disks.iter().enumerate() {
         let path = dir.path().join(format!("d{index}.img"));
         disk::create_if_missing(&path, 16 << 20).unwrap();
         machine.disks.push(NvmeDisk {
             path,
             serial: format!("PCI{index}"),
-            properties: properties.split(',').filter(|p| !p.is_empty()).map(str::to_owned).collect(),
+            properties: properties
+                .split(',')
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect(),
         });
     }
     let mut child = machine
@@ -177,7 +253,10 @@ fn compare(machine_type: &str, firmware: Firmware, extra: &[&str], disks: &[&str
     let ours = parse_kernel(&listing);
     let theirs = parse_qemu(&info);
     assert!(!theirs.is_empty(), "could not read `info pci`:\n{info}");
-    assert_eq!(ours, theirs, "\nkernel listing:\n{listing}\nQEMU info pci:\n{info}");
+    assert_eq!(
+        ours, theirs,
+        "\nkernel listing:\n{listing}\nQEMU info pci:\n{info}"
+    );
     assert_eq!(status.code(), Some(33), "the kernel did not exit cleanly");
     let bars: usize = ours.values().map(|d| d.bars.len()).sum();
     assert!(bars >= disks.len() + 2, "too few BARs compared: {ours:?}");
@@ -200,7 +279,10 @@ fn q35_under_uefi_with_nvme_behind_a_root_port() {
     compare(
         "q35",
         Firmware::Uefi,
-        &["-device", "pcie-root-port,id=rp1,chassis=1,bus=pcie.0,addr=4"],
+        &[
+            "-device",
+            "pcie-root-port,id=rp1,chassis=1,bus=pcie.0,addr=4",
+        ],
         &["bus=rp1", "addr=6"],
     );
 }

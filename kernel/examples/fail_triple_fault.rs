@@ -12,7 +12,10 @@ entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);
 fn main(boot_info: &'static mut BootInfo) -> ! {
     kernel::init(boot_info, "warn");
     kernel::println!("loading an empty IDT, then raising an exception");
-    let empty = DescriptorTablePointer { limit: 0, base: VirtAddr::zero() };
+    let empty = DescriptorTablePointer {
+        limit: 0,
+        base: VirtAddr::zero(),
+    };
     // SAFETY: deliberately unsound for the rest of this kernel's (short)
     // life: with no IDT, the breakpoint below escalates to a triple fault.
     unsafe { x86_64::instructions::tables::lidt(&empty) };

@@ -16,5 +16,9 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
     pci.print_listing();
     kernel::println!("END PCI LISTING");
     let answered = kernel::console::serial::read_byte(60_000_000_000).is_some();
-    kernel::exit(if answered { kernel::ExitStatus::Success } else { kernel::ExitStatus::Failure })
+    kernel::exit(if answered {
+        kernel::ExitStatus::Success
+    } else {
+        kernel::ExitStatus::Failure
+    })
 }

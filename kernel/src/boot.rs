@@ -76,7 +76,10 @@ pub fn init(boot_info: &'static mut BootInfo, log_filter: &str) -> &'static Kern
     interrupts::init();
     let (tsc_hz, measured) = tsc::calibrate();
     if !measured {
-        log::warn!("PIT did not answer; assuming a {} MHz TSC", tsc_hz / 1_000_000);
+        log::warn!(
+            "PIT did not answer; assuming a {} MHz TSC",
+            tsc_hz / 1_000_000
+        );
     }
 
     let firmware = if boot_info
@@ -98,7 +101,8 @@ pub fn init(boot_info: &'static mut BootInfo, log_filter: &str) -> &'static Kern
         Err(error) => panic!("no frame allocator: {error:?}"),
     };
     let usable_memory = frames.usable_frames() as u64 * memory::PAGE_SIZE;
-    let heap_size = (frames.free_frames() / 8 * memory::PAGE_SIZE as usize).clamp(1 << 20, MAX_HEAP);
+    let heap_size =
+        (frames.free_frames() / 8 * memory::PAGE_SIZE as usize).clamp(1 << 20, MAX_HEAP);
     let heap_start = match frames.allocate_contiguous(heap_size / memory::PAGE_SIZE as usize) {
         Ok(start) => start,
         Err(error) => panic!("no room for a {heap_size}-byte heap: {error:?}"),
@@ -109,8 +113,8 @@ pub fn init(boot_info: &'static mut BootInfo, log_filter: &str) -> &'static Kern
     // SAFETY: this is the only place that builds an OffsetPageTable, and
     // `map` is the bootloader's complete physical mapping.
     let tables = unsafe { memory::paging::active(map) };
-    let memory = Memory::new(map, frames, tables)
-        .expect("no free level-4 entry for the MMIO window");
+    let memory =
+        Memory::new(map, frames, tables).expect("no free level-4 entry for the MMIO window");
     let ramdisk = boot_info.ramdisk_addr.into_option().map(|addr| {
         let len = boot_info.ramdisk_len as usize;
         // SAFETY: the bootloader loaded the ramdisk at `addr` (virtual) with

@@ -80,7 +80,10 @@ mod tests {
     fn log_filter_rejects_bad_levels() {
         assert!(Filter::parse("loud").is_err());
         assert!(Filter::parse("info,nvme=shouty").is_err());
-        assert!(Filter::parse("a=info,b=info,c=info,d=info,e=info,f=info,g=info,h=info,i=info").is_err());
+        assert!(
+            Filter::parse("a=info,b=info,c=info,d=info,e=info,f=info,g=info,h=info,i=info")
+                .is_err()
+        );
     }
 
     #[test_case]
@@ -94,7 +97,10 @@ mod tests {
     #[test_case]
     fn tsc_is_calibrated_and_monotonic() {
         let hz = crate::arch::tsc::frequency_hz();
-        assert!((100_000_000..20_000_000_000).contains(&hz), "TSC at {hz} Hz");
+        assert!(
+            (100_000_000..20_000_000_000).contains(&hz),
+            "TSC at {hz} Hz"
+        );
         let a = crate::arch::tsc::now();
         let b = crate::arch::tsc::now();
         assert!(b >= a);

@@ -14,7 +14,11 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
     pci.print_listing();
     for function in pci.enumeration.nvme_controllers() {
         match pci.prepare_nvme(&kernel.memory, function) {
-            Ok(bar) => log::info!("NVMe controller {} ready: BAR0 mapped at {:#x}", function.address, bar.virt.as_u64()),
+            Ok(bar) => log::info!(
+                "NVMe controller {} ready: BAR0 mapped at {:#x}",
+                function.address,
+                bar.virt.as_u64()
+            ),
             Err(error) => log::error!("NVMe controller {} not usable: {error:?}", function.address),
         }
     }

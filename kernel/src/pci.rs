@@ -39,7 +39,11 @@ struct AcpiMapper {
 }
 
 impl AcpiHandler for AcpiMapper {
-    unsafe fn map_physical_region<T>(&self, physical_address: usize, size: usize) -> PhysicalMapping<Self, T> {
+    unsafe fn map_physical_region<T>(
+        &self,
+        physical_address: usize,
+        size: usize,
+    ) -> PhysicalMapping<Self, T> {
         let virt = self.map.virt(PhysAddr::new(physical_address as u64));
         let pointer = NonNull::new(virt.as_mut_ptr::<T>()).unwrap_or(NonNull::dangling());
         // SAFETY: the physical-memory mapping covers all RAM, where firmware
@@ -73,7 +77,7 @@ impl ConfigSpace {
         let window = windows
             .iter()
             .find(|w| w.range.segment == address.segment() && w.range.contains(address.bus()))?;
-        if offset >= 4096 || offset % 4 != 0 {
+        if offset >= 4096 || !offset.is_multiple_of(4) {
             return None;
         }
         let bus = u64::from(address.bus() - window.range.start_bus);
@@ -85,7 +89,7 @@ impl ConfigSpace {
     }
 
     fn port_address(address: PciAddress, offset: u16) -> Option<u32> {
-        (address.segment() == 0 && offset < 256 && offset % 4 == 0).then(|| {
+        (address.segment() == 0 && offset < 256 && offset.is_multiple_of(4)).then(|| {
             0x8000_0000
                 | (u32::from(address.bus()) << 16)
                 | (u32::from(address.device()) << 11)
@@ -98,7 +102,11 @@ impl ConfigSpace {
     pub fn ranges(&self) -> Vec<BusRange> {
         match self {
             ConfigSpace::Ecam(windows) => windows.iter().map(|w| w.range).collect(),
-            ConfigSpace::PortIo(_) => alloc::vec![BusRange { segment: 0, start_bus: 0, end_bus: 255 }],
+            ConfigSpace::PortIo(_) => alloc::vec![BusRange {
+                segment: 0,
+                start_bus: 0,
+                end_bus: 255
+            }],
         }
     }
 
@@ -161,7 +169,9 @@ impl ConfigRegionAccess for ConfigSpace {
 /// Find configuration space: ECAM if the firmware's ACPI tables have an
 /// MCFG, port I/O otherwise.
 pub fn config_space(memory: &Memory, rsdp: Option<PhysAddr>) -> ConfigSpace {
-    let handler = AcpiMapper { map: memory.physical_map() };
+    let handler = AcpiMapper {
+        map: memory.physical_map(),
+    };
     let tables = rsdp.and_then(|rsdp| {
         // SAFETY: the bootloader reported this RSDP address from the firmware.
         unsafe { AcpiTables::from_rsdp(handler, rsdp.as_u64() as usize) }.ok()
@@ -175,8 +185,12 @@ pub fn config_space(memory: &Memory, rsdp: Option<PhysAddr>) -> ConfigSpace {
     };
     let mut windows = Vec::new();
     for entry in mcfg.entries() {
-        let (segment, start, end, base) =
-            (entry.pci_segment_group, entry.bus_number_start, entry.bus_number_end, entry.base_address);
+        let (segment, start, end, base) = (
+            entry.pci_segment_group,
+            entry.bus_number_start,
+            entry.bus_number_end,
+            entry.base_address,
+        );
         if end < start {
             log::warn!("MCFG entry for segment {segment} has buses {start}..{end}; skipped");
             continue;
@@ -184,7 +198,11 @@ pub fn config_space(memory: &Memory, rsdp: Option<PhysAddr>) -> ConfigSpace {
         let len = (u64::from(end - start) + 1) << 20;
         match memory.map_mmio(PhysAddr::new(base), len) {
             Ok(region) => windows.push(EcamWindow {
-                range: BusRange { segment, start_bus: start, end_bus: end },
+                range: BusRange {
+                    segment,
+                    start_bus: start,
+                    end_bus: end,
+                },
                 region,
             }),
             Err(error) => log::warn!("ECAM window at {base:#x} not mapped: {error:?}"),
@@ -215,7 +233,10 @@ pub fn scan(memory: &Memory, rsdp: Option<PhysAddr>) -> Pci {
         enumeration.functions.len(),
         enumeration.problems.len()
     );
-    Pci { config, enumeration }
+    Pci {
+        config,
+        enumeration,
+    }
 }
 
 impl Pci {
@@ -228,9 +249,18 @@ impl Pci {
 
     /// Enable `function` for DMA (memory decoding, bus mastering, INTx off)
     /// and map its BAR0 uncached: what the NVMe driver needs.
-    pub fn prepare_nvme(&self, memory: &Memory, function: &Function) -> Result<MmioRegion, PciError> {
-        let bar = function.bar(0).filter(|b| b.is_memory() && b.size > 0).ok_or(PciError::NoMemoryBar)?;
+    pub fn prepare_nvme(
+        &self,
+        memory: &Memory,
+        function: &Function,
+    ) -> Result<MmioRegion, PciError> {
+        let bar = function
+            .bar(0)
+            .filter(|b| b.is_memory() && b.size > 0)
+            .ok_or(PciError::NoMemoryBar)?;
         pci::enable_for_dma(&self.config, function.address).map_err(PciError::Config)?;
-        memory.map_mmio(PhysAddr::new(bar.address), bar.size).map_err(PciError::Map)
+        memory
+            .map_mmio(PhysAddr::new(bar.address), bar.size)
+            .map_err(PciError::Map)
     }
 }

@@ -36,7 +36,10 @@ fn vec_grows_to_a_megabyte() {
         v.push(i);
     }
     assert_eq!(v.len(), 1 << 18);
-    assert_eq!(v.iter().map(|&x| u64::from(x)).sum::<u64>(), (1u64 << 18) * ((1 << 18) - 1) / 2);
+    assert_eq!(
+        v.iter().map(|&x| u64::from(x)).sum::<u64>(),
+        (1u64 << 18) * ((1 << 18) - 1) / 2
+    );
 }
 
 #[test_case]
@@ -49,7 +52,7 @@ fn many_mixed_allocations_and_frees_leave_the_heap_as_it_was() {
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let size = [1, 8, 24, 100, 512, 4096, 9000, 65536][(seed % 8) as usize];
-        if live.len() > 64 || (seed >> 8) % 3 == 0 {
+        if live.len() > 64 || (seed >> 8).is_multiple_of(3) {
             if !live.is_empty() {
                 let victim = (seed >> 16) as usize % live.len();
                 let gone = live.swap_remove(victim);
@@ -62,7 +65,10 @@ fn many_mixed_allocations_and_frees_leave_the_heap_as_it_was() {
     }
     drop(live);
     let (used_after, _) = kernel::memory::heap::usage();
-    assert_eq!(used_after, used_before, "memory leaked or heap accounting is off");
+    assert_eq!(
+        used_after, used_before,
+        "memory leaked or heap accounting is off"
+    );
 }
 
 #[test_case]

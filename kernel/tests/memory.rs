@@ -40,7 +40,10 @@ fn frames_are_unique_and_usable() {
         for _ in 0..4096 {
             let frame = frames.allocate_contiguous(1).expect("frame");
             assert!(frame.is_aligned(4096u64));
-            assert!(frames.is_usable(frame.as_u64()), "{frame:?} is not usable RAM");
+            assert!(
+                frames.is_usable(frame.as_u64()),
+                "{frame:?} is not usable RAM"
+            );
             assert!(seen.insert(frame.as_u64()), "{frame:?} handed out twice");
             taken.push(frame);
         }
@@ -51,7 +54,11 @@ fn frames_are_unique_and_usable() {
         assert_eq!(frames.free_frames(), free_before);
         // Freeing twice, or freeing what was never ours, is refused.
         assert!(frames.free_contiguous(taken[0], 1).is_err());
-        assert!(frames.free_contiguous(PhysAddr::new(0xfee0_0000), 1).is_err());
+        assert!(
+            frames
+                .free_contiguous(PhysAddr::new(0xfee0_0000), 1)
+                .is_err()
+        );
     });
 }
 
@@ -59,7 +66,11 @@ fn frames_are_unique_and_usable() {
 fn frame_allocator_refuses_impossible_requests() {
     kernel().memory.with_frames(|frames| {
         assert!(frames.allocate_contiguous(0).is_err());
-        assert!(frames.allocate_contiguous(frames.free_frames() + 1).is_err());
+        assert!(
+            frames
+                .allocate_contiguous(frames.free_frames() + 1)
+                .is_err()
+        );
     });
 }
 
@@ -75,7 +86,11 @@ fn dma_regions_are_aligned_zeroed_and_translate_to_their_physical_address() {
         for page in 0..pages {
             let virt = VirtAddr::from_ptr(region.virt().as_ptr()) + (page * 4096) as u64;
             let walked = memory.translate(virt).expect("mapped");
-            assert_eq!(walked, region.phys() + (page * 4096) as u64, "not contiguous at page {page}");
+            assert_eq!(
+                walked,
+                region.phys() + (page * 4096) as u64,
+                "not contiguous at page {page}"
+            );
         }
         region.as_mut_slice().fill(0xa5);
         regions.push(region);
@@ -86,7 +101,10 @@ fn dma_regions_are_aligned_zeroed_and_translate_to_their_physical_address() {
         .map(|r| (r.phys().as_u64(), r.phys().as_u64() + r.len() as u64))
         .collect();
     spans.sort();
-    assert!(spans.windows(2).all(|w| w[0].1 <= w[1].0), "DMA regions overlap: {spans:?}");
+    assert!(
+        spans.windows(2).all(|w| w[0].1 <= w[1].0),
+        "DMA regions overlap: {spans:?}"
+    );
     for region in regions {
         assert!(region.as_slice().iter().all(|&b| b == 0xa5));
         memory.free_dma(region).expect("free");
@@ -102,18 +120,32 @@ fn mmio_mapping_reaches_the_local_apic_uncached() {
     const LAPIC_BASE: u64 = 0xfee0_0000;
     const VERSION: usize = 0x30;
     let memory = &kernel().memory;
-    let region = memory.map_mmio(PhysAddr::new(LAPIC_BASE), 4096).expect("map");
-    assert_eq!(memory.translate(region.virt), Some(PhysAddr::new(LAPIC_BASE)));
+    let region = memory
+        .map_mmio(PhysAddr::new(LAPIC_BASE), 4096)
+        .expect("map");
+    assert_eq!(
+        memory.translate(region.virt),
+        Some(PhysAddr::new(LAPIC_BASE))
+    );
     let pointer = (region.virt.as_u64() as usize + VERSION) as *const u32;
     // SAFETY: the LAPIC's register page was just mapped uncached at
     // `region.virt`; the version register is read-only and 32-bit aligned.
     let version = unsafe { core::ptr::read_volatile(pointer) };
     let max_lvt = (version >> 16) & 0xff;
-    assert!((0x10..=0x15).contains(&(version & 0xff)), "LAPIC version {version:#x}");
+    assert!(
+        (0x10..=0x15).contains(&(version & 0xff)),
+        "LAPIC version {version:#x}"
+    );
     assert!(max_lvt >= 2, "LAPIC max LVT {max_lvt}");
     // A mapping that is not page-aligned keeps its offset.
-    let odd = memory.map_mmio(PhysAddr::new(LAPIC_BASE + VERSION as u64), 4).expect("map");
+    let odd = memory
+        .map_mmio(PhysAddr::new(LAPIC_BASE + VERSION as u64), 4)
+        .expect("map");
     assert_eq!(odd.virt.as_u64() % 4096, VERSION as u64);
     assert!(memory.map_mmio(PhysAddr::new(LAPIC_BASE), 0).is_err());
-    assert!(memory.map_mmio(PhysAddr::new((1 << 52) - 10), 4096).is_err());
+    assert!(
+        memory
+            .map_mmio(PhysAddr::new((1 << 52) - 10), 4096)
+            .is_err()
+    );
 }

@@ -41,14 +41,14 @@ fn configuration_space_is_ecam() {
 #[test_case]
 fn finds_exactly_the_devices_qemu_was_given() {
     common::assert_exact_devices(&[
-        (0, 0, 0, 0x8086, 0x29c0, 0x06, 0x00),  // Q35 host bridge
-        (0, 1, 0, 0x1234, 0x1111, 0x03, 0x00),  // VGA
-        (0, 4, 0, 0x1b36, 0x000c, 0x06, 0x04),  // PCIe root port
-        (0, 6, 0, 0x1b36, 0x0010, 0x01, 0x08),  // NVMe on the root complex
+        (0, 0, 0, 0x8086, 0x29c0, 0x06, 0x00),    // Q35 host bridge
+        (0, 1, 0, 0x1234, 0x1111, 0x03, 0x00),    // VGA
+        (0, 4, 0, 0x1b36, 0x000c, 0x06, 0x04),    // PCIe root port
+        (0, 6, 0, 0x1b36, 0x0010, 0x01, 0x08),    // NVMe on the root complex
         (0, 0x1f, 0, 0x8086, 0x2918, 0x06, 0x01), // ICH9 LPC
         (0, 0x1f, 2, 0x8086, 0x2922, 0x01, 0x06), // ICH9 AHCI
         (0, 0x1f, 3, 0x8086, 0x2930, 0x0c, 0x05), // ICH9 SMBus
-        (1, 0, 0, 0x1b36, 0x0010, 0x01, 0x08),  // NVMe behind the root port
+        (1, 0, 0, 0x1b36, 0x0010, 0x01, 0x08),    // NVMe behind the root port
     ]);
 }
 
@@ -65,6 +65,10 @@ fn nvme_behind_the_root_port_has_a_pci_express_capability() {
         .nvme_controllers()
         .find(|f| f.address.bus() == 1)
         .expect("NVMe on bus 1");
-    assert!(behind.capabilities.iter().any(|c| c.id == 0x10), "no PCIe capability: {:?}", behind.capabilities);
+    assert!(
+        behind.capabilities.iter().any(|c| c.id == 0x10),
+        "no PCIe capability: {:?}",
+        behind.capabilities
+    );
     assert!(behind.msix().is_some(), "no MSI-X capability");
 }

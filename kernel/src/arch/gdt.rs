@@ -19,7 +19,9 @@ const DOUBLE_FAULT_STACK_SIZE: usize = 32 * 1024;
 
 /// Backing memory of the double-fault stack; 16-byte aligned as the ABI wants.
 #[repr(align(16))]
-struct Stack(#[allow(dead_code, reason = "only its address is used")] [u8; DOUBLE_FAULT_STACK_SIZE]);
+struct Stack(
+    #[allow(dead_code, reason = "only its address is used")] [u8; DOUBLE_FAULT_STACK_SIZE],
+);
 
 static mut DOUBLE_FAULT_STACK: Stack = Stack([0; DOUBLE_FAULT_STACK_SIZE]);
 

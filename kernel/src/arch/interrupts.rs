@@ -63,12 +63,15 @@ pub fn init() {
         let mut idt = InterruptDescriptorTable::new();
         idt.divide_error.set_handler_fn(divide_error);
         idt.debug.set_handler_fn(debug);
-        idt.non_maskable_interrupt.set_handler_fn(non_maskable_interrupt);
+        idt.non_maskable_interrupt
+            .set_handler_fn(non_maskable_interrupt);
         idt.breakpoint.set_handler_fn(breakpoint);
         idt.overflow.set_handler_fn(overflow);
-        idt.bound_range_exceeded.set_handler_fn(bound_range_exceeded);
+        idt.bound_range_exceeded
+            .set_handler_fn(bound_range_exceeded);
         idt.invalid_opcode.set_handler_fn(invalid_opcode);
-        idt.device_not_available.set_handler_fn(device_not_available);
+        idt.device_not_available
+            .set_handler_fn(device_not_available);
         // SAFETY: DOUBLE_FAULT_IST_INDEX names the IST entry that gdt::init
         // filled with a dedicated, otherwise unused stack.
         unsafe {
@@ -79,16 +82,20 @@ pub fn init() {
         idt.invalid_tss.set_handler_fn(invalid_tss);
         idt.segment_not_present.set_handler_fn(segment_not_present);
         idt.stack_segment_fault.set_handler_fn(stack_segment_fault);
-        idt.general_protection_fault.set_handler_fn(general_protection_fault);
+        idt.general_protection_fault
+            .set_handler_fn(general_protection_fault);
         idt.page_fault.set_handler_fn(page_fault);
         idt.x87_floating_point.set_handler_fn(x87_floating_point);
         idt.alignment_check.set_handler_fn(alignment_check);
         idt.machine_check.set_handler_fn(machine_check);
         idt.simd_floating_point.set_handler_fn(simd_floating_point);
         idt.virtualization.set_handler_fn(virtualization);
-        idt.cp_protection_exception.set_handler_fn(control_protection);
-        idt.hv_injection_exception.set_handler_fn(hypervisor_injection);
-        idt.vmm_communication_exception.set_handler_fn(vmm_communication);
+        idt.cp_protection_exception
+            .set_handler_fn(control_protection);
+        idt.hv_injection_exception
+            .set_handler_fn(hypervisor_injection);
+        idt.vmm_communication_exception
+            .set_handler_fn(vmm_communication);
         idt.security_exception.set_handler_fn(security_exception);
         idt
     });

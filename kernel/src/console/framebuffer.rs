@@ -144,7 +144,8 @@ impl Console {
         if let Some(glyph) = glyph {
             for (dy, line) in glyph.raster().iter().enumerate() {
                 for (dx, &intensity) in line.iter().enumerate() {
-                    let scale = |channel: u8| (u16::from(channel) * u16::from(intensity) / 255) as u8;
+                    let scale =
+                        |channel: u8| (u16::from(channel) * u16::from(intensity) / 255) as u8;
                     self.put_pixel(x0 + dx, y0 + dy, [scale(r), scale(g), scale(b)]);
                 }
             }

@@ -47,7 +47,9 @@ pub enum FilterError {
 impl fmt::Display for FilterError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            FilterError::UnknownLevel => "unknown log level (use off, error, warn, info, debug or trace)",
+            FilterError::UnknownLevel => {
+                "unknown log level (use off, error, warn, info, debug or trace)"
+            }
             FilterError::TooManyRules => "too many module rules in the log filter",
             FilterError::ModuleTooLong => "module path too long in the log filter",
         })

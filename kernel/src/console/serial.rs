@@ -43,7 +43,9 @@ pub fn read_byte(timeout_ns: u64) -> Option<u8> {
     let deadline = crate::arch::tsc::now_ns().saturating_add(timeout_ns);
     loop {
         let byte = x86_64::instructions::interrupts::without_interrupts(|| {
-            PORT.lock().as_mut().and_then(|port| port.try_receive().ok())
+            PORT.lock()
+                .as_mut()
+                .and_then(|port| port.try_receive().ok())
         });
         if byte.is_some() || crate::arch::tsc::now_ns() >= deadline {
             return byte;

@@ -47,10 +47,18 @@ impl FrameBitmap {
             regions
                 .iter()
                 .filter(|r| r.kind == MemoryRegionKind::Usable)
-                .map(|r| (r.start.next_multiple_of(PAGE_SIZE), r.end & !(PAGE_SIZE - 1)))
+                .map(|r| {
+                    (
+                        r.start.next_multiple_of(PAGE_SIZE),
+                        r.end & !(PAGE_SIZE - 1),
+                    )
+                })
                 .filter(|(start, end)| end > start)
         };
-        let top = usable().map(|(_, end)| end).max().ok_or(FrameError::NoUsableMemory)?;
+        let top = usable()
+            .map(|(_, end)| end)
+            .max()
+            .ok_or(FrameError::NoUsableMemory)?;
         let frames = (top / PAGE_SIZE) as usize;
         let words = frames.div_ceil(64);
         let bitmap_bytes = (words * 8) as u64;
@@ -119,7 +127,11 @@ impl FrameBitmap {
             return Err(FrameError::OutOfMemory);
         }
         for pass in 0..2 {
-            let (from, to) = if pass == 0 { (self.hint, self.frames) } else { (0, self.hint) };
+            let (from, to) = if pass == 0 {
+                (self.hint, self.frames)
+            } else {
+                (0, self.hint)
+            };
             let mut run = 0;
             let mut frame = from;
             while frame < to.min(self.frames) {
@@ -154,8 +166,8 @@ impl FrameBitmap {
         if !start.is_aligned(PAGE_SIZE) || first + count > self.frames {
             return Err(FrameError::NotAllocated);
         }
-        let all_allocated_usable =
-            (first..first + count).all(|f| !self.is_free(f) && self.is_usable(f as u64 * PAGE_SIZE));
+        let all_allocated_usable = (first..first + count)
+            .all(|f| !self.is_free(f) && self.is_usable(f as u64 * PAGE_SIZE));
         if !all_allocated_usable {
             return Err(FrameError::NotAllocated);
         }
@@ -188,6 +200,8 @@ impl FrameBitmap {
 // is freed, and only frames of usable RAM, which is what page tables need.
 unsafe impl FrameAllocator<Size4KiB> for FrameBitmap {
     fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
-        self.allocate_contiguous(1).ok().map(PhysFrame::containing_address)
+        self.allocate_contiguous(1)
+            .ok()
+            .map(PhysFrame::containing_address)
     }
 }

@@ -69,8 +69,14 @@ impl MmioWindow {
         len: u64,
     ) -> Result<MmioRegion, MmioError> {
         let first = phys.align_down(PAGE_SIZE);
-        let end = phys.as_u64().checked_add(len).filter(|_| len > 0).ok_or(MmioError::BadRegion)?;
-        let end = end.checked_next_multiple_of(PAGE_SIZE).ok_or(MmioError::BadRegion)?;
+        let end = phys
+            .as_u64()
+            .checked_add(len)
+            .filter(|_| len > 0)
+            .ok_or(MmioError::BadRegion)?;
+        let end = end
+            .checked_next_multiple_of(PAGE_SIZE)
+            .ok_or(MmioError::BadRegion)?;
         if end > MAX_PHYSICAL {
             return Err(MmioError::BadRegion);
         }

@@ -56,8 +56,15 @@ pub fn assert_exact_devices(expected: &[Expected]) {
     sorted.sort();
     let mut want = expected.to_vec();
     want.sort();
-    assert_eq!(sorted, want, "PCI functions differ from what QEMU was given");
-    assert!(pci().enumeration.problems.is_empty(), "problems: {:?}", pci().enumeration.problems);
+    assert_eq!(
+        sorted, want,
+        "PCI functions differ from what QEMU was given"
+    );
+    assert!(
+        pci().enumeration.problems.is_empty(),
+        "problems: {:?}",
+        pci().enumeration.problems
+    );
 }
 
 const COMMAND: u16 = 0x04;
@@ -74,15 +81,24 @@ pub fn assert_nvme_ready(expected: usize) -> usize {
     let kernel = kernel();
     let mut ready = 0;
     for function in pci.enumeration.nvme_controllers() {
-        let bar = pci.prepare_nvme(&kernel.memory, function).expect("NVMe BAR0 mapped");
+        let bar = pci
+            .prepare_nvme(&kernel.memory, function)
+            .expect("NVMe BAR0 mapped");
         // SAFETY: reading the command register of a function the scan found.
         let command = unsafe { pci.config.read(function.address, COMMAND) };
-        assert_eq!(command & (MEMORY_SPACE | BUS_MASTER | INTX_DISABLE), MEMORY_SPACE | BUS_MASTER | INTX_DISABLE);
+        assert_eq!(
+            command & (MEMORY_SPACE | BUS_MASTER | INTX_DISABLE),
+            MEMORY_SPACE | BUS_MASTER | INTX_DISABLE
+        );
         let vs = (bar.virt.as_u64() + NVME_VS) as *const u32;
         // SAFETY: BAR0 was just mapped uncached; VS is a read-only 32-bit
         // register at offset 8 of every NVMe controller.
         let version = unsafe { core::ptr::read_volatile(vs) };
-        assert!(version >> 16 >= 1, "NVMe version {version:#x} at {}", function.address);
+        assert!(
+            version >> 16 >= 1,
+            "NVMe version {version:#x} at {}",
+            function.address
+        );
         ready += 1;
     }
     assert_eq!(ready, expected, "NVMe controllers ready");
