@@ -1,0 +1,1205 @@
+//! Controller bring-up, admin commands, recovery and shutdown.
+//!
+//! Bring-up (NVMe 1.4 §7.6.1, "Initialization"): whatever state firmware
+//! left (enabled, disabled, enabled but not ready, shutdown in progress,
+//! fatal), the controller is first settled and disabled (CC.EN = 0, wait for
+//! CSTS.RDY = 0 within CAP.TO). Clearing EN while RDY is still 0 after an
+//! enable is undefined (§3.1.5), so a pending enable is first waited out.
+//! Then the admin queue is programmed (AQA/ASQ/ACQ), CC is written with the
+//! NVM command set, the memory page size (4 KiB if within
+//! CAP.MPSMIN..MPSMAX, else MPSMIN) and entry sizes 64/16 bytes, and EN is
+//! set; CSTS.RDY = 1 is awaited within CAP.TO while watching CSTS.CFS and
+//! all-ones reads (device gone). Then: Identify Controller, Set Features
+//! Number of Queues (whatever is granted up to the configuration), the
+//! Volatile Write Cache feature, the active namespace list, Identify
+//! Namespace for each, and the I/O queues (completion queue before its
+//! submission queue, interrupts disabled: the driver polls).
+//!
+//! Ownership: the `Controller` owns the admin queue, I/O queue 1 (used by
+//! the synchronous block API through `namespace(nsid)`, which borrows the
+//! controller mutably) and the other I/O queue pairs until
+//! `take_io_queue()` hands one out by value as an [`IoQueue`]. No globals.
+//!
+//! Recovery: on a command timeout, CSTS.CFS or an all-ones register read,
+//! [`Controller::recover`] resets the controller (which aborts every
+//! outstanding command and DMA), reprograms the admin queue and recreates
+//! every I/O queue on the same memory, including queues handed out; those
+//! notice a generation counter change, reset their rings and report their
+//! in-flight commands as [`Error::Reset`]. `recover` must not run while an
+//! `IoQueue` is being used on another CPU (the unikernel is single-threaded).
+//!
+//! DMA memory is never returned to the allocator: the device might still
+//! access it if a reset failed; it is allocated once at bring-up (and when
+//! an `IoQueue` is taken).
+
+use crate::block::{BlockDevice, IoQueue, NamespaceLimits};
+use crate::command::{CompletionEntry, FeatureId, IdentifyCns, LogPageId, SubmissionEntry};
+use crate::error::{Error, Stage};
+use crate::hal::{Clock, DmaAllocator, DmaRegion, RegisterAccess};
+use crate::identify::{self, IDENTIFY_BYTES, IdentifyController, IdentifyNamespace, Oncs};
+use crate::log_page::{ERROR_LOG_ENTRY_BYTES, ErrorLogEntry, SMART_LOG_BYTES, SmartLog};
+use crate::prp;
+use crate::queue::{Polled, QueuePair};
+use crate::quirks::{self, Quirks};
+use crate::registers::{
+    Aqa, Cap, Cc, CommandSet, Csts, Doorbells, ShutdownNotification, ShutdownStatus, Version,
+    offset,
+};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+/// How often CSTS is polled while waiting for a state change.
+const CSTS_POLL_US: u64 = 100;
+/// Check CSTS for fatal status every this many empty completion polls.
+const FATAL_CHECK_INTERVAL: u32 = 64;
+/// Maximum blocks per Read/Write/Write Zeroes command (NLB is 16 bits).
+pub(crate) const MAX_BLOCKS_PER_COMMAND: u64 = 65_536;
+/// Maximum ranges per Dataset Management command.
+const MAX_DSM_RANGES: usize = 256;
+
+/// Bring-up parameters.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// I/O queue pairs wanted (at least 1; the controller may grant fewer).
+    pub io_queue_pairs: u16,
+    /// Commands in flight wanted per I/O queue (capped by CAP.MQES).
+    pub io_queue_depth: u16,
+    /// Commands in flight on the admin queue.
+    pub admin_queue_depth: u16,
+    /// Deadline for every command, in milliseconds.
+    pub command_timeout_ms: u64,
+    /// Deadline for shutdown processing, in milliseconds.
+    pub shutdown_timeout_ms: u64,
+    /// PCI vendor ID (for the quirk table).
+    pub pci_vendor: u16,
+    /// PCI device ID (for the quirk table).
+    pub pci_device: u16,
+    /// Quirks to apply on top of the table's.
+    pub extra_quirks: Quirks,
+    /// Set the volatile write cache on (`Some(true)`) or off, or leave it.
+    pub volatile_write_cache: Option<bool>,
+    /// Bounce buffer of the synchronous queue, in bytes.
+    pub bounce_buffer_bytes: usize,
+    /// Per-slot buffer of a taken [`IoQueue`], in bytes.
+    pub slot_buffer_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            io_queue_pairs: 4,
+            io_queue_depth: 32,
+            admin_queue_depth: 16,
+            command_timeout_ms: 5_000,
+            shutdown_timeout_ms: 10_000,
+            pci_vendor: 0,
+            pci_device: 0,
+            extra_quirks: Quirks::NONE,
+            volatile_write_cache: None,
+            bounce_buffer_bytes: 128 * 1024,
+            slot_buffer_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// What bring-up learned about the controller.
+#[derive(Clone, Copy, Debug)]
+pub struct ControllerInfo {
+    /// Model number.
+    pub model: identify::AsciiField<40>,
+    /// Serial number.
+    pub serial: identify::AsciiField<20>,
+    /// Firmware revision.
+    pub firmware: identify::AsciiField<8>,
+    /// NVMe version (VS register).
+    pub version: Version,
+    /// MDTS in bytes, `None` = no limit reported.
+    pub mdts_bytes: Option<usize>,
+    /// Largest transfer the driver issues in one command.
+    pub max_transfer_bytes: usize,
+    /// Controller memory page size in use.
+    pub page_size: usize,
+    /// I/O queue pairs created.
+    pub io_queues: u16,
+    /// Commands in flight per I/O queue.
+    pub io_queue_depth: usize,
+    /// A volatile write cache is present.
+    pub volatile_write_cache_present: bool,
+    /// The volatile write cache is enabled.
+    pub volatile_write_cache_enabled: bool,
+    /// Optional NVM commands as reported.
+    pub oncs: Oncs,
+    /// Write Zeroes usable (reported and not quirked off).
+    pub write_zeroes: bool,
+    /// Dataset Management deallocate usable.
+    pub deallocate: bool,
+    /// Number of Namespaces (NN).
+    pub namespace_count: u32,
+    /// Quirks in effect.
+    pub quirks: Quirks,
+}
+
+/// One active namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NamespaceInfo {
+    /// Namespace identifier.
+    pub nsid: u32,
+    /// Size in blocks (NSZE).
+    pub block_count: u64,
+    /// Data bytes per block; 0 if the format is unusable.
+    pub block_size: usize,
+    /// Metadata bytes per block of the formatted LBA format.
+    pub metadata_size: u16,
+}
+
+impl NamespaceInfo {
+    /// Whether the driver can do I/O on it (no metadata, sane block size).
+    pub fn usable(&self) -> Result<(), Error> {
+        if self.metadata_size != 0 {
+            Err(Error::NamespaceHasMetadata)
+        } else if self.block_size == 0 {
+            Err(Error::Unsupported)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// State shared between the controller and the I/O queues it handed out.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// Bumped after every controller reset.
+    pub(crate) generation: AtomicU32,
+    /// Set once shutdown started.
+    pub(crate) shut_down: AtomicBool,
+    /// Per namespace (index into `namespaces`): writes allowed.
+    pub(crate) writable: Vec<AtomicBool>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Running,
+    Failed,
+    ShutDown,
+}
+
+#[derive(Debug)]
+pub(crate) struct SyncQueue {
+    pub(crate) pair: QueuePair,
+    pub(crate) prp_list: DmaRegion,
+    pub(crate) bounce: DmaRegion,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct TakenQueue {
+    qid: u16,
+    entries: u32,
+    sq: u64,
+    cq: u64,
+}
+
+/// Data direction of a synchronous transfer.
+pub(crate) enum Data<'a> {
+    /// Device to memory.
+    Read(&'a mut [u8]),
+    /// Memory to device.
+    Write(&'a [u8], bool),
+}
+
+/// One NVMe controller.
+pub struct Controller<R: RegisterAccess, D: DmaAllocator, C: Clock> {
+    regs: R,
+    dma: D,
+    clock: C,
+    config: Config,
+    quirks: Quirks,
+    cap: Cap,
+    page_size: usize,
+    doorbells: Doorbells,
+    admin: QueuePair,
+    scratch: DmaRegion,
+    sync: Option<SyncQueue>,
+    spare: Vec<QueuePair>,
+    taken: Vec<TakenQueue>,
+    io_queue_count: u16,
+    io_entries: u32,
+    info: ControllerInfo,
+    namespaces: Vec<NamespaceInfo>,
+    shared: Arc<Shared>,
+    state: State,
+    unknown_completions: u64,
+}
+
+fn ns_to_deadline(now: u64, ms: u64) -> u64 {
+    now.saturating_add(ms.saturating_mul(1_000_000))
+}
+
+/// Waits for the completion of `slot` on `pair`. Completions with unknown
+/// identifiers are counted and ignored.
+pub(crate) fn wait_for_slot<R: RegisterAccess, C: Clock>(
+    pair: &mut QueuePair,
+    regs: &R,
+    clock: &C,
+    slot: u16,
+    deadline_ns: u64,
+    stage: Stage,
+    unknown: &mut u64,
+) -> Result<CompletionEntry, Error> {
+    let mut empty = 0u32;
+    loop {
+        match pair.poll(regs) {
+            Polled::Done { slot: s, entry, .. } if s == slot => {
+                return if entry.status.is_success() {
+                    Ok(entry)
+                } else {
+                    Err(Error::Device(entry.status))
+                };
+            }
+            Polled::Done { entry, .. } => {
+                log::warn!(
+                    "nvme: unexpected completion for cid {:#x} on queue {}",
+                    entry.cid,
+                    pair.qid()
+                );
+            }
+            Polled::Unknown(entry) => {
+                *unknown += 1;
+                log::warn!(
+                    "nvme: completion with unknown cid {:#x} (sq {}) on queue {} ignored",
+                    entry.cid,
+                    entry.sq_id,
+                    pair.qid()
+                );
+            }
+            Polled::Empty => {
+                empty = empty.wrapping_add(1);
+                if empty.is_multiple_of(FATAL_CHECK_INTERVAL) {
+                    let csts = Csts(regs.read32(offset::CSTS));
+                    if csts.is_all_ones() || csts.cfs() {
+                        return Err(Error::ControllerFatal);
+                    }
+                }
+                if clock.now_ns() > deadline_ns {
+                    return Err(Error::Timeout { stage });
+                }
+                core::hint::spin_loop();
+            }
+        }
+    }
+}
+
+impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
+    /// Brings the controller up (see the module documentation).
+    pub fn new(regs: R, dma: D, clock: C, config: Config) -> Result<Controller<R, D, C>, Error> {
+        let quirks =
+            quirks::lookup(config.pci_vendor, config.pci_device).union(config.extra_quirks);
+        let cap = Cap(regs.read64(offset::CAP));
+        if cap.is_all_ones() {
+            return Err(Error::ControllerFatal);
+        }
+        if !cap.supports_nvm() {
+            log::warn!(
+                "nvme: controller does not support the NVM command set (CAP {:#x})",
+                cap.0
+            );
+            return Err(Error::Unsupported);
+        }
+        let page_size = if cap.min_page_size() <= 4096 && 4096 <= cap.max_page_size() {
+            4096
+        } else {
+            cap.min_page_size()
+        };
+        let admin_entries =
+            (u32::from(config.admin_queue_depth) + 1).clamp(2, cap.mqes().min(Aqa::MAX_ENTRIES));
+        let doorbells = Doorbells::new(cap);
+        let (sq_bytes, cq_bytes) = QueuePair::ring_bytes(admin_entries);
+        let admin_sq = alloc_pages(&dma, sq_bytes, page_size)?;
+        let admin_cq = alloc_pages(&dma, cq_bytes, page_size)?;
+        let scratch = alloc_pages(&dma, IDENTIFY_BYTES.max(page_size), page_size)?;
+        let admin = QueuePair::new(0, admin_entries, admin_sq, admin_cq, doorbells);
+        let version = Version(regs.read32(offset::VS));
+        let mut ctrl = Controller {
+            regs,
+            dma,
+            clock,
+            config,
+            quirks,
+            cap,
+            page_size,
+            doorbells,
+            admin,
+            scratch,
+            sync: None,
+            spare: Vec::new(),
+            taken: Vec::new(),
+            io_queue_count: 0,
+            io_entries: 0,
+            info: ControllerInfo {
+                model: identify::AsciiField::from_text(""),
+                serial: identify::AsciiField::from_text(""),
+                firmware: identify::AsciiField::from_text(""),
+                version,
+                mdts_bytes: None,
+                max_transfer_bytes: 0,
+                page_size,
+                io_queues: 0,
+                io_queue_depth: 0,
+                volatile_write_cache_present: false,
+                volatile_write_cache_enabled: false,
+                oncs: Oncs(0),
+                write_zeroes: false,
+                deallocate: false,
+                namespace_count: 0,
+                quirks,
+            },
+            namespaces: Vec::new(),
+            shared: Arc::new(Shared {
+                generation: AtomicU32::new(0),
+                shut_down: AtomicBool::new(false),
+                writable: Vec::new(),
+            }),
+            state: State::Failed,
+            unknown_completions: 0,
+        };
+        ctrl.disable()?;
+        ctrl.enable()?;
+        ctrl.identify_controller()?;
+        ctrl.negotiate_queues()?;
+        ctrl.configure_write_cache()?;
+        ctrl.discover_namespaces()?;
+        ctrl.create_io_queues()?;
+        ctrl.shared = Arc::new(Shared {
+            generation: AtomicU32::new(0),
+            shut_down: AtomicBool::new(false),
+            writable: ctrl
+                .namespaces
+                .iter()
+                .map(|_| AtomicBool::new(false))
+                .collect(),
+        });
+        ctrl.state = State::Running;
+        log::info!(
+            "nvme: {} ({}, fw {}) NVMe {}.{}: {} namespace(s), {} I/O queue(s) x {}, max transfer {} bytes",
+            ctrl.info.model,
+            ctrl.info.serial,
+            ctrl.info.firmware,
+            version.major(),
+            version.minor(),
+            ctrl.namespaces.len(),
+            ctrl.info.io_queues,
+            ctrl.info.io_queue_depth,
+            ctrl.info.max_transfer_bytes
+        );
+        Ok(ctrl)
+    }
+
+    fn deadline_ms(&self, ms: u64) -> u64 {
+        ns_to_deadline(self.clock.now_ns(), ms)
+    }
+
+    /// Polls CSTS until `done` holds or the deadline passes. All-ones reads
+    /// are fatal; CFS is fatal only if `watch_cfs`.
+    fn wait_csts(
+        &self,
+        deadline: u64,
+        watch_cfs: bool,
+        done: impl Fn(Csts) -> bool,
+    ) -> Result<(), Option<Error>> {
+        loop {
+            let csts = Csts(self.regs.read32(offset::CSTS));
+            if csts.is_all_ones() || (watch_cfs && csts.cfs()) {
+                return Err(Some(Error::ControllerFatal));
+            }
+            if done(csts) {
+                return Ok(());
+            }
+            if self.clock.now_ns() > deadline {
+                return Err(None);
+            }
+            self.clock.delay_us(CSTS_POLL_US);
+        }
+    }
+
+    /// Settles whatever state the controller is in and disables it.
+    fn disable(&mut self) -> Result<(), Error> {
+        let csts = Csts(self.regs.read32(offset::CSTS));
+        let cc = Cc(self.regs.read32(offset::CC));
+        if csts.is_all_ones() {
+            return Err(Error::ControllerFatal);
+        }
+        let to = self.cap.timeout_ms();
+        if csts.shst() == ShutdownStatus::Occurring {
+            // Let a shutdown in progress finish before resetting.
+            let deadline = self.deadline_ms(to);
+            if let Err(Some(e)) =
+                self.wait_csts(deadline, false, |c| c.shst() != ShutdownStatus::Occurring)
+            {
+                return Err(e);
+            }
+        }
+        if cc.enabled() && !csts.rdy() && !csts.cfs() {
+            // An enable is in progress; clearing EN now is undefined.
+            let deadline = self.deadline_ms(to);
+            if let Err(Some(e)) = self.wait_csts(deadline, true, |c| c.rdy())
+                && (e != Error::ControllerFatal || !Csts(self.regs.read32(offset::CSTS)).cfs())
+            {
+                return Err(e);
+            }
+        }
+        self.regs.write32(offset::CC, Cc::new().0);
+        if self.quirks.delay_before_ready_check_us != 0 {
+            self.clock
+                .delay_us(u64::from(self.quirks.delay_before_ready_check_us));
+        }
+        let deadline = self.deadline_ms(to);
+        match self.wait_csts(deadline, false, |c| !c.rdy()) {
+            Ok(()) => Ok(()),
+            Err(Some(e)) => Err(e),
+            Err(None) => Err(Error::Timeout {
+                stage: Stage::Disable,
+            }),
+        }
+    }
+
+    /// Programs the admin queue and CC, enables, waits for ready.
+    fn enable(&mut self) -> Result<(), Error> {
+        self.admin.reset();
+        let entries = self.admin.entries();
+        self.regs.write32(offset::AQA, Aqa::new(entries, entries).0);
+        self.regs
+            .write64(offset::ASQ, self.admin.sq_region().phys().as_u64());
+        self.regs
+            .write64(offset::ACQ, self.admin.cq_region().phys().as_u64());
+        let mps = (self.page_size.trailing_zeros() - 12) as u8;
+        let cc = Cc::new()
+            .with_command_set(CommandSet::Nvm)
+            .with_mps(mps)
+            .with_iosqes(6)
+            .with_iocqes(4);
+        self.regs.write32(offset::CC, cc.0);
+        self.regs.write32(offset::CC, cc.with_enable(true).0);
+        if self.quirks.delay_before_ready_check_us != 0 {
+            self.clock
+                .delay_us(u64::from(self.quirks.delay_before_ready_check_us));
+        }
+        let deadline = self.deadline_ms(self.cap.timeout_ms());
+        match self.wait_csts(deadline, true, |c| c.rdy()) {
+            Ok(()) => Ok(()),
+            Err(Some(e)) => Err(e),
+            Err(None) => Err(Error::NeverReady),
+        }
+    }
+
+    /// Runs one admin command to completion, without recovery.
+    fn admin_command(&mut self, cmd: SubmissionEntry) -> Result<CompletionEntry, Error> {
+        let slot = self.admin.alloc_slot().ok_or(Error::QueueFull)?;
+        let deadline = self.deadline_ms(self.config.command_timeout_ms);
+        self.admin.submit(&self.regs, slot, &cmd, deadline);
+        wait_for_slot(
+            &mut self.admin,
+            &self.regs,
+            &self.clock,
+            slot,
+            deadline,
+            Stage::AdminCommand,
+            &mut self.unknown_completions,
+        )
+    }
+
+    /// Runs an admin command on a running controller, recovering after a
+    /// timeout or fatal status.
+    fn admin_checked(&mut self, cmd: SubmissionEntry) -> Result<CompletionEntry, Error> {
+        self.ensure_running()?;
+        let result = self.admin_command(cmd);
+        self.after_failure(result)
+    }
+
+    fn after_failure<T>(&mut self, result: Result<T, Error>) -> Result<T, Error> {
+        if let Err(Error::Timeout { .. } | Error::ControllerFatal) = result
+            && let Err(e) = self.recover()
+        {
+            log::warn!("nvme: recovery failed: {e}");
+        }
+        result
+    }
+
+    fn ensure_running(&self) -> Result<(), Error> {
+        match self.state {
+            State::Running => Ok(()),
+            State::Failed => Err(Error::ControllerFatal),
+            State::ShutDown => Err(Error::ShutDown),
+        }
+    }
+
+    fn identify_into_scratch(&mut self, cns: IdentifyCns, nsid: u32) -> Result<(), Error> {
+        self.scratch.zero();
+        let cmd = SubmissionEntry::identify(cns, nsid).with_prps(self.scratch.phys().as_u64(), 0);
+        self.admin_command(cmd).map(|_| ())
+    }
+
+    fn identify_controller(&mut self) -> Result<(), Error> {
+        self.identify_into_scratch(IdentifyCns::Controller, 0)?;
+        let id = IdentifyController::parse(self.scratch.as_slice());
+        if !id.entry_sizes_supported() {
+            log::warn!(
+                "nvme: SQES {:#x} / CQES {:#x} exclude 64/16-byte entries",
+                id.sqes,
+                id.cqes
+            );
+            return Err(Error::BadDevice);
+        }
+        let mdts = id.max_transfer_bytes(self.cap.min_page_size());
+        let max_transfer = mdts
+            .unwrap_or(usize::MAX)
+            .min(prp::max_transfer_without_chaining(self.page_size));
+        let i = &mut self.info;
+        i.model = id.model;
+        i.serial = id.serial;
+        i.firmware = id.firmware;
+        i.mdts_bytes = mdts;
+        i.max_transfer_bytes = max_transfer;
+        i.volatile_write_cache_present = id.volatile_write_cache_present();
+        i.oncs = id.oncs;
+        i.write_zeroes = id.oncs.write_zeroes() && !self.quirks.no_write_zeroes;
+        i.deallocate = id.oncs.dataset_management() && !self.quirks.no_dataset_management;
+        i.namespace_count = id.nn;
+        Ok(())
+    }
+
+    fn request_queues(&mut self, want: u16) -> Result<u16, Error> {
+        let value = SubmissionEntry::number_of_queues(want, want);
+        let done = self.admin_command(SubmissionEntry::set_features(
+            FeatureId::NumberOfQueues,
+            value,
+        ))?;
+        let sq = (done.dw0 & 0xFFFF) as u16;
+        let cq = (done.dw0 >> 16) as u16;
+        Ok(want.min(sq.saturating_add(1)).min(cq.saturating_add(1)))
+    }
+
+    fn negotiate_queues(&mut self) -> Result<(), Error> {
+        let want = if self.quirks.single_io_queue {
+            1
+        } else {
+            self.config.io_queue_pairs.clamp(1, 0xFFFE)
+        };
+        let granted = self.request_queues(want)?;
+        if granted == 0 {
+            return Err(Error::BadDevice);
+        }
+        self.io_queue_count = granted;
+        self.io_entries =
+            (u32::from(self.config.io_queue_depth) + 1).clamp(2, self.cap.mqes().min(65_536));
+        Ok(())
+    }
+
+    fn configure_write_cache(&mut self) -> Result<(), Error> {
+        if !self.info.volatile_write_cache_present {
+            return Ok(());
+        }
+        if let Some(on) = self.config.volatile_write_cache {
+            self.admin_command(SubmissionEntry::set_features(
+                FeatureId::VolatileWriteCache,
+                u32::from(on),
+            ))?;
+        }
+        let done =
+            self.admin_command(SubmissionEntry::get_features(FeatureId::VolatileWriteCache))?;
+        self.info.volatile_write_cache_enabled = done.dw0 & 1 != 0;
+        Ok(())
+    }
+
+    fn discover_namespaces(&mut self) -> Result<(), Error> {
+        let mut ids: Vec<u32> = Vec::new();
+        let mut start = 0u32;
+        let mut list_ok = true;
+        // At most NN namespaces; each list page holds 1024.
+        let pages = self.info.namespace_count / 1024 + 1;
+        for _ in 0..pages {
+            match self.identify_into_scratch(IdentifyCns::ActiveNamespaceList, start) {
+                Ok(()) => {}
+                Err(Error::Device(s)) => {
+                    log::info!(
+                        "nvme: active namespace list unsupported ({}), probing 1..=NN",
+                        s.name()
+                    );
+                    list_ok = false;
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+            let before = ids.len();
+            ids.extend(identify::active_namespaces(self.scratch.as_slice()).filter(|&n| n > start));
+            match ids.last() {
+                Some(&last) if ids.len() - before == 1024 => start = last,
+                _ => break,
+            }
+        }
+        if !list_ok {
+            ids = (1..=self.info.namespace_count.min(1024)).collect();
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        for nsid in ids {
+            self.identify_into_scratch(IdentifyCns::Namespace, nsid)?;
+            let ns = IdentifyNamespace::parse(self.scratch.as_slice());
+            if !ns.is_active() {
+                continue;
+            }
+            let format = ns.current_format().unwrap_or_default();
+            let info = NamespaceInfo {
+                nsid,
+                block_count: ns.nsze,
+                block_size: format.data_size().unwrap_or(0),
+                metadata_size: format.metadata_size,
+            };
+            if let Err(e) = info.usable() {
+                log::warn!("nvme: namespace {nsid} not usable: {e}");
+            }
+            self.namespaces.push(info);
+        }
+        Ok(())
+    }
+
+    fn create_on_device(&mut self, qid: u16, entries: u32, sq: u64, cq: u64) -> Result<(), Error> {
+        self.admin_command(SubmissionEntry::create_io_completion_queue(
+            qid, entries, cq,
+        ))?;
+        self.admin_command(SubmissionEntry::create_io_submission_queue(
+            qid, entries, sq, qid,
+        ))?;
+        Ok(())
+    }
+
+    fn create_io_queues(&mut self) -> Result<(), Error> {
+        let entries = self.io_entries;
+        let (sq_bytes, cq_bytes) = QueuePair::ring_bytes(entries);
+        for qid in 1..=self.io_queue_count {
+            let sq = alloc_pages(&self.dma, sq_bytes, self.page_size)?;
+            let cq = alloc_pages(&self.dma, cq_bytes, self.page_size)?;
+            let pair = QueuePair::new(qid, entries, sq, cq, self.doorbells);
+            self.create_on_device(
+                qid,
+                entries,
+                pair.sq_region().phys().as_u64(),
+                pair.cq_region().phys().as_u64(),
+            )?;
+            if qid == 1 {
+                let prp_list = alloc_pages(&self.dma, self.page_size, self.page_size)?;
+                let bounce_len = self.config.bounce_buffer_bytes.clamp(
+                    self.page_size,
+                    self.info.max_transfer_bytes.max(self.page_size),
+                );
+                let bounce = alloc_pages(&self.dma, bounce_len, self.page_size)?;
+                self.sync = Some(SyncQueue {
+                    pair,
+                    prp_list,
+                    bounce,
+                });
+            } else {
+                self.spare.push(pair);
+            }
+        }
+        self.info.io_queues = self.io_queue_count;
+        self.info.io_queue_depth = entries as usize - 1;
+        Ok(())
+    }
+
+    /// Resets the controller and rebuilds its admin and I/O queues (also
+    /// the ones handed out, which then report their in-flight commands as
+    /// [`Error::Reset`]). Called automatically after a timeout or fatal
+    /// status; callable by the kernel, e.g. after an [`IoQueue`] reported a
+    /// timeout.
+    pub fn recover(&mut self) -> Result<(), Error> {
+        if self.state == State::ShutDown {
+            return Err(Error::ShutDown);
+        }
+        log::warn!("nvme: resetting controller");
+        self.state = State::Failed;
+        self.disable()?;
+        self.enable()?;
+        let granted = self.request_queues(self.io_queue_count)?;
+        if granted < self.io_queue_count {
+            return Err(Error::BadDevice);
+        }
+        if self.info.volatile_write_cache_present
+            && let Some(on) = self.config.volatile_write_cache
+        {
+            self.admin_command(SubmissionEntry::set_features(
+                FeatureId::VolatileWriteCache,
+                u32::from(on),
+            ))?;
+        }
+        if let Some(sync) = self.sync.as_mut() {
+            sync.pair.reset();
+            let (qid, entries) = (sync.pair.qid(), sync.pair.entries());
+            let (sq, cq) = (
+                sync.pair.sq_region().phys().as_u64(),
+                sync.pair.cq_region().phys().as_u64(),
+            );
+            self.create_on_device(qid, entries, sq, cq)?;
+        }
+        for i in 0..self.spare.len() {
+            let pair = &mut self.spare[i];
+            pair.reset();
+            let (qid, entries) = (pair.qid(), pair.entries());
+            let (sq, cq) = (
+                pair.sq_region().phys().as_u64(),
+                pair.cq_region().phys().as_u64(),
+            );
+            self.create_on_device(qid, entries, sq, cq)?;
+        }
+        for i in 0..self.taken.len() {
+            let t = self.taken[i];
+            self.create_on_device(t.qid, t.entries, t.sq, t.cq)?;
+        }
+        self.shared.generation.fetch_add(1, Ordering::AcqRel);
+        self.state = State::Running;
+        Ok(())
+    }
+
+    /// Normal shutdown (CC.SHN = 01b, wait for CSTS.SHST = complete).
+    /// Deletes the I/O queues first (best effort). Idempotent; all I/O
+    /// afterwards fails with [`Error::ShutDown`].
+    pub fn shutdown(&mut self) -> Result<(), Error> {
+        if self.state == State::ShutDown {
+            return Ok(());
+        }
+        self.shared.shut_down.store(true, Ordering::Release);
+        if self.state == State::Running {
+            let mut qids: Vec<u16> = self.taken.iter().map(|t| t.qid).collect();
+            qids.extend(self.spare.iter().map(|p| p.qid()));
+            qids.extend(self.sync.as_ref().map(|s| s.pair.qid()));
+            for qid in qids {
+                let _ = self
+                    .admin_command(SubmissionEntry::delete_io_submission_queue(qid))
+                    .and_then(|_| {
+                        self.admin_command(SubmissionEntry::delete_io_completion_queue(qid))
+                    });
+            }
+        }
+        self.state = State::ShutDown;
+        let cc = Cc(self.regs.read32(offset::CC));
+        if cc.0 == u32::MAX {
+            return Err(Error::ControllerFatal);
+        }
+        self.regs
+            .write32(offset::CC, cc.with_shutdown(ShutdownNotification::Normal).0);
+        let deadline = self.deadline_ms(self.config.shutdown_timeout_ms);
+        match self.wait_csts(deadline, false, |c| c.shst() == ShutdownStatus::Complete) {
+            Ok(()) => Ok(()),
+            Err(Some(e)) => Err(e),
+            Err(None) => Err(Error::Timeout {
+                stage: Stage::Shutdown,
+            }),
+        }
+    }
+
+    /// Whether [`Self::shutdown`] has run.
+    pub fn is_shut_down(&self) -> bool {
+        self.state == State::ShutDown
+    }
+
+    /// What bring-up learned.
+    pub fn info(&self) -> &ControllerInfo {
+        &self.info
+    }
+
+    /// The controller capabilities register as read at bring-up.
+    pub fn capabilities(&self) -> Cap {
+        self.cap
+    }
+
+    /// Every active namespace, usable or not.
+    pub fn namespaces(&self) -> &[NamespaceInfo] {
+        &self.namespaces
+    }
+
+    /// Completions seen with a command identifier not in flight (ignored).
+    pub fn unknown_completions(&self) -> u64 {
+        self.unknown_completions
+    }
+
+    /// Block device handle for namespace `nsid`, doing synchronous I/O on
+    /// I/O queue 1. Read-only until [`BlockDevice::set_writable`].
+    pub fn namespace(&mut self, nsid: u32) -> Result<BlockDevice<'_, R, D, C>, Error> {
+        let index = self.namespace_index(nsid)?;
+        self.namespaces[index].usable()?;
+        Ok(BlockDevice::new(self, index))
+    }
+
+    pub(crate) fn namespace_index(&self, nsid: u32) -> Result<usize, Error> {
+        self.namespaces
+            .iter()
+            .position(|n| n.nsid == nsid)
+            .ok_or(Error::NoSuchNamespace)
+    }
+
+    pub(crate) fn namespace_info(&self, index: usize) -> NamespaceInfo {
+        self.namespaces[index]
+    }
+
+    pub(crate) fn set_writable(&self, index: usize, writable: bool) {
+        if let Some(w) = self.shared.writable.get(index) {
+            w.store(writable, Ordering::Release);
+        }
+    }
+
+    pub(crate) fn is_writable(&self, index: usize) -> bool {
+        self.shared
+            .writable
+            .get(index)
+            .is_some_and(|w| w.load(Ordering::Acquire))
+    }
+
+    /// SMART / Health Information log (global).
+    pub fn smart_log(&mut self) -> Result<SmartLog, Error> {
+        self.scratch.zero();
+        let cmd =
+            SubmissionEntry::get_log_page(LogPageId::SmartHealth, (SMART_LOG_BYTES / 4) as u32, 0)
+                .with_prps(self.scratch.phys().as_u64(), 0);
+        self.admin_checked(cmd)?;
+        Ok(SmartLog::parse(self.scratch.as_slice()))
+    }
+
+    /// Reads up to `out.len()` Error Information entries (newest first);
+    /// returns how many were filled.
+    pub fn error_log(&mut self, out: &mut [ErrorLogEntry]) -> Result<usize, Error> {
+        let n = out
+            .len()
+            .min(self.scratch.len().min(self.page_size) / ERROR_LOG_ENTRY_BYTES);
+        if n == 0 {
+            return Ok(0);
+        }
+        self.scratch.zero();
+        let cmd = SubmissionEntry::get_log_page(
+            LogPageId::ErrorInformation,
+            (n * ERROR_LOG_ENTRY_BYTES / 4) as u32,
+            0,
+        )
+        .with_prps(self.scratch.phys().as_u64(), 0);
+        self.admin_checked(cmd)?;
+        let bytes = self.scratch.as_slice();
+        for (i, e) in out.iter_mut().take(n).enumerate() {
+            *e = ErrorLogEntry::parse(
+                &bytes[i * ERROR_LOG_ENTRY_BYTES..(i + 1) * ERROR_LOG_ENTRY_BYTES],
+            );
+        }
+        Ok(n)
+    }
+
+    /// Reads the Volatile Write Cache feature (true = enabled).
+    pub fn volatile_write_cache(&mut self) -> Result<bool, Error> {
+        if !self.info.volatile_write_cache_present {
+            return Err(Error::Unsupported);
+        }
+        let done =
+            self.admin_checked(SubmissionEntry::get_features(FeatureId::VolatileWriteCache))?;
+        Ok(done.dw0 & 1 != 0)
+    }
+
+    /// Sets the Volatile Write Cache feature.
+    pub fn set_volatile_write_cache(&mut self, enabled: bool) -> Result<(), Error> {
+        if !self.info.volatile_write_cache_present {
+            return Err(Error::Unsupported);
+        }
+        self.admin_checked(SubmissionEntry::set_features(
+            FeatureId::VolatileWriteCache,
+            u32::from(enabled),
+        ))?;
+        self.info.volatile_write_cache_enabled = enabled;
+        Ok(())
+    }
+
+    /// Sends Abort for command `cid` on submission queue `sqid`; true if the
+    /// controller reports the command aborted (completion dword 0 bit 0
+    /// clear, §5.1).
+    pub fn abort(&mut self, sqid: u16, cid: u16) -> Result<bool, Error> {
+        let done = self.admin_checked(SubmissionEntry::abort(sqid, cid))?;
+        Ok(done.dw0 & 1 == 0)
+    }
+
+    /// Hands out one I/O queue pair (not queue 1, which serves the
+    /// synchronous API) with its per-slot buffers. Fails with
+    /// [`Error::NoFreeQueue`] when all are taken.
+    pub fn take_io_queue(&mut self) -> Result<IoQueue<R, C>, Error>
+    where
+        R: Clone,
+        C: Clone,
+    {
+        self.ensure_running()?;
+        let Some(pair) = self.spare.pop() else {
+            return Err(Error::NoFreeQueue);
+        };
+        let buffer_size = self
+            .config
+            .slot_buffer_bytes
+            .clamp(
+                self.page_size,
+                self.info.max_transfer_bytes.max(self.page_size),
+            )
+            .next_multiple_of(self.page_size);
+        let mut slots = Vec::with_capacity(pair.depth());
+        for _ in 0..pair.depth() {
+            let buffer = match alloc_pages(&self.dma, buffer_size, self.page_size) {
+                Ok(b) => b,
+                Err(e) => {
+                    self.spare.push(pair);
+                    return Err(e);
+                }
+            };
+            let list = match alloc_pages(&self.dma, self.page_size, self.page_size) {
+                Ok(l) => l,
+                Err(e) => {
+                    self.spare.push(pair);
+                    return Err(e);
+                }
+            };
+            slots.push((buffer, list));
+        }
+        self.taken.push(TakenQueue {
+            qid: pair.qid(),
+            entries: pair.entries(),
+            sq: pair.sq_region().phys().as_u64(),
+            cq: pair.cq_region().phys().as_u64(),
+        });
+        let limits = self
+            .namespaces
+            .iter()
+            .enumerate()
+            .map(|(index, n)| NamespaceLimits { index, info: *n })
+            .collect();
+        Ok(IoQueue::new(
+            self.regs.clone(),
+            self.clock.clone(),
+            pair,
+            slots,
+            self.shared.clone(),
+            limits,
+            self.page_size,
+            buffer_size,
+            self.config.command_timeout_ms,
+            self.info.write_zeroes,
+        ))
+    }
+
+    /// Synchronous data transfer on queue 1, split at the transfer limit.
+    pub(crate) fn transfer(
+        &mut self,
+        index: usize,
+        lba: u64,
+        mut data: Data<'_>,
+    ) -> Result<(), Error> {
+        self.ensure_running()?;
+        let ns = self
+            .namespaces
+            .get(index)
+            .copied()
+            .ok_or(Error::NoSuchNamespace)?;
+        ns.usable()?;
+        let (len, write) = match &data {
+            Data::Read(b) => (b.len(), false),
+            Data::Write(b, _) => (b.len(), true),
+        };
+        check_range(&ns, lba, len)?;
+        if write && !self.is_writable(index) {
+            return Err(Error::NotOwned);
+        }
+        let bs = ns.block_size;
+        let page = self.page_size;
+        let direct_max = (self.info.max_transfer_bytes / bs).min(MAX_BLOCKS_PER_COMMAND as usize);
+        let sync = self.sync.as_ref().ok_or(Error::BadDevice)?;
+        let bounce_max = direct_max.min(sync.bounce.len() / bs);
+        if bounce_max == 0 {
+            return Err(Error::Unsupported);
+        }
+        let mut done = 0usize;
+        let total_blocks = len / bs;
+        while done < total_blocks {
+            let sync = self.sync.as_mut().ok_or(Error::BadDevice)?;
+            let mut blocks = (total_blocks - done).min(direct_max);
+            let offset = done * bs;
+            let ptr: *const u8 = match &data {
+                Data::Read(b) => b.as_ptr().wrapping_add(offset),
+                Data::Write(b, _) => b.as_ptr().wrapping_add(offset),
+            };
+            let dma = &self.dma;
+            let direct = prp::translated(ptr, blocks * bs, page, &mut sync.prp_list, |v| {
+                dma.translate(v)
+            });
+            let prps = match direct {
+                Some(p) => p,
+                None => {
+                    blocks = blocks.min(bounce_max);
+                    if let Data::Write(b, _) = &data {
+                        sync.bounce.copy_in(0, &b[offset..offset + blocks * bs]);
+                    }
+                    prp::contiguous(sync.bounce.phys(), blocks * bs, page, &mut sync.prp_list)?
+                }
+            };
+            let slba = lba + done as u64;
+            let cmd = match &data {
+                Data::Read(_) => SubmissionEntry::read(ns.nsid, slba, blocks as u32),
+                Data::Write(_, fua) => SubmissionEntry::write(ns.nsid, slba, blocks as u32, *fua),
+            }
+            .with_prps(prps.prp1, prps.prp2);
+            self.execute_io(cmd)?;
+            if direct.is_none()
+                && let (Data::Read(b), Some(sync)) = (&mut data, self.sync.as_ref())
+            {
+                sync.bounce
+                    .copy_out(0, &mut b[offset..offset + blocks * bs]);
+            }
+            done += blocks;
+        }
+        Ok(())
+    }
+
+    /// Flush (§6.8) on queue 1.
+    pub(crate) fn flush_namespace(&mut self, index: usize) -> Result<(), Error> {
+        self.ensure_running()?;
+        let ns = self
+            .namespaces
+            .get(index)
+            .copied()
+            .ok_or(Error::NoSuchNamespace)?;
+        ns.usable()?;
+        self.execute_io(SubmissionEntry::flush(ns.nsid)).map(|_| ())
+    }
+
+    /// Write Zeroes (§6.16) over `count` blocks, split at 65536 blocks.
+    pub(crate) fn write_zeroes_namespace(
+        &mut self,
+        index: usize,
+        lba: u64,
+        count: u64,
+    ) -> Result<(), Error> {
+        self.ensure_running()?;
+        let ns = self
+            .namespaces
+            .get(index)
+            .copied()
+            .ok_or(Error::NoSuchNamespace)?;
+        ns.usable()?;
+        check_blocks(&ns, lba, count)?;
+        if !self.is_writable(index) {
+            return Err(Error::NotOwned);
+        }
+        if !self.info.write_zeroes {
+            return Err(Error::Unsupported);
+        }
+        let mut done = 0u64;
+        while done < count {
+            let n = (count - done).min(MAX_BLOCKS_PER_COMMAND);
+            self.execute_io(SubmissionEntry::write_zeroes(ns.nsid, lba + done, n as u32))?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Dataset Management deallocate (§6.7) over `count` blocks: ranges of
+    /// up to 2^32 - 1 blocks, 256 ranges per command, built in the bounce
+    /// buffer.
+    pub(crate) fn discard_namespace(
+        &mut self,
+        index: usize,
+        lba: u64,
+        count: u64,
+    ) -> Result<(), Error> {
+        self.ensure_running()?;
+        let ns = self
+            .namespaces
+            .get(index)
+            .copied()
+            .ok_or(Error::NoSuchNamespace)?;
+        ns.usable()?;
+        check_blocks(&ns, lba, count)?;
+        if !self.is_writable(index) {
+            return Err(Error::NotOwned);
+        }
+        if !self.info.deallocate {
+            return Err(Error::Unsupported);
+        }
+        const RANGE_MAX: u64 = u32::MAX as u64;
+        let per_command = MAX_DSM_RANGES.min(self.page_size / 16);
+        let mut done = 0u64;
+        while done < count {
+            let sync = self.sync.as_mut().ok_or(Error::BadDevice)?;
+            let mut ranges = 0usize;
+            while ranges < per_command && done < count {
+                let n = (count - done).min(RANGE_MAX);
+                let mut entry = [0u8; 16];
+                entry[4..8].copy_from_slice(&(n as u32).to_le_bytes());
+                entry[8..16].copy_from_slice(&(lba + done).to_le_bytes());
+                sync.bounce.copy_in(ranges * 16, &entry);
+                ranges += 1;
+                done += n;
+            }
+            let prps = prp::contiguous(
+                sync.bounce.phys(),
+                ranges * 16,
+                self.page_size,
+                &mut sync.prp_list,
+            )?;
+            self.execute_io(
+                SubmissionEntry::deallocate(ns.nsid, ranges as u32).with_prps(prps.prp1, prps.prp2),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Runs one command on queue 1 with a deadline, recovering on failure.
+    pub(crate) fn execute_io(&mut self, cmd: SubmissionEntry) -> Result<CompletionEntry, Error> {
+        self.ensure_running()?;
+        let deadline = self.deadline_ms(self.config.command_timeout_ms);
+        let sync = self.sync.as_mut().ok_or(Error::BadDevice)?;
+        let slot = sync.pair.alloc_slot().ok_or(Error::QueueFull)?;
+        sync.pair.submit(&self.regs, slot, &cmd, deadline);
+        let result = wait_for_slot(
+            &mut sync.pair,
+            &self.regs,
+            &self.clock,
+            slot,
+            deadline,
+            Stage::IoCommand,
+            &mut self.unknown_completions,
+        );
+        self.after_failure(result)
+    }
+}
+
+/// Allocates `len` bytes rounded up to whole pages, checking the page
+/// alignment the controller needs.
+fn alloc_pages<D: DmaAllocator>(dma: &D, len: usize, page: usize) -> Result<DmaRegion, Error> {
+    let len = len.max(1).next_multiple_of(page);
+    let region = dma.allocate(len)?;
+    if !region.phys().is_aligned(page as u64) || region.len() < len {
+        log::warn!(
+            "nvme: DMA region at {:#x} not aligned to {page} bytes",
+            region.phys().as_u64()
+        );
+        dma.deallocate(region);
+        return Err(Error::Dma);
+    }
+    Ok(region)
+}
+
+/// Validates a transfer of `len` bytes at `lba` against the namespace.
+pub(crate) fn check_range(ns: &NamespaceInfo, lba: u64, len: usize) -> Result<(), Error> {
+    if ns.block_size == 0 || len == 0 || !len.is_multiple_of(ns.block_size) {
+        return Err(Error::InvalidLength);
+    }
+    check_blocks(ns, lba, (len / ns.block_size) as u64)
+}
+
+/// Validates `count` blocks at `lba` against the namespace.
+pub(crate) fn check_blocks(ns: &NamespaceInfo, lba: u64, count: u64) -> Result<(), Error> {
+    if count == 0 {
+        return Err(Error::InvalidLength);
+    }
+    match lba.checked_add(count) {
+        Some(end) if end <= ns.block_count => Ok(()),
+        _ => Err(Error::OutOfRange),
+    }
+}

@@ -1,0 +1,387 @@
+//! Submission and completion rings, phase tags, doorbells and fences.
+//!
+//! A [`QueuePair`] owns the DMA memory of one submission queue and its
+//! completion queue (NVMe 1.4 §4.1), so nothing else can alias it. Memory
+//! ordering lives here and only here: a release fence before every doorbell
+//! write (entries must be visible before the device is told about them) and
+//! an acquire fence after observing a phase flip (the rest of the entry must
+//! not be read before its phase bit).
+//!
+//! Command identifiers: a queue of depth `d` has `d` slots. A command's CID
+//! is its slot index in the low bits and a rolling sequence number in the
+//! high bits, so a completion is trusted only if its CID matches a slot that
+//! is in flight with that exact CID; stale or invented CIDs are reported as
+//! unknown and otherwise ignored. The submission queue head reported in
+//! every completion is recorded, and a submission is refused when the ring
+//! would overrun it.
+//!
+//! Queues hold `entries` slots in the rings but at most `entries - 1`
+//! commands in flight (a full ring would look empty, §4.1.2), so the
+//! completion queue (same size) can never overflow.
+
+use crate::command::{CompletionEntry, SubmissionEntry};
+use crate::hal::{DmaRegion, RegisterAccess};
+use crate::registers::Doorbells;
+use alloc::vec::Vec;
+use core::sync::atomic::{Ordering, fence};
+
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    busy: bool,
+    cid: u16,
+    deadline_ns: u64,
+    timed_out: bool,
+}
+
+/// Result of looking at the completion queue once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Polled {
+    /// No new entry.
+    Empty,
+    /// The command in `slot` completed.
+    Done {
+        /// Slot (index) of the command.
+        slot: u16,
+        /// Whether the slot had already been reported as timed out.
+        was_timed_out: bool,
+        /// The entry.
+        entry: CompletionEntry,
+    },
+    /// An entry whose CID (or SQ ID) is not in flight; consumed and ignored.
+    Unknown(CompletionEntry),
+}
+
+/// One submission queue and its completion queue.
+#[derive(Debug)]
+pub(crate) struct QueuePair {
+    qid: u16,
+    entries: u32,
+    sq: DmaRegion,
+    cq: DmaRegion,
+    sq_tail: u32,
+    sq_head: u32,
+    cq_head: u32,
+    phase: bool,
+    sq_doorbell: usize,
+    cq_doorbell: usize,
+    slots: Vec<Slot>,
+    free: Vec<u16>,
+    slot_bits: u32,
+    sequence: u16,
+    in_flight: usize,
+}
+
+impl QueuePair {
+    /// Memory needed for the rings of `entries` entries.
+    pub(crate) fn ring_bytes(entries: u32) -> (usize, usize) {
+        (
+            entries as usize * SubmissionEntry::SIZE,
+            entries as usize * CompletionEntry::SIZE,
+        )
+    }
+
+    /// A pair over zeroed rings `sq` and `cq` of `entries` (>= 2) entries.
+    pub(crate) fn new(
+        qid: u16,
+        entries: u32,
+        sq: DmaRegion,
+        cq: DmaRegion,
+        doorbells: Doorbells,
+    ) -> QueuePair {
+        let depth = entries.saturating_sub(1).max(1) as usize;
+        let slot_bits = usize::BITS - (depth - 1).leading_zeros();
+        let mut free = Vec::with_capacity(depth);
+        // Lowest slots first out of the stack.
+        free.extend((0..depth as u16).rev());
+        let mut pair = QueuePair {
+            qid,
+            entries,
+            sq,
+            cq,
+            sq_tail: 0,
+            sq_head: 0,
+            cq_head: 0,
+            phase: true,
+            sq_doorbell: doorbells.submission_tail(qid),
+            cq_doorbell: doorbells.completion_head(qid),
+            slots: alloc::vec![Slot { busy: false, cid: 0, deadline_ns: 0, timed_out: false }; depth],
+            free,
+            slot_bits,
+            sequence: 0,
+            in_flight: 0,
+        };
+        pair.reset();
+        pair
+    }
+
+    /// Queue identifier (0 = admin).
+    pub(crate) fn qid(&self) -> u16 {
+        self.qid
+    }
+
+    /// Ring size in entries.
+    pub(crate) fn entries(&self) -> u32 {
+        self.entries
+    }
+
+    /// Maximum commands in flight.
+    pub(crate) fn depth(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Commands in flight (including timed-out ones not yet completed).
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Physical base of the submission ring.
+    pub(crate) fn sq_region(&self) -> &DmaRegion {
+        &self.sq
+    }
+
+    /// Physical base of the completion ring.
+    pub(crate) fn cq_region(&self) -> &DmaRegion {
+        &self.cq
+    }
+
+    /// Forgets every command and starts over at index 0, phase 1, with a
+    /// zeroed completion ring. Only valid while the queue does not exist on
+    /// the device (after a controller reset or before creation).
+    pub(crate) fn reset(&mut self) {
+        self.cq.zero();
+        self.sq_tail = 0;
+        self.sq_head = 0;
+        self.cq_head = 0;
+        self.phase = true;
+        self.in_flight = 0;
+        self.free.clear();
+        for (i, s) in self.slots.iter_mut().enumerate().rev() {
+            s.busy = false;
+            s.timed_out = false;
+            self.free.push(i as u16);
+        }
+    }
+
+    /// Takes a free slot, if any (and if the submission ring has room).
+    pub(crate) fn alloc_slot(&mut self) -> Option<u16> {
+        if (self.sq_tail + 1) % self.entries == self.sq_head {
+            return None;
+        }
+        self.free.pop()
+    }
+
+    /// Returns a slot obtained from [`Self::alloc_slot`] but not submitted.
+    pub(crate) fn release_slot(&mut self, slot: u16) {
+        if let Some(s) = self.slots.get(slot as usize)
+            && !s.busy
+            && !self.free.contains(&slot)
+        {
+            self.free.push(slot);
+        }
+    }
+
+    /// Writes `entry` into the ring under `slot`'s command identifier and
+    /// rings the tail doorbell.
+    pub(crate) fn submit<R: RegisterAccess>(
+        &mut self,
+        regs: &R,
+        slot: u16,
+        entry: &SubmissionEntry,
+        deadline_ns: u64,
+    ) {
+        let Some(s) = self.slots.get_mut(slot as usize) else {
+            return;
+        };
+        self.sequence = self.sequence.wrapping_add(1);
+        let cid = if self.slot_bits >= 16 {
+            slot
+        } else {
+            slot | (self.sequence << self.slot_bits)
+        };
+        *s = Slot {
+            busy: true,
+            cid,
+            deadline_ns,
+            timed_out: false,
+        };
+        self.in_flight += 1;
+        let base = self.sq_tail as usize * SubmissionEntry::SIZE;
+        for (i, dword) in entry.to_dwords(cid).iter().enumerate() {
+            self.sq.write_volatile_u32(base + 4 * i, *dword);
+        }
+        self.sq_tail = (self.sq_tail + 1) % self.entries;
+        // The entry must be visible to the device before the doorbell.
+        fence(Ordering::Release);
+        regs.write32(self.sq_doorbell, self.sq_tail);
+    }
+
+    /// Consumes the next completion entry, if the device has posted one.
+    pub(crate) fn poll<R: RegisterAccess>(&mut self, regs: &R) -> Polled {
+        let base = self.cq_head as usize * CompletionEntry::SIZE;
+        let dw3 = self.cq.read_volatile_u32(base + 12);
+        let phase = dw3 & (1 << 16) != 0;
+        if phase != self.phase {
+            return Polled::Empty;
+        }
+        // The phase flip is seen; read the rest of the entry only now.
+        fence(Ordering::Acquire);
+        let entry = CompletionEntry::from_dwords([
+            self.cq.read_volatile_u32(base),
+            self.cq.read_volatile_u32(base + 4),
+            self.cq.read_volatile_u32(base + 8),
+            dw3,
+        ]);
+        self.cq_head += 1;
+        if self.cq_head == self.entries {
+            self.cq_head = 0;
+            self.phase = !self.phase;
+        }
+        regs.write32(self.cq_doorbell, self.cq_head);
+        if u32::from(entry.sq_head) < self.entries {
+            self.sq_head = u32::from(entry.sq_head);
+        }
+        let index = if self.slot_bits >= 16 {
+            entry.cid as usize
+        } else {
+            (entry.cid & ((1u16 << self.slot_bits) - 1)) as usize
+        };
+        match self.slots.get_mut(index) {
+            Some(s) if s.busy && s.cid == entry.cid && entry.sq_id == self.qid => {
+                let was_timed_out = s.timed_out;
+                s.busy = false;
+                s.timed_out = false;
+                self.in_flight -= 1;
+                self.free.push(index as u16);
+                Polled::Done {
+                    slot: index as u16,
+                    was_timed_out,
+                    entry,
+                }
+            }
+            _ => Polled::Unknown(entry),
+        }
+    }
+
+    /// The first in-flight slot (not yet reported) whose deadline passed;
+    /// it is marked as reported and stays busy until its completion arrives
+    /// or the queue is reset.
+    pub(crate) fn take_expired(&mut self, now_ns: u64) -> Option<u16> {
+        for (i, s) in self.slots.iter_mut().enumerate() {
+            if s.busy && !s.timed_out && now_ns > s.deadline_ns {
+                s.timed_out = true;
+                return Some(i as u16);
+            }
+        }
+        None
+    }
+
+    /// The command identifier of the in-flight command in `slot`.
+    #[cfg(test)]
+    pub(crate) fn cid_of(&self, slot: u16) -> Option<u16> {
+        self.slots
+            .get(slot as usize)
+            .filter(|s| s.busy)
+            .map(|s| s.cid)
+    }
+
+    /// Slots currently in flight, in slot order.
+    pub(crate) fn busy_slots(&self) -> impl Iterator<Item = u16> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.busy)
+            .map(|(i, _)| i as u16)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::Status;
+    use crate::hal::test_support::leaked_region;
+    use crate::registers::Cap;
+    use core::cell::RefCell;
+
+    #[derive(Default)]
+    struct Doorbell(RefCell<Vec<(usize, u32)>>);
+    impl RegisterAccess for Doorbell {
+        fn read32(&self, _: usize) -> u32 {
+            0
+        }
+        fn write32(&self, offset: usize, value: u32) {
+            self.0.borrow_mut().push((offset, value));
+        }
+    }
+
+    fn post(q: &mut QueuePair, index: u32, cid: u16, phase: bool, sq_head: u16) {
+        let e = CompletionEntry {
+            dw0: 0,
+            dw1: 0,
+            sq_head,
+            sq_id: q.qid,
+            cid,
+            phase,
+            status: Status::SUCCESS,
+        };
+        for (i, v) in e.to_dwords().iter().enumerate() {
+            q.cq.write_volatile_u32(index as usize * 16 + 4 * i, *v);
+        }
+    }
+
+    #[test]
+    fn phase_wraps_and_cids_are_checked() {
+        let regs = Doorbell::default();
+        let (sqb, cqb) = QueuePair::ring_bytes(4);
+        let mut q = QueuePair::new(
+            1,
+            4,
+            leaked_region(sqb),
+            leaked_region(cqb),
+            Doorbells::new(Cap(0)),
+        );
+        assert_eq!(q.depth(), 3);
+        let mut phase = true;
+        let mut index = 0;
+        for round in 0..20u16 {
+            let slot = q.alloc_slot().unwrap();
+            q.submit(&regs, slot, &SubmissionEntry::flush(1), 100);
+            let cid = q.cid_of(slot).unwrap();
+            assert_eq!(q.poll(&regs), Polled::Empty);
+            // Unknown CID is not trusted.
+            post(&mut q, index, cid ^ 0x8000, phase, 0);
+            assert!(matches!(q.poll(&regs), Polled::Unknown(_)), "round {round}");
+            index = (index + 1) % 4;
+            if index == 0 {
+                phase = !phase;
+            }
+            post(&mut q, index, cid, phase, ((round as u32 + 1) % 4) as u16);
+            assert!(matches!(q.poll(&regs), Polled::Done { slot: s, .. } if s == slot));
+            index = (index + 1) % 4;
+            if index == 0 {
+                phase = !phase;
+            }
+        }
+        assert_eq!(q.in_flight(), 0);
+        assert!(regs.0.borrow().iter().any(|&(o, _)| o == 0x1008));
+    }
+
+    #[test]
+    fn refuses_beyond_depth() {
+        let regs = Doorbell::default();
+        let (sqb, cqb) = QueuePair::ring_bytes(4);
+        let mut q = QueuePair::new(
+            1,
+            4,
+            leaked_region(sqb),
+            leaked_region(cqb),
+            Doorbells::new(Cap(0)),
+        );
+        for _ in 0..3 {
+            let s = q.alloc_slot().unwrap();
+            q.submit(&regs, s, &SubmissionEntry::flush(1), 0);
+        }
+        assert_eq!(q.alloc_slot(), None);
+        assert_eq!(q.take_expired(1), Some(0));
+        assert_eq!(q.take_expired(1), Some(1));
+    }
+}

@@ -1,0 +1,386 @@
+//! Typed controller registers (NVMe 1.4 §3.1, "Register Definition").
+//!
+//! Offsets are named constants; values are newtypes with named accessors and
+//! builders, so no call site shifts or masks bits. Reserved bits are written
+//! as zero. 0-based fields (MQES, AQA) are converted to 1-based counts by
+//! the accessors; the raw form is available where the spec's number is
+//! wanted.
+
+/// Register offsets in BAR0 (§3.1, Figure 78).
+pub mod offset {
+    /// Controller Capabilities (64 bit).
+    pub const CAP: usize = 0x00;
+    /// Version.
+    pub const VS: usize = 0x08;
+    /// Interrupt Mask Set.
+    pub const INTMS: usize = 0x0C;
+    /// Interrupt Mask Clear.
+    pub const INTMC: usize = 0x10;
+    /// Controller Configuration.
+    pub const CC: usize = 0x14;
+    /// Controller Status.
+    pub const CSTS: usize = 0x1C;
+    /// NVM Subsystem Reset.
+    pub const NSSR: usize = 0x20;
+    /// Admin Queue Attributes.
+    pub const AQA: usize = 0x24;
+    /// Admin Submission Queue Base Address (64 bit).
+    pub const ASQ: usize = 0x28;
+    /// Admin Completion Queue Base Address (64 bit).
+    pub const ACQ: usize = 0x30;
+    /// First doorbell (SQ 0 Tail Doorbell).
+    pub const DOORBELL_BASE: usize = 0x1000;
+}
+
+const fn bits64(v: u64, low: u32, width: u32) -> u64 {
+    (v >> low) & ((1u64 << width) - 1)
+}
+
+const fn bits32(v: u32, low: u32, width: u32) -> u32 {
+    (v >> low) & ((1u32 << width) - 1)
+}
+
+const fn set32(v: u32, low: u32, width: u32, field: u32) -> u32 {
+    let mask = ((1u32 << width) - 1) << low;
+    (v & !mask) | ((field << low) & mask)
+}
+
+/// Controller Capabilities, CAP (§3.1.1, Figure 79).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cap(pub u64);
+
+impl Cap {
+    /// Maximum Queue Entries Supported as entries (MQES is 0-based).
+    pub const fn mqes(self) -> u32 {
+        bits64(self.0, 0, 16) as u32 + 1
+    }
+    /// Contiguous Queues Required.
+    pub const fn cqr(self) -> bool {
+        bits64(self.0, 16, 1) != 0
+    }
+    /// Timeout, in 500 ms units (worst-case time for CSTS.RDY to change).
+    pub const fn to(self) -> u8 {
+        bits64(self.0, 24, 8) as u8
+    }
+    /// Timeout in milliseconds (a reported 0 is treated as one unit).
+    pub const fn timeout_ms(self) -> u64 {
+        let units = if self.to() == 0 { 1 } else { self.to() as u64 };
+        units * 500
+    }
+    /// Doorbell Stride exponent: doorbells are `4 << DSTRD` bytes apart.
+    pub const fn dstrd(self) -> u8 {
+        bits64(self.0, 32, 4) as u8
+    }
+    /// NVM Subsystem Reset Supported.
+    pub const fn nssrs(self) -> bool {
+        bits64(self.0, 36, 1) != 0
+    }
+    /// Command Sets Supported (bit 0 = NVM command set).
+    pub const fn css(self) -> u8 {
+        bits64(self.0, 37, 8) as u8
+    }
+    /// Whether the NVM command set is supported (CSS bit 0).
+    pub const fn supports_nvm(self) -> bool {
+        self.css() & 1 != 0
+    }
+    /// Memory Page Size Minimum exponent (page = 2^(12 + MPSMIN)).
+    pub const fn mpsmin(self) -> u8 {
+        bits64(self.0, 48, 4) as u8
+    }
+    /// Memory Page Size Maximum exponent.
+    pub const fn mpsmax(self) -> u8 {
+        bits64(self.0, 52, 4) as u8
+    }
+    /// Minimum memory page size in bytes.
+    pub const fn min_page_size(self) -> usize {
+        1usize << (12 + self.mpsmin() as u32)
+    }
+    /// Maximum memory page size in bytes.
+    pub const fn max_page_size(self) -> usize {
+        1usize << (12 + self.mpsmax() as u32)
+    }
+    /// Whether every bit reads as one (device gone or BAR unmapped).
+    pub const fn is_all_ones(self) -> bool {
+        self.0 == u64::MAX
+    }
+}
+
+/// Version, VS (§3.1.2, Figure 80).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version(pub u32);
+
+impl Version {
+    /// Major Version Number.
+    pub const fn major(self) -> u16 {
+        bits32(self.0, 16, 16) as u16
+    }
+    /// Minor Version Number.
+    pub const fn minor(self) -> u8 {
+        bits32(self.0, 8, 8) as u8
+    }
+    /// Tertiary Version Number.
+    pub const fn tertiary(self) -> u8 {
+        bits32(self.0, 0, 8) as u8
+    }
+    /// Builds a version value.
+    pub const fn new(major: u16, minor: u8, tertiary: u8) -> Version {
+        Version(((major as u32) << 16) | ((minor as u32) << 8) | tertiary as u32)
+    }
+}
+
+/// Shutdown Notification, CC.SHN (§3.1.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownNotification {
+    /// No notification; no effect.
+    None,
+    /// Normal shutdown notification.
+    Normal,
+    /// Abrupt shutdown notification.
+    Abrupt,
+}
+
+/// I/O command set selected in CC.CSS (§3.1.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommandSet {
+    /// NVM Command Set (000b).
+    Nvm,
+    /// Admin Command Set only (111b).
+    AdminOnly,
+}
+
+/// Controller Configuration, CC (§3.1.5, Figure 83).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Cc(pub u32);
+
+impl Cc {
+    /// All fields zero (disabled).
+    pub const fn new() -> Cc {
+        Cc(0)
+    }
+    /// Enable (EN).
+    pub const fn enabled(self) -> bool {
+        bits32(self.0, 0, 1) != 0
+    }
+    /// Sets EN.
+    pub const fn with_enable(self, en: bool) -> Cc {
+        Cc(set32(self.0, 0, 1, en as u32))
+    }
+    /// I/O Command Set Selected (CSS).
+    pub const fn css(self) -> u8 {
+        bits32(self.0, 4, 3) as u8
+    }
+    /// Sets CSS.
+    pub const fn with_command_set(self, set: CommandSet) -> Cc {
+        let v = match set {
+            CommandSet::Nvm => 0,
+            CommandSet::AdminOnly => 7,
+        };
+        Cc(set32(self.0, 4, 3, v))
+    }
+    /// Memory Page Size exponent (page = 2^(12 + MPS)).
+    pub const fn mps(self) -> u8 {
+        bits32(self.0, 7, 4) as u8
+    }
+    /// Sets MPS.
+    pub const fn with_mps(self, mps: u8) -> Cc {
+        Cc(set32(self.0, 7, 4, mps as u32))
+    }
+    /// Arbitration Mechanism Selected (0 = round robin).
+    pub const fn ams(self) -> u8 {
+        bits32(self.0, 11, 3) as u8
+    }
+    /// Shutdown Notification.
+    pub const fn shn(self) -> ShutdownNotification {
+        match bits32(self.0, 14, 2) {
+            0 => ShutdownNotification::None,
+            1 => ShutdownNotification::Normal,
+            _ => ShutdownNotification::Abrupt,
+        }
+    }
+    /// Sets SHN.
+    pub const fn with_shutdown(self, shn: ShutdownNotification) -> Cc {
+        let v = match shn {
+            ShutdownNotification::None => 0,
+            ShutdownNotification::Normal => 1,
+            ShutdownNotification::Abrupt => 2,
+        };
+        Cc(set32(self.0, 14, 2, v))
+    }
+    /// I/O Submission Queue Entry Size exponent (2^n bytes).
+    pub const fn iosqes(self) -> u8 {
+        bits32(self.0, 16, 4) as u8
+    }
+    /// Sets IOSQES.
+    pub const fn with_iosqes(self, exp: u8) -> Cc {
+        Cc(set32(self.0, 16, 4, exp as u32))
+    }
+    /// I/O Completion Queue Entry Size exponent.
+    pub const fn iocqes(self) -> u8 {
+        bits32(self.0, 20, 4) as u8
+    }
+    /// Sets IOCQES.
+    pub const fn with_iocqes(self, exp: u8) -> Cc {
+        Cc(set32(self.0, 20, 4, exp as u32))
+    }
+}
+
+/// Shutdown Status, CSTS.SHST (§3.1.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownStatus {
+    /// Normal operation.
+    Normal,
+    /// Shutdown processing occurring.
+    Occurring,
+    /// Shutdown processing complete.
+    Complete,
+    /// Reserved value 11b.
+    Reserved,
+}
+
+/// Controller Status, CSTS (§3.1.6, Figure 84).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Csts(pub u32);
+
+impl Csts {
+    /// Ready.
+    pub const fn rdy(self) -> bool {
+        bits32(self.0, 0, 1) != 0
+    }
+    /// Controller Fatal Status.
+    pub const fn cfs(self) -> bool {
+        bits32(self.0, 1, 1) != 0
+    }
+    /// Shutdown Status.
+    pub const fn shst(self) -> ShutdownStatus {
+        match bits32(self.0, 2, 2) {
+            0 => ShutdownStatus::Normal,
+            1 => ShutdownStatus::Occurring,
+            2 => ShutdownStatus::Complete,
+            _ => ShutdownStatus::Reserved,
+        }
+    }
+    /// NVM Subsystem Reset Occurred.
+    pub const fn nssro(self) -> bool {
+        bits32(self.0, 4, 1) != 0
+    }
+    /// Processing Paused.
+    pub const fn pp(self) -> bool {
+        bits32(self.0, 5, 1) != 0
+    }
+    /// Whether the register read as all ones (device gone).
+    pub const fn is_all_ones(self) -> bool {
+        self.0 == u32::MAX
+    }
+    /// Builds a value (for simulated devices).
+    pub const fn new(rdy: bool, cfs: bool, shst: ShutdownStatus) -> Csts {
+        let s = match shst {
+            ShutdownStatus::Normal => 0,
+            ShutdownStatus::Occurring => 1,
+            ShutdownStatus::Complete => 2,
+            ShutdownStatus::Reserved => 3,
+        };
+        Csts(rdy as u32 | ((cfs as u32) << 1) | (s << 2))
+    }
+}
+
+/// Admin Queue Attributes, AQA (§3.1.8, Figure 86); sizes are 0-based in
+/// the register and 1-based here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Aqa(pub u32);
+
+impl Aqa {
+    /// Largest admin queue the register can express (4096 entries).
+    pub const MAX_ENTRIES: u32 = 4096;
+
+    /// Admin submission and completion queue sizes in entries (2..=4096).
+    pub const fn new(submission_entries: u32, completion_entries: u32) -> Aqa {
+        let sq = submission_entries.saturating_sub(1) & 0xFFF;
+        let cq = completion_entries.saturating_sub(1) & 0xFFF;
+        Aqa(sq | (cq << 16))
+    }
+    /// Admin Submission Queue Size in entries.
+    pub const fn submission_entries(self) -> u32 {
+        bits32(self.0, 0, 12) + 1
+    }
+    /// Admin Completion Queue Size in entries.
+    pub const fn completion_entries(self) -> u32 {
+        bits32(self.0, 16, 12) + 1
+    }
+}
+
+/// Doorbell register offsets for a given CAP.DSTRD (§3.1.24, §3.1.25):
+/// SQ y tail at `0x1000 + (2y) * (4 << DSTRD)`, CQ y head at
+/// `0x1000 + (2y + 1) * (4 << DSTRD)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Doorbells {
+    stride: usize,
+}
+
+impl Doorbells {
+    /// Doorbell layout for the controller's capabilities.
+    pub const fn new(cap: Cap) -> Doorbells {
+        Doorbells {
+            stride: 4usize << cap.dstrd(),
+        }
+    }
+    /// Distance between doorbells in bytes.
+    pub const fn stride(self) -> usize {
+        self.stride
+    }
+    /// Offset of Submission Queue `qid` Tail Doorbell.
+    pub const fn submission_tail(self, qid: u16) -> usize {
+        offset::DOORBELL_BASE + (2 * qid as usize) * self.stride
+    }
+    /// Offset of Completion Queue `qid` Head Doorbell.
+    pub const fn completion_head(self, qid: u16) -> usize {
+        offset::DOORBELL_BASE + (2 * qid as usize + 1) * self.stride
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cap_fields() {
+        // MQES 63, CQR, TO 20, DSTRD 2, CSS NVM, MPSMIN 1, MPSMAX 4.
+        let cap = Cap(63 | (1 << 16) | (20 << 24) | (2 << 32) | (1 << 37) | (1 << 48) | (4 << 52));
+        assert_eq!(cap.mqes(), 64);
+        assert!(cap.cqr());
+        assert_eq!(cap.timeout_ms(), 10_000);
+        assert_eq!(cap.dstrd(), 2);
+        assert!(cap.supports_nvm());
+        assert_eq!(cap.min_page_size(), 8192);
+        assert_eq!(cap.max_page_size(), 65536);
+        let db = Doorbells::new(cap);
+        assert_eq!(db.submission_tail(0), 0x1000);
+        assert_eq!(db.completion_head(0), 0x1010);
+        assert_eq!(db.submission_tail(1), 0x1020);
+    }
+
+    #[test]
+    fn cc_builders() {
+        let cc = Cc::new()
+            .with_command_set(CommandSet::Nvm)
+            .with_mps(0)
+            .with_iosqes(6)
+            .with_iocqes(4)
+            .with_enable(true);
+        assert_eq!(cc.0, 0x0046_0001);
+        let s = cc.with_shutdown(ShutdownNotification::Normal);
+        assert_eq!(s.shn(), ShutdownNotification::Normal);
+        assert_eq!(s.0 & 0xC000, 0x4000);
+        assert!(!s.with_enable(false).enabled());
+    }
+
+    #[test]
+    fn csts_and_aqa() {
+        let c = Csts::new(true, false, ShutdownStatus::Complete);
+        assert!(c.rdy() && !c.cfs());
+        assert_eq!(c.shst(), ShutdownStatus::Complete);
+        assert!(Csts(u32::MAX).is_all_ones());
+        let a = Aqa::new(32, 64);
+        assert_eq!(a.0, 31 | (63 << 16));
+        assert_eq!((a.submission_entries(), a.completion_entries()), (32, 64));
+    }
+}
