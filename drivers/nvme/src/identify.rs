@@ -26,10 +26,10 @@ impl<const N: usize> AsciiField<N> {
         let mut a = [b' '; N];
         for (i, b) in a.iter_mut().enumerate() {
             let c = buf.get(at + i).copied().unwrap_or(b' ');
-            *b = if c.is_ascii_graphic() || c == b' ' {
-                c
-            } else {
-                b'?'
+            *b = match c {
+                0 | b' ' => b' ',
+                c if c.is_ascii_graphic() => c,
+                _ => b'?',
             };
         }
         AsciiField(a)
