@@ -77,7 +77,13 @@ impl Memory {
 
     /// Return a DMA region's frames.
     pub fn free_dma(&self, buffer: DmaBuffer) -> Result<(), FrameError> {
-        let pages = buffer.len / PAGE_SIZE as usize;
-        self.frames.lock().free_contiguous(buffer.phys, pages)
+        self.free_dma_frames(buffer.phys, buffer.len)
+    }
+
+    /// Return the frames of a DMA region that was handed out as
+    /// [`DmaBuffer`] and has since changed hands (the NVMe driver's regions).
+    pub fn free_dma_frames(&self, start: PhysAddr, len: usize) -> Result<(), FrameError> {
+        let pages = len.div_ceil(PAGE_SIZE as usize);
+        self.frames.lock().free_contiguous(start, pages)
     }
 }

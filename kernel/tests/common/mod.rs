@@ -104,3 +104,37 @@ pub fn assert_nvme_ready(expected: usize) -> usize {
     assert_eq!(ready, expected, "NVMe controllers ready");
     ready
 }
+
+use kernel::storage::{Attached, attach_all};
+
+static NVME: spin::Mutex<Option<alloc::vec::Vec<Attached>>> = spin::Mutex::new(None);
+
+/// Bring up every NVMe controller once; run `f` with them.
+pub fn with_nvme<R>(f: impl FnOnce(&mut alloc::vec::Vec<Attached>) -> R) -> R {
+    let mut guard = NVME.lock();
+    let controllers = guard.get_or_insert_with(|| {
+        let (attached, failed) = attach_all(&kernel().memory, pci(), nvme::Config::default());
+        assert!(
+            failed.is_empty(),
+            "controllers failed to attach: {failed:?}"
+        );
+        attached
+    });
+    f(controllers)
+}
+
+/// A deterministic pattern for block `lba` of generation `generation`.
+pub fn fill_pattern(buf: &mut [u8], first_lba: u64, block_size: usize, generation: u64) {
+    for (i, block) in buf.chunks_mut(block_size).enumerate() {
+        let lba = first_lba + i as u64;
+        let mut x = lba.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            ^ generation.wrapping_mul(0xd1b5_4a32_d192_ed03);
+        for word in block.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            word.copy_from_slice(&x.to_le_bytes()[..word.len()]);
+        }
+        block[..8].copy_from_slice(&lba.to_le_bytes());
+    }
+}

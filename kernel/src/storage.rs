@@ -1,0 +1,194 @@
+//! NVMe storage on this machine: the driver's hardware traits (volatile MMIO
+//! over a mapped BAR0, DMA memory from the frame allocator, time from the
+//! calibrated TSC) and bringing up every controller the PCI scan found.
+
+use core::ptr::NonNull;
+
+use nvme::{Clock, DmaAllocator, DmaError, DmaRegion, PhysAddr, RegisterAccess};
+use x86_64::VirtAddr;
+
+use alloc::vec::Vec;
+
+use crate::arch::tsc;
+use crate::memory::Memory;
+use crate::memory::mmio::MmioRegion;
+use crate::pci::Pci;
+
+/// A controller's registers: BAR0, mapped uncached. Copies are handles to
+/// the same registers (the controller and each of its I/O queues hold one).
+#[derive(Clone, Copy)]
+pub struct Bar0 {
+    base: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is device memory owned by one controller's driver;
+// moving the handle between contexts moves that ownership, and register
+// accesses are single volatile loads and stores.
+unsafe impl Send for Bar0 {}
+
+impl Bar0 {
+    /// Wrap a BAR0 mapping.
+    ///
+    /// # Safety
+    /// `region` must be an uncached mapping of an NVMe controller's BAR0 that
+    /// stays mapped for as long as the returned value lives, used by no one
+    /// else.
+    pub unsafe fn new(region: MmioRegion) -> Option<Bar0> {
+        let base = NonNull::new(region.virt.as_mut_ptr::<u8>())?;
+        Some(Bar0 {
+            base,
+            len: usize::try_from(region.len).ok()?,
+        })
+    }
+
+    fn pointer(&self, offset: usize) -> Option<*mut u32> {
+        let in_range = offset.checked_add(4).is_some_and(|end| end <= self.len);
+        (in_range && offset.is_multiple_of(4))
+            .then(|| self.base.as_ptr().wrapping_add(offset).cast())
+    }
+}
+
+impl RegisterAccess for Bar0 {
+    fn read32(&self, offset: usize) -> u32 {
+        match self.pointer(offset) {
+            // SAFETY: in bounds and aligned (checked), mapped uncached per
+            // `Bar0::new`'s contract.
+            Some(pointer) => unsafe { pointer.read_volatile() },
+            // Outside the BAR reads like a device that is gone.
+            None => u32::MAX,
+        }
+    }
+
+    fn write32(&self, offset: usize, value: u32) {
+        if let Some(pointer) = self.pointer(offset) {
+            // SAFETY: as in `read32`.
+            unsafe { pointer.write_volatile(value) }
+        }
+    }
+}
+
+/// DMA memory for the driver, from the kernel's frame allocator.
+#[derive(Clone, Copy)]
+pub struct KernelDma {
+    memory: &'static Memory,
+}
+
+impl KernelDma {
+    /// DMA from `memory`.
+    pub fn new(memory: &'static Memory) -> KernelDma {
+        KernelDma { memory }
+    }
+}
+
+impl DmaAllocator for KernelDma {
+    fn allocate(&self, len: usize) -> Result<DmaRegion, DmaError> {
+        let buffer = self.memory.allocate_dma(len).map_err(|_| DmaError)?;
+        let (virt, phys, len) = (buffer.virt(), buffer.phys(), buffer.len());
+        core::mem::forget(buffer);
+        // SAFETY: the frames were just allocated, zeroed and are mapped at
+        // `virt`; ownership passes to the region (returned in `deallocate`).
+        Ok(unsafe { DmaRegion::new(virt, PhysAddr(phys.as_u64()), len) })
+    }
+
+    fn deallocate(&self, region: DmaRegion) {
+        let start = x86_64::PhysAddr::new(region.phys().as_u64());
+        if let Err(error) = self.memory.free_dma_frames(start, region.len()) {
+            log::error!("DMA region at {start:?} not returned: {error:?}");
+        }
+    }
+
+    fn translate(&self, virt: *const u8) -> Option<PhysAddr> {
+        let virt = VirtAddr::try_new(virt as u64).ok()?;
+        self.memory.translate(virt).map(|p| PhysAddr(p.as_u64()))
+    }
+}
+
+/// Time from the TSC.
+#[derive(Clone, Copy, Default)]
+pub struct TscClock;
+
+impl Clock for TscClock {
+    fn now_ns(&self) -> u64 {
+        tsc::now_ns()
+    }
+
+    fn delay_us(&self, us: u64) {
+        tsc::delay_us(us)
+    }
+}
+
+/// The NVMe driver as this kernel instantiates it.
+pub type NvmeController = nvme::Controller<Bar0, KernelDma, TscClock>;
+
+/// A controller that came up, with where it sits on PCI.
+pub struct Attached {
+    /// PCI address of the controller.
+    pub address: pci::PciAddress,
+    /// PCI vendor and device ID.
+    pub ids: (u16, u16),
+    /// The running driver.
+    pub controller: NvmeController,
+}
+
+/// Why a controller found on PCI is not in service.
+#[derive(Clone, Copy, Debug)]
+pub enum AttachError {
+    /// BAR0 could not be prepared.
+    Pci(crate::pci::PciError),
+    /// The driver's bring-up failed.
+    Driver(nvme::Error),
+}
+
+/// Bring up every NVMe controller on PCI with `config` (PCI IDs filled in
+/// per controller). Controllers that fail are logged and reported, never
+/// fatal: the rest still come up.
+pub fn attach_all(
+    memory: &'static Memory,
+    pci: &Pci,
+    config: nvme::Config,
+) -> (Vec<Attached>, Vec<(pci::PciAddress, AttachError)>) {
+    let mut attached = Vec::new();
+    let mut failed = Vec::new();
+    for function in pci.enumeration.nvme_controllers() {
+        let region = match pci.prepare_nvme(memory, function) {
+            Ok(region) => region,
+            Err(error) => {
+                log::error!("NVMe {}: {error:?}", function.address);
+                failed.push((function.address, AttachError::Pci(error)));
+                continue;
+            }
+        };
+        // SAFETY: `prepare_nvme` just mapped this controller's BAR0 uncached,
+        // for this driver only; the MMIO window is never unmapped.
+        let Some(bar0) = (unsafe { Bar0::new(region) }) else {
+            continue;
+        };
+        let config = nvme::Config {
+            pci_vendor: function.vendor_id,
+            pci_device: function.device_id,
+            ..config
+        };
+        let started = tsc::now_ns();
+        match nvme::Controller::new(bar0, KernelDma::new(memory), TscClock, config) {
+            Ok(controller) => {
+                log::info!(
+                    "NVMe {}: up in {} us, {} namespace(s)",
+                    function.address,
+                    (tsc::now_ns() - started) / 1000,
+                    controller.namespaces().len()
+                );
+                attached.push(Attached {
+                    address: function.address,
+                    ids: (function.vendor_id, function.device_id),
+                    controller,
+                });
+            }
+            Err(error) => {
+                log::error!("NVMe {}: bring-up failed: {error}", function.address);
+                failed.push((function.address, AttachError::Driver(error)));
+            }
+        }
+    }
+    (attached, failed)
+}
