@@ -37,6 +37,10 @@ pub struct TestMachine {
     pub nvme: Vec<(u64, Vec<String>)>,
     /// Extra QEMU arguments.
     pub qemu: Vec<String>,
+    /// NVMe controllers without a drive of their own, each with its
+    /// namespaces (`nvme-ns` devices): controller properties, then each
+    /// namespace's size and properties.
+    pub controllers: Vec<(Vec<String>, Vec<(u64, Vec<String>)>)>,
 }
 
 impl Default for TestMachine {
@@ -48,6 +52,7 @@ impl Default for TestMachine {
             timeout: DEFAULT_TIMEOUT,
             nvme: vec![(64 << 20, Vec::new())],
             qemu: Vec::new(),
+            controllers: Vec::new(),
         }
     }
 }
@@ -94,6 +99,21 @@ impl TestMachine {
                     nvme.push((size, parts.map(str::to_owned).collect()));
                 }
                 "qemu" => machine.qemu.push(value.into()),
+                "controller" => {
+                    let properties = value
+                        .split(',')
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_owned);
+                    machine.controllers.push((properties.collect(), Vec::new()));
+                }
+                "namespace" => {
+                    let mut parts = value.split(',');
+                    let size = disk::parse_size(parts.next().unwrap_or_default())?;
+                    let Some((_, namespaces)) = machine.controllers.last_mut() else {
+                        bail!("namespace={value} comes before any controller=");
+                    };
+                    namespaces.push((size, parts.map(str::to_owned).collect()));
+                }
                 _ => bail!("unknown machine description key {key:?}"),
             }
         }
@@ -135,6 +155,29 @@ pub fn run_test(kernel: &Path, echo: bool) -> Result<(qemu::Run, std::result::Re
     machine.machine = spec.machine.clone();
     machine.memory = spec.memory.clone();
     machine.extra = spec.qemu.clone();
+    for (c, (properties, namespaces)) in spec.controllers.iter().enumerate() {
+        let mut device = format!("nvme,id=ctrl{c},serial=TESTCTRL{c}");
+        for property in properties {
+            device.push(',');
+            device.push_str(property);
+        }
+        machine.extra.extend(["-device".to_owned(), device]);
+        for (n, (size, properties)) in namespaces.iter().enumerate() {
+            let path = scratch.path().join(format!("ctrl{c}-ns{n}.img"));
+            disk::create_if_missing(&path, *size)?;
+            machine.extra.push("-drive".into());
+            machine.extra.push(format!(
+                "if=none,id=ctrl{c}ns{n},file={},format=raw",
+                path.display()
+            ));
+            let mut device = format!("nvme-ns,drive=ctrl{c}ns{n},bus=ctrl{c},nsid={}", n + 1);
+            for property in properties {
+                device.push(',');
+                device.push_str(property);
+            }
+            machine.extra.extend(["-device".to_owned(), device]);
+        }
+    }
     for (index, (size, properties)) in spec.nvme.iter().enumerate() {
         let path = scratch.path().join(format!("nvme{index}.img"));
         disk::create_if_missing(&path, *size)?;
@@ -211,6 +254,26 @@ mod tests {
             vec![(16 << 20, vec!["mdts=2".to_owned()]), (8 << 20, vec![])]
         );
         assert_eq!(m.qemu, vec!["-device", "pci-bridge,chassis_nr=1"]);
+    }
+
+    #[test]
+    fn controllers_with_namespaces() {
+        let m = TestMachine::parse(
+            "nvme=none\ncontroller=mdts=3\nnamespace=8M,logical_block_size=4096\nnamespace=4M",
+        )
+        .unwrap();
+        assert!(m.nvme.is_empty());
+        assert_eq!(
+            m.controllers,
+            vec![(
+                vec!["mdts=3".to_owned()],
+                vec![
+                    (8 << 20, vec!["logical_block_size=4096".to_owned()]),
+                    (4 << 20, vec![])
+                ]
+            )]
+        );
+        assert!(TestMachine::parse("namespace=8M").is_err());
     }
 
     #[test]
