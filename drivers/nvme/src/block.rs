@@ -468,7 +468,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
                 Error::Reset
             };
             let mut n = 0;
-            for slot in self.pair.busy_slots() {
+            for slot in self.pair.unreported_slots() {
                 if let Some(s) = self.slots.get(slot as usize) {
                     on_complete(
                         Completion {

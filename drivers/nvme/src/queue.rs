@@ -284,12 +284,12 @@ impl QueuePair {
             .map(|s| s.cid)
     }
 
-    /// Slots currently in flight, in slot order.
-    pub(crate) fn busy_slots(&self) -> impl Iterator<Item = u16> + '_ {
+    /// Slots in flight and not yet reported as timed out, in slot order.
+    pub(crate) fn unreported_slots(&self) -> impl Iterator<Item = u16> + '_ {
         self.slots
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.busy)
+            .filter(|(_, s)| s.busy && !s.timed_out)
             .map(|(i, _)| i as u16)
     }
 }
