@@ -278,6 +278,7 @@ fn bad_input_never_reaches_the_device() {
         assert_eq!(dev.discard(0, 0), Err(Error::InvalidLength));
         assert_eq!(Error::OutOfRange.kind(), ErrorKind::InvalidInput);
         assert_eq!(Error::NotOwned.kind(), ErrorKind::PermissionDenied);
+        dev.set_writable(false);
     }
     assert_eq!(bench.sim.register_writes(), writes, "no register write at all");
     let mut q = ctrl.take_io_queue().unwrap();
