@@ -79,3 +79,74 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"keep");
     }
 }
+
+/// Stamp the ownership signature into a raw image: the disk then belongs to
+/// the unikernel when it is attached as namespace `nsid` of a controller
+/// with serial `serial` (what `boot run` gives disk N: `UNIKERNEL<N>`).
+pub fn stamp(path: &Path, serial: &str, nsid: u32) -> Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let size = file.metadata()?.len();
+    if size < ownership::OFFSET + ownership::LEN as u64 {
+        bail!(
+            "{} is too small ({size} bytes) to carry a signature",
+            path.display()
+        );
+    }
+    let header = ownership::Signature::new(nsid, serial, size).encode();
+    file.seek(SeekFrom::Start(ownership::OFFSET))?;
+    file.write_all(&header)?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// Read the signature of a raw image, if it has a valid one.
+pub fn read_stamp(path: &Path) -> Result<Result<ownership::Signature, ownership::Mismatch>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut header = [0u8; ownership::LEN];
+    file.seek(SeekFrom::Start(ownership::OFFSET))?;
+    if file.read_exact(&mut header).is_err() {
+        return Ok(Err(ownership::Mismatch::TooShort));
+    }
+    Ok(ownership::Signature::decode(&header))
+}
+
+#[cfg(test)]
+mod stamp_tests {
+    use super::*;
+
+    #[test]
+    fn stamped_image_verifies_for_its_serial_and_size_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disk.img");
+        create_if_missing(&path, 1 << 20).unwrap();
+        assert_eq!(
+            read_stamp(&path).unwrap(),
+            Err(ownership::Mismatch::NoMagic)
+        );
+        stamp(&path, "UNIKERNEL0", 1).unwrap();
+        let signature = read_stamp(&path).unwrap().unwrap();
+        assert_eq!(
+            signature,
+            ownership::Signature::new(1, "UNIKERNEL0", 1 << 20)
+        );
+        let data = std::fs::read(&path).unwrap();
+        assert!(
+            data[..4096].iter().all(|&b| b == 0),
+            "stamp wrote before its offset"
+        );
+        assert!(
+            data[4096 + 512..].iter().all(|&b| b == 0),
+            "stamp wrote past its header"
+        );
+        let tiny = dir.path().join("tiny.img");
+        std::fs::write(&tiny, [0u8; 1000]).unwrap();
+        assert!(stamp(&tiny, "X", 1).is_err());
+    }
+}

@@ -6,6 +6,7 @@
 //! boot image --kernel KERNEL --out PATH  build the dual-firmware image only
 //! boot flash --kernel KERNEL DEVICE [--yes] [--allow-non-removable]
 //! boot flash --kernel KERNEL --to-file PATH
+//! boot stamp PATH [--serial SERIAL]      mark a raw image as owned (data safety)
 //! ```
 //! `./run.sh --help` documents the options for people; this parser serves
 //! `run.sh` and keeps messages short.
@@ -50,7 +51,20 @@ fn dispatch(args: &[String]) -> Result<i32> {
             Ok(0)
         }
         "flash" => flash_command(rest),
-        other => bail!("unknown command {other:?} (runner, run, image or flash)"),
+        "stamp" => {
+            let options = Options::parse(rest)?;
+            let [path] = options.positional.as_slice() else {
+                bail!("usage: boot stamp PATH [--serial SERIAL]");
+            };
+            let serial = options
+                .serial
+                .clone()
+                .unwrap_or_else(|| "UNIKERNEL0".into());
+            disk::stamp(Path::new(path), &serial, 1)?;
+            println!("{path}: stamped as owned by controller {serial}, namespace 1");
+            Ok(0)
+        }
+        other => bail!("unknown command {other:?} (runner, run, image, flash or stamp)"),
     }
 }
 
@@ -69,6 +83,7 @@ struct Options {
     yes: bool,
     allow_non_removable: bool,
     to_file: Option<PathBuf>,
+    serial: Option<String>,
     positional: Vec<String>,
     qemu: Vec<String>,
 }
@@ -106,6 +121,7 @@ impl Options {
                 "--yes" => o.yes = true,
                 "--allow-non-removable" => o.allow_non_removable = true,
                 "--to-file" => o.to_file = Some(value("--to-file")?.into()),
+                "--serial" => o.serial = Some(value("--serial")?),
                 "--" => o.qemu.extend(it.by_ref().cloned()),
                 flag if flag.starts_with('-') => bail!("unknown option {flag:?}"),
                 _ => o.positional.push(arg.clone()),
@@ -167,12 +183,17 @@ fn run(args: &[String]) -> Result<i32> {
         machine.memory = m.clone();
     }
     for (index, path) in disks.iter().enumerate() {
+        let serial = format!("UNIKERNEL{index}");
         if disk::create_if_missing(path, size)? {
-            eprintln!("created scratch disk {} ({size} bytes)", path.display());
+            disk::stamp(path, &serial, 1)?;
+            eprintln!(
+                "created scratch disk {} ({size} bytes), stamped as owned by controller {serial}",
+                path.display()
+            );
         }
         machine.disks.push(NvmeDisk {
             path: path.clone(),
-            serial: format!("UNIKERNEL{index}"),
+            serial,
             properties: Vec::new(),
         });
     }

@@ -21,6 +21,7 @@ mod boot;
 pub mod console;
 pub mod memory;
 pub mod pci;
+pub mod settings;
 pub mod storage;
 pub mod testing;
 

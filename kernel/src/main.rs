@@ -1,26 +1,426 @@
-//! The default application: boots the platform and reports what it found.
+//! The default application: a storage inspector and self-test.
+//!
+//! For every NVMe controller and namespace: identity (`nvme list` style),
+//! the SMART / health log (`nvme smart-log` style), then on namespaces the
+//! image owns a write-read-verify pass and a short fio-like benchmark; a
+//! summary on screen and one machine-readable JSON line on serial. What it
+//! runs comes from the settings file (see `kernel::settings`).
 
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+
 use bootloader_api::{BootInfo, entry_point};
-use kernel::ExitStatus;
+use kernel::arch::{exit::running_in_qemu, tsc};
+use kernel::settings::Settings;
+use kernel::storage::{Attached, Ownership, attach_all, claim};
+use kernel::{ExitStatus, println};
+
+mod bench;
 
 entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);
 
+/// First byte the verify pass and write benchmarks may touch: past the
+/// ownership signature (4 KiB..4.5 KiB) and a margin.
+const DATA_START: u64 = 1 << 20;
+
 fn main(boot_info: &'static mut BootInfo) -> ! {
     let kernel = kernel::init(boot_info, "info");
+    let settings = Settings::parse(kernel.ramdisk.unwrap_or(&[]));
+    if let Ok(filter) = kernel::console::logger::Filter::parse(&settings.log) {
+        kernel::console::logger::init(filter);
+    }
+    for warning in &settings.warnings {
+        log::warn!("settings: {warning}");
+    }
     let pci = kernel::pci::scan(&kernel.memory, kernel.rsdp);
     pci.print_listing();
-    for function in pci.enumeration.nvme_controllers() {
-        match pci.prepare_nvme(&kernel.memory, function) {
-            Ok(bar) => log::info!(
-                "NVMe controller {} ready: BAR0 mapped at {:#x}",
-                function.address,
-                bar.virt.as_u64()
-            ),
-            Err(error) => log::error!("NVMe controller {} not usable: {error:?}", function.address),
+    let config = nvme::Config {
+        slot_buffer_bytes: 128 * 1024,
+        ..nvme::Config::default()
+    };
+    let (mut controllers, failed) = attach_all(&kernel.memory, &pci, config);
+    let first_io_ns = kernel.uptime_ns();
+    let in_qemu = running_in_qemu();
+    let mut report = Report::default();
+    report.failed_controllers = failed.len();
+
+    for attached in &mut controllers {
+        if settings.steps.identify {
+            print_identity(attached);
+        }
+        if settings.steps.smart {
+            print_smart(attached, &mut report);
+        }
+        let namespaces: Vec<u32> = attached
+            .controller
+            .namespaces()
+            .iter()
+            .map(|n| n.nsid)
+            .collect();
+        for nsid in namespaces {
+            let ownership = claim(&mut attached.controller, nsid, in_qemu, &|s| {
+                settings.claims(s)
+            });
+            let serial = attached.controller.info().serial;
+            println!("namespace {nsid} of {}: {ownership}", serial.as_str());
+            let mut result = NamespaceResult {
+                serial: String::from(serial.as_str()),
+                nsid,
+                owned: ownership == Ownership::Owned,
+                ..NamespaceResult::default()
+            };
+            if result.owned && settings.steps.verify {
+                verify(attached, nsid, settings.verify_span, &mut result);
+            }
+            if result.owned && settings.steps.bench {
+                result.bench = bench::run_all(
+                    &mut attached.controller,
+                    nsid,
+                    DATA_START,
+                    settings.bench_ms,
+                );
+            }
+            report.namespaces.push(result);
         }
     }
-    kernel::exit(ExitStatus::Success)
+
+    // Flush and tell every drive it is being shut down, so a real drive
+    // records a clean shutdown.
+    for attached in &mut controllers {
+        let namespaces: Vec<u32> = attached
+            .controller
+            .namespaces()
+            .iter()
+            .map(|n| n.nsid)
+            .collect();
+        for nsid in namespaces {
+            if let Ok(mut device) = attached.controller.namespace(nsid)
+                && device.is_writable()
+                && let Err(error) = device.flush()
+            {
+                log::error!("flush of namespace {nsid} failed: {error}");
+                report.errors += 1;
+            }
+        }
+        if let Err(error) = attached.controller.shutdown() {
+            log::error!("NVMe {} shutdown: {error}", attached.address);
+            report.errors += 1;
+        }
+    }
+    report.first_io_ms = first_io_ns as f64 / 1e6;
+    report.print(controllers.len());
+    let status = if report.ok() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    };
+    if !in_qemu {
+        println!("\nDone. The machine is halted; power it off when you have read the report.");
+    }
+    kernel::exit(status)
+}
+
+fn human_bytes(bytes: u64) -> String {
+    let units = ["B", "KB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < units.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    alloc::format!("{value:.2} {}", units[unit])
+}
+
+fn print_identity(attached: &Attached) {
+    let info = attached.controller.info();
+    println!(
+        "\nNVMe controller {} [{:04x}:{:04x}]  NVMe {}.{}.{}",
+        attached.address,
+        attached.ids.0,
+        attached.ids.1,
+        info.version.major(),
+        info.version.minor(),
+        info.version.tertiary()
+    );
+    println!("  Model      {}", info.model.as_str());
+    println!("  Serial     {}", info.serial.as_str());
+    println!("  Firmware   {}", info.firmware.as_str());
+    println!(
+        "  MDTS       {}",
+        info.mdts_bytes
+            .map_or(String::from("no limit"), |b| alloc::format!(
+                "{} KiB",
+                b / 1024
+            ))
+    );
+    println!(
+        "  I/O queues {} x depth {}",
+        info.io_queues, info.io_queue_depth
+    );
+    println!(
+        "  Write cache {}, Write Zeroes {}, Deallocate {}",
+        if !info.volatile_write_cache_present {
+            "absent"
+        } else if info.volatile_write_cache_enabled {
+            "enabled"
+        } else {
+            "disabled"
+        },
+        if info.write_zeroes { "yes" } else { "no" },
+        if info.deallocate { "yes" } else { "no" },
+    );
+    println!(
+        "  {:<6} {:<22} {:<12} {:<10}",
+        "NSID", "Capacity", "Format", "Blocks"
+    );
+    for ns in attached.controller.namespaces() {
+        println!(
+            "  {:<6} {:<22} {:<12} {:<10}",
+            ns.nsid,
+            human_bytes(ns.block_count * ns.block_size as u64),
+            alloc::format!("{} B + {}", ns.block_size, ns.metadata_size),
+            ns.block_count
+        );
+    }
+}
+
+fn print_smart(attached: &mut Attached, report: &mut Report) {
+    match attached.controller.smart_log() {
+        Ok(log) => {
+            let w = log.critical_warning;
+            let mut warnings = String::new();
+            for (set, name) in [
+                (w.available_spare_low(), "spare below threshold"),
+                (w.temperature(), "temperature"),
+                (w.reliability_degraded(), "reliability degraded"),
+                (w.read_only(), "media read-only"),
+                (w.volatile_backup_failed(), "volatile backup failed"),
+                (
+                    w.persistent_memory_read_only(),
+                    "persistent memory read-only",
+                ),
+            ] {
+                if set {
+                    let _ = write!(
+                        warnings,
+                        "{}{name}",
+                        if warnings.is_empty() { "" } else { ", " }
+                    );
+                }
+            }
+            println!("  SMART / health");
+            println!(
+                "    critical_warning      {:#04x} {}",
+                w.0,
+                if warnings.is_empty() {
+                    "(none)"
+                } else {
+                    &warnings
+                }
+            );
+            println!(
+                "    temperature           {} C",
+                log.composite_temperature_celsius()
+            );
+            println!(
+                "    available_spare       {}% (threshold {}%)",
+                log.available_spare, log.available_spare_threshold
+            );
+            println!("    percentage_used       {}%", log.percentage_used);
+            println!("    power_on_hours        {}", log.power_on_hours);
+            println!("    power_cycles          {}", log.power_cycles);
+            println!("    unsafe_shutdowns      {}", log.unsafe_shutdowns);
+            println!("    media_errors          {}", log.media_errors);
+            println!("    num_err_log_entries   {}", log.error_log_entries);
+            report.smart.push((
+                log.composite_temperature_celsius(),
+                log.percentage_used,
+                log.media_errors as u64,
+                w.0,
+            ));
+        }
+        Err(error) => {
+            println!("  SMART / health log unavailable: {error}");
+            report.errors += 1;
+        }
+    }
+}
+
+/// A deterministic block pattern: the LBA, then a generator seeded by it.
+fn pattern(block: &mut [u8], lba: u64, generation: u64) {
+    let mut x = lba.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ generation ^ 0x5851_f42d_4c95_7f2d;
+    for word in block.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        word.copy_from_slice(&x.to_le_bytes()[..word.len()]);
+    }
+    block[..8].copy_from_slice(&lba.to_le_bytes());
+}
+
+fn verify(attached: &mut Attached, nsid: u32, span: u64, result: &mut NamespaceResult) {
+    let Ok(mut device) = attached.controller.namespace(nsid) else {
+        return;
+    };
+    let bs = device.block_size();
+    let first = DATA_START / bs as u64;
+    let last = device.block_count().min(first + span / bs as u64);
+    if last <= first {
+        println!("  verify: namespace too small");
+        return;
+    }
+    let chunk = (128 * 1024 / bs).max(1);
+    let mut buf = alloc::vec![0u8; chunk * bs];
+    let generation = tsc::now();
+    let started = tsc::now_ns();
+    let total = last - first;
+    let mut last_progress = started;
+    for pass in 0..2 {
+        let mut lba = first;
+        while lba < last {
+            let n = (chunk as u64).min(last - lba) as usize;
+            let bytes = &mut buf[..n * bs];
+            if pass == 0 {
+                for (i, block) in bytes.chunks_mut(bs).enumerate() {
+                    pattern(block, lba + i as u64, generation);
+                }
+                if let Err(error) = device.write(lba, bytes) {
+                    log::error!("verify: write at LBA {lba}: {error}");
+                    result.errors += 1;
+                }
+            } else {
+                match device.read(lba, bytes) {
+                    Ok(()) => {
+                        let mut expected = alloc::vec![0u8; bs];
+                        for (i, block) in bytes.chunks(bs).enumerate() {
+                            pattern(&mut expected, lba + i as u64, generation);
+                            if block != &expected[..] {
+                                result.mismatches += 1;
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        log::error!("verify: read at LBA {lba}: {error}");
+                        result.errors += 1;
+                    }
+                }
+            }
+            lba += n as u64;
+            let now = tsc::now_ns();
+            if now - last_progress > 1_000_000_000 {
+                last_progress = now;
+                println!(
+                    "  verify: {} {}%",
+                    if pass == 0 { "writing" } else { "reading" },
+                    (lba - first) * 100 / total
+                );
+            }
+        }
+    }
+    result.verified_bytes = total * bs as u64;
+    let ms = (tsc::now_ns() - started) / 1_000_000;
+    println!(
+        "  verify: {} written and read back in {ms} ms: {} mismatched blocks, {} errors",
+        human_bytes(result.verified_bytes),
+        result.mismatches,
+        result.errors
+    );
+}
+
+#[derive(Default)]
+struct NamespaceResult {
+    serial: String,
+    nsid: u32,
+    owned: bool,
+    verified_bytes: u64,
+    mismatches: u64,
+    errors: u64,
+    bench: Vec<bench::JobResult>,
+}
+
+#[derive(Default)]
+struct Report {
+    namespaces: Vec<NamespaceResult>,
+    smart: Vec<(i32, u8, u64, u8)>,
+    failed_controllers: usize,
+    errors: u64,
+    first_io_ms: f64,
+}
+
+impl Report {
+    fn ok(&self) -> bool {
+        self.errors == 0
+            && self.failed_controllers == 0
+            && self.namespaces.iter().all(|n| {
+                n.mismatches == 0 && n.errors == 0 && n.bench.iter().all(|b| b.errors == 0)
+            })
+    }
+
+    fn print(&self, controllers: usize) {
+        println!("\n==================== summary ====================");
+        println!(
+            "controllers {controllers} (failed {}), namespaces {} (owned {}), first I/O at {:.1} ms",
+            self.failed_controllers,
+            self.namespaces.len(),
+            self.namespaces.iter().filter(|n| n.owned).count(),
+            self.first_io_ms
+        );
+        for ns in &self.namespaces {
+            println!(
+                "{} ns {}: {}, verified {}, {} mismatches, {} errors",
+                ns.serial,
+                ns.nsid,
+                if ns.owned { "owned" } else { "read-only" },
+                human_bytes(ns.verified_bytes),
+                ns.mismatches,
+                ns.errors
+            );
+            if !ns.bench.is_empty() {
+                bench::print_table(&ns.bench);
+            }
+        }
+        println!("result: {}", if self.ok() { "PASS" } else { "FAIL" });
+        // One machine-readable line, on serial only (the screen shows the table).
+        let mut json = String::from("{\"report\":\"nvme-unikernel\",");
+        let _ = write!(
+            json,
+            "\"controllers\":{controllers},\"failed_controllers\":{},\"first_io_ms\":{:.3},\"pass\":{},\"namespaces\":[",
+            self.failed_controllers,
+            self.first_io_ms,
+            self.ok()
+        );
+        for (i, ns) in self.namespaces.iter().enumerate() {
+            let _ = write!(
+                json,
+                "{}{{\"serial\":\"{}\",\"nsid\":{},\"owned\":{},\"verified_bytes\":{},\"mismatches\":{},\"errors\":{},\"bench\":[",
+                if i == 0 { "" } else { "," },
+                ns.serial.escape_default(),
+                ns.nsid,
+                ns.owned,
+                ns.verified_bytes,
+                ns.mismatches,
+                ns.errors
+            );
+            for (j, job) in ns.bench.iter().enumerate() {
+                let _ = write!(json, "{}{}", if j == 0 { "" } else { "," }, job.json());
+            }
+            json.push_str("]}");
+        }
+        json.push_str("],\"smart\":[");
+        for (i, (temp, used, media, warn)) in self.smart.iter().enumerate() {
+            let _ = write!(
+                json,
+                "{}{{\"temperature_c\":{temp},\"percentage_used\":{used},\"media_errors\":{media},\"critical_warning\":{warn}}}",
+                if i == 0 { "" } else { "," }
+            );
+        }
+        json.push_str("]}");
+        kernel::console::serial::print(format_args!("JSON {json}\n"));
+    }
 }

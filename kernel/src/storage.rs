@@ -192,3 +192,65 @@ pub fn attach_all(
     }
     (attached, failed)
 }
+
+/// Whether a namespace may be written, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ownership {
+    /// Signed for this controller and namespace, and claimed (or in QEMU).
+    Owned,
+    /// Signed, but on real hardware the user has not claimed this serial.
+    NotClaimed,
+    /// No valid signature.
+    Unsigned(ownership::Mismatch),
+    /// The signature could not be read.
+    Unreadable(nvme::Error),
+}
+
+impl core::fmt::Display for Ownership {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Ownership::Owned => f.write_str("owned (signed)"),
+            Ownership::NotClaimed => {
+                f.write_str("read-only: signed, but its serial is not claimed in the settings")
+            }
+            Ownership::Unsigned(why) => write!(f, "read-only: {why}"),
+            Ownership::Unreadable(error) => write!(f, "read-only: signature unreadable ({error})"),
+        }
+    }
+}
+
+/// Decide whether namespace `nsid` of `controller` belongs to us, and mark
+/// it writable only if so. In QEMU a valid signature suffices; on real
+/// hardware the user must also name the controller's serial in the
+/// settings (`claims`).
+pub fn claim(
+    controller: &mut NvmeController,
+    nsid: u32,
+    in_qemu: bool,
+    claims: &dyn Fn(&str) -> bool,
+) -> Ownership {
+    let serial = controller.info().serial;
+    let mut device = match controller.namespace(nsid) {
+        Ok(device) => device,
+        Err(error) => return Ownership::Unreadable(error),
+    };
+    device.set_writable(false);
+    let block_size = device.block_size() as u64;
+    let size = device.block_count() * block_size;
+    let span = (ownership::LEN as u64).next_multiple_of(block_size) as usize;
+    let mut header = alloc::vec![0u8; span];
+    if size < ownership::OFFSET + span as u64 {
+        return Ownership::Unsigned(ownership::Mismatch::TooShort);
+    }
+    if let Err(error) = device.read(ownership::OFFSET / block_size, &mut header) {
+        return Ownership::Unreadable(error);
+    }
+    match ownership::Signature::verify(&header, nsid, serial.as_str().as_bytes(), size) {
+        Err(why) => Ownership::Unsigned(why),
+        Ok(_) if !in_qemu && !claims(serial.as_str()) => Ownership::NotClaimed,
+        Ok(_) => {
+            device.set_writable(true);
+            Ownership::Owned
+        }
+    }
+}
