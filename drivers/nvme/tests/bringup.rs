@@ -16,8 +16,13 @@ fn brings_up_from_each_starting_state() {
         StartState::ShutdownInProgress,
         StartState::Fatal,
     ] {
-        let bench = Bench::new(SimConfig { start, ..SimConfig::default() });
-        let mut ctrl = bench.controller(test_config()).unwrap_or_else(|e| panic!("{start:?}: {e}"));
+        let bench = Bench::new(SimConfig {
+            start,
+            ..SimConfig::default()
+        });
+        let mut ctrl = bench
+            .controller(test_config())
+            .unwrap_or_else(|e| panic!("{start:?}: {e}"));
         assert!(bench.sim.cc().enabled(), "{start:?}");
         assert_eq!(bench.sim.enables(), 1, "{start:?}");
         let mut buf = vec![0u8; 512];
@@ -29,9 +34,24 @@ fn brings_up_from_each_starting_state() {
 fn identify_results_are_exposed() {
     let bench = Bench::new(SimConfig {
         namespaces: vec![
-            NsConfig { nsid: 1, block_size: 512, blocks: 1000, metadata: 0 },
-            NsConfig { nsid: 3, block_size: 4096, blocks: 300, metadata: 0 },
-            NsConfig { nsid: 4, block_size: 512, blocks: 100, metadata: 8 },
+            NsConfig {
+                nsid: 1,
+                block_size: 512,
+                blocks: 1000,
+                metadata: 0,
+            },
+            NsConfig {
+                nsid: 3,
+                block_size: 4096,
+                blocks: 300,
+                metadata: 0,
+            },
+            NsConfig {
+                nsid: 4,
+                block_size: 512,
+                blocks: 100,
+                metadata: 8,
+            },
         ],
         ..SimConfig::default()
     });
@@ -48,13 +68,20 @@ fn identify_results_are_exposed() {
     assert!(info.volatile_write_cache_present && info.volatile_write_cache_enabled);
     assert!(info.write_zeroes && info.deallocate);
     assert_eq!(info.namespace_count, 4);
-    let ns: Vec<_> = ctrl.namespaces().iter().map(|n| (n.nsid, n.block_size, n.block_count, n.metadata_size)).collect();
+    let ns: Vec<_> = ctrl
+        .namespaces()
+        .iter()
+        .map(|n| (n.nsid, n.block_size, n.block_count, n.metadata_size))
+        .collect();
     assert_eq!(ns, [(1, 512, 1000, 0), (3, 4096, 300, 0), (4, 512, 100, 8)]);
     {
         let dev = ctrl.namespace(3).unwrap();
         assert_eq!((dev.block_size(), dev.block_count()), (4096, 300));
         let id = dev.identity();
-        assert_eq!((id.nsid, id.model.as_str()), (3, "Simulated NVMe Controller"));
+        assert_eq!(
+            (id.nsid, id.model.as_str()),
+            (3, "Simulated NVMe Controller")
+        );
     }
     assert_eq!(ctrl.namespace(4).err(), Some(Error::NamespaceHasMetadata));
     assert_eq!(ctrl.namespace(2).err(), Some(Error::NoSuchNamespace));
@@ -65,8 +92,18 @@ fn falls_back_without_active_namespace_list() {
     let bench = Bench::new(SimConfig {
         active_list: false,
         namespaces: vec![
-            NsConfig { nsid: 1, block_size: 512, blocks: 64, metadata: 0 },
-            NsConfig { nsid: 2, block_size: 512, blocks: 64, metadata: 0 },
+            NsConfig {
+                nsid: 1,
+                block_size: 512,
+                blocks: 64,
+                metadata: 0,
+            },
+            NsConfig {
+                nsid: 2,
+                block_size: 512,
+                blocks: 64,
+                metadata: 0,
+            },
         ],
         ..SimConfig::default()
     });
@@ -78,7 +115,14 @@ fn falls_back_without_active_namespace_list() {
 fn odd_capabilities() {
     // DSTRD 3, MQES 3 (4 entries), MPSMIN 1 (8 KiB pages), MDTS 2.
     let bench = Bench::with_align(
-        SimConfig { dstrd: 3, mqes: 3, mpsmin: 1, mpsmax: 2, mdts: 2, ..SimConfig::default() },
+        SimConfig {
+            dstrd: 3,
+            mqes: 3,
+            mpsmin: 1,
+            mpsmax: 2,
+            mdts: 2,
+            ..SimConfig::default()
+        },
         8192,
     );
     let mut ctrl = bench.controller(test_config()).unwrap();
@@ -97,7 +141,11 @@ fn odd_capabilities() {
 
 #[test]
 fn page_size_defaults_to_4k_when_allowed() {
-    let bench = Bench::new(SimConfig { mpsmin: 0, mpsmax: 8, ..SimConfig::default() });
+    let bench = Bench::new(SimConfig {
+        mpsmin: 0,
+        mpsmax: 8,
+        ..SimConfig::default()
+    });
     let ctrl = bench.controller(test_config()).unwrap();
     assert_eq!(ctrl.info().page_size, 4096);
     assert_eq!(bench.sim.cc().mps(), 0);
@@ -107,14 +155,20 @@ fn page_size_defaults_to_4k_when_allowed() {
 fn never_ready_is_reported() {
     let bench = Bench::new(SimConfig::default());
     bench.sim.set_never_ready(true);
-    assert_eq!(bench.controller(test_config()).err(), Some(Error::NeverReady));
+    assert_eq!(
+        bench.controller(test_config()).err(),
+        Some(Error::NeverReady)
+    );
 }
 
 #[test]
 fn all_ones_registers_are_fatal() {
     let bench = Bench::new(SimConfig::default());
     bench.sim.set_all_ones(true);
-    assert_eq!(bench.controller(test_config()).err(), Some(Error::ControllerFatal));
+    assert_eq!(
+        bench.controller(test_config()).err(),
+        Some(Error::ControllerFatal)
+    );
 }
 
 #[test]
@@ -122,7 +176,10 @@ fn quirk_delay_is_honoured() {
     let bench = Bench::new(SimConfig::default());
     let before = bench.clock.peek();
     let config = nvme::Config {
-        extra_quirks: Quirks { delay_before_ready_check_us: 2_000_000, ..Quirks::NONE },
+        extra_quirks: Quirks {
+            delay_before_ready_check_us: 2_000_000,
+            ..Quirks::NONE
+        },
         ..test_config()
     };
     bench.controller(config).unwrap();
@@ -132,15 +189,29 @@ fn quirk_delay_is_honoured() {
 
 #[test]
 fn queue_count_follows_grant_and_quirk() {
-    let bench = Bench::new(SimConfig { max_io_queues: 2, ..SimConfig::default() });
-    let mut ctrl = bench.controller(nvme::Config { io_queue_pairs: 8, ..test_config() }).unwrap();
+    let bench = Bench::new(SimConfig {
+        max_io_queues: 2,
+        ..SimConfig::default()
+    });
+    let mut ctrl = bench
+        .controller(nvme::Config {
+            io_queue_pairs: 8,
+            ..test_config()
+        })
+        .unwrap();
     assert_eq!(ctrl.info().io_queues, 2);
     assert_eq!(bench.sim.io_queue_count(), 3); // admin + 2
     assert!(ctrl.take_io_queue().is_ok());
     assert_eq!(ctrl.take_io_queue().err(), Some(Error::NoFreeQueue));
 
     let bench = Bench::new(SimConfig::default());
-    let config = nvme::Config { extra_quirks: Quirks { single_io_queue: true, ..Quirks::NONE }, ..test_config() };
+    let config = nvme::Config {
+        extra_quirks: Quirks {
+            single_io_queue: true,
+            ..Quirks::NONE
+        },
+        ..test_config()
+    };
     let ctrl = bench.controller(config).unwrap();
     assert_eq!(ctrl.info().io_queues, 1);
 }
@@ -148,7 +219,10 @@ fn queue_count_follows_grant_and_quirk() {
 #[test]
 fn write_cache_feature() {
     let bench = Bench::new(SimConfig::default());
-    let config = nvme::Config { volatile_write_cache: Some(false), ..test_config() };
+    let config = nvme::Config {
+        volatile_write_cache: Some(false),
+        ..test_config()
+    };
     let mut ctrl = bench.controller(config).unwrap();
     assert!(!ctrl.info().volatile_write_cache_enabled);
     assert!(!bench.sim.vwc_enabled());
@@ -156,7 +230,10 @@ fn write_cache_feature() {
     assert!(bench.sim.vwc_enabled());
     assert!(ctrl.volatile_write_cache().unwrap());
 
-    let bench = Bench::new(SimConfig { vwc: false, ..SimConfig::default() });
+    let bench = Bench::new(SimConfig {
+        vwc: false,
+        ..SimConfig::default()
+    });
     let mut ctrl = bench.controller(test_config()).unwrap();
     assert_eq!(ctrl.volatile_write_cache().err(), Some(Error::Unsupported));
 }
@@ -192,7 +269,10 @@ fn abort_command_is_sent() {
     let mut ctrl = bench.controller(test_config()).unwrap();
     assert!(!ctrl.abort(1, 5).unwrap());
     let last = bench.sim.commands().pop().unwrap();
-    assert_eq!((last.entry.opcode, last.entry.cdw[0]), (0x08, 1 | (5 << 16)));
+    assert_eq!(
+        (last.entry.opcode, last.entry.cdw[0]),
+        (0x08, 1 | (5 << 16))
+    );
 }
 
 #[test]
@@ -202,15 +282,29 @@ fn shutdown_is_clean_and_idempotent() {
     let mut q = ctrl.take_io_queue().unwrap();
     ctrl.shutdown().unwrap();
     assert_eq!(bench.sim.shutdown_status(), ShutdownStatus::Complete);
-    assert_eq!(bench.sim.io_queue_count(), 1, "I/O queues deleted before shutdown");
+    assert_eq!(
+        bench.sim.io_queue_count(),
+        1,
+        "I/O queues deleted before shutdown"
+    );
     let cmds = bench.sim.commands();
-    let deletes = cmds.iter().filter(|c| c.qid == 0 && (c.entry.opcode == 0x00 || c.entry.opcode == 0x04)).count();
+    let deletes = cmds
+        .iter()
+        .filter(|c| c.qid == 0 && (c.entry.opcode == 0x00 || c.entry.opcode == 0x04))
+        .count();
     assert_eq!(deletes, 2 * 4);
     let writes = bench.sim.register_writes();
     ctrl.shutdown().unwrap();
-    assert_eq!(bench.sim.register_writes(), writes, "second shutdown touches nothing");
+    assert_eq!(
+        bench.sim.register_writes(),
+        writes,
+        "second shutdown touches nothing"
+    );
     let mut buf = vec![0u8; 512];
-    assert_eq!(ctrl.namespace(1).unwrap().read(0, &mut buf), Err(Error::ShutDown));
+    assert_eq!(
+        ctrl.namespace(1).unwrap().read(0, &mut buf),
+        Err(Error::ShutDown)
+    );
     assert_eq!(q.submit_read(1, 0, 1, 0), Err(Error::ShutDown));
     assert_eq!(ctrl.smart_log().err(), Some(Error::ShutDown));
     assert_eq!(ctrl.recover(), Err(Error::ShutDown));
@@ -218,9 +312,22 @@ fn shutdown_is_clean_and_idempotent() {
 
 #[test]
 fn shutdown_timeout_is_reported() {
-    let bench = Bench::new(SimConfig { ready_delay_ms: 50, ..SimConfig::default() });
-    let mut ctrl = bench.controller(nvme::Config { shutdown_timeout_ms: 10, ..test_config() }).unwrap();
-    assert_eq!(ctrl.shutdown(), Err(Error::Timeout { stage: Stage::Shutdown }));
+    let bench = Bench::new(SimConfig {
+        ready_delay_ms: 50,
+        ..SimConfig::default()
+    });
+    let mut ctrl = bench
+        .controller(nvme::Config {
+            shutdown_timeout_ms: 10,
+            ..test_config()
+        })
+        .unwrap();
+    assert_eq!(
+        ctrl.shutdown(),
+        Err(Error::Timeout {
+            stage: Stage::Shutdown
+        })
+    );
     assert!(ctrl.is_shut_down());
 }
 
@@ -236,7 +343,10 @@ fn doorbells_follow_the_stride() {
     // The simulator panics on doorbell writes off the stride; bring-up and
     // I/O on several queues exercise every doorbell.
     for dstrd in [0u8, 1, 4] {
-        let bench = Bench::new(SimConfig { dstrd, ..SimConfig::default() });
+        let bench = Bench::new(SimConfig {
+            dstrd,
+            ..SimConfig::default()
+        });
         let mut ctrl = bench.controller(test_config()).unwrap();
         let mut q = ctrl.take_io_queue().unwrap();
         q.submit_read(1, 0, 1, 9).unwrap();

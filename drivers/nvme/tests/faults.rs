@@ -26,10 +26,20 @@ fn check_io(ctrl: &mut TestController, bench: &Bench, seed: u64) {
 #[test]
 fn lost_io_completion_times_out_resets_and_recovers() {
     let (bench, mut ctrl) = writable_bench();
-    bench.sim.add_fault(FaultRule { admin: false, opcode: 0x02, skip: 0, fault: Fault::Lose });
+    bench.sim.add_fault(FaultRule {
+        admin: false,
+        opcode: 0x02,
+        skip: 0,
+        fault: Fault::Lose,
+    });
     let mut buf = vec![0u8; 512];
     let err = ctrl.namespace(1).unwrap().read(0, &mut buf).unwrap_err();
-    assert_eq!(err, Error::Timeout { stage: Stage::IoCommand });
+    assert_eq!(
+        err,
+        Error::Timeout {
+            stage: Stage::IoCommand
+        }
+    );
     assert_eq!(err.kind(), ErrorKind::Timeout);
     assert_eq!(bench.sim.enables(), 2, "controller was reset");
     check_io(&mut ctrl, &bench, 1);
@@ -38,8 +48,18 @@ fn lost_io_completion_times_out_resets_and_recovers() {
 #[test]
 fn lost_admin_completion_times_out_resets_and_recovers() {
     let (bench, mut ctrl) = writable_bench();
-    bench.sim.add_fault(FaultRule { admin: true, opcode: 0x02, skip: 0, fault: Fault::Lose });
-    assert_eq!(ctrl.smart_log().err(), Some(Error::Timeout { stage: Stage::AdminCommand }));
+    bench.sim.add_fault(FaultRule {
+        admin: true,
+        opcode: 0x02,
+        skip: 0,
+        fault: Fault::Lose,
+    });
+    assert_eq!(
+        ctrl.smart_log().err(),
+        Some(Error::Timeout {
+            stage: Stage::AdminCommand
+        })
+    );
     assert_eq!(bench.sim.enables(), 2);
     assert_eq!(bench.sim.io_queue_count(), 1 + 4, "I/O queues rebuilt");
     ctrl.smart_log().unwrap();
@@ -49,8 +69,17 @@ fn lost_admin_completion_times_out_resets_and_recovers() {
 #[test]
 fn controller_fatal_status_resets_and_recovers() {
     let (bench, mut ctrl) = writable_bench();
-    bench.sim.add_fault(FaultRule { admin: false, opcode: 0x01, skip: 0, fault: Fault::Fatal });
-    let err = ctrl.namespace(1).unwrap().write(0, &[1u8; 512]).unwrap_err();
+    bench.sim.add_fault(FaultRule {
+        admin: false,
+        opcode: 0x01,
+        skip: 0,
+        fault: Fault::Fatal,
+    });
+    let err = ctrl
+        .namespace(1)
+        .unwrap()
+        .write(0, &[1u8; 512])
+        .unwrap_err();
     assert_eq!(err, Error::ControllerFatal);
     assert_eq!(bench.sim.enables(), 2);
     check_io(&mut ctrl, &bench, 3);
@@ -84,9 +113,15 @@ fn vanished_device_fails_then_recovers_when_back() {
     let (bench, mut ctrl) = writable_bench();
     bench.sim.set_all_ones(true);
     let mut buf = vec![0u8; 512];
-    assert_eq!(ctrl.namespace(1).unwrap().read(0, &mut buf), Err(Error::ControllerFatal));
+    assert_eq!(
+        ctrl.namespace(1).unwrap().read(0, &mut buf),
+        Err(Error::ControllerFatal)
+    );
     // Recovery failed too: the controller stays failed.
-    assert_eq!(ctrl.namespace(1).unwrap().read(0, &mut buf), Err(Error::ControllerFatal));
+    assert_eq!(
+        ctrl.namespace(1).unwrap().read(0, &mut buf),
+        Err(Error::ControllerFatal)
+    );
     assert_eq!(ctrl.recover(), Err(Error::ControllerFatal));
     bench.sim.set_all_ones(false);
     ctrl.recover().unwrap();
@@ -99,7 +134,10 @@ fn never_ready_during_recovery_is_reported() {
     bench.sim.set_never_ready(true);
     assert_eq!(ctrl.recover(), Err(Error::NeverReady));
     let mut buf = vec![0u8; 512];
-    assert_eq!(ctrl.namespace(1).unwrap().read(0, &mut buf), Err(Error::ControllerFatal));
+    assert_eq!(
+        ctrl.namespace(1).unwrap().read(0, &mut buf),
+        Err(Error::ControllerFatal)
+    );
     bench.sim.set_never_ready(false);
     ctrl.recover().unwrap();
     check_io(&mut ctrl, &bench, 5);
@@ -109,7 +147,12 @@ fn never_ready_during_recovery_is_reported() {
 fn io_queue_timeout_and_recovery() {
     let (bench, mut ctrl) = writable_bench();
     let mut q = ctrl.take_io_queue().unwrap();
-    bench.sim.add_fault(FaultRule { admin: false, opcode: 0x02, skip: 1, fault: Fault::Lose });
+    bench.sim.add_fault(FaultRule {
+        admin: false,
+        opcode: 0x02,
+        skip: 1,
+        fault: Fault::Lose,
+    });
     q.submit_read(1, 0, 1, 1).unwrap();
     q.submit_read(1, 1, 1, 2).unwrap(); // lost
     q.submit_read(1, 2, 1, 3).unwrap();
@@ -119,7 +162,15 @@ fn io_queue_timeout_and_recovery() {
     }
     results.sort_by_key(|r| r.0);
     assert_eq!(results[0], (1, Ok(())));
-    assert_eq!(results[1], (2, Err(Error::Timeout { stage: Stage::IoCommand })));
+    assert_eq!(
+        results[1],
+        (
+            2,
+            Err(Error::Timeout {
+                stage: Stage::IoCommand
+            })
+        )
+    );
     assert_eq!(results[2], (3, Ok(())));
     assert!(q.needs_recovery());
     assert_eq!(q.in_flight(), 1, "timed-out slot stays reserved");
@@ -148,14 +199,26 @@ fn io_queue_reports_requests_lost_in_a_reset() {
         q.submit_read(1, i, 1, i).unwrap();
     }
     // Another user's failure resets the controller.
-    bench.sim.add_fault(FaultRule { admin: false, opcode: 0x02, skip: 0, fault: Fault::Lose });
+    bench.sim.add_fault(FaultRule {
+        admin: false,
+        opcode: 0x02,
+        skip: 0,
+        fault: Fault::Lose,
+    });
     bench.sim.set_defer(false);
     let mut buf = vec![0u8; 512];
     assert!(ctrl.namespace(1).unwrap().read(0, &mut buf).is_err());
-    assert_eq!(q.submit_read(1, 0, 1, 99), Err(Error::Reset), "lost requests must be polled first");
+    assert_eq!(
+        q.submit_read(1, 0, 1, 99),
+        Err(Error::Reset),
+        "lost requests must be polled first"
+    );
     let mut lost = Vec::new();
     q.poll(|c, _| lost.push((c.tag, c.result)));
-    assert_eq!(lost, (0..5).map(|t| (t, Err(Error::Reset))).collect::<Vec<_>>());
+    assert_eq!(
+        lost,
+        (0..5).map(|t| (t, Err(Error::Reset))).collect::<Vec<_>>()
+    );
     q.submit_read(1, 0, 1, 100).unwrap();
     let mut n = 0;
     while n == 0 {

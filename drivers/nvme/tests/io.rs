@@ -8,7 +8,12 @@ use nvme::{Error, ErrorKind, Quirks};
 use sim::*;
 
 fn ns(nsid: u32, block_size: usize, blocks: u64) -> NsConfig {
-    NsConfig { nsid, block_size, blocks, metadata: 0 }
+    NsConfig {
+        nsid,
+        block_size,
+        blocks,
+        metadata: 0,
+    }
 }
 
 /// A page-aligned buffer of `len` bytes starting `offset` bytes into a page.
@@ -23,7 +28,11 @@ impl Aligned {
         let storage = vec![0u8; len + offset + 8192];
         let base = storage.as_ptr() as usize;
         let start = base.next_multiple_of(4096) - base + offset;
-        Aligned { storage, start, len }
+        Aligned {
+            storage,
+            start,
+            len,
+        }
     }
     fn buf(&mut self) -> &mut [u8] {
         &mut self.storage[self.start..self.start + self.len]
@@ -33,7 +42,10 @@ impl Aligned {
 #[test]
 fn round_trip_512_and_4k_blocks_bounce_and_zero_copy() {
     for zero_copy in [false, true] {
-        let bench = Bench::new(SimConfig { namespaces: vec![ns(1, 512, 4096), ns(2, 4096, 512)], ..SimConfig::default() });
+        let bench = Bench::new(SimConfig {
+            namespaces: vec![ns(1, 512, 4096), ns(2, 4096, 512)],
+            ..SimConfig::default()
+        });
         bench.dma.set_translate_any(zero_copy);
         let mut ctrl = bench.controller(test_config()).unwrap();
         for (nsid, bs) in [(1u32, 512usize), (2, 4096)] {
@@ -74,21 +86,25 @@ fn zero_copy_uses_caller_pages_and_bounce_otherwise() {
 fn prp_shapes_for_offsets_and_sizes() {
     // Zero-copy makes PRPs follow the caller's buffer, so every shape is
     // exercised; the simulator checks each PRP strictly.
-    let bench = Bench::new(SimConfig { mdts: 0, namespaces: vec![ns(1, 512, 16384)], ..SimConfig::default() });
+    let bench = Bench::new(SimConfig {
+        mdts: 0,
+        namespaces: vec![ns(1, 512, 16384)],
+        ..SimConfig::default()
+    });
     bench.dma.set_translate_any(true);
     let mut ctrl = bench.controller(test_config()).unwrap();
     let mut dev = ctrl.namespace(1).unwrap();
     dev.set_writable(true);
     let cases = [
-        (0usize, 512usize, false),   // one page
-        (0, 4096, false),            // exactly one page
-        (0, 8192, false),            // exactly two pages: PRP2 = page
-        (512, 4096, false),          // offset, crosses one boundary: two pages
-        (3584, 1024, false),         // straddles a boundary
-        (512, 8192, true),           // offset over three pages: list
-        (0, 12288, true),            // three pages: list
-        (4, 512 * 300, true),        // many pages, dword offset
-        (0, 512 * 4096, true),       // 2 MiB: a full list page
+        (0usize, 512usize, false), // one page
+        (0, 4096, false),          // exactly one page
+        (0, 8192, false),          // exactly two pages: PRP2 = page
+        (512, 4096, false),        // offset, crosses one boundary: two pages
+        (3584, 1024, false),       // straddles a boundary
+        (512, 8192, true),         // offset over three pages: list
+        (0, 12288, true),          // three pages: list
+        (4, 512 * 300, true),      // many pages, dword offset
+        (0, 512 * 4096, true),     // 2 MiB: a full list page
     ];
     for (i, &(offset, len, list)) in cases.iter().enumerate() {
         let mut a = Aligned::new(offset, len);
@@ -117,7 +133,10 @@ fn prp_shapes_for_offsets_and_sizes() {
 #[test]
 fn mdts_splits_transfers() {
     // MDTS 1 => 8 KiB per command.
-    let bench = Bench::new(SimConfig { mdts: 1, ..SimConfig::default() });
+    let bench = Bench::new(SimConfig {
+        mdts: 1,
+        ..SimConfig::default()
+    });
     let mut ctrl = bench.controller(test_config()).unwrap();
     let mut dev = ctrl.namespace(1).unwrap();
     dev.set_writable(true);
@@ -141,8 +160,17 @@ fn mdts_splits_transfers() {
 
 #[test]
 fn mdts_zero_means_no_limit_but_prp_and_bounce_limits_apply() {
-    let bench = Bench::new(SimConfig { mdts: 0, namespaces: vec![ns(1, 4096, 4096)], ..SimConfig::default() });
-    let mut ctrl = bench.controller(nvme::Config { bounce_buffer_bytes: 64 * 1024, ..test_config() }).unwrap();
+    let bench = Bench::new(SimConfig {
+        mdts: 0,
+        namespaces: vec![ns(1, 4096, 4096)],
+        ..SimConfig::default()
+    });
+    let mut ctrl = bench
+        .controller(nvme::Config {
+            bounce_buffer_bytes: 64 * 1024,
+            ..test_config()
+        })
+        .unwrap();
     assert_eq!(ctrl.info().mdts_bytes, None);
     assert_eq!(ctrl.info().max_transfer_bytes, 2 * 1024 * 1024);
     let mut dev = ctrl.namespace(1).unwrap();
@@ -162,7 +190,13 @@ fn mdts_zero_means_no_limit_but_prp_and_bounce_limits_apply() {
 #[test]
 fn phase_wraps_over_many_queue_cycles() {
     let bench = Bench::new(SimConfig::default());
-    let mut ctrl = bench.controller(nvme::Config { io_queue_depth: 3, admin_queue_depth: 2, ..test_config() }).unwrap();
+    let mut ctrl = bench
+        .controller(nvme::Config {
+            io_queue_depth: 3,
+            admin_queue_depth: 2,
+            ..test_config()
+        })
+        .unwrap();
     {
         let mut dev = ctrl.namespace(1).unwrap();
         dev.set_writable(true);
@@ -181,7 +215,10 @@ fn phase_wraps_over_many_queue_cycles() {
 
 #[test]
 fn flush_fua_write_zeroes_and_discard() {
-    let bench = Bench::new(SimConfig { namespaces: vec![ns(1, 512, 200_000)], ..SimConfig::default() });
+    let bench = Bench::new(SimConfig {
+        namespaces: vec![ns(1, 512, 200_000)],
+        ..SimConfig::default()
+    });
     let mut ctrl = bench.controller(test_config()).unwrap();
     let mut dev = ctrl.namespace(1).unwrap();
     dev.set_writable(true);
@@ -205,14 +242,24 @@ fn flush_fua_write_zeroes_and_discard() {
     dev.discard(80_000, 1000).unwrap();
     let cmds = bench.sim.commands();
     assert_eq!(cmds.len(), 1);
-    assert_eq!((cmds[0].entry.opcode, cmds[0].entry.cdw[0], cmds[0].entry.cdw[1]), (0x09, 0, 1 << 2));
+    assert_eq!(
+        (
+            cmds[0].entry.opcode,
+            cmds[0].entry.cdw[0],
+            cmds[0].entry.cdw[1]
+        ),
+        (0x09, 0, 1 << 2)
+    );
     assert!(bench.sim.disk(1, 80_000, 1000).iter().all(|&b| b == 0));
     assert_eq!(bench.sim.disk(1, 81_000, 1), vec![0xAA; 512]);
 }
 
 #[test]
 fn optional_commands_unsupported_without_oncs_or_with_quirk() {
-    let bench = Bench::new(SimConfig { oncs: 0, ..SimConfig::default() });
+    let bench = Bench::new(SimConfig {
+        oncs: 0,
+        ..SimConfig::default()
+    });
     let mut ctrl = bench.controller(test_config()).unwrap();
     let mut dev = ctrl.namespace(1).unwrap();
     dev.set_writable(true);
@@ -222,13 +269,25 @@ fn optional_commands_unsupported_without_oncs_or_with_quirk() {
     assert_eq!(bench.sim.doorbell_writes(), before);
 
     let bench = Bench::new(SimConfig::default());
-    let quirks = Quirks { no_write_zeroes: true, no_dataset_management: true, ..Quirks::NONE };
-    let mut ctrl = bench.controller(nvme::Config { extra_quirks: quirks, ..test_config() }).unwrap();
+    let quirks = Quirks {
+        no_write_zeroes: true,
+        no_dataset_management: true,
+        ..Quirks::NONE
+    };
+    let mut ctrl = bench
+        .controller(nvme::Config {
+            extra_quirks: quirks,
+            ..test_config()
+        })
+        .unwrap();
     assert!(ctrl.info().oncs.write_zeroes() && !ctrl.info().write_zeroes);
     let mut dev = ctrl.namespace(1).unwrap();
     dev.set_writable(true);
     assert_eq!(dev.write_zeroes(0, 1), Err(Error::Unsupported));
-    assert_eq!(dev.discard(0, 1).unwrap_err().kind(), ErrorKind::Unsupported);
+    assert_eq!(
+        dev.discard(0, 1).unwrap_err().kind(),
+        ErrorKind::Unsupported
+    );
 }
 
 #[test]
@@ -236,7 +295,13 @@ fn device_errors_carry_status_and_later_io_works() {
     let bench = Bench::new(SimConfig::default());
     let mut ctrl = bench.controller(test_config()).unwrap();
     let mut dev = ctrl.namespace(1).unwrap();
-    let status = Status { sct: 2, sc: 0x81, dnr: true, more: false, crd: 0 };
+    let status = Status {
+        sct: 2,
+        sc: 0x81,
+        dnr: true,
+        more: false,
+        crd: 0,
+    };
     bench.sim.fail_io(0x02, status);
     let mut buf = vec![0u8; 512];
     let e = dev.read(0, &mut buf).unwrap_err();
@@ -251,8 +316,16 @@ fn device_errors_carry_status_and_later_io_works() {
 
 #[test]
 fn bad_input_never_reaches_the_device() {
-    let bench = Bench::new(SimConfig { namespaces: vec![ns(1, 512, 100)], ..SimConfig::default() });
-    let mut ctrl = bench.controller(nvme::Config { slot_buffer_bytes: 4096, ..test_config() }).unwrap();
+    let bench = Bench::new(SimConfig {
+        namespaces: vec![ns(1, 512, 100)],
+        ..SimConfig::default()
+    });
+    let mut ctrl = bench
+        .controller(nvme::Config {
+            slot_buffer_bytes: 4096,
+            ..test_config()
+        })
+        .unwrap();
     let writes = bench.sim.register_writes();
     {
         let mut dev = ctrl.namespace(1).unwrap();
@@ -280,24 +353,42 @@ fn bad_input_never_reaches_the_device() {
         assert_eq!(Error::NotOwned.kind(), ErrorKind::PermissionDenied);
         dev.set_writable(false);
     }
-    assert_eq!(bench.sim.register_writes(), writes, "no register write at all");
+    assert_eq!(
+        bench.sim.register_writes(),
+        writes,
+        "no register write at all"
+    );
     let mut q = ctrl.take_io_queue().unwrap();
     let writes = bench.sim.register_writes();
     assert_eq!(q.submit_read(1, 100, 1, 0), Err(Error::OutOfRange));
     assert_eq!(q.submit_read(1, u64::MAX, 1, 0), Err(Error::OutOfRange));
     assert_eq!(q.submit_read(1, 0, 0, 0), Err(Error::InvalidLength));
-    assert_eq!(q.submit_read(1, 0, 100, 0), Err(Error::InvalidLength), "over the slot buffer");
+    assert_eq!(
+        q.submit_read(1, 0, 100, 0),
+        Err(Error::InvalidLength),
+        "over the slot buffer"
+    );
     assert_eq!(q.submit_read(7, 0, 1, 0), Err(Error::NoSuchNamespace));
     assert_eq!(q.submit_write(1, 0, &[0u8; 512], 0), Err(Error::NotOwned));
-    assert_eq!(q.submit_write(1, 0, &[0u8; 100], 0), Err(Error::InvalidLength));
+    assert_eq!(
+        q.submit_write(1, 0, &[0u8; 100], 0),
+        Err(Error::InvalidLength)
+    );
     assert_eq!(q.submit_write_zeroes(1, 0, 1, 0), Err(Error::NotOwned));
-    assert_eq!(bench.sim.register_writes(), writes, "no register write at all");
+    assert_eq!(
+        bench.sim.register_writes(),
+        writes,
+        "no register write at all"
+    );
     assert_eq!(q.in_flight(), 0);
 }
 
 #[test]
 fn writable_flag_is_per_namespace_and_shared_with_queues() {
-    let bench = Bench::new(SimConfig { namespaces: vec![ns(1, 512, 100), ns(2, 512, 100)], ..SimConfig::default() });
+    let bench = Bench::new(SimConfig {
+        namespaces: vec![ns(1, 512, 100), ns(2, 512, 100)],
+        ..SimConfig::default()
+    });
     let mut ctrl = bench.controller(test_config()).unwrap();
     let mut q = ctrl.take_io_queue().unwrap();
     ctrl.namespace(2).unwrap().set_writable(true);

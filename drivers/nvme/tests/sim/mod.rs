@@ -63,7 +63,10 @@ pub struct TestDma(Arc<Mutex<DmaInner>>);
 
 impl TestDma {
     pub fn new(align: usize) -> TestDma {
-        TestDma(Arc::new(Mutex::new(DmaInner { align, ..Default::default() })))
+        TestDma(Arc::new(Mutex::new(DmaInner {
+            align,
+            ..Default::default()
+        })))
     }
     /// Make `translate` give identity addresses for any pointer.
     pub fn set_translate_any(&self, on: bool) {
@@ -71,7 +74,11 @@ impl TestDma {
     }
     /// Make `translate` give identity addresses inside `buf`.
     pub fn register(&self, buf: &[u8]) {
-        self.0.lock().unwrap().registered.push((buf.as_ptr() as usize, buf.len()));
+        self.0
+            .lock()
+            .unwrap()
+            .registered
+            .push((buf.as_ptr() as usize, buf.len()));
     }
     pub fn allocations(&self) -> usize {
         self.0.lock().unwrap().allocations
@@ -84,7 +91,10 @@ impl TestDma {
         let d = self.0.lock().unwrap();
         let inside = |&(s, l): &(usize, usize)| addr >= s && addr + len <= s + l;
         d.translate_any
-            || d.regions.iter().map(|&(s, l, _)| (s, l)).any(|r| inside(&r))
+            || d.regions
+                .iter()
+                .map(|&(s, l, _)| (s, l))
+                .any(|r| inside(&r))
             || d.registered.iter().any(inside)
     }
 }
@@ -117,7 +127,12 @@ impl DmaAllocator for TestDma {
             let (_, len, align) = d.regions.remove(i);
             // SAFETY: allocated above with this layout; the driver gives a
             // region back only when the device no longer uses it.
-            unsafe { dealloc(start as *mut u8, Layout::from_size_align(len, align).unwrap()) };
+            unsafe {
+                dealloc(
+                    start as *mut u8,
+                    Layout::from_size_align(len, align).unwrap(),
+                )
+            };
         }
     }
 
@@ -182,7 +197,12 @@ impl Default for SimConfig {
             start: StartState::Disabled,
             version: 0x0001_0400,
             active_list: true,
-            namespaces: vec![NsConfig { nsid: 1, block_size: 512, blocks: 8192, metadata: 0 }],
+            namespaces: vec![NsConfig {
+                nsid: 1,
+                block_size: 512,
+                blocks: 8192,
+                metadata: 0,
+            }],
         }
     }
 }
@@ -285,7 +305,10 @@ impl Sim {
         let disks = cfg
             .namespaces
             .iter()
-            .map(|n| Disk { cfg: n.clone(), data: vec![0u8; n.block_size * n.blocks as usize] })
+            .map(|n| Disk {
+                cfg: n.clone(),
+                data: vec![0u8; n.block_size * n.blocks as usize],
+            })
             .collect();
         let (enabled, rdy, cfs, shst) = match cfg.start {
             StartState::Disabled => (false, false, false, ShutdownStatus::Normal),
@@ -341,7 +364,11 @@ impl Sim {
             smart,
             error_entries: vec![err],
         };
-        Sim { state: Arc::new(Mutex::new(state)), clock, dma }
+        Sim {
+            state: Arc::new(Mutex::new(state)),
+            clock,
+            dma,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -352,7 +379,12 @@ impl Sim {
         self.lock().faults.push(rule);
     }
     pub fn fail_io(&self, opcode: u8, status: Status) {
-        self.add_fault(FaultRule { admin: false, opcode, skip: 0, fault: Fault::Status(status) });
+        self.add_fault(FaultRule {
+            admin: false,
+            opcode,
+            skip: 0,
+            fault: Fault::Status(status),
+        });
     }
     pub fn set_never_ready(&self, on: bool) {
         self.lock().never_ready = on;
@@ -416,7 +448,9 @@ impl Sim {
     pub fn disk_checksum(&self, nsid: u32) -> u64 {
         let s = self.lock();
         let d = s.disks.iter().find(|d| d.cfg.nsid == nsid).unwrap();
-        d.data.iter().enumerate().fold(0u64, |h, (i, &b)| h.wrapping_mul(31).wrapping_add(b as u64 ^ i as u64))
+        d.data.iter().enumerate().fold(0u64, |h, (i, &b)| {
+            h.wrapping_mul(31).wrapping_add(b as u64 ^ i as u64)
+        })
     }
     /// Posts deferred completions (in reverse order if asked).
     pub fn release_completions(&self, reverse: bool) {
@@ -432,12 +466,17 @@ impl Sim {
 
     fn read_mem(&self, addr: u64, buf: &mut [u8]) {
         if !self.dma.valid(addr as usize, buf.len()) {
-            violation(format!("DMA read outside DMA memory at {addr:#x} (+{})", buf.len()));
+            violation(format!(
+                "DMA read outside DMA memory at {addr:#x} (+{})",
+                buf.len()
+            ));
         }
         // SAFETY: the range lies inside memory the test allocator handed
         // out (or the test registered); the driver is blocked in a register
         // access while the simulation runs, so nothing races.
-        unsafe { std::ptr::copy_nonoverlapping(addr as usize as *const u8, buf.as_mut_ptr(), buf.len()) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(addr as usize as *const u8, buf.as_mut_ptr(), buf.len())
+        };
     }
 }
 
@@ -447,23 +486,25 @@ impl State {
     }
 
     fn settle(&mut self, now: u64) {
-        if let Some(t) = self.ready_at {
-            if now >= t && !self.never_ready && !self.cfs {
-                self.rdy = true;
-                self.ready_at = None;
-            }
+        if let Some(t) = self.ready_at
+            && now >= t
+            && !self.never_ready
+            && !self.cfs
+        {
+            self.rdy = true;
+            self.ready_at = None;
         }
-        if let Some(t) = self.not_ready_at {
-            if now >= t {
-                self.rdy = false;
-                self.not_ready_at = None;
-            }
+        if let Some(t) = self.not_ready_at
+            && now >= t
+        {
+            self.rdy = false;
+            self.not_ready_at = None;
         }
-        if let Some(t) = self.shst_at {
-            if now >= t {
-                self.shst = ShutdownStatus::Complete;
-                self.shst_at = None;
-            }
+        if let Some(t) = self.shst_at
+            && now >= t
+        {
+            self.shst = ShutdownStatus::Complete;
+            self.shst_at = None;
         }
     }
 
@@ -495,15 +536,33 @@ impl State {
                 violation(format!("CC.MPS {} outside CAP.MPSMIN..MPSMAX", new.mps()));
             }
             let page = 1u64 << (12 + new.mps());
-            if self.asq % page != 0 || self.acq % page != 0 {
+            if !self.asq.is_multiple_of(page) || !self.acq.is_multiple_of(page) {
                 violation("admin queues not page aligned".into());
             }
             self.reset();
             // Admin queues from AQA/ASQ/ACQ.
             let sq_size = (self.aqa & 0xFFF) + 1;
             let cq_size = ((self.aqa >> 16) & 0xFFF) + 1;
-            self.sqs.insert(0, Sq { base: self.asq, size: sq_size, head: 0, tail: 0, cqid: 0 });
-            self.cqs.insert(0, Cq { base: self.acq, size: cq_size, head: 0, tail: 0, phase: true });
+            self.sqs.insert(
+                0,
+                Sq {
+                    base: self.asq,
+                    size: sq_size,
+                    head: 0,
+                    tail: 0,
+                    cqid: 0,
+                },
+            );
+            self.cqs.insert(
+                0,
+                Cq {
+                    base: self.acq,
+                    size: cq_size,
+                    head: 0,
+                    tail: 0,
+                    phase: true,
+                },
+            );
             self.enables += 1;
             self.not_ready_at = None;
             self.ready_at = Some(now + delay);
@@ -515,7 +574,10 @@ impl State {
             self.ready_at = None;
             self.not_ready_at = Some(now + delay);
         }
-        if new.enabled() && new.shn() != ShutdownNotification::None && old.shn() == ShutdownNotification::None {
+        if new.enabled()
+            && new.shn() != ShutdownNotification::None
+            && old.shn() == ShutdownNotification::None
+        {
             self.shst = ShutdownStatus::Occurring;
             self.shst_at = Some(now + delay);
         }
@@ -573,8 +635,10 @@ impl RegisterAccess for Sim {
                 s.doorbell_writes += 1;
                 let stride = 4usize << s.cfg.dstrd;
                 let rel = o - offset::DOORBELL_BASE;
-                if rel % stride != 0 {
-                    violation(format!("doorbell write at {o:#x} not on the stride {stride}"));
+                if !rel.is_multiple_of(stride) {
+                    violation(format!(
+                        "doorbell write at {o:#x} not on the stride {stride}"
+                    ));
                 }
                 if !s.cc.enabled() || !s.rdy {
                     violation("doorbell write while controller not ready".into());
@@ -582,13 +646,19 @@ impl RegisterAccess for Sim {
                 let index = rel / stride;
                 let qid = (index / 2) as u16;
                 if index % 2 == 1 {
-                    let cq = s.cqs.get_mut(&qid).unwrap_or_else(|| violation(format!("CQ {qid} head doorbell, no such CQ")));
+                    let cq = s.cqs.get_mut(&qid).unwrap_or_else(|| {
+                        violation(format!("CQ {qid} head doorbell, no such CQ"))
+                    });
                     if value >= cq.size {
                         violation(format!("CQ {qid} head {value} beyond size {}", cq.size));
                     }
                     cq.head = value;
                 } else {
-                    let size = s.sqs.get(&qid).unwrap_or_else(|| violation(format!("SQ {qid} tail doorbell, no such SQ"))).size;
+                    let size = s
+                        .sqs
+                        .get(&qid)
+                        .unwrap_or_else(|| violation(format!("SQ {qid} tail doorbell, no such SQ")))
+                        .size;
                     if value >= size {
                         violation(format!("SQ {qid} tail {value} beyond size {size}"));
                     }
@@ -610,10 +680,18 @@ struct Exec {
 }
 
 fn ok(dw0: u32) -> Exec {
-    Exec { status: Status::SUCCESS, dw0, post: true }
+    Exec {
+        status: Status::SUCCESS,
+        dw0,
+        post: true,
+    }
 }
 fn err(sct: u8, sc: u8) -> Exec {
-    Exec { status: Status::new(sct, sc), dw0: 0, post: true }
+    Exec {
+        status: Status::new(sct, sc),
+        dw0: 0,
+        post: true,
+    }
 }
 
 impl Sim {
@@ -646,7 +724,11 @@ impl Sim {
             // Fault injection.
             let admin = qid == 0;
             let mut fault = None;
-            if let Some(i) = s.faults.iter().position(|f| f.admin == admin && f.opcode == entry.opcode) {
+            if let Some(i) = s
+                .faults
+                .iter()
+                .position(|f| f.admin == admin && f.opcode == entry.opcode)
+            {
                 if s.faults[i].skip == 0 {
                     fault = Some(s.faults.remove(i).fault);
                 } else {
@@ -654,20 +736,42 @@ impl Sim {
                 }
             }
             let exec = match fault {
-                Some(Fault::Status(st)) => Exec { status: st, dw0: 0, post: true },
-                Some(Fault::Lose) => Exec { status: Status::SUCCESS, dw0: 0, post: false },
+                Some(Fault::Status(st)) => Exec {
+                    status: st,
+                    dw0: 0,
+                    post: true,
+                },
+                Some(Fault::Lose) => Exec {
+                    status: Status::SUCCESS,
+                    dw0: 0,
+                    post: false,
+                },
                 Some(Fault::Fatal) => {
                     s.cfs = true;
-                    Exec { status: Status::SUCCESS, dw0: 0, post: false }
+                    Exec {
+                        status: Status::SUCCESS,
+                        dw0: 0,
+                        post: false,
+                    }
                 }
                 None if admin => self.admin(s, &entry),
                 None => self.io(s, qid, &entry),
             };
             if !exec.post {
-                s.commands.push(CommandRecord { qid, cid, entry, status: exec.status });
+                s.commands.push(CommandRecord {
+                    qid,
+                    cid,
+                    entry,
+                    status: exec.status,
+                });
                 continue;
             }
-            s.commands.push(CommandRecord { qid, cid, entry, status: exec.status });
+            s.commands.push(CommandRecord {
+                qid,
+                cid,
+                entry,
+                status: exec.status,
+            });
             let completion = CompletionEntry {
                 dw0: exec.dw0,
                 dw1: 0,
@@ -679,11 +783,17 @@ impl Sim {
             };
             if s.unknown_cid_next {
                 s.unknown_cid_next = false;
-                let bogus = CompletionEntry { cid: cid ^ 0x8000, ..completion };
+                let bogus = CompletionEntry {
+                    cid: cid ^ 0x8000,
+                    ..completion
+                };
                 s.post(&self.dma, cqid, bogus);
             }
             if s.defer && !admin {
-                s.pending.push(Pending { cqid, entry: completion });
+                s.pending.push(Pending {
+                    cqid,
+                    entry: completion,
+                });
             } else {
                 s.post(&self.dma, cqid, completion);
             }
@@ -696,7 +806,7 @@ impl Sim {
     /// strictly.
     fn prp_segments(&self, s: &State, prp1: u64, prp2: u64, len: usize) -> Vec<(u64, usize)> {
         let page = s.page_size() as u64;
-        if prp1 % 4 != 0 {
+        if !prp1.is_multiple_of(4) {
             violation(format!("PRP1 {prp1:#x} not dword aligned"));
         }
         let mut segs = Vec::new();
@@ -707,13 +817,13 @@ impl Sim {
             return segs;
         }
         if remaining as u64 <= page {
-            if prp2 % page != 0 {
+            if !prp2.is_multiple_of(page) {
                 violation(format!("PRP2 {prp2:#x} (data page) has an offset"));
             }
             segs.push((prp2, remaining));
             return segs;
         }
-        if prp2 % 8 != 0 {
+        if !prp2.is_multiple_of(8) {
             violation(format!("PRP list pointer {prp2:#x} not qword aligned"));
         }
         let mut list = prp2;
@@ -763,7 +873,9 @@ impl Sim {
             }
             // SAFETY: inside test-owned DMA memory (checked above); the
             // driver is blocked in a register access.
-            unsafe { std::ptr::copy_nonoverlapping(data[at..].as_ptr(), addr as usize as *mut u8, n) };
+            unsafe {
+                std::ptr::copy_nonoverlapping(data[at..].as_ptr(), addr as usize as *mut u8, n)
+            };
             at += n;
         }
     }
@@ -810,7 +922,12 @@ impl Sim {
                         if !s.cfg.active_list {
                             return err(0, 0x02);
                         }
-                        let mut ids: Vec<u32> = s.disks.iter().map(|d| d.cfg.nsid).filter(|&n| n > e.nsid).collect();
+                        let mut ids: Vec<u32> = s
+                            .disks
+                            .iter()
+                            .map(|d| d.cfg.nsid)
+                            .filter(|&n| n > e.nsid)
+                            .collect();
                         ids.sort();
                         for (i, id) in ids.iter().take(1024).enumerate() {
                             buf[i * 4..i * 4 + 4].copy_from_slice(&id.to_le_bytes());
@@ -858,7 +975,7 @@ impl Sim {
                 if cdw11 & 1 == 0 {
                     violation("queue not physically contiguous".into());
                 }
-                if e.prp1 % s.page_size() as u64 != 0 {
+                if !e.prp1.is_multiple_of(s.page_size() as u64) {
                     violation(format!("queue base {:#x} not page aligned", e.prp1));
                 }
                 if e.opcode == 0x05 {
@@ -868,7 +985,16 @@ impl Sim {
                     if s.cqs.contains_key(&qid) {
                         return err(1, 0x01);
                     }
-                    s.cqs.insert(qid, Cq { base: e.prp1, size, head: 0, tail: 0, phase: true });
+                    s.cqs.insert(
+                        qid,
+                        Cq {
+                            base: e.prp1,
+                            size,
+                            head: 0,
+                            tail: 0,
+                            phase: true,
+                        },
+                    );
                 } else {
                     let cqid = (cdw11 >> 16) as u16;
                     if !s.cqs.contains_key(&cqid) || cqid == 0 {
@@ -877,7 +1003,16 @@ impl Sim {
                     if s.sqs.contains_key(&qid) {
                         return err(1, 0x01);
                     }
-                    s.sqs.insert(qid, Sq { base: e.prp1, size, head: 0, tail: 0, cqid });
+                    s.sqs.insert(
+                        qid,
+                        Sq {
+                            base: e.prp1,
+                            size,
+                            head: 0,
+                            tail: 0,
+                            cqid,
+                        },
+                    );
                 }
                 ok(0)
             }
@@ -938,7 +1073,11 @@ impl Sim {
         let lba = e.cdw[0] as u64 | ((e.cdw[1] as u64) << 32);
         let nlb = (e.cdw[2] & 0xFFFF) as u64 + 1;
         let in_range = lba.checked_add(nlb).is_some_and(|end| end <= blocks_total);
-        let mdts_bytes = if s.cfg.mdts == 0 { usize::MAX } else { (1usize << s.cfg.mdts) * (4096 << s.cfg.mpsmin) };
+        let mdts_bytes = if s.cfg.mdts == 0 {
+            usize::MAX
+        } else {
+            (1usize << s.cfg.mdts) * (4096 << s.cfg.mpsmin)
+        };
         match e.opcode {
             0x00 => ok(0),
             0x01 | 0x02 => {
@@ -994,7 +1133,13 @@ impl Sim {
 
 impl State {
     fn post(&mut self, dma: &TestDma, cqid: u16, mut entry: CompletionEntry) {
-        let Some(cq) = self.cqs.get_mut(&cqid) else { return };
+        // The SQ head as of posting time, like a real controller.
+        if let Some(sq) = self.sqs.get(&entry.sq_id) {
+            entry.sq_head = sq.head as u16;
+        }
+        let Some(cq) = self.cqs.get_mut(&cqid) else {
+            return;
+        };
         if (cq.tail + 1) % cq.size == cq.head {
             violation(format!("CQ {cqid} overflow"));
         }
@@ -1041,12 +1186,20 @@ impl Bench {
         Bench { sim, dma, clock }
     }
     pub fn controller(&self, config: nvme::Config) -> Result<TestController, nvme::Error> {
-        nvme::Controller::new(self.sim.clone(), self.dma.clone(), self.clock.clone(), config)
+        nvme::Controller::new(
+            self.sim.clone(),
+            self.dma.clone(),
+            self.clock.clone(),
+            config,
+        )
     }
 }
 
 pub fn test_config() -> nvme::Config {
-    nvme::Config { command_timeout_ms: 100, ..nvme::Config::default() }
+    nvme::Config {
+        command_timeout_ms: 100,
+        ..nvme::Config::default()
+    }
 }
 
 /// Deterministic pattern for buffers.
