@@ -10,7 +10,7 @@ usage() {
 Usage:
   ./run.sh [run] [OPTIONS] [-- QEMU-ARGS...]
       Build the kernel and its bootable image, create the scratch NVMe disk
-      if there is none, boot it in QEMU and run the application. Serial output
+      if there is none (stamped as owned), boot it in QEMU and run the application. Serial output
       is shown here; the exit status is the kernel's (0 success, 1 failure,
       2 panic, 3 CPU exception, 4 triple fault or reset, 5 timeout, 6 QEMU error).
   ./run.sh test          Every test: format and lint checks, host tests of the
@@ -21,6 +21,11 @@ Usage:
                          or are not removable; asks before writing; verifies after.
   ./run.sh flash --to-file PATH
                          Write the same image to a file.
+  ./run.sh stamp PATH [--serial SERIAL]
+                         Mark an existing raw disk image as owned by the unikernel
+                         (the ownership signature, for controller SERIAL, default
+                         UNIKERNEL0: the serial ./run.sh gives its first disk).
+                         Only owned namespaces are ever written.
   ./run.sh image [--out PATH]
                          Build the bootable image only and print its path.
   ./run.sh setup         Install what is missing (toolchain, QEMU, OVMF) and stop.
@@ -40,7 +45,8 @@ Options for run (and image/flash where they apply):
   --timeout SECS         Kill QEMU after this long (default 600).
   --release              Optimised build (default: debug build).
   --app NAME             Application binary of the kernel package (default: kernel).
-  --settings FILE        Settings file handed to the application.
+  --settings FILE        Settings file handed to the application (see README:
+                         steps, verify span, benchmark time, log level, claims).
   --qemu-arg ARG         One extra QEMU argument (repeatable); or put them after --.
 
 Environment: CARGO_TARGET_DIR is honoured.
@@ -104,7 +110,7 @@ run_tests() {
 
 command="run"
 case "${1:-}" in
-    run|test|flash|image|setup) command="$1"; shift ;;
+    run|test|flash|image|setup|stamp) command="$1"; shift ;;
     -h|--help|help) usage; exit 0 ;;
 esac
 
@@ -117,13 +123,13 @@ while [ $# -gt 0 ]; do
         --release) profile=release ;;
         --app) [ $# -ge 2 ] || die "--app needs a name"; app="$2"; shift ;;
         --uefi|--bios|--window|--headless|--yes|--allow-non-removable) pass+=("$1") ;;
-        --disk|--disk-size|--machine|--memory|--timeout|--settings|--qemu-arg|--to-file|--out)
+        --disk|--disk-size|--machine|--memory|--timeout|--settings|--qemu-arg|--to-file|--out|--serial)
             [ $# -ge 2 ] || die "$1 needs a value"
             pass+=("$1" "$2"); shift ;;
         --) pass+=("$@"); break ;;
         -*) die "unknown option $1 (see ./run.sh --help)" ;;
         *)
-            [ "$command" = flash ] || die "unexpected argument $1 (see ./run.sh --help)"
+            [ "$command" = flash ] || [ "$command" = stamp ] || die "unexpected argument $1 (see ./run.sh --help)"
             pass+=("$1") ;;
     esac
     shift
@@ -137,6 +143,9 @@ case "$command" in
         build_host
         build_kernel "$profile" "$app"
         exec "$target_dir/debug/boot" run --kernel "$kernel_elf" "${pass[@]}" ;;
+    stamp)
+        build_host
+        exec "$target_dir/debug/boot" stamp "${pass[@]}" ;;
     image)
         build_host
         build_kernel "$profile" "$app"
