@@ -20,6 +20,8 @@
 //! namespace, zero or non-multiple lengths, LBA ranges beyond the namespace
 //! (including overflow), writes to a namespace not marked writable.
 
+#![forbid(unsafe_code)]
+
 use crate::command::SubmissionEntry;
 use crate::controller::{Controller, Data, NamespaceInfo, Shared, check_range};
 use crate::error::{Error, Stage};

@@ -7,6 +7,8 @@
 //! time. Status codes carry their type (generic, command specific, media) and
 //! the specification's name (§4.6.1.2).
 
+#![forbid(unsafe_code)]
+
 /// Admin command opcodes (NVMe 1.4 §5, Figure 139).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]

@@ -32,6 +32,8 @@
 //! access it if a reset failed; it is allocated once at bring-up (and when
 //! an `IoQueue` is taken).
 
+#![forbid(unsafe_code)]
+
 use crate::block::{BlockDevice, IoQueue, NamespaceLimits};
 use crate::command::{CompletionEntry, FeatureId, IdentifyCns, LogPageId, SubmissionEntry};
 use crate::error::{Error, Stage};
@@ -136,6 +138,8 @@ pub struct ControllerInfo {
     pub deallocate: bool,
     /// Number of Namespaces (NN).
     pub namespace_count: u32,
+    /// Entries in the Error Information log (ELPE + 1).
+    pub error_log_entries: usize,
     /// Quirks in effect.
     pub quirks: Quirks,
 }
@@ -351,6 +355,7 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
                 write_zeroes: false,
                 deallocate: false,
                 namespace_count: 0,
+                error_log_entries: 1,
                 quirks,
             },
             namespaces: Vec::new(),
@@ -564,6 +569,7 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
         i.write_zeroes = id.oncs.write_zeroes() && !self.quirks.no_write_zeroes;
         i.deallocate = id.oncs.dataset_management() && !self.quirks.no_dataset_management;
         i.namespace_count = id.nn;
+        i.error_log_entries = usize::from(id.elpe) + 1;
         Ok(())
     }
 
@@ -868,6 +874,7 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
     pub fn error_log(&mut self, out: &mut [ErrorLogEntry]) -> Result<usize, Error> {
         let n = out
             .len()
+            .min(self.info.error_log_entries)
             .min(self.scratch.len().min(self.page_size) / ERROR_LOG_ENTRY_BYTES);
         if n == 0 {
             return Ok(0);
@@ -1031,7 +1038,7 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
             let prps = match direct {
                 Some(p) => p,
                 None => {
-                    blocks = blocks.min(bounce_max);
+                    blocks = blocks.min(bounce_max + 1);
                     if let Data::Write(b, _) = &data {
                         sync.bounce.copy_in(0, &b[offset..offset + blocks * bs]);
                     }

@@ -6,6 +6,8 @@
 //! gives a coarse classification for callers that only need to decide
 //! between "fix your request", "retry" and "give up".
 
+#![forbid(unsafe_code)]
+
 use crate::command::Status;
 use crate::hal::DmaError;
 use core::fmt;

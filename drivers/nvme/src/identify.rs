@@ -6,6 +6,8 @@
 //! short buffers yield zeros. Strings are ASCII, space padded; they are kept
 //! as fixed arrays (no allocation) with `&str` accessors that trim padding.
 
+#![forbid(unsafe_code)]
+
 /// Bytes in every Identify data structure.
 pub const IDENTIFY_BYTES: usize = 4096;
 

@@ -5,6 +5,8 @@
 //! entries, Figure 195). 128-bit counters are kept as `u128`. Parsers take
 //! plain bytes and never panic on short input (missing bytes read as zero).
 
+#![forbid(unsafe_code)]
+
 /// Bytes in the SMART / Health Information log page.
 pub const SMART_LOG_BYTES: usize = 512;
 /// Bytes in one Error Information log entry.

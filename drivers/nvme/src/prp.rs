@@ -12,6 +12,8 @@
 //! of the remaining pages fits in that one page
 //! ([`max_transfer_without_chaining`]). Building PRPs allocates nothing.
 
+#![forbid(unsafe_code)]
+
 use crate::error::Error;
 use crate::hal::{DmaRegion, PhysAddr};
 

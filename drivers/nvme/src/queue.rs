@@ -19,6 +19,8 @@
 //! commands in flight (a full ring would look empty, §4.1.2), so the
 //! completion queue (same size) can never overflow.
 
+#![forbid(unsafe_code)]
+
 use crate::command::{CompletionEntry, SubmissionEntry};
 use crate::hal::{DmaRegion, RegisterAccess};
 use crate::registers::Doorbells;

@@ -11,6 +11,8 @@
 //!
 //! Entries should be added only with a reference to the behaviour seen.
 
+#![forbid(unsafe_code)]
+
 /// Workarounds to apply to one controller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Quirks {

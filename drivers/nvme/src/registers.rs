@@ -6,6 +6,8 @@
 //! the accessors; the raw form is available where the spec's number is
 //! wanted.
 
+#![forbid(unsafe_code)]
+
 /// Register offsets in BAR0 (§3.1, Figure 78).
 pub mod offset {
     /// Controller Capabilities (64 bit).

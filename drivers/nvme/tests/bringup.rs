@@ -359,3 +359,20 @@ fn doorbells_follow_the_stride() {
         }
     }
 }
+
+#[test]
+fn handles_are_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<TestController>();
+    assert_send::<nvme::IoQueue<Sim, FakeClock>>();
+    assert_send::<nvme::DmaRegion>();
+}
+
+#[test]
+fn error_log_is_capped_by_elpe() {
+    let bench = Bench::new(SimConfig::default());
+    let mut ctrl = bench.controller(test_config()).unwrap();
+    assert_eq!(ctrl.info().error_log_entries, 64);
+    let mut entries = vec![nvme::ErrorLogEntry::default(); 200];
+    assert_eq!(ctrl.error_log(&mut entries).unwrap(), 64);
+}
