@@ -1038,7 +1038,7 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
             let prps = match direct {
                 Some(p) => p,
                 None => {
-                    blocks = blocks.min(bounce_max + 1);
+                    blocks = blocks.min(bounce_max);
                     if let Data::Write(b, _) = &data {
                         sync.bounce.copy_in(0, &b[offset..offset + blocks * bs]);
                     }
