@@ -267,7 +267,8 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         }
         let generation = self.shared.generation.load(Ordering::Acquire);
         if generation != self.generation {
-            if self.pair.in_flight() != 0 {
+            // Requests already reported (timed out) need no further report.
+            if self.pair.in_flight() > self.timed_out {
                 return Err(Error::Reset);
             }
             self.pair.reset();

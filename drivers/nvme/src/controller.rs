@@ -1027,8 +1027,10 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
             let sync = self.sync.as_mut().ok_or(Error::BadDevice)?;
             let mut blocks = (total_blocks - done).min(direct_max);
             let offset = done * bs;
-            let ptr: *const u8 = match &data {
-                Data::Read(b) => b.as_ptr().wrapping_add(offset),
+            // Reads take the pointer from the mutable borrow: the device
+            // writes through it.
+            let ptr: *const u8 = match &mut data {
+                Data::Read(b) => b.as_mut_ptr().wrapping_add(offset),
                 Data::Write(b, _) => b.as_ptr().wrapping_add(offset),
             };
             let dma = &self.dma;

@@ -18,8 +18,6 @@ use core::fmt;
 pub enum Stage {
     /// Waiting for CSTS.RDY = 0 after clearing CC.EN.
     Disable,
-    /// Waiting for a previous shutdown or enable to settle before reset.
-    Settle,
     /// An admin command.
     AdminCommand,
     /// An I/O command.

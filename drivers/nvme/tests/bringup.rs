@@ -376,3 +376,45 @@ fn error_log_is_capped_by_elpe() {
     let mut entries = vec![nvme::ErrorLogEntry::default(); 200];
     assert_eq!(ctrl.error_log(&mut entries).unwrap(), 64);
 }
+
+#[test]
+fn quirk_table_is_keyed_by_pci_ids() {
+    let bench = Bench::new(SimConfig::default());
+    let ctrl = bench
+        .controller(nvme::Config {
+            pci_vendor: 0x144d,
+            pci_device: 0xa821,
+            ..test_config()
+        })
+        .unwrap();
+    assert_eq!(ctrl.info().quirks.delay_before_ready_check_us, 2_300_000);
+    let bench = Bench::new(SimConfig::default());
+    let ctrl = bench
+        .controller(nvme::Config {
+            pci_vendor: 0x1b36,
+            pci_device: 0x0010,
+            ..test_config()
+        })
+        .unwrap();
+    assert_eq!(ctrl.info().quirks, Quirks::NONE);
+}
+
+#[test]
+fn errors_display_and_classify() {
+    use nvme::ErrorKind;
+    assert_eq!(Error::QueueFull.kind(), ErrorKind::Busy);
+    assert_eq!(Error::NeverReady.kind(), ErrorKind::Fatal);
+    assert_eq!(Error::Dma.kind(), ErrorKind::Resource);
+    assert_eq!(
+        Error::Timeout {
+            stage: Stage::Disable
+        }
+        .to_string(),
+        "timeout: Disable"
+    );
+    let s = nvme::Status::new(1, 0x02);
+    assert_eq!(
+        Error::Device(s).to_string(),
+        "device status: Invalid Queue Size (SCT 0x1, SC 0x02)"
+    );
+}

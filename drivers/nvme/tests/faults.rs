@@ -225,3 +225,56 @@ fn io_queue_reports_requests_lost_in_a_reset() {
         n = q.poll(|c, _| assert_eq!((c.tag, c.result), (100, Ok(()))));
     }
 }
+
+#[test]
+fn late_completion_after_timeout_frees_the_slot_silently() {
+    let (bench, mut ctrl) = writable_bench();
+    let mut q = ctrl.take_io_queue().unwrap();
+    bench.sim.set_defer(true);
+    q.submit_read(1, 0, 1, 1).unwrap();
+    let mut reports = Vec::new();
+    while reports.is_empty() {
+        q.poll(|c, _| reports.push(c.result));
+    }
+    assert_eq!(
+        reports,
+        [Err(Error::Timeout {
+            stage: Stage::IoCommand
+        })]
+    );
+    assert!(q.needs_recovery());
+    bench.sim.release_completions(false);
+    assert_eq!(q.poll(|_, _| panic!("already reported")), 0);
+    assert!(!q.needs_recovery());
+    assert_eq!(q.in_flight(), 0);
+    bench.sim.set_defer(false);
+    q.submit_read(1, 0, 1, 2).unwrap();
+    let mut n = 0;
+    while n == 0 {
+        n = q.poll(|c, _| assert_eq!((c.tag, c.result), (2, Ok(()))));
+    }
+}
+
+#[test]
+fn fatal_status_seen_by_an_io_queue() {
+    let (bench, mut ctrl) = writable_bench();
+    let mut q = ctrl.take_io_queue().unwrap();
+    bench.sim.add_fault(FaultRule {
+        admin: false,
+        opcode: 0x02,
+        skip: 0,
+        fault: Fault::Fatal,
+    });
+    q.submit_read(1, 0, 1, 1).unwrap();
+    let mut reports = Vec::new();
+    while reports.is_empty() {
+        q.poll(|c, _| reports.push(c.result));
+    }
+    assert_eq!(reports, [Err(Error::ControllerFatal)]);
+    ctrl.recover().unwrap();
+    q.submit_read(1, 0, 1, 2).unwrap();
+    let mut n = 0;
+    while n == 0 {
+        n = q.poll(|c, _| assert_eq!((c.tag, c.result), (2, Ok(()))));
+    }
+}
