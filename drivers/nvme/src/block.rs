@@ -259,6 +259,26 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         self.timed_out > 0
     }
 
+    /// Whether this queue was handed out by the controller owning `shared`.
+    pub(crate) fn belongs_to(&self, shared: &Arc<Shared>) -> bool {
+        Arc::ptr_eq(&self.shared, shared)
+    }
+
+    /// Splits the queue into its ring pair (in a state matching the device)
+    /// and its slot buffers.
+    pub(crate) fn into_parts(mut self) -> (QueuePair, Vec<(DmaRegion, DmaRegion)>) {
+        if self.shared.generation.load(Ordering::Acquire) != self.generation {
+            // The device recreated the queue empty after a reset.
+            self.pair.reset();
+        }
+        let buffers = self
+            .slots
+            .into_iter()
+            .map(|s| (s.buffer, s.prp_list))
+            .collect();
+        (self.pair, buffers)
+    }
+
     /// Checks shutdown and resets after a controller reset if nothing is
     /// in flight (otherwise `poll` must report the lost requests first).
     fn ready_to_submit(&mut self) -> Result<(), Error> {

@@ -843,7 +843,15 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
     }
 
     pub(crate) fn namespace_info(&self, index: usize) -> NamespaceInfo {
-        self.namespaces[index]
+        self.namespaces
+            .get(index)
+            .copied()
+            .unwrap_or(NamespaceInfo {
+                nsid: 0,
+                block_count: 0,
+                block_size: 0,
+                metadata_size: 0,
+            })
     }
 
     pub(crate) fn set_writable(&self, index: usize, writable: bool) {
@@ -989,6 +997,24 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
             self.config.command_timeout_ms,
             self.info.write_zeroes,
         ))
+    }
+
+    /// Takes back a queue obtained from [`Self::take_io_queue`] so it can be
+    /// handed out again; its slot buffers go back to the allocator. Refused
+    /// (the queue is returned) while requests are in flight, or if the
+    /// queue belongs to another controller.
+    pub fn return_io_queue(&mut self, queue: IoQueue<R, C>) -> Result<(), IoQueue<R, C>> {
+        if queue.in_flight() != 0 || !queue.belongs_to(&self.shared) {
+            return Err(queue);
+        }
+        let (pair, buffers) = queue.into_parts();
+        self.taken.retain(|t| t.qid != pair.qid());
+        for (buffer, list) in buffers {
+            self.dma.deallocate(buffer);
+            self.dma.deallocate(list);
+        }
+        self.spare.push(pair);
+        Ok(())
     }
 
     /// Synchronous data transfer on queue 1, split at the transfer limit.
