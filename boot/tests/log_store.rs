@@ -1,0 +1,111 @@
+//! The example application keeps an append-only log that survives reboots:
+//! three boots of the same disk image, three records, in order; a disk
+//! without the ownership signature is refused and left unchanged.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use boot::qemu::{Machine, NvmeDisk, Outcome, run};
+use boot::{disk, image};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn example() -> PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .current_dir(workspace())
+        .args([
+            "build",
+            "--package",
+            "kernel",
+            "--target",
+            "x86_64-unknown-none",
+            "--example",
+            "log_store",
+        ])
+        .status()
+        .expect("running cargo");
+    assert!(status.success());
+    workspace().join("target/x86_64-unknown-none/debug/examples/log_store")
+}
+
+fn boot(kernel: &Path, dir: &Path, message: &str, disk_path: &Path) -> boot::qemu::Run {
+    let image_path = dir.join(format!("log-{message}.img"));
+    let spec = image::ImageSpec {
+        settings: Some(format!("message = {message}\n").into_bytes()),
+    };
+    image::build(kernel, &image_path, &spec).unwrap();
+    let mut machine = Machine::new(image_path, dir.to_path_buf());
+    machine.disks.push(NvmeDisk {
+        path: disk_path.to_path_buf(),
+        serial: "LOG0".into(),
+        properties: vec![],
+    });
+    let result = run(&machine, Duration::from_secs(120), None).unwrap();
+    assert!(
+        result.nvme_violations.is_empty(),
+        "{:?}",
+        result.nvme_violations
+    );
+    result
+}
+
+#[test]
+fn records_survive_reboots_in_order() {
+    let kernel = example();
+    let dir = tempfile::tempdir().unwrap();
+    let disk_path = dir.path().join("log.img");
+    disk::create_if_missing(&disk_path, 16 << 20).unwrap();
+    disk::stamp(&disk_path, "LOG0", 1).unwrap();
+    for (boot_number, message) in ["first", "second", "third"].iter().enumerate() {
+        let result = boot(&kernel, dir.path(), message, &disk_path);
+        assert_eq!(result.outcome, Outcome::Success, "{}", result.serial);
+        assert!(
+            result
+                .serial
+                .contains(&format!("log holds {} records", boot_number + 1)),
+            "{}",
+            result.serial
+        );
+    }
+    let last = boot(&kernel, dir.path(), "fourth", &disk_path);
+    let records: Vec<&str> = last
+        .serial
+        .lines()
+        .filter(|l| l.starts_with("log record"))
+        .collect();
+    assert_eq!(
+        records,
+        [
+            "log record 0: first",
+            "log record 1: second",
+            "log record 2: third",
+            "log record 3: fourth"
+        ]
+    );
+}
+
+#[test]
+fn unsigned_disk_is_refused_and_unchanged() {
+    let kernel = example();
+    let dir = tempfile::tempdir().unwrap();
+    let disk_path = dir.path().join("foreign.img");
+    disk::create_if_missing(&disk_path, 16 << 20).unwrap();
+    let before = std::fs::read(&disk_path).unwrap();
+    let result = boot(&kernel, dir.path(), "intruder", &disk_path);
+    assert_eq!(result.outcome, Outcome::Failure);
+    assert!(
+        result.serial.contains("no owned namespace"),
+        "{}",
+        result.serial
+    );
+    assert!(
+        std::fs::read(&disk_path).unwrap() == before,
+        "the unsigned disk changed"
+    );
+}
