@@ -40,8 +40,11 @@ pub struct TestMachine {
     /// NVMe controllers without a drive of their own, each with its
     /// namespaces (`nvme-ns` devices): controller properties, then each
     /// namespace's size and properties.
-    pub controllers: Vec<(Vec<String>, Vec<(u64, Vec<String>)>)>,
+    pub controllers: Vec<(Vec<String>, Vec<Namespace>)>,
 }
+
+/// An `nvme-ns` a test asks for: disk size in bytes and device properties.
+pub type Namespace = (u64, Vec<String>);
 
 impl Default for TestMachine {
     fn default() -> Self {
