@@ -233,6 +233,13 @@ mod tests {
             Some(PhysAddr(((v >> 12) * 0x3000) + (v & 0xFFF)))
         };
         assert!(translated(virt, 8192, 8192, &mut list, scatter).is_none());
+        // Contiguous inside each page but the second page starts at an
+        // offset: not expressible as PRP entries.
+        let shifted = |v: *const u8| {
+            let v = v as u64;
+            Some(PhysAddr(if v >= 0x4000_1000 { v + 0x10 } else { v }))
+        };
+        assert!(translated(virt, 8192, 4096, &mut list, shifted).is_none());
         // Not DMA-able.
         assert!(translated(virt, 512, 4096, &mut list, |_| None).is_none());
         // Unaligned start.

@@ -383,6 +383,12 @@ mod tests {
             q.submit(&regs, s, &SubmissionEntry::flush(1), 0);
         }
         assert_eq!(q.alloc_slot(), None);
+        // One completes, but the device reports it has not consumed any
+        // entry (SQ head still 0): the ring is full, whatever the slots say.
+        let cid = q.cid_of(2).unwrap();
+        post(&mut q, 0, cid, true, 0);
+        assert!(matches!(q.poll(&regs), Polled::Done { slot: 2, .. }));
+        assert_eq!(q.alloc_slot(), None);
         assert_eq!(q.take_expired(1), Some(0));
         assert_eq!(q.take_expired(1), Some(1));
     }

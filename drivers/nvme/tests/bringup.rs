@@ -372,9 +372,12 @@ fn handles_are_send() {
 fn error_log_is_capped_by_elpe() {
     let bench = Bench::new(SimConfig::default());
     let mut ctrl = bench.controller(test_config()).unwrap();
-    assert_eq!(ctrl.info().error_log_entries, 64);
+    assert_eq!(ctrl.info().error_log_entries, ERROR_LOG_ENTRIES as usize);
     let mut entries = vec![nvme::ErrorLogEntry::default(); 200];
-    assert_eq!(ctrl.error_log(&mut entries).unwrap(), 64);
+    assert_eq!(
+        ctrl.error_log(&mut entries).unwrap(),
+        ERROR_LOG_ENTRIES as usize
+    );
 }
 
 #[test]

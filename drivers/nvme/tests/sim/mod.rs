@@ -896,7 +896,7 @@ impl Sim {
                         buf[64..72].copy_from_slice(b"1.0     ");
                         buf[77] = s.cfg.mdts;
                         buf[80..84].copy_from_slice(&s.cfg.version.to_le_bytes());
-                        buf[262] = 63;
+                        buf[262] = ERROR_LOG_ENTRIES - 1;
                         buf[512] = 0x66;
                         buf[513] = 0x44;
                         let nn = s.disks.iter().map(|d| d.cfg.nsid).max().unwrap_or(0);
@@ -1046,6 +1046,9 @@ impl Sim {
                         buf[..n].copy_from_slice(&s.smart[..n]);
                     }
                     1 => {
+                        if len > ERROR_LOG_ENTRIES as usize * 64 {
+                            violation(format!("error log read of {len} bytes beyond its size"));
+                        }
                         for (i, entry) in s.error_entries.iter().enumerate() {
                             if (i + 1) * 64 <= len {
                                 buf[i * 64..(i + 1) * 64].copy_from_slice(entry);
@@ -1164,6 +1167,9 @@ impl State {
         }
     }
 }
+
+/// Error Information log entries the simulated controller keeps (ELPE + 1).
+pub const ERROR_LOG_ENTRIES: u8 = 8;
 
 // -------------------------------------------------------------- harness --
 
