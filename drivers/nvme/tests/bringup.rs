@@ -25,6 +25,11 @@ fn brings_up_from_each_starting_state() {
             .unwrap_or_else(|e| panic!("{start:?}: {e}"));
         assert!(bench.sim.cc().enabled(), "{start:?}");
         assert_eq!(bench.sim.enables(), 1, "{start:?}");
+        assert_eq!(
+            bench.sim.resets_during_shutdown(),
+            0,
+            "{start:?}: shutdown left to finish"
+        );
         let mut buf = vec![0u8; 512];
         ctrl.namespace(1).unwrap().read(0, &mut buf).unwrap();
     }

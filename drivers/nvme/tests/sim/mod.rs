@@ -283,6 +283,7 @@ struct State {
     doorbell_writes: u64,
     register_writes: u64,
     enables: u32,
+    reset_during_shutdown: u32,
     commands: Vec<CommandRecord>,
     smart: [u8; 512],
     error_entries: Vec<[u8; 64]>,
@@ -360,6 +361,7 @@ impl Sim {
             doorbell_writes: 0,
             register_writes: 0,
             enables: 0,
+            reset_during_shutdown: 0,
             commands: Vec::new(),
             smart,
             error_entries: vec![err],
@@ -409,6 +411,10 @@ impl Sim {
     }
     pub fn enables(&self) -> u32 {
         self.lock().enables
+    }
+    /// Times CC.EN was cleared while shutdown processing was under way.
+    pub fn resets_during_shutdown(&self) -> u32 {
+        self.lock().reset_during_shutdown
     }
     pub fn commands(&self) -> Vec<CommandRecord> {
         self.lock().commands.clone()
@@ -569,6 +575,9 @@ impl State {
         } else if old.enabled() && !new.enabled() {
             if !self.rdy && !self.cfs && self.ready_at.is_some() {
                 violation("CC.EN cleared while CSTS.RDY is 0 (enable in progress)".into());
+            }
+            if self.shst == ShutdownStatus::Occurring {
+                self.reset_during_shutdown += 1;
             }
             self.reset();
             self.ready_at = None;
