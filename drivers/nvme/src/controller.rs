@@ -1003,6 +1003,10 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
     /// handed out again; its slot buffers go back to the allocator. Refused
     /// (the queue is returned) while requests are in flight, or if the
     /// queue belongs to another controller.
+    #[allow(
+        clippy::result_large_err,
+        reason = "a refused queue goes back by value; boxing it would allocate"
+    )]
     pub fn return_io_queue(&mut self, queue: IoQueue<R, C>) -> Result<(), IoQueue<R, C>> {
         if queue.in_flight() != 0 || !queue.belongs_to(&self.shared) {
             return Err(queue);

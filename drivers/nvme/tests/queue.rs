@@ -296,7 +296,7 @@ fn queues_can_be_returned_and_taken_again() {
     let qid = q.queue_id();
     bench.sim.set_defer(true);
     q.submit_write(1, 0, &[4u8; 512], 1).unwrap();
-    let mut q = ctrl.return_io_queue(q).err().expect("busy queue refused");
+    let mut q = ctrl.return_io_queue(q).expect_err("busy queue refused");
     bench.sim.release_completions(false);
     while q.poll(|c, _| assert_eq!(c.result, Ok(()))) == 0 {}
     bench.sim.set_defer(false);
