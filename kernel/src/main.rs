@@ -122,6 +122,8 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
     };
     if !in_qemu {
         println!("\nDone. The machine is halted; power it off when you have read the report.");
+    } else if settings.linger_ms > 0 {
+        kernel::console::serial::read_byte(settings.linger_ms.saturating_mul(1_000_000));
     }
     kernel::exit(status)
 }

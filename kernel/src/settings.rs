@@ -11,6 +11,7 @@
 //! | `steps`        | comma list of `identify,smart,verify,bench`       | all     |
 //! | `verify_span`  | bytes the write-read-verify pass covers (`16M`)   | `16M`   |
 //! | `bench_ms`     | duration of each benchmark job in milliseconds    | `1000`  |
+//! | `linger_ms`    | keep the final screen this long before exiting QEMU (a byte on serial ends it early) | `0` |
 //! | `claim`        | a controller serial whose signed namespaces may be written on real hardware (repeatable) | none |
 
 use alloc::string::String;
@@ -40,6 +41,8 @@ pub struct Settings {
     pub verify_span: u64,
     /// Milliseconds per benchmark job.
     pub bench_ms: u64,
+    /// Milliseconds to keep the final screen before exiting QEMU.
+    pub linger_ms: u64,
     /// Serials the user claims on real hardware.
     pub claims: Vec<String>,
     /// Problems found while parsing (reported by the application).
@@ -58,6 +61,7 @@ impl Default for Settings {
             },
             verify_span: 16 << 20,
             bench_ms: 1000,
+            linger_ms: 0,
             claims: Vec::new(),
             warnings: Vec::new(),
         }
@@ -133,6 +137,7 @@ impl Settings {
                     .map(|v| settings.verify_span = v)
                     .is_some(),
                 "bench_ms" => value.parse().map(|v| settings.bench_ms = v).is_ok(),
+                "linger_ms" => value.parse().map(|v| settings.linger_ms = v).is_ok(),
                 "claim" => {
                     settings.claims.push(value.into());
                     true
