@@ -178,7 +178,7 @@ pub fn run_all(
         let mut rng = Rng(0x1234_5678_9abc_def1 ^ tsc::now());
         let mut sequential = 0u64;
         let mut result = JobResult {
-            name: alloc::format!("{}", job.name),
+            name: String::from(job.name),
             ..JobResult::default()
         };
         let hz = tsc::frequency_hz();
@@ -236,11 +236,7 @@ pub fn run_all(
         result.ios = ios;
         result.iops = ios as f64 / seconds;
         result.mb_per_s = result.iops * io_bytes as f64 / 1e6;
-        result.cycles_per_io = if ios > 0 {
-            (window_end - window_start) / ios
-        } else {
-            0
-        };
+        result.cycles_per_io = (window_end - window_start).checked_div(ios).unwrap_or(0);
         if !latencies.is_empty() {
             latencies.sort_unstable();
             let pick =

@@ -47,8 +47,10 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
     let (mut controllers, failed) = attach_all(&kernel.memory, &pci, config);
     let first_io_ns = kernel.uptime_ns();
     let in_qemu = running_in_qemu();
-    let mut report = Report::default();
-    report.failed_controllers = failed.len();
+    let mut report = Report {
+        failed_controllers: failed.len(),
+        ..Report::default()
+    };
 
     for attached in &mut controllers {
         if settings.steps.identify {

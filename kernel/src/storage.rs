@@ -84,8 +84,7 @@ impl KernelDma {
 impl DmaAllocator for KernelDma {
     fn allocate(&self, len: usize) -> Result<DmaRegion, DmaError> {
         let buffer = self.memory.allocate_dma(len).map_err(|_| DmaError)?;
-        let (virt, phys, len) = (buffer.virt(), buffer.phys(), buffer.len());
-        core::mem::forget(buffer);
+        let (virt, phys, len) = buffer.into_raw();
         // SAFETY: the frames were just allocated, zeroed and are mapped at
         // `virt`; ownership passes to the region (returned in `deallocate`).
         Ok(unsafe { DmaRegion::new(virt, PhysAddr(phys.as_u64()), len) })

@@ -47,6 +47,12 @@ impl DmaBuffer {
         self.len == 0
     }
 
+    /// Give up the handle: the caller becomes responsible for the frames
+    /// (and returns them with [`Memory::free_dma_frames`]).
+    pub fn into_raw(self) -> (NonNull<u8>, PhysAddr, usize) {
+        (self.virt, self.phys, self.len)
+    }
+
     /// The region as bytes.
     pub fn as_slice(&self) -> &[u8] {
         // SAFETY: `virt` points at `len` bytes owned by this buffer, mapped
