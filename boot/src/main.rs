@@ -191,11 +191,7 @@ fn run(args: &[String]) -> Result<i32> {
                 path.display()
             );
         }
-        machine.disks.push(NvmeDisk {
-            path: path.clone(),
-            serial,
-            properties: Vec::new(),
-        });
+        machine.disks.push(NvmeDisk::new(path.clone(), serial));
     }
     let timeout = Duration::from_secs(o.timeout.unwrap_or(600));
     let result = qemu::run(&machine, timeout, Some(Box::new(std::io::stdout())))?;

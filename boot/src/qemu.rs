@@ -40,6 +40,24 @@ pub struct NvmeDisk {
     pub serial: String,
     /// Extra `-device nvme` properties, such as `mdts=2` or `bus=rp1`.
     pub properties: Vec<String>,
+    /// A `blkdebug` rules file placed between the device and the image:
+    /// QEMU's block layer then fails chosen requests with an errno.
+    pub blkdebug: Option<PathBuf>,
+    /// Extra `-drive` options, such as `throttling.iops-total=50`.
+    pub drive_options: Vec<String>,
+}
+
+impl NvmeDisk {
+    /// A plain disk: `path` behind a controller with serial `serial`.
+    pub fn new(path: PathBuf, serial: impl Into<String>) -> NvmeDisk {
+        NvmeDisk {
+            path,
+            serial: serial.into(),
+            properties: Vec::new(),
+            blkdebug: None,
+            drive_options: Vec::new(),
+        }
+    }
 }
 
 /// Everything about one boot.
@@ -111,10 +129,16 @@ impl Machine {
         // (bridges, root ports) the NVMe devices sit on.
         cmd.args(&self.extra);
         for (index, disk) in self.disks.iter().enumerate() {
-            cmd.arg("-drive").arg(format!(
-                "if=none,id=nvme{index},file={},format=raw",
-                disk.path.display()
-            ));
+            let file = match &disk.blkdebug {
+                Some(rules) => format!("blkdebug:{}:{}", rules.display(), disk.path.display()),
+                None => disk.path.display().to_string(),
+            };
+            let mut drive = format!("if=none,id=nvme{index},file={file},format=raw");
+            for option in &disk.drive_options {
+                drive.push(',');
+                drive.push_str(option);
+            }
+            cmd.arg("-drive").arg(drive);
             let mut device = format!("nvme,serial={},drive=nvme{index}", disk.serial);
             for property in &disk.properties {
                 device.push(',');

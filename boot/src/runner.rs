@@ -35,12 +35,34 @@ pub struct TestMachine {
     pub timeout: Duration,
     /// NVMe disks: size in bytes and extra device properties.
     pub nvme: Vec<(u64, Vec<String>)>,
+    /// Per disk (by index): blkdebug `[inject-error]` rules
+    /// (event, errno, sector, once) and extra `-drive` options.
+    pub faults: Vec<(usize, Fault)>,
     /// Extra QEMU arguments.
     pub qemu: Vec<String>,
     /// NVMe controllers without a drive of their own, each with its
     /// namespaces (`nvme-ns` devices): controller properties, then each
     /// namespace's size and properties.
     pub controllers: Vec<(Vec<String>, Vec<Namespace>)>,
+}
+
+/// A fault injected under one disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Fail requests of `event` (`read_aio`, `write_aio`, `flush_to_disk`)
+    /// touching 512-byte `sector` with `errno`; every time, or `once`.
+    Error {
+        /// blkdebug event name.
+        event: String,
+        /// errno to return (5 = EIO, 28 = ENOSPC).
+        errno: u32,
+        /// 512-byte sector the rule applies to.
+        sector: u64,
+        /// Only the first matching request.
+        once: bool,
+    },
+    /// An extra `-drive` option, such as `throttling.iops-total=40`.
+    DriveOption(String),
 }
 
 /// An `nvme-ns` a test asks for: disk size in bytes and device properties.
@@ -54,6 +76,7 @@ impl Default for TestMachine {
             memory: "512M".into(),
             timeout: DEFAULT_TIMEOUT,
             nvme: vec![(64 << 20, Vec::new())],
+            faults: Vec::new(),
             qemu: Vec::new(),
             controllers: Vec::new(),
         }
@@ -102,6 +125,34 @@ impl TestMachine {
                     nvme.push((size, parts.map(str::to_owned).collect()));
                 }
                 "qemu" => machine.qemu.push(value.into()),
+                "inject" => {
+                    // EVENT,ERRNO,SECTOR[,once] on the most recent nvme= disk.
+                    let parts: Vec<&str> = value.split(',').collect();
+                    let (Some(disk), [event, errno, sector, rest @ ..]) =
+                        (nvme.len().checked_sub(1), parts.as_slice())
+                    else {
+                        bail!(
+                            "inject={value}: expected EVENT,ERRNO,SECTOR[,once] after an nvme= line"
+                        );
+                    };
+                    machine.faults.push((
+                        disk,
+                        Fault::Error {
+                            event: (*event).into(),
+                            errno: errno.parse().context("inject errno")?,
+                            sector: sector.parse().context("inject sector")?,
+                            once: rest.first() == Some(&"once"),
+                        },
+                    ));
+                }
+                "drive" => {
+                    let Some(disk) = nvme.len().checked_sub(1) else {
+                        bail!("drive={value} comes before any nvme= line");
+                    };
+                    machine
+                        .faults
+                        .push((disk, Fault::DriveOption(value.into())));
+                }
                 "controller" => {
                     let properties = value
                         .split(',')
@@ -184,11 +235,24 @@ pub fn run_test(kernel: &Path, echo: bool) -> Result<(qemu::Run, std::result::Re
     for (index, (size, properties)) in spec.nvme.iter().enumerate() {
         let path = scratch.path().join(format!("nvme{index}.img"));
         disk::create_if_missing(&path, *size)?;
-        machine.disks.push(NvmeDisk {
-            path,
-            serial: format!("TESTDISK{index}"),
-            properties: properties.clone(),
-        });
+        let mut disk = NvmeDisk::new(path, format!("TESTDISK{index}"));
+        disk.properties = properties.clone();
+        let mut rules = String::new();
+        for (_, fault) in spec.faults.iter().filter(|(d, _)| *d == index) {
+            match fault {
+                Fault::Error { event, errno, sector, once } => rules.push_str(&format!(
+                    "[inject-error]\nevent = \"{event}\"\nerrno = \"{errno}\"\nsector = \"{sector}\"\nonce = \"{}\"\n\n",
+                    if *once { "on" } else { "off" }
+                )),
+                Fault::DriveOption(option) => disk.drive_options.push(option.clone()),
+            }
+        }
+        if !rules.is_empty() {
+            let path = scratch.path().join(format!("blkdebug{index}.conf"));
+            std::fs::write(&path, rules)?;
+            disk.blkdebug = Some(path);
+        }
+        machine.disks.push(disk);
     }
     let echo: Option<Box<dyn Write + Send>> = if echo {
         Some(Box::new(std::io::stdout()))
@@ -257,6 +321,30 @@ mod tests {
             vec![(16 << 20, vec!["mdts=2".to_owned()]), (8 << 20, vec![])]
         );
         assert_eq!(m.qemu, vec!["-device", "pci-bridge,chassis_nr=1"]);
+    }
+
+    #[test]
+    fn fault_rules_attach_to_the_last_disk() {
+        let m = TestMachine::parse("nvme=8M\nnvme=8M\ninject=read_aio,5,8192\ninject=write_aio,28,16,once\ndrive=throttling.iops-total=40").unwrap();
+        assert_eq!(m.faults.len(), 3);
+        assert_eq!(
+            m.faults[1],
+            (
+                1,
+                Fault::Error {
+                    event: "write_aio".into(),
+                    errno: 28,
+                    sector: 16,
+                    once: true
+                }
+            )
+        );
+        assert_eq!(
+            m.faults[2],
+            (1, Fault::DriveOption("throttling.iops-total=40".into()))
+        );
+        assert!(TestMachine::parse("inject=read_aio,5,1").is_err());
+        assert!(TestMachine::parse("nvme=8M\ninject=read_aio,x,1").is_err());
     }
 
     #[test]

@@ -48,11 +48,7 @@ fn boot(dir: &Path, settings: &str, disks: &[(PathBuf, &str)]) -> boot::qemu::Ru
     image::build(&application(), &image_path, &spec).unwrap();
     let mut machine = Machine::new(image_path, dir.to_path_buf());
     for (path, serial) in disks {
-        machine.disks.push(NvmeDisk {
-            path: path.clone(),
-            serial: serial.to_string(),
-            properties: vec![],
-        });
+        machine.disks.push(NvmeDisk::new(path.clone(), *serial));
     }
     let result = run(&machine, Duration::from_secs(240), None).unwrap();
     assert!(

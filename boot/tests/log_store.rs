@@ -41,11 +41,9 @@ fn boot(kernel: &Path, dir: &Path, message: &str, disk_path: &Path) -> boot::qem
     };
     image::build(kernel, &image_path, &spec).unwrap();
     let mut machine = Machine::new(image_path, dir.to_path_buf());
-    machine.disks.push(NvmeDisk {
-        path: disk_path.to_path_buf(),
-        serial: "LOG0".into(),
-        properties: vec![],
-    });
+    machine
+        .disks
+        .push(NvmeDisk::new(disk_path.to_path_buf(), "LOG0"));
     let result = run(&machine, Duration::from_secs(120), None).unwrap();
     assert!(
         result.nvme_violations.is_empty(),

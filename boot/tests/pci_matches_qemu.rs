@@ -212,15 +212,13 @@ fn compare(machine_type: &str, firmware: Firmware, extra: &[&str], disks: &[&str
     for (index, properties) in disks.iter().enumerate() {
         let path = dir.path().join(format!("d{index}.img"));
         disk::create_if_missing(&path, 16 << 20).unwrap();
-        machine.disks.push(NvmeDisk {
-            path,
-            serial: format!("PCI{index}"),
-            properties: properties
-                .split(',')
-                .filter(|p| !p.is_empty())
-                .map(str::to_owned)
-                .collect(),
-        });
+        let mut disk = NvmeDisk::new(path, format!("PCI{index}"));
+        disk.properties = properties
+            .split(',')
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect();
+        machine.disks.push(disk);
     }
     let mut child = machine
         .command()

@@ -93,11 +93,7 @@ fn final_screen_shows_the_report_and_json_parses() {
     disk::create_if_missing(&disk_path, 64 << 20).unwrap();
     disk::stamp(&disk_path, "UNIKERNEL0", 1).unwrap();
     let mut machine = Machine::new(image_path, dir.path().to_path_buf());
-    machine.disks.push(NvmeDisk {
-        path: disk_path,
-        serial: "UNIKERNEL0".into(),
-        properties: vec![],
-    });
+    machine.disks.push(NvmeDisk::new(disk_path, "UNIKERNEL0"));
     let socket = dir.path().join("monitor.sock");
     machine.extra = vec![
         "-monitor".into(),
