@@ -21,7 +21,11 @@ use common::{fill_pattern, with_nvme};
 use nvme::Error;
 
 entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);
-kernel::qemu_machine!("nvme=16M", "inject=read_aio,5,8192", "inject=write_aio,5,9000");
+kernel::qemu_machine!(
+    "nvme=16M",
+    "inject=read_aio,5,8192",
+    "inject=write_aio,5,9000"
+);
 
 const BAD_READ: u64 = 8192;
 const BAD_WRITE: u64 = 9000;
@@ -46,7 +50,10 @@ fn t1_failing_read_is_a_typed_media_error_and_neighbours_work() {
         let mut dev = all[0].controller.namespace(1).unwrap();
         dev.set_writable(true);
         let mut block = vec![0u8; 512];
-        assert_eq!(media_error(dev.read(BAD_READ, &mut block)), Some("Unrecovered Read Error"));
+        assert_eq!(
+            media_error(dev.read(BAD_READ, &mut block)),
+            Some("Unrecovered Read Error")
+        );
         // A multi-block read that covers the bad sector fails too...
         let mut span = vec![0u8; 8 * 512];
         assert!(media_error(dev.read(BAD_READ - 4, &mut span)).is_some());
@@ -69,7 +76,10 @@ fn t2_failing_write_is_a_write_fault() {
         let mut dev = all[0].controller.namespace(1).unwrap();
         dev.set_writable(true);
         let block = vec![0x77u8; 512];
-        assert_eq!(media_error(dev.write(BAD_WRITE, &block)), Some("Write Fault"));
+        assert_eq!(
+            media_error(dev.write(BAD_WRITE, &block)),
+            Some("Write Fault")
+        );
         dev.write(BAD_WRITE + 1, &block).unwrap();
         let mut back = vec![0u8; 512];
         dev.read(BAD_WRITE + 1, &mut back).unwrap();
