@@ -21,6 +21,10 @@ Usage:
                          or are not removable; asks before writing; verifies after.
   ./run.sh flash --to-file PATH
                          Write the same image to a file.
+  ./run.sh soak [SECONDS] [OPTIONS]
+                         Long run: random mixed 4 KiB reads and writes at depth 32 on
+                         the scratch disk for SECONDS (default 600), every block's
+                         content verified; prints I/Os, verification failures, errors.
   ./run.sh stamp PATH [--serial SERIAL]
                          Mark an existing raw disk image as owned by the unikernel
                          (the ownership signature, for controller SERIAL, default
@@ -110,12 +114,13 @@ run_tests() {
 
 command="run"
 case "${1:-}" in
-    run|test|flash|image|setup|stamp) command="$1"; shift ;;
+    run|test|flash|image|setup|stamp|soak) command="$1"; shift ;;
     -h|--help|help) usage; exit 0 ;;
 esac
 
 profile=debug
 app=kernel
+soak_seconds=600
 pass=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -129,8 +134,12 @@ while [ $# -gt 0 ]; do
         --) pass+=("$@"); break ;;
         -*) die "unknown option $1 (see ./run.sh --help)" ;;
         *)
-            [ "$command" = flash ] || [ "$command" = stamp ] || die "unexpected argument $1 (see ./run.sh --help)"
-            pass+=("$1") ;;
+            if [ "$command" = soak ] && [[ "$1" =~ ^[0-9]+$ ]]; then
+                soak_seconds="$1"
+            else
+                [ "$command" = flash ] || [ "$command" = stamp ] || die "unexpected argument $1 (see ./run.sh --help)"
+                pass+=("$1")
+            fi ;;
     esac
     shift
 done
@@ -143,6 +152,13 @@ case "$command" in
         build_host
         build_kernel "$profile" "$app"
         exec "$target_dir/debug/boot" run --kernel "$kernel_elf" "${pass[@]}" ;;
+    soak)
+        build_host
+        build_kernel "$profile" "$app"
+        settings="$(mktemp)"
+        printf 'steps = identify,soak\nsoak_ms = %s\nsoak_span = 256M\n' "$((soak_seconds * 1000))" > "$settings"
+        exec "$target_dir/debug/boot" run --kernel "$kernel_elf" --settings "$settings" \
+            --timeout "$((soak_seconds + 300))" "${pass[@]}" ;;
     stamp)
         build_host
         exec "$target_dir/debug/boot" stamp "${pass[@]}" ;;

@@ -22,6 +22,7 @@ pub mod console;
 pub mod memory;
 pub mod pci;
 pub mod settings;
+pub mod soak;
 pub mod storage;
 pub mod testing;
 

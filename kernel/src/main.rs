@@ -88,6 +88,9 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
                     settings.bench_ms,
                 );
             }
+            if result.owned && settings.steps.soak {
+                soak(attached, nsid, &settings, &mut result);
+            }
             report.namespaces.push(result);
         }
     }
@@ -256,18 +259,6 @@ fn print_smart(attached: &mut Attached, report: &mut Report) {
     }
 }
 
-/// A deterministic block pattern: the LBA, then a generator seeded by it.
-fn pattern(block: &mut [u8], lba: u64, generation: u64) {
-    let mut x = lba.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ generation ^ 0x5851_f42d_4c95_7f2d;
-    for word in block.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        word.copy_from_slice(&x.to_le_bytes()[..word.len()]);
-    }
-    block[..8].copy_from_slice(&lba.to_le_bytes());
-}
-
 fn verify(attached: &mut Attached, nsid: u32, span: u64, result: &mut NamespaceResult) {
     let Ok(mut device) = attached.controller.namespace(nsid) else {
         return;
@@ -292,7 +283,7 @@ fn verify(attached: &mut Attached, nsid: u32, span: u64, result: &mut NamespaceR
             let bytes = &mut buf[..n * bs];
             if pass == 0 {
                 for (i, block) in bytes.chunks_mut(bs).enumerate() {
-                    pattern(block, lba + i as u64, generation);
+                    kernel::soak::pattern(block, lba + i as u64, generation);
                 }
                 if let Err(error) = device.write(lba, bytes) {
                     log::error!("verify: write at LBA {lba}: {error}");
@@ -303,7 +294,7 @@ fn verify(attached: &mut Attached, nsid: u32, span: u64, result: &mut NamespaceR
                     Ok(()) => {
                         let mut expected = alloc::vec![0u8; bs];
                         for (i, block) in bytes.chunks(bs).enumerate() {
-                            pattern(&mut expected, lba + i as u64, generation);
+                            kernel::soak::pattern(&mut expected, lba + i as u64, generation);
                             if block != &expected[..] {
                                 result.mismatches += 1;
                             }
@@ -337,6 +328,45 @@ fn verify(attached: &mut Attached, nsid: u32, span: u64, result: &mut NamespaceR
     );
 }
 
+fn soak(attached: &mut Attached, nsid: u32, settings: &Settings, result: &mut NamespaceResult) {
+    println!(
+        "  soak: {} s of random mixed 4 KiB I/O at depth 32, every read verified",
+        settings.soak_ms / 1000
+    );
+    let mut progress = |r: &kernel::soak::SoakReport, left: u64| {
+        println!(
+            "  soak: {} reads verified, {} writes, {} failures, {} errors, {left} s left",
+            r.verified, r.writes, r.verify_failures, r.errors
+        );
+    };
+    match kernel::soak::run(
+        &mut attached.controller,
+        nsid,
+        DATA_START,
+        settings.soak_span,
+        settings.soak_ms,
+        &mut progress,
+    ) {
+        Ok(report) => {
+            println!(
+                "  soak: done: {} I/Os ({} reads verified, {} writes), {} verification failures, {} errors",
+                report.reads + report.writes,
+                report.verified,
+                report.writes,
+                report.verify_failures,
+                report.errors
+            );
+            result.mismatches += report.verify_failures;
+            result.errors += report.errors;
+            result.soak = Some(report);
+        }
+        Err(error) => {
+            println!("  soak: not run: {error:?}");
+            result.errors += 1;
+        }
+    }
+}
+
 #[derive(Default)]
 struct NamespaceResult {
     serial: String,
@@ -346,6 +376,7 @@ struct NamespaceResult {
     mismatches: u64,
     errors: u64,
     bench: Vec<bench::JobResult>,
+    soak: Option<kernel::soak::SoakReport>,
 }
 
 #[derive(Default)]
@@ -414,7 +445,15 @@ impl Report {
             for (j, job) in ns.bench.iter().enumerate() {
                 let _ = write!(json, "{}{}", if j == 0 { "" } else { "," }, job.json());
             }
-            json.push_str("]}");
+            json.push(']');
+            if let Some(soak) = ns.soak {
+                let _ = write!(
+                    json,
+                    ",\"soak\":{{\"reads\":{},\"verified\":{},\"writes\":{},\"verify_failures\":{},\"errors\":{}}}",
+                    soak.reads, soak.verified, soak.writes, soak.verify_failures, soak.errors
+                );
+            }
+            json.push('}');
         }
         json.push_str("],\"smart\":[");
         for (i, (temp, used, media, warn)) in self.smart.iter().enumerate() {

@@ -8,9 +8,11 @@
 //! | key            | meaning                                           | default |
 //! |----------------|---------------------------------------------------|---------|
 //! | `log`          | log filter, e.g. `info,nvme=debug`                | `info`  |
-//! | `steps`        | comma list of `identify,smart,verify,bench`       | all     |
+//! | `steps`        | comma list of `identify,smart,verify,bench,soak`  | all but `soak` |
 //! | `verify_span`  | bytes the write-read-verify pass covers (`16M`)   | `16M`   |
 //! | `bench_ms`     | duration of each benchmark job in milliseconds    | `1000`  |
+//! | `soak_ms`      | duration of the soak (mixed verified I/O)         | `10000` |
+//! | `soak_span`    | bytes the soak covers                             | `64M`   |
 //! | `linger_ms`    | keep the final screen this long before exiting QEMU (a byte on serial ends it early) | `0` |
 //! | `claim`        | a controller serial whose signed namespaces may be written on real hardware (repeatable) | none |
 
@@ -28,6 +30,8 @@ pub struct Steps {
     pub verify: bool,
     /// Benchmark owned namespaces.
     pub bench: bool,
+    /// Soak owned namespaces with verified mixed I/O.
+    pub soak: bool,
 }
 
 /// Parsed settings.
@@ -41,6 +45,10 @@ pub struct Settings {
     pub verify_span: u64,
     /// Milliseconds per benchmark job.
     pub bench_ms: u64,
+    /// Milliseconds of soak.
+    pub soak_ms: u64,
+    /// Bytes the soak covers.
+    pub soak_span: u64,
     /// Milliseconds to keep the final screen before exiting QEMU.
     pub linger_ms: u64,
     /// Serials the user claims on real hardware.
@@ -58,9 +66,12 @@ impl Default for Settings {
                 smart: true,
                 verify: true,
                 bench: true,
+                soak: false,
             },
             verify_span: 16 << 20,
             bench_ms: 1000,
+            soak_ms: 10_000,
+            soak_span: 64 << 20,
             linger_ms: 0,
             claims: Vec::new(),
             warnings: Vec::new(),
@@ -117,6 +128,7 @@ impl Settings {
                         smart: false,
                         verify: false,
                         bench: false,
+                        soak: false,
                     };
                     let mut ok = true;
                     for step in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -125,6 +137,7 @@ impl Settings {
                             "smart" => steps.smart = true,
                             "verify" => steps.verify = true,
                             "bench" => steps.bench = true,
+                            "soak" => steps.soak = true,
                             _ => ok = false,
                         }
                     }
@@ -137,6 +150,8 @@ impl Settings {
                     .map(|v| settings.verify_span = v)
                     .is_some(),
                 "bench_ms" => value.parse().map(|v| settings.bench_ms = v).is_ok(),
+                "soak_ms" => value.parse().map(|v| settings.soak_ms = v).is_ok(),
+                "soak_span" => parse_size(value).map(|v| settings.soak_span = v).is_some(),
                 "linger_ms" => value.parse().map(|v| settings.linger_ms = v).is_ok(),
                 "claim" => {
                     settings.claims.push(value.into());
@@ -174,7 +189,8 @@ mod tests {
                 identify: true,
                 smart: false,
                 verify: true,
-                bench: false
+                bench: false,
+                soak: false,
             }
         );
         assert_eq!(s.verify_span, 2 << 20);

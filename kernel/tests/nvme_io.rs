@@ -243,6 +243,20 @@ fn t8_queued_io_at_depth_32_verifies() {
 }
 
 #[test_case]
+fn t8b_short_soak_verifies_everything() {
+    with_nvme(|all| {
+        let c = &mut all[0].controller;
+        let report = kernel::soak::run(c, 1, 1 << 20, 8 << 20, 1500, &mut |_, _| {}).unwrap();
+        assert_eq!(
+            (report.verify_failures, report.errors),
+            (0, 0),
+            "{report:?}"
+        );
+        assert!(report.verified > 500 && report.writes > 500, "{report:?}");
+    });
+}
+
+#[test_case]
 fn t9_smart_log_and_shutdown() {
     with_nvme(|all| {
         let controller = &mut all[0].controller;
