@@ -34,16 +34,22 @@ fn example() -> PathBuf {
     workspace().join("target/x86_64-unknown-none/debug/examples/log_store")
 }
 
-fn boot(kernel: &Path, dir: &Path, message: &str, disk_path: &Path) -> boot::qemu::Run {
-    let image_path = dir.join(format!("log-{message}.img"));
+fn machine(kernel: &Path, dir: &Path, settings: &str, disk_path: &Path) -> Machine {
+    let name = settings.bytes().map(u64::from).sum::<u64>();
+    let image_path = dir.join(format!("log-{name:x}-{}.img", settings.len()));
     let spec = image::ImageSpec {
-        settings: Some(format!("message = {message}\n").into_bytes()),
+        settings: Some(settings.as_bytes().to_vec()),
     };
     image::build(kernel, &image_path, &spec).unwrap();
     let mut machine = Machine::new(image_path, dir.to_path_buf());
     machine
         .disks
         .push(NvmeDisk::new(disk_path.to_path_buf(), "LOG0"));
+    machine
+}
+
+fn boot(kernel: &Path, dir: &Path, message: &str, disk_path: &Path) -> boot::qemu::Run {
+    let machine = machine(kernel, dir, &format!("message = {message}\n"), disk_path);
     let result = run(&machine, Duration::from_secs(120), None).unwrap();
     assert!(
         result.nvme_violations.is_empty(),
@@ -105,5 +111,63 @@ fn unsigned_disk_is_refused_and_unchanged() {
     assert!(
         std::fs::read(&disk_path).unwrap() == before,
         "the unsigned disk changed"
+    );
+}
+
+#[test]
+fn durable_records_survive_sigkill_in_the_middle_of_appending() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let kernel = example();
+    let dir = tempfile::tempdir().unwrap();
+    let disk_path = dir.path().join("log.img");
+    disk::create_if_missing(&disk_path, 16 << 20).unwrap();
+    disk::stamp(&disk_path, "LOG0", 1).unwrap();
+    let writer = machine(
+        &kernel,
+        dir.path(),
+        "message = entry\nappends = 3000\n",
+        &disk_path,
+    );
+    let mut child = writer
+        .command()
+        .unwrap()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut durable = 0u64;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        if let Some(n) = line.unwrap().trim().strip_prefix("APPENDED ") {
+            durable = n.parse().unwrap();
+            if durable >= 25 {
+                break;
+            }
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(durable >= 25, "the writer stopped at {durable}");
+
+    let result = boot(&kernel, dir.path(), "after-crash", &disk_path);
+    assert_eq!(result.outcome, Outcome::Success, "{}", result.serial);
+    let records: Vec<&str> = result
+        .serial
+        .lines()
+        .filter(|l| l.starts_with("log record"))
+        .collect();
+    // Every durable record is there, in order; at most a few more (appended
+    // after the last line the host read) precede the new one.
+    assert!(
+        records.len() as u64 > durable,
+        "{} records, {durable} were durable",
+        records.len()
+    );
+    for (i, record) in records[..records.len() - 1].iter().enumerate() {
+        assert_eq!(*record, format!("log record {i}: entry {i}"));
+    }
+    assert_eq!(
+        *records.last().unwrap(),
+        format!("log record {}: after-crash", records.len() - 1)
     );
 }

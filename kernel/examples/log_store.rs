@@ -1,7 +1,8 @@
 //! An example application: an append-only log on the block API that
 //! survives reboots. Each boot appends one record (the text of the
 //! `message =` setting, or "boot") to the first owned namespace and prints
-//! every record stored so far.
+//! every record stored so far. With `appends = N` it appends N numbered
+//! records, printing `APPENDED n` as each becomes durable.
 //!
 //! On-disk layout, from byte 1 MiB of the namespace (clear of the ownership
 //! signature): block 0 is the head (magic, number of records, CRC), record
@@ -147,6 +148,18 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
             })
         })
         .unwrap_or("boot");
+    let appends: u64 = kernel
+        .ramdisk
+        .and_then(|r| core::str::from_utf8(r).ok())
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.trim()
+                    .strip_prefix("appends")
+                    .map(|v| v.trim_start_matches([' ', '=']).trim())
+            })
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     let pci = kernel::pci::scan(&kernel.memory, kernel.rsdp);
     let (mut controllers, _) = attach_all(&kernel.memory, &pci, nvme::Config::default());
     let in_qemu = running_in_qemu();
@@ -173,15 +186,28 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
                 first,
                 capacity: block_count.saturating_sub(first).min(4096),
             };
-            let outcome = log.count().and_then(|count| {
-                log.append(count, message)?;
-                for sequence in 0..=count {
+            let outcome = log.count().and_then(|mut count| {
+                // `appends = N` appends N numbered records, announcing each
+                // once it is durable (the crash test kills QEMU meanwhile).
+                for i in 0..appends {
+                    let text = if appends == 1 {
+                        String::from(message)
+                    } else {
+                        alloc::format!("{message} {i}")
+                    };
+                    log.append(count, &text)?;
+                    count += 1;
+                    if appends > 1 {
+                        println!("APPENDED {count}");
+                    }
+                }
+                for sequence in 0..count {
                     match log.record(sequence)? {
                         Some(text) => println!("log record {sequence}: {text}"),
                         None => return Err(LogError::Corrupt("record missing")),
                     }
                 }
-                Ok(count + 1)
+                Ok(count)
             });
             match outcome {
                 Ok(records) => {
