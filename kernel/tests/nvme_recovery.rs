@@ -55,7 +55,7 @@ fn reset_in_the_middle_of_a_depth_32_workload() {
     let mut next = 0u64;
     let mut recoveries = 0;
     let deadline = tsc::now_ns() + 60_000_000_000;
-    while seen.iter().any(|&s| s == 0) {
+    while seen.contains(&0) {
         assert!(tsc::now_ns() < deadline, "requests never ended: {seen:?}");
         while next < 64 && (queue.in_flight() as u64) < depth {
             match queue.submit_read(1, next, 1, next) {
