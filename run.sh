@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one entry point: set-up, run, test, flash. `./run.sh --help` explains.
 set -euo pipefail
+# pipefail: a failing `cargo test | tee` fails the whole run.
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
@@ -99,17 +100,24 @@ build_kernel() { # profile app
 }
 
 run_tests() {
-    local started=$SECONDS
+    local started=$SECONDS log
+    log="$(mktemp)"
     say "checking format"
     cargo fmt --all -- --check
     say "linting host crates and the kernel"
     cargo clippy --quiet --workspace --exclude kernel --all-targets -- -D warnings
     cargo clippy --quiet --package kernel --target x86_64-unknown-none --all-targets -- -D warnings
     say "host tests: boot, drivers"
-    cargo test --workspace --exclude kernel
+    cargo test --workspace --exclude kernel 2>&1 | tee -a "$log"
     say "kernel tests in QEMU"
-    cargo test --package kernel --target x86_64-unknown-none
+    cargo test --package kernel --target x86_64-unknown-none 2>&1 | tee -a "$log"
+    # Every suite printed its own `test result:` line; add them up.
+    local passed failed
+    passed=$(sed -n 's/.*test result: [A-Za-z]*\. \([0-9]*\) passed.*/\1/p' "$log" | awk '{ s += $1 } END { print s + 0 }')
+    failed=$(sed -n 's/.*test result: [A-Za-z]*\. [0-9]* passed; \([0-9]*\) failed.*/\1/p' "$log" | awk '{ s += $1 } END { print s + 0 }')
+    rm -f "$log"
     say "all tests passed in $((SECONDS - started)) s"
+    echo "tests: ${passed:-0} passed, ${failed:-0} failed"
 }
 
 command="run"

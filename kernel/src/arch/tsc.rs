@@ -11,6 +11,10 @@ static ENTRY: AtomicU64 = AtomicU64::new(0);
 /// Used when the PIT does not answer: a plausible 2 GHz, flagged in the log.
 const FALLBACK_HZ: u64 = 2_000_000_000;
 const CALIBRATION_TICKS: u16 = 5_966; // 5 ms of PIT ticks.
+/// Port reads before giving up on a PIT that never fires (some firmware
+/// gates the 8254 off): about a second at worst on real hardware, where a
+/// port read takes about a microsecond.
+const MAX_POLLS: u64 = 1_000_000;
 
 /// Read the time-stamp counter.
 #[inline]
@@ -39,7 +43,7 @@ pub fn calibrate() -> (u64, bool) {
     let mut measured = true;
     for sample in &mut samples {
         let mut start = 0;
-        let ok = super::pit::one_shot(CALIBRATION_TICKS, 500_000_000, || start = now());
+        let ok = super::pit::one_shot(CALIBRATION_TICKS, MAX_POLLS, || start = now());
         let end = now();
         if !ok {
             measured = false;
