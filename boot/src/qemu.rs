@@ -99,6 +99,13 @@ impl Machine {
         }
     }
 
+    /// Also listen for monitor commands on the Unix socket `socket`.
+    pub fn add_monitor(&mut self, socket: &Path) {
+        self.extra.push("-monitor".into());
+        self.extra
+            .push(format!("unix:{},server=on,wait=off", socket.display()));
+    }
+
     /// The QEMU command for this machine.
     pub fn command(&self) -> Result<Command> {
         let mut cmd = Command::new("qemu-system-x86_64");
@@ -345,6 +352,37 @@ fn wait_with_deadline(child: &mut Child, timeout: Duration) -> Result<Outcome> {
         }
         thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Send one human-monitor command to a QEMU listening on the Unix socket
+/// `socket` (see [`Machine::add_monitor`]) and return its answer.
+pub fn monitor_command(socket: &Path, command: &str, timeout: Duration) -> Result<String> {
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+    let deadline = Instant::now() + timeout;
+    let mut stream = loop {
+        match UnixStream::connect(socket) {
+            Ok(stream) => break stream,
+            Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(50)),
+            Err(error) => return Err(error).context("connecting to QEMU's monitor"),
+        }
+    };
+    stream.set_read_timeout(Some(Duration::from_millis(200)))?;
+    stream.write_all(format!("{command}\n").as_bytes())?;
+    let mut text = String::new();
+    let mut buffer = [0u8; 4096];
+    // The answer is complete at the second prompt (the first greets).
+    while text.matches("(qemu)").count() < 2 && Instant::now() < deadline {
+        match stream.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => text.push_str(&String::from_utf8_lossy(&buffer[..n])),
+            Err(_) => continue,
+        }
+    }
+    if text.matches("(qemu)").count() < 2 {
+        bail!("QEMU's monitor did not answer {command:?} in time");
+    }
+    Ok(text.replace('\r', ""))
 }
 
 /// Check that QEMU and (for UEFI) OVMF are installed.

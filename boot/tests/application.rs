@@ -3,53 +3,18 @@
 //! read-only), the settings path (a changed setting changes what runs,
 //! without a rebuild), and the machine-readable report.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Once;
+use std::path::Path;
 use std::time::Duration;
 
-use boot::qemu::{Machine, NvmeDisk, Outcome, run};
-use boot::{disk, image};
+use boot::disk;
+use boot::qemu::{Outcome, run};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+mod support;
 
-fn application() -> PathBuf {
-    static BUILD: Once = Once::new();
-    BUILD.call_once(|| {
-        let status = Command::new(env!("CARGO"))
-            .current_dir(workspace())
-            .args([
-                "build",
-                "--package",
-                "kernel",
-                "--target",
-                "x86_64-unknown-none",
-                "--bin",
-                "kernel",
-            ])
-            .status()
-            .expect("running cargo");
-        assert!(status.success());
-    });
-    workspace().join("target/x86_64-unknown-none/debug/kernel")
-}
-
-/// Boot the application with `settings` and the given disks (path, serial).
-fn boot(dir: &Path, settings: &str, disks: &[(PathBuf, &str)]) -> boot::qemu::Run {
-    let image_path = dir.join(format!("app-{:x}.img", settings.len() * 31 + disks.len()));
-    let spec = image::ImageSpec {
-        settings: Some(settings.as_bytes().to_vec()),
-    };
-    image::build(&application(), &image_path, &spec).unwrap();
-    let mut machine = Machine::new(image_path, dir.to_path_buf());
-    for (path, serial) in disks {
-        machine.disks.push(NvmeDisk::new(path.clone(), *serial));
-    }
+/// Boot the default application with `settings` and the given disks.
+fn boot(dir: &Path, settings: &str, disks: &[(&Path, &str)]) -> boot::qemu::Run {
+    let kernel = support::kernel("bin", "kernel");
+    let machine = support::machine(&kernel, dir, settings, disks);
     let result = run(&machine, Duration::from_secs(240), None).unwrap();
     assert!(
         result.nvme_violations.is_empty(),
@@ -96,7 +61,7 @@ fn unsigned_disk_is_untouched_and_reported_read_only() {
     let result = boot(
         dir.path(),
         "steps=identify,verify,bench\nverify_span=2M\nbench_ms=100\n",
-        &[(owned.clone(), "OWNED0"), (foreign.clone(), "FOREIGN1")],
+        &[(owned.as_path(), "OWNED0"), (foreign.as_path(), "FOREIGN1")],
     );
     assert_eq!(
         result.outcome,
@@ -133,7 +98,7 @@ fn settings_change_what_runs_without_a_rebuild() {
     let owned = dir.path().join("owned.img");
     disk::create_if_missing(&owned, 16 << 20).unwrap();
     disk::stamp(&owned, "OWNED0", 1).unwrap();
-    let disks = [(owned.clone(), "OWNED0")];
+    let disks = [(owned.as_path(), "OWNED0")];
 
     let identify_only = boot(dir.path(), "steps=identify\n", &disks);
     assert_eq!(identify_only.outcome, Outcome::Success);

@@ -4,54 +4,22 @@
 //! garbage or another block's data (unflushed rounds may be lost).
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::Duration;
 
-use boot::qemu::{Machine, NvmeDisk, Outcome, run};
-use boot::{disk, image};
+use boot::disk;
+use boot::qemu::{Machine, Outcome, run};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+mod support;
 
 fn machine(kernel: &Path, dir: &Path, settings: &str, disk_path: &Path) -> Machine {
-    let image_path = dir.join(format!("durability-{}.img", settings.len()));
-    image::build(
-        kernel,
-        &image_path,
-        &image::ImageSpec {
-            settings: Some(settings.into()),
-        },
-    )
-    .unwrap();
-    let mut machine = Machine::new(image_path, dir.to_path_buf());
-    machine
-        .disks
-        .push(NvmeDisk::new(disk_path.to_path_buf(), "DURABLE0"));
-    machine
+    support::machine(kernel, dir, settings, &[(disk_path, "DURABLE0")])
 }
 
 #[test]
 fn flushed_blocks_survive_sigkill() {
-    let status = Command::new(env!("CARGO"))
-        .current_dir(workspace())
-        .args([
-            "build",
-            "--package",
-            "kernel",
-            "--target",
-            "x86_64-unknown-none",
-            "--example",
-            "durability",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let kernel = workspace().join("target/x86_64-unknown-none/debug/examples/durability");
+    let kernel = support::kernel("example", "durability");
     let dir = tempfile::tempdir().unwrap();
     let disk_path = dir.path().join("disk.img");
     disk::create_if_missing(&disk_path, 16 << 20).unwrap();

@@ -3,49 +3,19 @@
 //! without the ownership signature is refused and left unchanged.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
-use boot::qemu::{Machine, NvmeDisk, Outcome, run};
-use boot::{disk, image};
+use boot::disk;
+use boot::qemu::{Machine, Outcome, run};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+mod support;
 
 fn example() -> PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .current_dir(workspace())
-        .args([
-            "build",
-            "--package",
-            "kernel",
-            "--target",
-            "x86_64-unknown-none",
-            "--example",
-            "log_store",
-        ])
-        .status()
-        .expect("running cargo");
-    assert!(status.success());
-    workspace().join("target/x86_64-unknown-none/debug/examples/log_store")
+    support::kernel("example", "log_store")
 }
 
 fn machine(kernel: &Path, dir: &Path, settings: &str, disk_path: &Path) -> Machine {
-    let name = settings.bytes().map(u64::from).sum::<u64>();
-    let image_path = dir.join(format!("log-{name:x}-{}.img", settings.len()));
-    let spec = image::ImageSpec {
-        settings: Some(settings.as_bytes().to_vec()),
-    };
-    image::build(kernel, &image_path, &spec).unwrap();
-    let mut machine = Machine::new(image_path, dir.to_path_buf());
-    machine
-        .disks
-        .push(NvmeDisk::new(disk_path.to_path_buf(), "LOG0"));
-    machine
+    support::machine(kernel, dir, settings, &[(disk_path, "LOG0")])
 }
 
 fn boot(kernel: &Path, dir: &Path, message: &str, disk_path: &Path) -> boot::qemu::Run {

@@ -4,14 +4,14 @@
 //! with NVMe controllers behind a PCI bridge and a PCIe root port.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::io::{BufRead, BufReader, Write};
+use std::process::Stdio;
+use std::time::Duration;
 
 use boot::qemu::{Firmware, Machine, NvmeDisk};
 use boot::{disk, image};
+
+mod support;
 
 type Bdf = (u8, u8, u8);
 
@@ -20,31 +20,6 @@ struct Device {
     id: String,
     /// BAR index -> (address, size), assigned BARs only.
     bars: BTreeMap<u8, (u64, u64)>,
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn listing_kernel() -> PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .current_dir(workspace())
-        .args([
-            "build",
-            "--package",
-            "kernel",
-            "--target",
-            "x86_64-unknown-none",
-            "--example",
-            "pci_listing",
-        ])
-        .status()
-        .expect("running cargo");
-    assert!(status.success());
-    workspace().join("target/x86_64-unknown-none/debug/examples/pci_listing")
 }
 
 fn hex(text: &str) -> u64 {
@@ -165,38 +140,8 @@ fn parse_qemu(info: &str) -> BTreeMap<Bdf, Device> {
     devices
 }
 
-fn monitor_info_pci(socket: &Path) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut stream = loop {
-        match UnixStream::connect(socket) {
-            Ok(s) => break s,
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(e) => panic!("monitor socket: {e}"),
-        }
-    };
-    stream
-        .set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
-    stream.write_all(b"info pci\n").unwrap();
-    let mut text = String::new();
-    let mut buf = [0u8; 4096];
-    let start = Instant::now();
-    // Read until the answer is complete: the second "(qemu)" prompt.
-    while text.matches("(qemu)").count() < 2 && start.elapsed() < Duration::from_secs(20) {
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
-            Err(_) => continue,
-        }
-    }
-    text.replace('\r', "")
-}
-
 fn compare(machine_type: &str, firmware: Firmware, extra: &[&str], disks: &[&str]) {
-    let kernel = listing_kernel();
+    let kernel = support::kernel("example", "pci_listing");
     let dir = tempfile::tempdir().unwrap();
     let image_path = dir.path().join("listing.img");
     image::build(&kernel, &image_path, &image::ImageSpec::default()).unwrap();
@@ -205,10 +150,7 @@ fn compare(machine_type: &str, firmware: Firmware, extra: &[&str], disks: &[&str
     machine.firmware = firmware;
     let socket = dir.path().join("monitor.sock");
     machine.extra = extra.iter().map(|s| s.to_string()).collect();
-    machine.extra.extend([
-        "-monitor".into(),
-        format!("unix:{},server=on,wait=off", socket.display()),
-    ]);
+    machine.add_monitor(&socket);
     for (index, properties) in disks.iter().enumerate() {
         let path = dir.path().join(format!("d{index}.img"));
         disk::create_if_missing(&path, 16 << 20).unwrap();
@@ -244,7 +186,7 @@ fn compare(machine_type: &str, firmware: Firmware, extra: &[&str], disks: &[&str
         inside |= line.contains("BEGIN PCI LISTING");
     }
     assert!(!listing.is_empty(), "no listing from the kernel");
-    let info = monitor_info_pci(&socket);
+    let info = boot::qemu::monitor_command(&socket, "info pci", Duration::from_secs(20)).unwrap();
     stdin.write_all(b"x").unwrap();
     stdin.flush().unwrap();
     let status = child.wait().unwrap();

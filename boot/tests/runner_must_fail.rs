@@ -2,47 +2,17 @@
 //! that hangs, and one that triple-faults each end as a failure with a
 //! message that says what happened; a kernel that exits cleanly passes.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Once;
-
 use boot::qemu::Outcome;
 use boot::runner::run_test;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+mod support;
 
-/// Build the deliberately failing kernels (examples of the kernel crate)
-/// once per test process.
-fn kernel(name: &str) -> PathBuf {
-    static BUILD: Once = Once::new();
-    BUILD.call_once(|| {
-        let status = Command::new(env!("CARGO"))
-            .current_dir(workspace())
-            .args([
-                "build",
-                "--package",
-                "kernel",
-                "--target",
-                "x86_64-unknown-none",
-            ])
-            .args(["--examples", "--bins"])
-            .status()
-            .expect("running cargo");
-        assert!(status.success(), "building the kernel examples failed");
-    });
-    let dir = workspace().join("target/x86_64-unknown-none/debug");
-    let path = if name == "kernel" {
-        dir.join(name)
+fn kernel(name: &str) -> std::path::PathBuf {
+    if name == "kernel" {
+        support::kernel("bin", name)
     } else {
-        dir.join("examples").join(name)
-    };
-    assert!(path.exists(), "{} was not built", path.display());
-    path
+        support::kernel("example", name)
+    }
 }
 
 #[test]

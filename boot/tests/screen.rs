@@ -3,21 +3,11 @@
 //! framebuffer is not blank, and text covers a good part of it), and the
 //! serial JSON report parses with the expected figures.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader, Write};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use boot::qemu::{Machine, NvmeDisk};
-use boot::{disk, image};
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+mod support;
 
 /// Parse a binary PPM (P6): width, height, RGB bytes.
 fn parse_ppm(data: &[u8]) -> (usize, usize, &[u8]) {
@@ -38,67 +28,16 @@ fn parse_ppm(data: &[u8]) -> (usize, usize, &[u8]) {
     (w, h, &data[at + 1..at + 1 + w * h * 3])
 }
 
-fn monitor(socket: &Path, command: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut stream = loop {
-        match UnixStream::connect(socket) {
-            Ok(s) => break s,
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => panic!("monitor: {e}"),
-        }
-    };
-    stream
-        .set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
-    stream.write_all(format!("{command}\n").as_bytes()).unwrap();
-    let mut text = String::new();
-    let mut buf = [0u8; 1024];
-    let start = Instant::now();
-    while text.matches("(qemu)").count() < 2 && start.elapsed() < Duration::from_secs(20) {
-        if let Ok(n) = stream.read(&mut buf) {
-            text.push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    }
-}
-
 #[test]
 fn final_screen_shows_the_report_and_json_parses() {
-    let status = Command::new(env!("CARGO"))
-        .current_dir(workspace())
-        .args([
-            "build",
-            "--package",
-            "kernel",
-            "--target",
-            "x86_64-unknown-none",
-            "--bin",
-            "kernel",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let kernel = workspace().join("target/x86_64-unknown-none/debug/kernel");
+    let kernel = support::kernel("bin", "kernel");
     let dir = tempfile::tempdir().unwrap();
-    let image_path = dir.path().join("screen.img");
     let settings = "bench_ms=200\nverify_span=4M\nlinger_ms=60000\n";
-    image::build(
-        &kernel,
-        &image_path,
-        &image::ImageSpec {
-            settings: Some(settings.into()),
-        },
-    )
-    .unwrap();
-    let disk_path = dir.path().join("scratch.img");
-    disk::create_if_missing(&disk_path, 64 << 20).unwrap();
-    disk::stamp(&disk_path, "UNIKERNEL0", 1).unwrap();
-    let mut machine = Machine::new(image_path, dir.path().to_path_buf());
-    machine.disks.push(NvmeDisk::new(disk_path, "UNIKERNEL0"));
+    let disk_path = support::disk_image(dir.path(), "scratch.img", 64 << 20, Some("UNIKERNEL0"));
+    let mut machine =
+        support::machine(&kernel, dir.path(), settings, &[(&disk_path, "UNIKERNEL0")]);
     let socket = dir.path().join("monitor.sock");
-    machine.extra = vec![
-        "-monitor".into(),
-        format!("unix:{},server=on,wait=off", socket.display()),
-    ];
+    machine.add_monitor(&socket);
     let mut child = machine
         .command()
         .unwrap()
@@ -117,7 +56,12 @@ fn final_screen_shows_the_report_and_json_parses() {
     }
     let json = json.expect("no JSON line on serial");
     let dump = dir.path().join("screen.ppm");
-    monitor(&socket, &format!("screendump {}", dump.display()));
+    boot::qemu::monitor_command(
+        &socket,
+        &format!("screendump {}", dump.display()),
+        Duration::from_secs(20),
+    )
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while !dump.exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
