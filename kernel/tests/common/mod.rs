@@ -105,6 +105,8 @@ pub fn assert_nvme_ready(expected: usize) -> usize {
     ready
 }
 
+pub mod topologies;
+
 use kernel::storage::{Attached, attach_all};
 
 static NVME: spin::Mutex<Option<alloc::vec::Vec<Attached>>> = spin::Mutex::new(None);
