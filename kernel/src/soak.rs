@@ -63,7 +63,9 @@ pub enum SoakError {
     TooSmall,
 }
 
-fn fill(buf: &mut [u8], first_lba: u64, block_size: usize, generation: u64) {
+/// Fill consecutive blocks of `block_size` bytes, the first being
+/// `first_lba`, with their patterns at `generation`.
+pub fn fill(buf: &mut [u8], first_lba: u64, block_size: usize, generation: u64) {
     for (i, block) in buf.chunks_mut(block_size).enumerate() {
         pattern(block, first_lba + i as u64, generation);
     }

@@ -125,18 +125,6 @@ pub fn with_nvme<R>(f: impl FnOnce(&mut alloc::vec::Vec<Attached>) -> R) -> R {
     f(controllers)
 }
 
-/// A deterministic pattern for block `lba` of generation `generation`.
-pub fn fill_pattern(buf: &mut [u8], first_lba: u64, block_size: usize, generation: u64) {
-    for (i, block) in buf.chunks_mut(block_size).enumerate() {
-        let lba = first_lba + i as u64;
-        let mut x = lba.wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            ^ generation.wrapping_mul(0xd1b5_4a32_d192_ed03);
-        for word in block.chunks_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            word.copy_from_slice(&x.to_le_bytes()[..word.len()]);
-        }
-        block[..8].copy_from_slice(&lba.to_le_bytes());
-    }
-}
+/// A deterministic pattern for blocks from `first_lba` at `generation`.
+#[allow(unused_imports, reason = "only the NVMe tests fill blocks")]
+pub use kernel::soak::fill as fill_pattern;
