@@ -33,6 +33,15 @@ pub enum Firmware {
     Uefi,
 }
 
+impl core::fmt::Display for Firmware {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Firmware::Bios => "BIOS",
+            Firmware::Uefi => "UEFI",
+        })
+    }
+}
+
 /// The running platform, handed to the application.
 pub struct Kernel {
     /// Physical memory, page tables, MMIO and DMA.
@@ -145,7 +154,7 @@ impl Kernel {
     fn print_banner(&self) {
         let banner_ns = self.uptime_ns();
         crate::println!(
-            "\nnvme-unikernel {} | firmware {:?} | memory {} MiB usable | heap {} MiB | TSC {}.{:03} MHz | entry to banner {}.{:03} ms",
+            "\nnvme-unikernel {} | firmware {} | memory {} MiB usable | heap {} MiB | TSC {}.{:03} MHz | entry to banner {}.{:03} ms",
             env!("CARGO_PKG_VERSION"),
             self.firmware,
             self.usable_memory >> 20,
