@@ -287,6 +287,7 @@ struct State {
     commands: Vec<CommandRecord>,
     smart: [u8; 512],
     error_entries: Vec<[u8; 64]>,
+    identify_pages: Vec<(u8, Vec<u8>)>,
 }
 
 /// The simulated controller (cheap to clone: shared state).
@@ -365,6 +366,7 @@ impl Sim {
             commands: Vec::new(),
             smart,
             error_entries: vec![err],
+            identify_pages: Vec::new(),
         };
         Sim {
             state: Arc::new(Mutex::new(state)),
@@ -402,6 +404,48 @@ impl Sim {
     }
     pub fn set_defer(&self, on: bool) {
         self.lock().defer = on;
+    }
+    /// Answer Identify with CNS `cns` (any NSID) with `page` (zero-padded
+    /// to 4096 bytes) instead of the simulated structure.
+    pub fn set_identify_page(&self, cns: u8, page: &[u8]) {
+        let mut s = self.lock();
+        s.identify_pages.retain(|(c, _)| *c != cns);
+        s.identify_pages.push((cns, page.to_vec()));
+    }
+    /// Replace the SMART / Health log page (zero-padded to 512 bytes).
+    pub fn set_smart_page(&self, page: &[u8]) {
+        let mut s = self.lock();
+        s.smart = [0; 512];
+        let n = page.len().min(512);
+        s.smart[..n].copy_from_slice(&page[..n]);
+    }
+    /// Replace the Error Information log entries (at most
+    /// `ERROR_LOG_ENTRIES` are kept).
+    pub fn set_error_entries(&self, entries: &[[u8; 64]]) {
+        let n = entries.len().min(ERROR_LOG_ENTRIES as usize);
+        self.lock().error_entries = entries[..n].to_vec();
+    }
+    /// Size in entries of completion queue `qid`, if it exists.
+    pub fn cq_entries(&self, qid: u16) -> Option<u32> {
+        self.lock().cqs.get(&qid).map(|c| c.size)
+    }
+    /// Writes the raw 16-byte entry `dwords` (phase bit included) into slot
+    /// `index` of completion queue `qid`, as a misbehaving device might;
+    /// the simulation's own tail and phase are left alone.
+    pub fn write_completion_raw(&self, qid: u16, index: u32, dwords: [u32; 4]) {
+        let s = self.lock();
+        let Some(cq) = s.cqs.get(&qid) else {
+            return;
+        };
+        let addr = cq.base + u64::from(index % cq.size) * 16;
+        if !self.dma.valid(addr as usize, 16) {
+            violation("CQ outside DMA memory".into());
+        }
+        for (i, v) in dwords.iter().enumerate() {
+            // SAFETY: inside the CQ memory the driver allocated (checked);
+            // the driver is not running while the test calls this.
+            unsafe { std::ptr::write_volatile((addr as usize + i * 4) as *mut u32, *v) };
+        }
     }
     pub fn doorbell_writes(&self) -> u64 {
         self.lock().doorbell_writes
@@ -897,6 +941,13 @@ impl Sim {
         match e.opcode {
             0x06 => {
                 let mut buf = vec![0u8; 4096];
+                let cns = (cdw10 & 0xFF) as u8;
+                if let Some((_, page)) = s.identify_pages.iter().find(|(c, _)| *c == cns) {
+                    let n = page.len().min(4096);
+                    buf[..n].copy_from_slice(&page[..n]);
+                    self.dma_in(s, e, &buf);
+                    return ok(0);
+                }
                 match cdw10 & 0xFF {
                     1 => {
                         buf[0..2].copy_from_slice(&0x1b36u16.to_le_bytes());
