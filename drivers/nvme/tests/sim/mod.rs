@@ -57,16 +57,33 @@ struct DmaInner {
     fail_after: Option<usize>,
 }
 
+impl Drop for DmaInner {
+    fn drop(&mut self) {
+        // The last handle is gone, so no controller or queue can use the
+        // memory any more (they hold a handle): give it back, so fuzzing
+        // and Miri runs do not accumulate it.
+        for &(start, len, align) in &self.regions {
+            // SAFETY: allocated in `allocate` with this layout and not yet
+            // deallocated (deallocation removes the entry).
+            unsafe {
+                dealloc(
+                    start as *mut u8,
+                    Layout::from_size_align(len, align).unwrap(),
+                )
+            };
+        }
+    }
+}
+
 /// Page-aligned host memory; physical address == host address.
 #[derive(Clone)]
 pub struct TestDma(Arc<Mutex<DmaInner>>);
 
 impl TestDma {
     pub fn new(align: usize) -> TestDma {
-        TestDma(Arc::new(Mutex::new(DmaInner {
-            align,
-            ..Default::default()
-        })))
+        let mut inner = DmaInner::default();
+        inner.align = align;
+        TestDma(Arc::new(Mutex::new(inner)))
     }
     /// Make `translate` give identity addresses for any pointer.
     pub fn set_translate_any(&self, on: bool) {
