@@ -26,6 +26,20 @@ Usage:
                          Long run: random mixed 4 KiB reads and writes at depth 32 on
                          the scratch disk for SECONDS (default 600), every block's
                          content verified; prints I/Os, verification failures, errors.
+  ./run.sh bench [--jobs LIST|all] [--seconds S] [--backend file|null] [OPTIONS]
+                         The fio-like benchmark alone (optimised build unless --debug):
+                         boots with steps=identify,bench on a FRESH 1 GiB owned disk
+                         (disks/bench.img, re-created and stamped every run) and prints
+                         the table; on serial BENCH-BEGIN/END/RESULT lines per job and
+                         BENCH-FIRST-IO-MS. --jobs: comma list of randread-4k-qd1|8|32|128,
+                         randwrite-4k-qd1|8|32|128, read-128k-qd8, write-128k-qd8, or all
+                         (default: all); --seconds: timed window per job (default 2).
+                         --backend null: QEMU's null-co driver (reads return zeroes, no
+                         file): read jobs only, write jobs are reported as skipped.
+  ./run.sh cost [READS]  The driver's own instructions per 4 KiB read, submit to
+                         completion, against the simulated controller, counted with
+                         valgrind's callgrind (installed with apt-get when missing).
+                         Also: ./run.sh bench --driver-cost.
   ./run.sh stamp PATH [--serial SERIAL]
                          Mark an existing raw disk image as owned by the unikernel
                          (the ownership signature, for controller SERIAL, default
@@ -48,7 +62,8 @@ Options for run (and image/flash where they apply):
   --machine TYPE         QEMU machine: pc (default) or q35.
   --memory SIZE          Guest memory (default 512M).
   --timeout SECS         Kill QEMU after this long (default 600).
-  --release              Optimised build (default: debug build).
+  --release              Optimised build (default: debug build; bench: optimised).
+  --debug                Debug build (for bench).
   --app NAME             Application binary of the kernel package (default: kernel).
   --settings FILE        Settings file handed to the application (see README:
                          steps, verify span, benchmark time, log level, claims).
@@ -122,18 +137,32 @@ run_tests() {
 
 command="run"
 case "${1:-}" in
-    run|test|flash|image|setup|stamp|soak) command="$1"; shift ;;
+    run|test|flash|image|setup|stamp|soak|bench|cost) command="$1"; shift ;;
     -h|--help|help) usage; exit 0 ;;
 esac
 
 profile=debug
+[ "$command" = bench ] && profile=release
 app=kernel
 soak_seconds=600
+bench_jobs=all
+bench_seconds=2
+backend=file
+cost_reads=20000
 pass=()
 while [ $# -gt 0 ]; do
     case "$1" in
         -h|--help) usage; exit 0 ;;
         --release) profile=release ;;
+        --debug) profile=debug ;;
+        --jobs) [ $# -ge 2 ] || die "--jobs needs a list"; bench_jobs="$2"; shift ;;
+        --seconds)
+            [ $# -ge 2 ] && [[ "$2" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--seconds needs a number"
+            bench_seconds="$2"; shift ;;
+        --backend)
+            [ $# -ge 2 ] && { [ "$2" = file ] || [ "$2" = null ]; } || die "--backend needs file or null"
+            backend="$2"; shift ;;
+        --driver-cost) command=cost ;;
         --app) [ $# -ge 2 ] || die "--app needs a name"; app="$2"; shift ;;
         --uefi|--bios|--window|--headless|--yes|--allow-non-removable) pass+=("$1") ;;
         --disk|--disk-size|--machine|--memory|--timeout|--settings|--qemu-arg|--to-file|--out|--serial)
@@ -144,6 +173,8 @@ while [ $# -gt 0 ]; do
         *)
             if [ "$command" = soak ] && [[ "$1" =~ ^[0-9]+$ ]]; then
                 soak_seconds="$1"
+            elif [ "$command" = cost ] && [[ "$1" =~ ^[0-9]+$ ]]; then
+                cost_reads="$1"
             else
                 [ "$command" = flash ] || [ "$command" = stamp ] || die "unexpected argument $1 (see ./run.sh --help)"
                 pass+=("$1")
@@ -151,6 +182,61 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
+
+# Instructions of driver_submit + driver_poll (inclusive) minus those of
+# the simulated device behind the register calls, from callgrind_annotate.
+driver_instructions() { # callgrind-output-file
+    callgrind_annotate --inclusive=yes "$1" 2>/dev/null | awk '
+        /=>/ { next }
+        { gsub(",", "", $1) }
+        /:cost::driver_(submit|poll) \[/ { d += $1 }
+        /:<cost::Registers as nvme::hal::RegisterAccess>::(read|write)32 \[/ { d -= $1 }
+        END { printf "%d\n", d }'
+}
+
+cost() {
+    if ! command -v valgrind >/dev/null 2>&1; then
+        say "installing valgrind with apt-get"
+        local sudo=()
+        [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+        "${sudo[@]}" apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq valgrind >/dev/null
+    fi
+    cargo build --quiet --release --package nvme --example cost
+    local dir small large
+    dir="$(mktemp -d)"
+    # Two runs, N and 2N reads: the difference leaves out bring-up exactly.
+    valgrind --tool=callgrind --callgrind-out-file="$dir/n.out" \
+        "$target_dir/release/examples/cost" "$cost_reads" 2>/dev/null
+    valgrind --tool=callgrind --callgrind-out-file="$dir/2n.out" \
+        "$target_dir/release/examples/cost" "$((cost_reads * 2))" >/dev/null 2>&1
+    small="$(driver_instructions "$dir/n.out")"
+    large="$(driver_instructions "$dir/2n.out")"
+    rm -rf "$dir"
+    awk -v a="$small" -v b="$large" -v n="$cost_reads" 'BEGIN {
+        printf "driver instructions per 4 KiB read (submit to completion, depth 1): %.0f\n", (b - a) / n }'
+}
+
+bench() {
+    build_host
+    build_kernel "$profile" "$app"
+    local settings ms jobs_count target=()
+    settings="$(mktemp)"
+    ms="$(awk -v s="$bench_seconds" 'BEGIN { printf "%d", s * 1000 }')"
+    printf 'steps = identify,bench\nbench_ms = %s\nbench_jobs = %s\n' "$ms" "$bench_jobs" > "$settings"
+    if [ "$backend" = null ]; then
+        printf 'bench_unowned_reads = yes\n' >> "$settings"
+        target=(--backend null)
+    else
+        mkdir -p disks
+        target=(--disk disks/bench.img --fresh-disk --disk-size 1G)
+    fi
+    jobs_count=$(( $(tr -cd ',' <<<"$bench_jobs" | wc -c) + 1 ))
+    [ "$bench_jobs" = all ] && jobs_count=10
+    exec "$target_dir/debug/boot" run --kernel "$kernel_elf" --settings "$settings" \
+        --timeout "$(( jobs_count * (ms / 1000 + 2) + 120 ))" "${target[@]}" \
+        --qemu-arg -name --qemu-arg unikernel-bench,debug-threads=on "${pass[@]}"
+}
 
 setup
 case "$command" in
@@ -167,6 +253,12 @@ case "$command" in
         printf 'steps = identify,soak\nsoak_ms = %s\nsoak_span = 256M\n' "$((soak_seconds * 1000))" > "$settings"
         exec "$target_dir/debug/boot" run --kernel "$kernel_elf" --settings "$settings" \
             --timeout "$((soak_seconds + 300))" "${pass[@]}" ;;
+    bench)
+        for arg in "${pass[@]}"; do
+            [ "$arg" = --disk ] && die "bench always uses its own fresh disk (disks/bench.img); --disk is not accepted"
+        done
+        bench ;;
+    cost) cost ;;
     stamp)
         build_host
         exec "$target_dir/debug/boot" stamp "${pass[@]}" ;;

@@ -84,6 +84,8 @@ struct Options {
     allow_non_removable: bool,
     to_file: Option<PathBuf>,
     serial: Option<String>,
+    backend: Option<String>,
+    fresh: bool,
     positional: Vec<String>,
     qemu: Vec<String>,
 }
@@ -122,6 +124,8 @@ impl Options {
                 "--allow-non-removable" => o.allow_non_removable = true,
                 "--to-file" => o.to_file = Some(value("--to-file")?.into()),
                 "--serial" => o.serial = Some(value("--serial")?),
+                "--backend" => o.backend = Some(value("--backend")?),
+                "--fresh-disk" => o.fresh = true,
                 "--" => o.qemu.extend(it.by_ref().cloned()),
                 flag if flag.starts_with('-') => bail!("unknown option {flag:?}"),
                 _ => o.positional.push(arg.clone()),
@@ -182,8 +186,24 @@ fn run(args: &[String]) -> Result<i32> {
     if let Some(m) = &o.memory {
         machine.memory = m.clone();
     }
-    for (index, path) in disks.iter().enumerate() {
+    let null = match o.backend.as_deref() {
+        None | Some("file") => false,
+        Some("null") => true,
+        Some(other) => bail!("--backend {other:?}: file or null"),
+    };
+    if null {
+        if !o.disks.is_empty() || o.fresh {
+            bail!("--backend null has no disk file: drop --disk and --fresh-disk");
+        }
+        // null-co: zeroes, never signed, so the guest treats it as foreign.
+        machine.disks.push(NvmeDisk::null(size, "UNIKERNEL0"));
+    }
+    for (index, path) in disks.iter().enumerate().filter(|_| !null) {
         let serial = format!("UNIKERNEL{index}");
+        if o.fresh && path.exists() {
+            std::fs::remove_file(path)
+                .with_context(|| format!("removing {} to re-create it", path.display()))?;
+        }
         if disk::create_if_missing(path, size)? {
             disk::stamp(path, &serial, 1)?;
             eprintln!(

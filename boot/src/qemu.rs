@@ -31,11 +31,27 @@ pub enum Firmware {
     Uefi,
 }
 
+/// What stores an NVMe disk's blocks on the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The raw file at [`NvmeDisk::path`].
+    File,
+    /// QEMU's `null-co` driver of this many bytes: reads return zeroes,
+    /// writes are dropped, nothing touches the host's disk. It can never
+    /// carry the ownership signature, so the guest treats it as foreign.
+    Null {
+        /// Size in bytes.
+        bytes: u64,
+    },
+}
+
 /// An NVMe disk given to the guest.
 #[derive(Clone, Debug)]
 pub struct NvmeDisk {
-    /// Backing file (raw).
+    /// Backing file (raw); unused with [`Backend::Null`].
     pub path: PathBuf,
+    /// Where the blocks live.
+    pub backend: Backend,
     /// Controller serial number, as the guest sees it.
     pub serial: String,
     /// Extra `-device nvme` properties, such as `mdts=2` or `bus=rp1`.
@@ -52,11 +68,44 @@ impl NvmeDisk {
     pub fn new(path: PathBuf, serial: impl Into<String>) -> NvmeDisk {
         NvmeDisk {
             path,
+            backend: Backend::File,
             serial: serial.into(),
             properties: Vec::new(),
             blkdebug: None,
             drive_options: Vec::new(),
         }
+    }
+
+    /// A disk on QEMU's `null-co` driver (reads return zeroes) of `bytes`
+    /// bytes, behind a controller with serial `serial`.
+    pub fn null(bytes: u64, serial: impl Into<String>) -> NvmeDisk {
+        NvmeDisk {
+            backend: Backend::Null { bytes },
+            ..NvmeDisk::new(PathBuf::new(), serial)
+        }
+    }
+
+    /// The `-drive` argument for this disk under id `id`.
+    pub fn drive_argument(&self, id: &str) -> String {
+        let mut drive = match self.backend {
+            Backend::Null { bytes } => {
+                format!("if=none,id={id},driver=null-co,size={bytes},read-zeroes=on")
+            }
+            Backend::File => {
+                let file = match &self.blkdebug {
+                    Some(rules) => {
+                        format!("blkdebug:{}:{}", rules.display(), self.path.display())
+                    }
+                    None => self.path.display().to_string(),
+                };
+                format!("if=none,id={id},file={file},format=raw")
+            }
+        };
+        for option in &self.drive_options {
+            drive.push(',');
+            drive.push_str(option);
+        }
+        drive
     }
 }
 
@@ -136,16 +185,8 @@ impl Machine {
         // (bridges, root ports) the NVMe devices sit on.
         cmd.args(&self.extra);
         for (index, disk) in self.disks.iter().enumerate() {
-            let file = match &disk.blkdebug {
-                Some(rules) => format!("blkdebug:{}:{}", rules.display(), disk.path.display()),
-                None => disk.path.display().to_string(),
-            };
-            let mut drive = format!("if=none,id=nvme{index},file={file},format=raw");
-            for option in &disk.drive_options {
-                drive.push(',');
-                drive.push_str(option);
-            }
-            cmd.arg("-drive").arg(drive);
+            cmd.arg("-drive")
+                .arg(disk.drive_argument(&format!("nvme{index}")));
             let mut device = format!("nvme,serial={},drive=nvme{index}", disk.serial);
             for property in &disk.properties {
                 device.push(',');
@@ -400,4 +441,43 @@ pub fn check_installed(firmware: Firmware) -> Result<()> {
         bail!("{OVMF_CODE} not found: install Debian's `ovmf` (./run.sh does)");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drive_arguments_name_the_backend() {
+        let mut file = NvmeDisk::new(PathBuf::from("disks/a.img"), "S0");
+        file.drive_options.push("cache=none".into());
+        assert_eq!(
+            file.drive_argument("nvm"),
+            "if=none,id=nvm,file=disks/a.img,format=raw,cache=none"
+        );
+        let null = NvmeDisk::null(1 << 30, "S0");
+        assert_eq!(
+            null.drive_argument("nvm"),
+            "if=none,id=nvm,driver=null-co,size=1073741824,read-zeroes=on"
+        );
+        let machine = Machine {
+            disks: vec![null],
+            ..Machine::new(PathBuf::from("x.img"), std::env::temp_dir())
+        };
+        let args: Vec<String> = machine
+            .command()
+            .unwrap()
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            args.iter().any(|a| a.contains("driver=null-co")),
+            "{args:?}"
+        );
+        assert!(
+            !args
+                .iter()
+                .any(|a| a.contains("format=raw,media=disk") && a.contains("null"))
+        );
+    }
 }

@@ -1,21 +1,33 @@
-//! A short fio-like benchmark on one owned namespace, through an `IoQueue`:
-//! random 4 KiB reads at depth 1 and 32, random 4 KiB writes at depth 32,
-//! sequential 128 KiB reads and writes at depth 8. Each job warms up for a
-//! tenth of its time, then counts completions in a timed window.
+//! A fio-like benchmark on one namespace, through an `IoQueue` of its own.
+//!
+//! Jobs carry fio's names (`randread-4k-qd1` ... `write-128k-qd8`, the ten
+//! of the shared benchmark protocol); `bench_jobs` in the settings picks
+//! them. Each job warms up for a tenth of its window (at least 20 ms), then
+//! counts the requests submitted and completed inside a timed window. The
+//! window is bracketed on serial by `BENCH-BEGIN <job>` and `BENCH-END
+//! <job>` so a host can sample QEMU's CPU time exactly around it, and each
+//! job ends with one `BENCH-RESULT {json}` line.
+//!
+//! A depth above what the queue allows is capped, and the job is then named
+//! with the depth it really ran at (`randread-4k-qd127`). Write jobs run only
+//! on a namespace the image owns; on any other namespace they are reported
+//! as skipped with the reason (the data-safety rule), while read jobs may
+//! run there when the caller allows it (`bench_unowned_reads`).
 //!
 //! Latency is submit-to-completion in TSC ticks converted with the
 //! calibrated frequency; cycles per I/O are the window's TSC ticks divided
-//! by the I/Os completed (the CPU does nothing but poll).
+//! by the I/Os completed (the CPU does nothing but submit and poll).
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use kernel::arch::tsc;
+use kernel::console::serial;
 use kernel::println;
 use kernel::storage::NvmeController;
 
 /// One benchmark job.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Job {
     /// fio-style name.
     pub name: &'static str,
@@ -29,50 +41,69 @@ pub struct Job {
     pub depth: usize,
 }
 
-/// The default job list.
-pub const JOBS: [Job; 5] = [
+const fn job(name: &'static str, write: bool, random: bool, kib: usize, depth: usize) -> Job {
     Job {
-        name: "randread-4k-qd1",
-        write: false,
-        random: true,
-        block_bytes: 4096,
-        depth: 1,
-    },
-    Job {
-        name: "randread-4k-qd32",
-        write: false,
-        random: true,
-        block_bytes: 4096,
-        depth: 32,
-    },
-    Job {
-        name: "randwrite-4k-qd32",
-        write: true,
-        random: true,
-        block_bytes: 4096,
-        depth: 32,
-    },
-    Job {
-        name: "read-128k-qd8",
-        write: false,
-        random: false,
-        block_bytes: 128 * 1024,
-        depth: 8,
-    },
-    Job {
-        name: "write-128k-qd8",
-        write: true,
-        random: false,
-        block_bytes: 128 * 1024,
-        depth: 8,
-    },
+        name,
+        write,
+        random,
+        block_bytes: kib * 1024,
+        depth,
+    }
+}
+
+/// Every job the benchmark knows, in the order they run.
+pub const ALL_JOBS: [Job; 10] = [
+    job("randread-4k-qd1", false, true, 4, 1),
+    job("randread-4k-qd8", false, true, 4, 8),
+    job("randread-4k-qd32", false, true, 4, 32),
+    job("randread-4k-qd128", false, true, 4, 128),
+    job("randwrite-4k-qd1", true, true, 4, 1),
+    job("randwrite-4k-qd8", true, true, 4, 8),
+    job("randwrite-4k-qd32", true, true, 4, 32),
+    job("randwrite-4k-qd128", true, true, 4, 128),
+    job("read-128k-qd8", false, false, 128, 8),
+    job("write-128k-qd8", true, false, 128, 8),
 ];
+
+/// The default application's short run.
+pub const DEFAULT_JOBS: [&str; 5] = [
+    "randread-4k-qd1",
+    "randread-4k-qd32",
+    "randwrite-4k-qd32",
+    "read-128k-qd8",
+    "write-128k-qd8",
+];
+
+/// The jobs named in `names` (the `bench_jobs` setting; `all` for every
+/// job, nothing for the default five), in the canonical order, and the
+/// names that match no job.
+pub fn select(names: &[String]) -> (Vec<Job>, Vec<String>) {
+    let all = names.iter().any(|n| n == "all");
+    let wanted = |job: &Job| {
+        all || if names.is_empty() {
+            DEFAULT_JOBS.contains(&job.name)
+        } else {
+            names.iter().any(|n| n == job.name)
+        }
+    };
+    let jobs = ALL_JOBS.iter().filter(|j| wanted(j)).copied().collect();
+    let unknown = names
+        .iter()
+        .filter(|n| *n != "all" && !ALL_JOBS.iter().any(|j| j.name == n.as_str()))
+        .cloned()
+        .collect();
+    (jobs, unknown)
+}
 
 /// What one job measured.
 #[derive(Clone, Debug, Default)]
 pub struct JobResult {
     /// Job name (with the depth actually used).
     pub name: String,
+    /// Depth actually used.
+    pub depth: usize,
+    /// Bytes per I/O.
+    pub block_bytes: usize,
     /// I/Os completed in the window.
     pub ios: u64,
     /// I/Os per second.
@@ -85,14 +116,18 @@ pub struct JobResult {
     pub cycles_per_io: u64,
     /// Requests that ended in an error.
     pub errors: u64,
+    /// Why the job did not run, if it did not.
+    pub skipped: Option<&'static str>,
 }
 
 impl JobResult {
-    /// The job as a JSON object.
+    /// The job as a JSON object (the protocol's `BENCH-RESULT` keys).
     pub fn json(&self) -> String {
         alloc::format!(
-            "{{\"job\":\"{}\",\"ios\":{},\"iops\":{:.0},\"mb_per_s\":{:.2},\"lat_mean_us\":{:.2},\"lat_p50_us\":{:.2},\"lat_p99_us\":{:.2},\"lat_p999_us\":{:.2},\"cycles_per_io\":{},\"errors\":{}}}",
+            "{{\"job\":\"{}\",\"depth\":{},\"block_bytes\":{},\"ios\":{},\"iops\":{:.0},\"mb_per_s\":{:.2},\"lat_mean_us\":{:.2},\"lat_p50_us\":{:.2},\"lat_p99_us\":{:.2},\"lat_p999_us\":{:.2},\"cycles_per_io\":{},\"errors\":{}}}",
             self.name,
+            self.depth,
+            self.block_bytes,
             self.ios,
             self.iops,
             self.mb_per_s,
@@ -113,6 +148,10 @@ pub fn print_table(results: &[JobResult]) {
         "job", "IOPS", "MB/s", "mean us", "p50 us", "p99 us", "p99.9 us", "cyc/IO"
     );
     for r in results {
+        if let Some(reason) = r.skipped {
+            println!("  {:<20} skipped: {reason}", r.name);
+            continue;
+        }
         println!(
             "  {:<20} {:>9.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>8}",
             r.name,
@@ -138,12 +177,28 @@ impl Rng {
     }
 }
 
-/// Run every job on namespace `nsid`, touching only bytes from `data_start`.
+/// The job's name with its depth replaced by `depth` (`...-qdN`).
+fn name_at_depth(job: &Job, depth: usize) -> String {
+    if depth == job.depth {
+        return String::from(job.name);
+    }
+    let stem = job
+        .name
+        .rsplit_once("-qd")
+        .map_or(job.name, |(stem, _)| stem);
+    alloc::format!("{stem}-qd{depth}")
+}
+
+/// Run `jobs` on namespace `nsid`, touching only bytes from `data_start`.
+/// `writable` says whether the namespace is owned; when it is not, write
+/// jobs are skipped and reported so.
 pub fn run_all(
     controller: &mut NvmeController,
     nsid: u32,
     data_start: u64,
     window_ms: u64,
+    jobs: &[Job],
+    writable: bool,
 ) -> Vec<JobResult> {
     let mut queue = match controller.take_io_queue() {
         Ok(queue) => queue,
@@ -166,36 +221,58 @@ pub fn run_all(
     let mut latencies: Vec<u32> = Vec::with_capacity(1 << 20);
     let mut results = Vec::new();
     let write_data = alloc::vec![0x5au8; queue.buffer_size()];
-    println!("  bench: {} ms per job after a warm-up", window_ms);
-    for job in JOBS {
+    let hz = tsc::frequency_hz();
+    println!(
+        "  bench: {} job(s), {} ms each after a warm-up, queue depth up to {}",
+        jobs.len(),
+        window_ms,
+        queue.depth()
+    );
+    for job in jobs {
         let io_bytes = job.block_bytes.min(queue.buffer_size()) as u64;
         let io_blocks = (io_bytes / bs).max(1);
         let depth = job.depth.min(queue.depth());
+        let mut result = JobResult {
+            name: name_at_depth(job, depth),
+            depth,
+            block_bytes: io_bytes as usize,
+            ..JobResult::default()
+        };
         let span = blocks / io_blocks;
-        if span == 0 {
+        if job.write && !writable {
+            result.skipped = Some("namespace not owned (writes are never sent to it)");
+        } else if span == 0 {
+            result.skipped = Some("namespace too small");
+        }
+        if let Some(reason) = result.skipped {
+            println!("  bench: {:<20} skipped: {reason}", result.name);
+            results.push(result);
             continue;
         }
         let mut rng = Rng(0x1234_5678_9abc_def1 ^ tsc::now());
         let mut sequential = 0u64;
-        let mut result = JobResult {
-            name: String::from(job.name),
-            ..JobResult::default()
-        };
-        let hz = tsc::frequency_hz();
-        let warmup_end = tsc::now() + hz * window_ms / 10_000;
+        let warmup_ticks = (hz * window_ms / 10_000).max(hz / 50);
+        let warmup_end = tsc::now() + warmup_ticks;
         let mut window_start = 0;
         let mut window_end = u64::MAX;
         let mut measuring = false;
+        let mut ended = false;
         let mut ios = 0u64;
         latencies.clear();
         loop {
             let now = tsc::now();
             if !measuring && now >= warmup_end {
                 measuring = true;
-                window_start = now;
-                window_end = now + hz * window_ms / 1000;
+                serial::print(format_args!("BENCH-BEGIN {}\n", result.name));
+                window_start = tsc::now();
+                window_end = window_start + hz * window_ms / 1000;
             }
             let submitting = now < window_end;
+            if measuring && !submitting && !ended {
+                // Printed once, as soon as the window has closed.
+                serial::print(format_args!("BENCH-END {}\n", result.name));
+                ended = true;
+            }
             while submitting && queue.in_flight() < depth {
                 let slot = if job.random {
                     rng.next() % span
@@ -232,11 +309,12 @@ pub fn run_all(
                 }
             });
         }
+        let window_ticks = hz * window_ms / 1000;
         let seconds = window_ms as f64 / 1000.0;
         result.ios = ios;
         result.iops = ios as f64 / seconds;
         result.mb_per_s = result.iops * io_bytes as f64 / 1e6;
-        result.cycles_per_io = (window_end - window_start).checked_div(ios).unwrap_or(0);
+        result.cycles_per_io = window_ticks.checked_div(ios).unwrap_or(0);
         if !latencies.is_empty() {
             latencies.sort_unstable();
             let pick =
@@ -246,11 +324,15 @@ pub fn run_all(
                 / 1000.0;
             result.latency_us = [mean, pick(0.50), pick(0.99), pick(0.999)];
         }
-        if depth != job.depth {
-            result.name = alloc::format!("{} (qd{depth})", job.name);
-        }
-        println!("  bench: {:<20} {:>9.0} IOPS", result.name, result.iops);
+        serial::print(format_args!("BENCH-RESULT {}\n", result.json()));
+        println!(
+            "  bench: {:<20} {:>9.0} IOPS {:>8.1} MB/s {:>8} cycles/IO",
+            result.name, result.iops, result.mb_per_s, result.cycles_per_io
+        );
         results.push(result);
+    }
+    if controller.return_io_queue(queue).is_err() {
+        log::warn!("bench: the I/O queue could not be returned");
     }
     results
 }

@@ -40,12 +40,18 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
     }
     let pci = kernel::pci::scan(&kernel.memory, kernel.rsdp);
     pci.print_listing();
+    let (bench_jobs, unknown_jobs) = bench::select(&settings.bench_jobs);
+    for name in unknown_jobs {
+        log::warn!("settings: bench_jobs: no job named `{name}`; ignored");
+    }
+    // Depth 128 needs 129 ring entries; CAP.MQES may cap it lower.
     let config = nvme::Config {
         slot_buffer_bytes: 128 * 1024,
+        io_queue_depth: 128,
         ..nvme::Config::default()
     };
     let (mut controllers, failed) = attach_all(&kernel.memory, &pci, config);
-    let first_io_ns = kernel.uptime_ns();
+    let mut first_io_ns = None;
     let in_qemu = running_in_qemu();
     let mut report = Report {
         failed_controllers: failed.len(),
@@ -69,6 +75,8 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
             let ownership = claim(&mut attached.controller, nsid, in_qemu, &|s| {
                 settings.claims(s)
             });
+            // The signature read is the first block I/O to complete.
+            first_io_ns.get_or_insert_with(|| kernel.uptime_ns());
             let serial = attached.controller.info().serial;
             println!("namespace {nsid} of {}: {ownership}", serial.as_str());
             let mut result = NamespaceResult {
@@ -80,12 +88,20 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
             if result.owned && settings.steps.verify {
                 verify(attached, nsid, settings.verify_span, &mut result);
             }
-            if result.owned && settings.steps.bench {
+            if settings.steps.bench && (result.owned || settings.bench_unowned_reads) {
+                if let Some(ns) = first_io_ns {
+                    kernel::console::serial::print(format_args!(
+                        "BENCH-FIRST-IO-MS {:.3}\n",
+                        ns as f64 / 1e6
+                    ));
+                }
                 result.bench = bench::run_all(
                     &mut attached.controller,
                     nsid,
                     DATA_START,
                     settings.bench_ms,
+                    &bench_jobs,
+                    result.owned,
                 );
             }
             if result.owned && settings.steps.soak {
@@ -118,7 +134,7 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
             report.errors += 1;
         }
     }
-    report.first_io_ms = first_io_ns as f64 / 1e6;
+    report.first_io_ms = first_io_ns.unwrap_or_else(|| kernel.uptime_ns()) as f64 / 1e6;
     report.print(controllers.len());
     let status = if report.ok() {
         ExitStatus::Success
@@ -442,7 +458,7 @@ impl Report {
                 ns.mismatches,
                 ns.errors
             );
-            for (j, job) in ns.bench.iter().enumerate() {
+            for (j, job) in ns.bench.iter().filter(|b| b.skipped.is_none()).enumerate() {
                 let _ = write!(json, "{}{}", if j == 0 { "" } else { "," }, job.json());
             }
             json.push(']');

@@ -11,6 +11,8 @@
 //! | `steps`        | comma list of `identify,smart,verify,bench,soak`  | all but `soak` |
 //! | `verify_span`  | bytes the write-read-verify pass covers (`16M`)   | `16M`   |
 //! | `bench_ms`     | duration of each benchmark job in milliseconds    | `1000`  |
+//! | `bench_jobs`   | comma list of benchmark jobs (fio names such as `randread-4k-qd1`), or `all` | the short five |
+//! | `bench_unowned_reads` | `yes`: run the benchmark's read jobs also on namespaces the image does not own (reads only; write jobs are skipped there) | `no` |
 //! | `soak_ms`      | duration of the soak (mixed verified I/O)         | `10000` |
 //! | `soak_span`    | bytes the soak covers                             | `64M`   |
 //! | `linger_ms`    | keep the final screen this long before exiting QEMU (a byte on serial ends it early) | `0` |
@@ -45,6 +47,11 @@ pub struct Settings {
     pub verify_span: u64,
     /// Milliseconds per benchmark job.
     pub bench_ms: u64,
+    /// Benchmark jobs by name (`all` stands for every job); empty means
+    /// the default application's short list.
+    pub bench_jobs: Vec<String>,
+    /// Run the benchmark's read jobs on namespaces that are not owned.
+    pub bench_unowned_reads: bool,
     /// Milliseconds of soak.
     pub soak_ms: u64,
     /// Bytes the soak covers.
@@ -70,6 +77,8 @@ impl Default for Settings {
             },
             verify_span: 16 << 20,
             bench_ms: 1000,
+            bench_jobs: Vec::new(),
+            bench_unowned_reads: false,
             soak_ms: 10_000,
             soak_span: 64 << 20,
             linger_ms: 0,
@@ -150,6 +159,30 @@ impl Settings {
                     .map(|v| settings.verify_span = v)
                     .is_some(),
                 "bench_ms" => value.parse().map(|v| settings.bench_ms = v).is_ok(),
+                "bench_jobs" => {
+                    let jobs: Vec<String> = value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect();
+                    let ok = !jobs.is_empty();
+                    if ok {
+                        settings.bench_jobs = jobs;
+                    }
+                    ok
+                }
+                "bench_unowned_reads" => match value {
+                    "yes" | "true" | "1" => {
+                        settings.bench_unowned_reads = true;
+                        true
+                    }
+                    "no" | "false" | "0" => {
+                        settings.bench_unowned_reads = false;
+                        true
+                    }
+                    _ => false,
+                },
                 "soak_ms" => value.parse().map(|v| settings.soak_ms = v).is_ok(),
                 "soak_span" => parse_size(value).map(|v| settings.soak_span = v).is_some(),
                 "linger_ms" => value.parse().map(|v| settings.linger_ms = v).is_ok(),
@@ -195,8 +228,23 @@ mod tests {
         );
         assert_eq!(s.verify_span, 2 << 20);
         assert_eq!(s.bench_ms, 250);
+        assert!(s.bench_jobs.is_empty() && !s.bench_unowned_reads);
         assert!(s.claims("S123") && s.claims("S456 ") && !s.claims("S789"));
         assert_eq!(s.warnings.len(), 3, "{:?}", s.warnings);
+    }
+
+    #[test_case]
+    fn bench_jobs_and_unowned_reads_parse() {
+        let s = Settings::parse(
+            b"bench_jobs = randread-4k-qd1, write-128k-qd8\nbench_unowned_reads = yes\n",
+        );
+        assert_eq!(s.bench_jobs, ["randread-4k-qd1", "write-128k-qd8"]);
+        assert!(s.bench_unowned_reads);
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        let s = Settings::parse(b"bench_jobs = all\nbench_unowned_reads = maybe\nbench_jobs = ,\n");
+        assert_eq!(s.bench_jobs, ["all"]);
+        assert!(!s.bench_unowned_reads);
+        assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
     }
 
     #[test_case]

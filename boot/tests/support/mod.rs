@@ -34,7 +34,10 @@ pub fn kernel(kind: &str, name: &str) -> PathBuf {
         .status()
         .expect("running cargo");
     assert!(status.success(), "building kernel {kind} {name} failed");
-    let dir = workspace().join("target/x86_64-unknown-none/debug");
+    // Cargo put it under CARGO_TARGET_DIR when that is set.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace().join("target"), PathBuf::from);
+    let dir = target.join("x86_64-unknown-none/debug");
     match kind {
         "example" => dir.join("examples").join(name),
         _ => dir.join(name),

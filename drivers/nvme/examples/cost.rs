@@ -1,0 +1,112 @@
+//! The driver's own cost per 4 KiB read, counted on the host.
+//!
+//! Runs queued 4 KiB reads at depth 1 against the simulated controller of
+//! the host tests and is meant to run under `valgrind --tool=callgrind`
+//! with collection switched on only inside [`driver_submit`] and
+//! [`driver_poll`], and off again inside the register accesses (which stand
+//! for single MMIO instructions on hardware but run the whole simulated
+//! device here). `./run.sh cost` does that and divides by the reads:
+//!
+//! ```text
+//! valgrind --tool=callgrind --collect-atstart=no \
+//!     --toggle-collect='*driver_submit*' --toggle-collect='*driver_poll*' \
+//!     --toggle-collect='*Registers*read32*' --toggle-collect='*Registers*write32*' \
+//!     target/release/examples/cost 20000
+//! ```
+//!
+//! Without valgrind it simply runs the reads and checks they all succeed.
+
+#[path = "../tests/sim/mod.rs"]
+#[allow(clippy::all, reason = "shared with the tests; linted there")]
+mod sim;
+
+use nvme::RegisterAccess;
+use sim::{Bench, SimConfig};
+
+/// The simulated controller behind a call that is never inlined (nor
+/// turned into a tail jump, which callgrind would not see return), so a
+/// profiler can tell device work from driver work.
+#[derive(Clone)]
+struct Registers(sim::Sim);
+
+impl RegisterAccess for Registers {
+    #[inline(never)]
+    fn read32(&self, offset: usize) -> u32 {
+        std::hint::black_box(self.0.read32(offset))
+    }
+
+    #[inline(never)]
+    fn write32(&self, offset: usize, value: u32) {
+        self.0.write32(offset, value);
+        std::hint::black_box(());
+    }
+}
+
+type Queue = nvme::IoQueue<Registers, sim::FakeClock>;
+
+/// One submission: everything the driver does to queue a 4 KiB read.
+#[inline(never)]
+fn driver_submit(queue: &mut Queue, lba: u64, tag: u64) -> bool {
+    queue.submit_read(1, lba, 8, tag).is_ok()
+}
+
+/// One poll: everything the driver does to find and report completions.
+#[inline(never)]
+fn driver_poll(queue: &mut Queue, done: &mut u64, failed: &mut u64) -> usize {
+    queue.poll(|completion, _data| {
+        if completion.result.is_ok() {
+            *done += 1;
+        } else {
+            *failed += 1;
+        }
+    })
+}
+
+fn main() {
+    let reads: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(20_000);
+    let bench = Bench::new(SimConfig::default());
+    let config = nvme::Config {
+        io_queue_depth: 128,
+        slot_buffer_bytes: 128 * 1024,
+        ..sim::test_config()
+    };
+    let mut controller = match nvme::Controller::new(
+        Registers(bench.sim.clone()),
+        bench.dma.clone(),
+        bench.clock.clone(),
+        config,
+    ) {
+        Ok(controller) => controller,
+        Err(error) => {
+            eprintln!("cost: bring-up failed: {error}");
+            std::process::exit(1);
+        }
+    };
+    let blocks = controller.namespaces()[0].block_count;
+    let mut queue = match controller.take_io_queue() {
+        Ok(queue) => queue,
+        Err(error) => {
+            eprintln!("cost: no I/O queue: {error}");
+            std::process::exit(1);
+        }
+    };
+    let (mut done, mut failed) = (0u64, 0u64);
+    let mut lba = 0u64;
+    for tag in 0..reads {
+        lba = (lba + 4104) % (blocks - 8);
+        if !driver_submit(&mut queue, lba & !7, tag) {
+            failed += 1;
+            continue;
+        }
+        while queue.in_flight() > 0 {
+            driver_poll(&mut queue, &mut done, &mut failed);
+        }
+    }
+    println!("cost: {reads} reads of 4 KiB at depth 1: {done} completed, {failed} failed");
+    if done != reads || failed != 0 {
+        std::process::exit(1);
+    }
+}
