@@ -1,0 +1,564 @@
+//! Property tests of the block API against the simulated controller: bad
+//! input from the caller (LBAs out of range or overflowing, zero, odd and
+//! huge lengths, misaligned buffers, unknown or metadata namespaces, too
+//! many requests in flight, requests after shutdown, writes to a namespace
+//! not marked writable) gets the documented error and never reaches the
+//! device (the simulator sees no new command and no doorbell write), and
+//! valid random requests succeed with their data verified.
+//!
+//! Every case brings a fresh simulated controller up; the case counts are
+//! kept small so the whole file runs in a few seconds (fewer under Miri).
+
+mod sim;
+
+use nvme::{Error, IoOp};
+use proptest::prelude::*;
+use proptest::test_runner::Config as ProptestConfig;
+use sim::*;
+
+/// Namespace 1: 512-byte blocks; 2: 4096-byte blocks; 3: has metadata
+/// (unusable); any other NSID does not exist.
+const NS: [(u32, usize, u64); 2] = [(1, 512, 2048), (2, 4096, 256)];
+const METADATA_NSID: u32 = 3;
+
+fn cases(n: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases: if cfg!(miri) { 2 } else { n },
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+fn bench() -> Bench {
+    let mut namespaces: Vec<NsConfig> = NS
+        .iter()
+        .map(|&(nsid, block_size, blocks)| NsConfig {
+            nsid,
+            block_size,
+            blocks,
+            metadata: 0,
+        })
+        .collect();
+    namespaces.push(NsConfig {
+        nsid: METADATA_NSID,
+        block_size: 512,
+        blocks: 64,
+        metadata: 8,
+    });
+    let bench = Bench::new(SimConfig {
+        namespaces,
+        ..SimConfig::default()
+    });
+    for &(nsid, _, _) in &NS {
+        bench.sim.fill_disk(nsid, |i| {
+            (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1]
+        });
+    }
+    bench
+}
+
+fn config() -> nvme::Config {
+    nvme::Config {
+        io_queue_pairs: 2,
+        io_queue_depth: 8,
+        bounce_buffer_bytes: 64 * 1024,
+        slot_buffer_bytes: 16 * 1024,
+        ..test_config()
+    }
+}
+
+fn geometry(nsid: u32) -> (usize, u64) {
+    let &(_, bs, count) = NS.iter().find(|n| n.0 == nsid).unwrap();
+    (bs, count)
+}
+
+/// What the device has seen so far: commands and doorbell writes.
+fn device_activity(bench: &Bench) -> (usize, u64) {
+    (bench.sim.commands().len(), bench.sim.doorbell_writes())
+}
+
+/// LBAs around the interesting edges of a namespace of `count` blocks.
+fn lba(count: u64) -> impl Strategy<Value = u64> {
+    prop_oneof![
+        3 => 0..count,
+        1 => count - 4..count + 4,
+        1 => u64::MAX - 8..=u64::MAX,
+        1 => any::<u64>(),
+    ]
+}
+
+/// Buffer lengths: zero, odd, whole blocks, and beyond the namespace.
+fn length(bs: usize) -> impl Strategy<Value = usize> {
+    prop_oneof![
+        1 => Just(0),
+        2 => 1..bs * 4,
+        4 => (1..48usize).prop_map(move |k| k * bs),
+        1 => Just(bs - 1),
+        1 => Just(2 * 1024 * 1024 + bs),
+    ]
+}
+
+/// Block counts for Write Zeroes and discard.
+fn block_count(count: u64) -> impl Strategy<Value = u64> {
+    prop_oneof![Just(0), 1..count + 4, Just(u64::MAX), any::<u64>(),]
+}
+
+/// The documented order of checks for a transfer of `len` bytes.
+fn expect_transfer(
+    nsid: u32,
+    lba: u64,
+    len: usize,
+    write: bool,
+    writable: bool,
+) -> Result<(), Error> {
+    let (bs, _) = geometry(nsid);
+    if len == 0 || !len.is_multiple_of(bs) {
+        return Err(Error::InvalidLength);
+    }
+    expect_blocks(nsid, lba, (len / bs) as u64, write, writable)
+}
+
+fn expect_blocks(
+    nsid: u32,
+    lba: u64,
+    blocks: u64,
+    write: bool,
+    writable: bool,
+) -> Result<(), Error> {
+    let (_, count) = geometry(nsid);
+    if blocks == 0 {
+        return Err(Error::InvalidLength);
+    }
+    if lba.checked_add(blocks).is_none_or(|end| end > count) {
+        return Err(Error::OutOfRange);
+    }
+    if write && !writable {
+        return Err(Error::NotOwned);
+    }
+    Ok(())
+}
+
+#[derive(Clone, Debug)]
+enum SyncOp {
+    Read {
+        lba: u64,
+        len: usize,
+        offset: usize,
+    },
+    Write {
+        lba: u64,
+        len: usize,
+        offset: usize,
+        fua: bool,
+    },
+    Zeroes {
+        lba: u64,
+        count: u64,
+    },
+    Discard {
+        lba: u64,
+        count: u64,
+    },
+    Flush,
+}
+
+fn sync_op(nsid: u32) -> impl Strategy<Value = SyncOp> {
+    let (bs, count) = geometry(nsid);
+    prop_oneof![
+        (lba(count), length(bs), 0..8usize).prop_map(|(lba, len, offset)| SyncOp::Read {
+            lba,
+            len,
+            offset
+        }),
+        (lba(count), length(bs), 0..8usize, any::<bool>()).prop_map(|(lba, len, offset, fua)| {
+            SyncOp::Write {
+                lba,
+                len,
+                offset,
+                fua,
+            }
+        }),
+        (lba(count), block_count(count)).prop_map(|(lba, count)| SyncOp::Zeroes { lba, count }),
+        (lba(count), block_count(count)).prop_map(|(lba, count)| SyncOp::Discard { lba, count }),
+        Just(SyncOp::Flush),
+    ]
+}
+
+fn sync_case() -> impl Strategy<Value = (u32, SyncOp, bool, bool)> {
+    prop_oneof![Just(1u32), Just(2u32)]
+        .prop_flat_map(|nsid| (Just(nsid), sync_op(nsid), any::<bool>(), any::<bool>()))
+}
+
+/// A buffer of `len` bytes starting `offset` bytes past a 4096-byte boundary.
+fn buffer(len: usize, offset: usize) -> (Vec<u8>, usize) {
+    let storage = vec![0u8; len + offset + 4096];
+    let start =
+        (storage.as_ptr() as usize).next_multiple_of(4096) - storage.as_ptr() as usize + offset;
+    (storage, start)
+}
+
+proptest! {
+    #![proptest_config(cases(160))]
+
+    /// Synchronous API: each request gets exactly the expected outcome;
+    /// refused ones leave the device untouched, accepted ones move the
+    /// right data (through the bounce buffer or zero-copy, at any buffer
+    /// alignment).
+    #[test]
+    fn block_device_checks_input_before_the_device(
+        (nsid, op, writable, zero_copy) in sync_case(),
+    ) {
+        let bench = bench();
+        bench.dma.set_translate_any(zero_copy);
+        let mut ctrl = bench.controller(config()).unwrap();
+        let (bs, _) = geometry(nsid);
+        let mut dev = ctrl.namespace(nsid).unwrap();
+        dev.set_writable(writable);
+        let before = device_activity(&bench);
+        let checksum = bench.sim.disk_checksum(nsid);
+        let (expected, result) = match op {
+            SyncOp::Read { lba, len, offset } => {
+                let (mut storage, start) = buffer(len, offset);
+                let buf = &mut storage[start..start + len];
+                let result = dev.read(lba, buf);
+                if result.is_ok() {
+                    prop_assert_eq!(&buf[..], &bench.sim.disk(nsid, lba, (len / bs) as u64)[..]);
+                }
+                (expect_transfer(nsid, lba, len, false, writable), result)
+            }
+            SyncOp::Write { lba, len, offset, fua } => {
+                let (mut storage, start) = buffer(len, offset);
+                let data = pattern(len, lba ^ len as u64);
+                storage[start..start + len].copy_from_slice(&data);
+                let buf = &storage[start..start + len];
+                let result = if fua { dev.write_fua(lba, buf) } else { dev.write(lba, buf) };
+                if result.is_ok() {
+                    prop_assert_eq!(bench.sim.disk(nsid, lba, (len / bs) as u64), data);
+                }
+                (expect_transfer(nsid, lba, len, true, writable), result)
+            }
+            SyncOp::Zeroes { lba, count } | SyncOp::Discard { lba, count } => {
+                let zeroes = matches!(op, SyncOp::Zeroes { .. });
+                let result = if zeroes { dev.write_zeroes(lba, count) } else { dev.discard(lba, count) };
+                if result.is_ok() {
+                    prop_assert!(bench.sim.disk(nsid, lba, count).iter().all(|&b| b == 0));
+                }
+                (expect_blocks(nsid, lba, count, true, writable), result)
+            }
+            SyncOp::Flush => (Ok(()), dev.flush()),
+        };
+        prop_assert_eq!(result, expected);
+        if expected.is_err() {
+            prop_assert_eq!(device_activity(&bench), before, "refused request reached the device");
+            prop_assert_eq!(bench.sim.disk_checksum(nsid), checksum);
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum QueueOp {
+    Read {
+        nsid: u32,
+        lba: u64,
+        blocks: u32,
+    },
+    Write {
+        nsid: u32,
+        lba: u64,
+        len: usize,
+        fua: bool,
+    },
+    Zeroes {
+        nsid: u32,
+        lba: u64,
+        blocks: u32,
+    },
+    Flush {
+        nsid: u32,
+    },
+    Poll,
+}
+
+fn any_nsid() -> impl Strategy<Value = u32> {
+    prop_oneof![
+        4 => Just(1u32),
+        4 => Just(2u32),
+        1 => Just(METADATA_NSID),
+        1 => Just(0u32),
+        1 => Just(4u32),
+        1 => Just(u32::MAX),
+    ]
+}
+
+fn queue_op() -> impl Strategy<Value = QueueOp> {
+    let blocks = prop_oneof![Just(0u32), 1..40u32, Just(u32::MAX), any::<u32>()];
+    let zero_blocks = prop_oneof![
+        Just(0u32),
+        1..300u32,
+        Just(65_536u32),
+        Just(65_537u32),
+        Just(u32::MAX)
+    ];
+    prop_oneof![
+        3 => (any_nsid(), lba(2048), blocks).prop_map(|(nsid, lba, blocks)| QueueOp::Read { nsid, lba, blocks }),
+        3 => (any_nsid(), lba(2048), length(512), any::<bool>())
+            .prop_map(|(nsid, lba, len, fua)| QueueOp::Write { nsid, lba, len, fua }),
+        1 => (any_nsid(), lba(2048), zero_blocks)
+            .prop_map(|(nsid, lba, blocks)| QueueOp::Zeroes { nsid, lba, blocks }),
+        1 => any_nsid().prop_map(|nsid| QueueOp::Flush { nsid }),
+        2 => Just(QueueOp::Poll),
+    ]
+}
+
+/// Shadow copy of the namespaces' contents, updated as the simulator
+/// executes commands (at the doorbell write, in order).
+struct Shadow(Vec<(u32, Vec<u8>)>);
+
+impl Shadow {
+    fn of(bench: &Bench) -> Shadow {
+        Shadow(
+            NS.iter()
+                .map(|&(nsid, _, count)| (nsid, bench.sim.disk(nsid, 0, count)))
+                .collect(),
+        )
+    }
+    fn range(&mut self, nsid: u32, lba: u64, bytes: usize) -> &mut [u8] {
+        let (bs, _) = geometry(nsid);
+        let disk = &mut self.0.iter_mut().find(|d| d.0 == nsid).unwrap().1;
+        let start = lba as usize * bs;
+        &mut disk[start..start + bytes]
+    }
+}
+
+fn expect_namespace(nsid: u32) -> Result<(), Error> {
+    match nsid {
+        METADATA_NSID => Err(Error::NamespaceHasMetadata),
+        1 | 2 => Ok(()),
+        _ => Err(Error::NoSuchNamespace),
+    }
+}
+
+proptest! {
+    #![proptest_config(cases(96))]
+
+    /// Queue API: a random mix of good and bad submissions and polls. Each
+    /// submission gets the expected outcome (including `QueueFull` exactly
+    /// when the depth is used up), refused ones never reach the device, and
+    /// every accepted one completes once with the right data.
+    #[test]
+    fn io_queue_checks_input_before_the_device(
+        ops in prop::collection::vec(queue_op(), 1..24),
+        writable in prop::array::uniform2(any::<bool>()),
+    ) {
+        let bench = bench();
+        let mut ctrl = bench.controller(config()).unwrap();
+        for (i, &(nsid, _, _)) in NS.iter().enumerate() {
+            ctrl.namespace(nsid).unwrap().set_writable(writable[i]);
+        }
+        let writable_ns = |nsid: u32| NS.iter().position(|n| n.0 == nsid).is_some_and(|i| writable[i]);
+        let mut queue = ctrl.take_io_queue().unwrap();
+        let depth = queue.depth();
+        let buffer_size = queue.buffer_size();
+        let mut shadow = Shadow::of(&bench);
+        // Tag -> (operation, expected read data).
+        let mut outstanding: Vec<(u64, IoOp, Vec<u8>)> = Vec::new();
+        for (tag, op) in ops.into_iter().enumerate() {
+            let tag = tag as u64;
+            let before = device_activity(&bench);
+            let full = outstanding.len() == depth;
+            let (expected, result, accepted) = match op {
+                QueueOp::Read { nsid, lba, blocks } => {
+                    let expected = expect_namespace(nsid).and_then(|()| {
+                        let (bs, _) = geometry(nsid);
+                        let bytes = blocks as usize * bs;
+                        expect_transfer(nsid, lba, bytes, false, false)?;
+                        if bytes > buffer_size { Err(Error::InvalidLength) } else { Ok(bytes) }
+                    });
+                    let result = queue.submit_read(nsid, lba, blocks, tag);
+                    let data = match expected {
+                        Ok(bytes) if !full => shadow.range(nsid, lba, bytes).to_vec(),
+                        _ => Vec::new(),
+                    };
+                    (expected.map(|_| ()), result, (IoOp::Read, data))
+                }
+                QueueOp::Write { nsid, lba, len, fua } => {
+                    let expected = expect_namespace(nsid).and_then(|()| {
+                        expect_transfer(nsid, lba, len, true, writable_ns(nsid))?;
+                        if len > buffer_size { Err(Error::InvalidLength) } else { Ok(()) }
+                    });
+                    let data = pattern(len, tag);
+                    let result = if fua {
+                        queue.submit_write_fua(nsid, lba, &data, tag)
+                    } else {
+                        queue.submit_write(nsid, lba, &data, tag)
+                    };
+                    if expected.is_ok() && !full {
+                        shadow.range(nsid, lba, len).copy_from_slice(&data);
+                    }
+                    (expected, result, (IoOp::Write, Vec::new()))
+                }
+                QueueOp::Zeroes { nsid, lba, blocks } => {
+                    let expected = expect_namespace(nsid).and_then(|()| {
+                        if blocks == 0 || blocks > 65_536 {
+                            return Err(Error::InvalidLength);
+                        }
+                        expect_blocks(nsid, lba, u64::from(blocks), true, writable_ns(nsid))
+                    });
+                    let result = queue.submit_write_zeroes(nsid, lba, blocks, tag);
+                    if expected.is_ok() && !full {
+                        let (bs, _) = geometry(nsid);
+                        shadow.range(nsid, lba, blocks as usize * bs).fill(0);
+                    }
+                    (expected, result, (IoOp::WriteZeroes, Vec::new()))
+                }
+                QueueOp::Flush { nsid } => {
+                    let expected = expect_namespace(nsid);
+                    (expected, queue.submit_flush(nsid, tag), (IoOp::Flush, Vec::new()))
+                }
+                QueueOp::Poll => {
+                    let mut seen = 0;
+                    queue.poll(|completion, data| {
+                        seen += 1;
+                        let i = outstanding
+                            .iter()
+                            .position(|o| o.0 == completion.tag)
+                            .expect("completion for a request not in flight");
+                        let (_, op, want) = outstanding.remove(i);
+                        assert_eq!(completion.op, op);
+                        assert_eq!(completion.result, Ok(()));
+                        assert_eq!(data, &want[..], "read data of request {}", completion.tag);
+                    });
+                    prop_assert!(outstanding.is_empty(), "the simulator completes everything at once");
+                    prop_assert!(seen > 0 || before == device_activity(&bench));
+                    continue;
+                }
+            };
+            let expected = match expected {
+                Ok(()) if full => Err(Error::QueueFull),
+                other => other,
+            };
+            prop_assert_eq!(result, expected);
+            prop_assert!(queue.in_flight() <= depth);
+            if expected.is_ok() {
+                outstanding.push((tag, accepted.0, accepted.1));
+            } else {
+                prop_assert_eq!(device_activity(&bench), before, "refused request reached the device");
+            }
+        }
+        queue.poll(|completion, data| {
+            let i = outstanding.iter().position(|o| o.0 == completion.tag).unwrap();
+            let (_, _, want) = outstanding.remove(i);
+            assert_eq!(completion.result, Ok(()));
+            assert_eq!(data, &want[..]);
+        });
+        prop_assert!(outstanding.is_empty());
+        for &(nsid, _, count) in &NS {
+            let (bs, _) = geometry(nsid);
+            prop_assert!(bench.sim.disk(nsid, 0, count) == shadow.range(nsid, 0, count as usize * bs).to_vec());
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(cases(24))]
+
+    /// Exactly `depth` requests fit; every further one is refused with
+    /// `QueueFull` without reaching the device, and the queue works again
+    /// once its completions are polled.
+    #[test]
+    fn queue_full_is_refused_before_the_device(depth in 1u16..=16, extra in 1usize..6) {
+        let bench = bench();
+        let mut ctrl = bench.controller(nvme::Config { io_queue_depth: depth, ..config() }).unwrap();
+        let mut queue = ctrl.take_io_queue().unwrap();
+        prop_assert_eq!(queue.depth(), usize::from(depth));
+        for tag in 0..usize::from(depth) {
+            prop_assert_eq!(queue.submit_read(1, tag as u64, 1, tag as u64), Ok(()));
+        }
+        let before = device_activity(&bench);
+        for tag in 0..extra {
+            let tag = 100 + tag as u64;
+            prop_assert_eq!(queue.submit_read(1, 0, 1, tag), Err(Error::QueueFull));
+            prop_assert_eq!(queue.submit_write(1, 0, &[0; 512], tag), Err(Error::NotOwned));
+            prop_assert_eq!(queue.submit_flush(1, tag), Err(Error::QueueFull));
+        }
+        prop_assert_eq!(device_activity(&bench), before);
+        let mut done = 0;
+        queue.poll(|c, _| {
+            assert_eq!(c.result, Ok(()));
+            done += 1;
+        });
+        prop_assert_eq!(done, usize::from(depth));
+        prop_assert_eq!(queue.submit_read(1, 0, 1, 7), Ok(()));
+    }
+
+    /// After shutdown nothing reaches the device: every request of either
+    /// API, valid or not, fails with `ShutDown`, and requests that were in
+    /// flight are reported once as `ShutDown`.
+    #[test]
+    fn nothing_reaches_the_device_after_shutdown(
+        ops in prop::collection::vec(queue_op(), 1..12),
+        in_flight in 0usize..4,
+        sync in prop::collection::vec(sync_op(1), 1..6),
+    ) {
+        let bench = bench();
+        let mut ctrl = bench.controller(config()).unwrap();
+        ctrl.namespace(1).unwrap().set_writable(true);
+        let mut queue = ctrl.take_io_queue().unwrap();
+        bench.sim.set_defer(true);
+        for tag in 0..in_flight {
+            queue.submit_read(1, 0, 1, tag as u64).unwrap();
+        }
+        ctrl.shutdown().unwrap();
+        let before = device_activity(&bench);
+        let mut reported = Vec::new();
+        queue.poll(|c, _| reported.push((c.tag, c.result)));
+        let want: Vec<_> = (0..in_flight as u64).map(|t| (t, Err(Error::ShutDown))).collect();
+        prop_assert_eq!(reported, want);
+        for (tag, op) in ops.into_iter().enumerate() {
+            let tag = tag as u64;
+            let result = match op {
+                QueueOp::Read { nsid, lba, blocks } => queue.submit_read(nsid, lba, blocks, tag),
+                QueueOp::Write { nsid, lba, len, fua: false } => queue.submit_write(nsid, lba, &vec![1; len], tag),
+                QueueOp::Write { nsid, lba, len, fua: true } => queue.submit_write_fua(nsid, lba, &vec![1; len], tag),
+                QueueOp::Zeroes { nsid, lba, blocks } => queue.submit_write_zeroes(nsid, lba, blocks, tag),
+                QueueOp::Flush { nsid } => queue.submit_flush(nsid, tag),
+                QueueOp::Poll => {
+                    prop_assert_eq!(queue.poll(|_, _| panic!("nothing is in flight")), 0);
+                    continue;
+                }
+            };
+            prop_assert_eq!(result, Err(Error::ShutDown));
+        }
+        let mut dev = ctrl.namespace(1).unwrap();
+        for op in sync {
+            let result = match op {
+                SyncOp::Read { lba, len, .. } => dev.read(lba, &mut vec![0; len]),
+                SyncOp::Write { lba, len, fua, .. } if fua => dev.write_fua(lba, &vec![0; len]),
+                SyncOp::Write { lba, len, .. } => dev.write(lba, &vec![0; len]),
+                SyncOp::Zeroes { lba, count } => dev.write_zeroes(lba, count),
+                SyncOp::Discard { lba, count } => dev.discard(lba, count),
+                SyncOp::Flush => dev.flush(),
+            };
+            prop_assert_eq!(result, Err(Error::ShutDown));
+        }
+        prop_assert_eq!(ctrl.take_io_queue().err(), Some(Error::ShutDown));
+        prop_assert_eq!(device_activity(&bench), before, "request after shutdown reached the device");
+    }
+}
+
+/// Namespaces the driver cannot use (metadata) or that do not exist are
+/// refused when a handle is asked for.
+#[test]
+fn unusable_and_unknown_namespaces_are_refused() {
+    let bench = bench();
+    let mut ctrl = bench.controller(config()).unwrap();
+    let before = device_activity(&bench);
+    assert_eq!(
+        ctrl.namespace(METADATA_NSID).err(),
+        Some(Error::NamespaceHasMetadata)
+    );
+    for nsid in [0, 4, u32::MAX] {
+        assert_eq!(ctrl.namespace(nsid).err(), Some(Error::NoSuchNamespace));
+    }
+    assert_eq!(device_activity(&bench), before);
+}
