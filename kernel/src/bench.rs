@@ -220,6 +220,8 @@ pub fn run_all(
     let blocks = ns.block_count.saturating_sub(first);
     let mut latencies: Vec<u32> = Vec::with_capacity(1 << 20);
     let mut results = Vec::new();
+    // Refills after each poll go to the device with one doorbell write.
+    queue.set_doorbell_batching(true);
     let write_data = alloc::vec![0x5au8; queue.buffer_size()];
     let hz = tsc::frequency_hz();
     println!(
@@ -331,6 +333,7 @@ pub fn run_all(
         );
         results.push(result);
     }
+    queue.set_doorbell_batching(false);
     if controller.return_io_queue(queue).is_err() {
         log::warn!("bench: the I/O queue could not be returned");
     }

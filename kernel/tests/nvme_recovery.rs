@@ -2,7 +2,9 @@
 //! while the driver keeps 32 reads in flight with a 200 ms deadline, so
 //! requests time out and the controller is reset in the middle of the
 //! workload. Every request must end exactly once, with verified data or a
-//! clear error, and I/O must work again afterwards.
+//! clear error, and I/O must work again afterwards. The queues use shadow
+//! doorbells and batched submissions, so the reset also proves that the
+//! shadow pages are handed to the controller again.
 
 #![no_std]
 #![no_main]
@@ -35,11 +37,13 @@ fn reset_in_the_middle_of_a_depth_32_workload() {
     let kernel = common::kernel();
     let config = nvme::Config {
         command_timeout_ms: 200,
+        shadow_doorbells: true,
         ..nvme::Config::default()
     };
     let (mut attached, failed) = kernel::storage::attach_all(&kernel.memory, common::pci(), config);
     assert!(failed.is_empty());
     let controller = &mut attached[0].controller;
+    assert!(controller.info().shadow_doorbells, "QEMU offers shadow doorbells");
     {
         let mut dev = controller.namespace(1).unwrap();
         dev.set_writable(true);
@@ -48,6 +52,7 @@ fn reset_in_the_middle_of_a_depth_32_workload() {
         dev.write(0, &data).unwrap();
     }
     let mut queue = controller.take_io_queue().unwrap();
+    queue.set_doorbell_batching(true);
     let depth = queue.depth().min(32) as u64;
     let mut seen = [0u8; 64];
     let (mut ok, mut timed_out, mut reset) = (0, 0, 0);

@@ -23,6 +23,7 @@ pub enum AdminOpcode {
     Abort = 0x08,
     SetFeatures = 0x09,
     GetFeatures = 0x0A,
+    DoorbellBufferConfig = 0x7C,
 }
 
 /// NVM command set I/O opcodes (NVMe 1.4 §6, Figure 346).
@@ -185,6 +186,13 @@ impl SubmissionEntry {
         e.cdw[2] = offset as u32;
         e.cdw[3] = (offset >> 32) as u32;
         e
+    }
+
+    /// Doorbell Buffer Config (NVMe 1.4 §5.7): PRP1 is the page of shadow
+    /// doorbells, PRP2 the page of EventIdx values (both page aligned).
+    pub const fn doorbell_buffer_config(doorbells: u64, event_indexes: u64) -> SubmissionEntry {
+        Self::with_opcode(AdminOpcode::DoorbellBufferConfig as u8)
+            .with_prps(doorbells, event_indexes)
     }
 
     /// Abort (§5.1) the command `cid` on submission queue `sqid`.

@@ -15,6 +15,7 @@
 //! not (before submission, after completion).
 
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 /// Physical (bus) address as seen by the device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -192,6 +193,60 @@ impl DmaRegion {
                 true
             }
             _ => false,
+        }
+    }
+}
+
+/// A DMA region shared by several queues and the device, accessed only one
+/// aligned dword at a time and atomically: the shadow doorbell and EventIdx
+/// pages of Doorbell Buffer Config (NVMe 1.4 §5.7), where each queue owns
+/// its own dwords and the device reads or writes them concurrently.
+#[derive(Debug)]
+pub(crate) struct SharedDwords {
+    region: DmaRegion,
+}
+
+// SAFETY: every access to the memory goes through `AtomicU32` (no slices
+// are handed out after construction), so sharing between threads cannot
+// race; the region itself is owned, like a `Box<[AtomicU32]>`.
+unsafe impl Sync for SharedDwords {}
+
+impl SharedDwords {
+    /// Takes over `region`, zeroed.
+    pub(crate) fn new(mut region: DmaRegion) -> SharedDwords {
+        region.zero();
+        SharedDwords { region }
+    }
+
+    /// Physical address of the first byte.
+    pub(crate) fn phys(&self) -> PhysAddr {
+        self.region.phys()
+    }
+
+    fn dword(&self, offset: usize) -> Option<&AtomicU32> {
+        let ptr = self.region.dword_ptr(offset)?;
+        // SAFETY: in bounds and 4-byte aligned (`dword_ptr`), valid for the
+        // region's lifetime (`DmaRegion::new`'s contract), and from now on
+        // accessed only atomically (this type hands out no slices).
+        Some(unsafe { AtomicU32::from_ptr(ptr) })
+    }
+
+    /// Reads the dword at `offset` (0 when out of bounds).
+    pub(crate) fn load(&self, offset: usize) -> u32 {
+        self.dword(offset).map_or(0, |d| d.load(Ordering::Acquire))
+    }
+
+    /// Writes the dword at `offset` (ignored when out of bounds).
+    pub(crate) fn store(&self, offset: usize, value: u32) {
+        if let Some(d) = self.dword(offset) {
+            d.store(value, Ordering::Release);
+        }
+    }
+
+    /// Sets every dword to zero.
+    pub(crate) fn zero(&self) {
+        for offset in (0..self.region.len()).step_by(4) {
+            self.store(offset, 0);
         }
     }
 }

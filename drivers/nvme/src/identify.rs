@@ -126,6 +126,8 @@ pub struct IdentifyController {
     pub ver: u32,
     /// RTD3 Entry Latency in microseconds (bytes 91:88), 0 = not reported.
     pub rtd3e_us: u32,
+    /// Optional Admin Command Support (bytes 257:256).
+    pub oacs: u16,
     /// Error Log Page Entries (byte 262, 0-based).
     pub elpe: u8,
     /// Submission Queue Entry Size (byte 512): required (3:0) and maximum
@@ -153,6 +155,7 @@ impl IdentifyController {
             cntlid: le(buf, 78, 2) as u16,
             ver: le(buf, 80, 4) as u32,
             rtd3e_us: le(buf, 88, 4) as u32,
+            oacs: le(buf, 256, 2) as u16,
             elpe: le(buf, 262, 1) as u8,
             sqes: le(buf, 512, 1) as u8,
             cqes: le(buf, 513, 1) as u8,
@@ -160,6 +163,12 @@ impl IdentifyController {
             oncs: Oncs(le(buf, 520, 2) as u16),
             vwc: le(buf, 525, 1) as u8,
         }
+    }
+
+    /// Whether the Doorbell Buffer Config command is supported (OACS bit 8,
+    /// NVMe 1.4 §5.7): shadow doorbells in host memory.
+    pub const fn doorbell_buffer_config(&self) -> bool {
+        self.oacs & (1 << 8) != 0
     }
 
     /// Whether a volatile write cache is present.

@@ -17,13 +17,29 @@
 //!
 //! Queues hold `entries` slots in the rings but at most `entries - 1`
 //! commands in flight (a full ring would look empty, §4.1.2), so the
-//! completion queue (same size) can never overflow.
+//! completion queue (same size) can never overflow, even when its head
+//! doorbell is written late.
+//!
+//! Doorbells cost the most per I/O in a virtual machine (each is a trapped
+//! MMIO write), so they can be batched: [`QueuePair::push`] and
+//! [`QueuePair::take`] only touch the rings, [`QueuePair::ring_submissions`]
+//! and [`QueuePair::ring_completions`] write a doorbell only if its value
+//! changed since the last write. [`QueuePair::submit`] and
+//! [`QueuePair::poll`] do both, one entry at a time.
+//!
+//! Shadow doorbells (Doorbell Buffer Config, NVMe 1.4 §5.7, for I/O queues
+//! only): the new value is first written to the queue's dword in the shadow
+//! page; the MMIO doorbell is written only if the device's EventIdx for the
+//! queue lies between the old and the new value, i.e. the device has caught
+//! up and stopped looking at the shadow. A full fence separates the shadow
+//! write from the EventIdx read (a store followed by a load).
 
 #![forbid(unsafe_code)]
 
 use crate::command::{CompletionEntry, SubmissionEntry};
-use crate::hal::{DmaRegion, RegisterAccess};
-use crate::registers::Doorbells;
+use crate::hal::{DmaRegion, RegisterAccess, SharedDwords};
+use crate::registers::{Doorbells, offset};
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{Ordering, fence};
 
@@ -53,6 +69,35 @@ pub(crate) enum Polled {
     Unknown(CompletionEntry),
 }
 
+/// The shadow doorbell and EventIdx pages of one controller, shared by its
+/// I/O queues (each uses the dwords at its doorbells' offsets).
+#[derive(Debug)]
+pub(crate) struct ShadowBuffers {
+    /// Shadow doorbells, written by the driver.
+    pub(crate) doorbells: SharedDwords,
+    /// EventIdx values, written by the device.
+    pub(crate) event_indexes: SharedDwords,
+}
+
+#[derive(Clone, Debug)]
+struct Shadow {
+    buffers: Arc<ShadowBuffers>,
+    sq: usize,
+    cq: usize,
+}
+
+/// Whether moving a doorbell from `old` to `new` (ring indexes below
+/// `entries`) passes the device's `event_index`, i.e. whether it lies in
+/// `[old, new)` in ring order; an out-of-range EventIdx always notifies.
+pub(crate) fn needs_event(entries: u32, event_index: u32, new: u32, old: u32) -> bool {
+    if event_index >= entries {
+        return true;
+    }
+    let distance = |from: u32, to: u32| (to + entries - from) % entries;
+    let to_event = distance(event_index, new);
+    to_event >= 1 && to_event <= distance(old, new)
+}
+
 /// One submission queue and its completion queue.
 #[derive(Debug)]
 pub(crate) struct QueuePair {
@@ -66,6 +111,9 @@ pub(crate) struct QueuePair {
     phase: bool,
     sq_doorbell: usize,
     cq_doorbell: usize,
+    sq_rung: u32,
+    cq_rung: u32,
+    shadow: Option<Shadow>,
     slots: Vec<Slot>,
     free: Vec<u16>,
     slot_bits: u32,
@@ -106,6 +154,9 @@ impl QueuePair {
             phase: true,
             sq_doorbell: doorbells.submission_tail(qid),
             cq_doorbell: doorbells.completion_head(qid),
+            sq_rung: 0,
+            cq_rung: 0,
+            shadow: None,
             slots: alloc::vec![Slot { busy: false, cid: 0, deadline_ns: 0, timed_out: false }; depth],
             free,
             slot_bits,
@@ -154,6 +205,12 @@ impl QueuePair {
         self.sq_tail = 0;
         self.sq_head = 0;
         self.cq_head = 0;
+        self.sq_rung = 0;
+        self.cq_rung = 0;
+        if let Some(shadow) = &self.shadow {
+            shadow.buffers.doorbells.store(shadow.sq, 0);
+            shadow.buffers.doorbells.store(shadow.cq, 0);
+        }
         self.phase = true;
         self.in_flight = 0;
         self.free.clear();
@@ -162,6 +219,16 @@ impl QueuePair {
             s.timed_out = false;
             self.free.push(i as u16);
         }
+    }
+
+    /// Uses the shadow doorbells in `buffers` from now on (`None`: MMIO
+    /// doorbells only). Never for the admin queue.
+    pub(crate) fn set_shadow(&mut self, buffers: Option<Arc<ShadowBuffers>>) {
+        self.shadow = buffers.filter(|_| self.qid != 0).map(|buffers| Shadow {
+            buffers,
+            sq: self.sq_doorbell - offset::DOORBELL_BASE,
+            cq: self.cq_doorbell - offset::DOORBELL_BASE,
+        });
     }
 
     /// Takes a free slot, if any (and if the submission ring has room).
@@ -191,6 +258,13 @@ impl QueuePair {
         entry: &SubmissionEntry,
         deadline_ns: u64,
     ) {
+        self.push(slot, entry, deadline_ns);
+        self.ring_submissions(regs);
+    }
+
+    /// Writes `entry` into the ring under `slot`'s command identifier; the
+    /// device sees it at the next [`Self::ring_submissions`].
+    pub(crate) fn push(&mut self, slot: u16, entry: &SubmissionEntry, deadline_ns: u64) {
         let Some(s) = self.slots.get_mut(slot as usize) else {
             return;
         };
@@ -212,13 +286,66 @@ impl QueuePair {
             self.sq.write_volatile_u32(base + 4 * i, *dword);
         }
         self.sq_tail = (self.sq_tail + 1) % self.entries;
-        // The entry must be visible to the device before the doorbell.
-        fence(Ordering::Release);
-        regs.write32(self.sq_doorbell, self.sq_tail);
     }
 
-    /// Consumes the next completion entry, if the device has posted one.
+    /// Tells the device about every entry pushed since the last call (one
+    /// tail doorbell write, none if nothing was pushed).
+    pub(crate) fn ring_submissions<R: RegisterAccess>(&mut self, regs: &R) {
+        if self.sq_tail != self.sq_rung {
+            // The entries must be visible to the device before the doorbell.
+            fence(Ordering::Release);
+            let notify = match &self.shadow {
+                Some(shadow) => {
+                    shadow.buffers.doorbells.store(shadow.sq, self.sq_tail);
+                    fence(Ordering::SeqCst);
+                    let event = shadow.buffers.event_indexes.load(shadow.sq);
+                    needs_event(self.entries, event, self.sq_tail, self.sq_rung)
+                }
+                None => true,
+            };
+            if notify {
+                regs.write32(self.sq_doorbell, self.sq_tail);
+            }
+            self.sq_rung = self.sq_tail;
+        }
+    }
+
+    /// Whether entries were pushed but not yet announced to the device.
+    pub(crate) fn has_unrung_submissions(&self) -> bool {
+        self.sq_tail != self.sq_rung
+    }
+
+    /// Releases every completion entry consumed since the last call to the
+    /// device (one head doorbell write, none if nothing was consumed).
+    pub(crate) fn ring_completions<R: RegisterAccess>(&mut self, regs: &R) {
+        if self.cq_head != self.cq_rung {
+            let notify = match &self.shadow {
+                Some(shadow) => {
+                    shadow.buffers.doorbells.store(shadow.cq, self.cq_head);
+                    fence(Ordering::SeqCst);
+                    let event = shadow.buffers.event_indexes.load(shadow.cq);
+                    needs_event(self.entries, event, self.cq_head, self.cq_rung)
+                }
+                None => true,
+            };
+            if notify {
+                regs.write32(self.cq_doorbell, self.cq_head);
+            }
+            self.cq_rung = self.cq_head;
+        }
+    }
+
+    /// Consumes the next completion entry, if the device has posted one,
+    /// and writes the head doorbell.
     pub(crate) fn poll<R: RegisterAccess>(&mut self, regs: &R) -> Polled {
+        let polled = self.take();
+        self.ring_completions(regs);
+        polled
+    }
+
+    /// Consumes the next completion entry, if the device has posted one;
+    /// the device learns the new head at the next [`Self::ring_completions`].
+    pub(crate) fn take(&mut self) -> Polled {
         let base = self.cq_head as usize * CompletionEntry::SIZE;
         let dw3 = self.cq.read_volatile_u32(base + 12);
         let phase = dw3 & (1 << 16) != 0;
@@ -238,7 +365,6 @@ impl QueuePair {
             self.cq_head = 0;
             self.phase = !self.phase;
         }
-        regs.write32(self.cq_doorbell, self.cq_head);
         if u32::from(entry.sq_head) < self.entries {
             self.sq_head = u32::from(entry.sq_head);
         }
@@ -275,6 +401,17 @@ impl QueuePair {
             }
         }
         None
+    }
+
+    /// The earliest deadline of the in-flight slots not yet reported as
+    /// timed out. Deadlines are submission time plus one fixed timeout, so
+    /// no later submission can have an earlier one.
+    pub(crate) fn earliest_deadline(&self) -> Option<u64> {
+        self.slots
+            .iter()
+            .filter(|s| s.busy && !s.timed_out)
+            .map(|s| s.deadline_ns)
+            .min()
     }
 
     /// The command identifier of the in-flight command in `slot`.
@@ -365,6 +502,112 @@ mod tests {
         }
         assert_eq!(q.in_flight(), 0);
         assert!(regs.0.borrow().iter().any(|&(o, _)| o == 0x1008));
+    }
+
+    #[test]
+    fn batched_doorbells_are_written_once_and_only_when_changed() {
+        let regs = Doorbell::default();
+        let (sqb, cqb) = QueuePair::ring_bytes(8);
+        let mut q = QueuePair::new(
+            1,
+            8,
+            leaked_region(sqb),
+            leaked_region(cqb),
+            Doorbells::new(Cap(0)),
+        );
+        let mut cids = Vec::new();
+        for _ in 0..3 {
+            let slot = q.alloc_slot().unwrap();
+            q.push(slot, &SubmissionEntry::flush(1), 100);
+            cids.push(q.cid_of(slot).unwrap());
+        }
+        assert!(regs.0.borrow().is_empty(), "push wrote a doorbell");
+        assert!(q.has_unrung_submissions());
+        q.ring_submissions(&regs);
+        q.ring_submissions(&regs);
+        assert_eq!(*regs.0.borrow(), [(0x1008, 3)]);
+        assert!(!q.has_unrung_submissions());
+        post(&mut q, 0, cids[0], true, 3);
+        post(&mut q, 1, cids[1], true, 3);
+        assert!(matches!(q.take(), Polled::Done { .. }));
+        assert!(matches!(q.take(), Polled::Done { .. }));
+        assert_eq!(q.take(), Polled::Empty);
+        assert_eq!(regs.0.borrow().len(), 1, "take wrote a doorbell");
+        q.ring_completions(&regs);
+        q.ring_completions(&regs);
+        assert_eq!(*regs.0.borrow(), [(0x1008, 3), (0x100c, 2)]);
+        assert_eq!(q.in_flight(), 1);
+        // After a reset nothing is announced again.
+        q.reset();
+        q.ring_submissions(&regs);
+        q.ring_completions(&regs);
+        assert_eq!(regs.0.borrow().len(), 2);
+    }
+
+    #[test]
+    fn event_index_decides_whether_the_doorbell_is_written() {
+        // [old, new) in ring order, also across the wrap.
+        assert!(needs_event(8, 2, 3, 2));
+        assert!(!needs_event(8, 1, 3, 2));
+        assert!(!needs_event(8, 3, 3, 2));
+        assert!(needs_event(8, 7, 1, 6));
+        assert!(needs_event(8, 0, 1, 6));
+        assert!(!needs_event(8, 5, 1, 6));
+        assert!(needs_event(8, 9, 1, 0), "EventIdx out of range");
+
+        let regs = Doorbell::default();
+        let (sqb, cqb) = QueuePair::ring_bytes(8);
+        let mut q = QueuePair::new(
+            1,
+            8,
+            leaked_region(sqb),
+            leaked_region(cqb),
+            Doorbells::new(Cap(0)),
+        );
+        let buffers = Arc::new(ShadowBuffers {
+            doorbells: SharedDwords::new(leaked_region(4096)),
+            event_indexes: SharedDwords::new(leaked_region(4096)),
+        });
+        q.set_shadow(Some(buffers.clone()));
+        // The device waits at 0 (EventIdx 0): the first tail needs MMIO.
+        let slot = q.alloc_slot().unwrap();
+        q.submit(&regs, slot, &SubmissionEntry::flush(1), 100);
+        assert_eq!(*regs.0.borrow(), [(0x1008, 1)]);
+        assert_eq!(buffers.doorbells.load(8), 1);
+        // The device is still busy before index 1: shadow only.
+        let slot = q.alloc_slot().unwrap();
+        q.submit(&regs, slot, &SubmissionEntry::flush(1), 100);
+        assert_eq!(buffers.doorbells.load(8), 2);
+        assert_eq!(regs.0.borrow().len(), 1);
+        // It caught up to 2 and asks to be told: MMIO again.
+        buffers.event_indexes.store(8, 2);
+        let slot = q.alloc_slot().unwrap();
+        q.submit(&regs, slot, &SubmissionEntry::flush(1), 100);
+        assert_eq!(regs.0.borrow().last(), Some(&(0x1008, 3)));
+        // Completion heads: passing EventIdx 0 notifies, the next head
+        // (EventIdx left behind) goes to the shadow only.
+        let cid = q.cid_of(0).unwrap();
+        post(&mut q, 0, cid, true, 1);
+        assert!(matches!(q.poll(&regs), Polled::Done { slot: 0, .. }));
+        assert_eq!(regs.0.borrow().last(), Some(&(0x100c, 1)));
+        let cid = q.cid_of(1).unwrap();
+        post(&mut q, 1, cid, true, 2);
+        assert!(matches!(q.poll(&regs), Polled::Done { slot: 1, .. }));
+        assert_eq!(buffers.doorbells.load(12), 2);
+        assert_eq!(regs.0.borrow().len(), 3);
+        // The admin queue never uses the shadow.
+        let (sqb, cqb) = QueuePair::ring_bytes(4);
+        let mut admin = QueuePair::new(
+            0,
+            4,
+            leaked_region(sqb),
+            leaked_region(cqb),
+            Doorbells::new(Cap(0)),
+        );
+        admin.set_shadow(Some(buffers));
+        let slot = admin.alloc_slot().unwrap();
+        admin.submit(&regs, slot, &SubmissionEntry::flush(1), 100);
+        assert_eq!(regs.0.borrow().last(), Some(&(0x1000, 1)));
     }
 
     #[test]
