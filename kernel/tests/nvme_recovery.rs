@@ -43,7 +43,10 @@ fn reset_in_the_middle_of_a_depth_32_workload() {
     let (mut attached, failed) = kernel::storage::attach_all(&kernel.memory, common::pci(), config);
     assert!(failed.is_empty());
     let controller = &mut attached[0].controller;
-    assert!(controller.info().shadow_doorbells, "QEMU offers shadow doorbells");
+    assert!(
+        controller.info().shadow_doorbells,
+        "QEMU offers shadow doorbells"
+    );
     {
         let mut dev = controller.namespace(1).unwrap();
         dev.set_writable(true);
