@@ -223,7 +223,17 @@ pub fn run_all(
     // Refills after each poll go to the device with one doorbell write.
     queue.set_doorbell_batching(true);
     let write_data = alloc::vec![0x5au8; queue.buffer_size()];
-    let hz = tsc::frequency_hz();
+    // Every figure hangs on the TSC frequency: measure it again, longer
+    // than at boot, and say so if the two disagree.
+    let boot_hz = tsc::frequency_hz();
+    let (hz, _) = tsc::calibrate_ms(20);
+    if boot_hz.abs_diff(hz) > hz / 100 {
+        log::warn!(
+            "bench: TSC {} MHz (boot calibration said {} MHz)",
+            hz / 1_000_000,
+            boot_hz / 1_000_000
+        );
+    }
     println!(
         "  bench: {} job(s), {} ms each after a warm-up, queue depth up to {}",
         jobs.len(),

@@ -39,7 +39,6 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
         log::warn!("settings: {warning}");
     }
     let pci = kernel::pci::scan(&kernel.memory, kernel.rsdp);
-    pci.print_listing();
     let (bench_jobs, unknown_jobs) = bench::select(&settings.bench_jobs);
     for name in unknown_jobs {
         log::warn!("settings: bench_jobs: no job named `{name}`; ignored");
@@ -53,32 +52,47 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
         ..nvme::Config::default()
     };
     let (mut controllers, failed) = attach_all(&kernel.memory, &pci, config);
-    let mut first_io_ns = None;
     let in_qemu = running_in_qemu();
+    // Ownership first, before anything is printed (the framebuffer console
+    // is slow): the signature reads are the first block I/O to complete.
+    let ownerships: Vec<Vec<(u32, Ownership)>> = controllers
+        .iter_mut()
+        .map(|attached| {
+            let namespaces: Vec<u32> = attached
+                .controller
+                .namespaces()
+                .iter()
+                .map(|n| n.nsid)
+                .collect();
+            namespaces
+                .into_iter()
+                .map(|nsid| {
+                    let ownership = claim(&mut attached.controller, nsid, in_qemu, &|s| {
+                        settings.claims(s)
+                    });
+                    (nsid, ownership)
+                })
+                .collect()
+        })
+        .collect();
+    let first_io_ns = ownerships
+        .iter()
+        .any(|o| !o.is_empty())
+        .then(|| kernel.uptime_ns());
+    pci.print_listing();
     let mut report = Report {
         failed_controllers: failed.len(),
         ..Report::default()
     };
 
-    for attached in &mut controllers {
+    for (attached, ownerships) in controllers.iter_mut().zip(ownerships) {
         if settings.steps.identify {
             print_identity(attached);
         }
         if settings.steps.smart {
             print_smart(attached, &mut report);
         }
-        let namespaces: Vec<u32> = attached
-            .controller
-            .namespaces()
-            .iter()
-            .map(|n| n.nsid)
-            .collect();
-        for nsid in namespaces {
-            let ownership = claim(&mut attached.controller, nsid, in_qemu, &|s| {
-                settings.claims(s)
-            });
-            // The signature read is the first block I/O to complete.
-            first_io_ns.get_or_insert_with(|| kernel.uptime_ns());
+        for (nsid, ownership) in ownerships {
             let serial = attached.controller.info().serial;
             println!("namespace {nsid} of {}: {ownership}", serial.as_str());
             let mut result = NamespaceResult {

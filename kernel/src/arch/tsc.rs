@@ -1,8 +1,10 @@
 //! Time from the time-stamp counter, calibrated against the PIT at boot.
 //!
 //! `qemu64` advertises no invariant TSC, and real machines differ, so the
-//! frequency is measured, never assumed: a 5 ms PIT one-shot is timed with
-//! `rdtsc`, three times, and the median kept.
+//! frequency is measured, never assumed: a PIT one-shot is timed with
+//! `rdtsc`, three times, and the median kept. At boot the one-shot lasts
+//! 2 ms (the time to the first I/O matters); [`calibrate_ms`] measures
+//! again with a longer one when precision matters more (benchmarks).
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -10,7 +12,10 @@ static FREQUENCY_HZ: AtomicU64 = AtomicU64::new(0);
 static ENTRY: AtomicU64 = AtomicU64::new(0);
 /// Used when the PIT does not answer: a plausible 2 GHz, flagged in the log.
 const FALLBACK_HZ: u64 = 2_000_000_000;
-const CALIBRATION_TICKS: u16 = 5_966; // 5 ms of PIT ticks.
+/// PIT ticks per millisecond (1.193182 MHz).
+const PIT_TICKS_PER_MS: u64 = 1_193;
+/// The boot calibration's one-shot, in milliseconds.
+const BOOT_CALIBRATION_MS: u64 = 2;
 /// Port reads before giving up on a PIT that never fires (some firmware
 /// gates the 8254 off): about a second at worst on real hardware, where a
 /// port read takes about a microsecond.
@@ -39,17 +44,23 @@ pub fn since_entry_ns() -> u64 {
 /// Measure the TSC frequency against the PIT and remember it.
 /// Returns the frequency and whether it was measured (false: fallback).
 pub fn calibrate() -> (u64, bool) {
+    calibrate_ms(BOOT_CALIBRATION_MS)
+}
+
+/// As [`calibrate`], with one-shots of `ms` milliseconds (at most 54).
+pub fn calibrate_ms(ms: u64) -> (u64, bool) {
+    let ticks = (ms.clamp(1, 54) * PIT_TICKS_PER_MS) as u16;
     let mut samples = [0u64; 3];
     let mut measured = true;
     for sample in &mut samples {
         let mut start = 0;
-        let ok = super::pit::one_shot(CALIBRATION_TICKS, MAX_POLLS, || start = now());
+        let ok = super::pit::one_shot(ticks, MAX_POLLS, || start = now());
         let end = now();
         if !ok {
             measured = false;
             break;
         }
-        *sample = (end - start) * super::pit::FREQUENCY_HZ / u64::from(CALIBRATION_TICKS);
+        *sample = (end - start) * super::pit::FREQUENCY_HZ / u64::from(ticks);
     }
     let hz = if measured {
         samples.sort_unstable();
