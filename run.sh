@@ -47,6 +47,14 @@ Usage:
                          Only owned namespaces are ever written.
   ./run.sh image [--out PATH]
                          Build the bootable image only and print its path.
+  ./run.sh fuzz [SECONDS] [TARGET...]
+                         Fuzz the code that trusts device data (Identify and log
+                         pages, completion entries, PCI configuration space) with
+                         cargo-fuzz / libFuzzer, SECONDS per target (default 180),
+                         every target unless some are named; prints executions per
+                         target. Seeds in drivers/fuzz/seeds, the growing corpus in
+                         the target directory, crash inputs in drivers/fuzz/artifacts.
+                         Installs cargo-fuzz (crates.io) when missing.
   ./run.sh setup         Install what is missing (toolchain, QEMU, OVMF) and stop.
   ./run.sh --help        This text.
 
@@ -135,9 +143,48 @@ run_tests() {
     echo "tests: ${passed:-0} passed, ${failed:-0} failed"
 }
 
+# Fuzz targets (drivers/fuzz/fuzz_targets) and the largest input each needs.
+fuzz_targets=(identify log_pages bringup completions pci_function pci_topology)
+declare -A fuzz_max_len=([identify]=4096 [log_pages]=1024 [bringup]=13312
+    [completions]=2048 [pci_function]=280 [pci_topology]=4096)
+
+run_fuzz() { # seconds [targets...]
+    local seconds="$1" failed=0 t log execs
+    shift
+    local targets=("$@")
+    [ ${#targets[@]} -gt 0 ] || targets=("${fuzz_targets[@]}")
+    for t in "${targets[@]}"; do
+        [ -n "${fuzz_max_len[$t]:-}" ] || die "unknown fuzz target $t (targets: ${fuzz_targets[*]})"
+    done
+    if ! cargo fuzz --version >/dev/null 2>&1; then
+        say "installing cargo-fuzz from crates.io"
+        cargo install --locked --quiet cargo-fuzz >/dev/null 2>&1 || die "installing cargo-fuzz failed"
+    fi
+    say "building the fuzz targets"
+    (cd drivers/fuzz && cargo fuzz build --fuzz-dir . >/dev/null 2>&1) \
+        || die "building the fuzz targets failed (cd drivers/fuzz && cargo fuzz build --fuzz-dir .)"
+    for t in "${targets[@]}"; do
+        local corpus="$target_dir/fuzz-corpus/$t"
+        mkdir -p "$corpus"
+        log="$(mktemp)"
+        say "fuzzing $t for $seconds s"
+        if ! (cd drivers/fuzz && cargo fuzz run --fuzz-dir . "$t" "$corpus" "seeds/$t" -- \
+            -max_total_time="$seconds" -max_len="${fuzz_max_len[$t]}" -timeout=10 \
+            -print_final_stats=1) >"$log" 2>&1; then
+            failed=$((failed + 1))
+            grep -E -A12 '^(==[0-9]+==ERROR|thread .* panicked)' "$log" | head -40 >&2 || tail -20 "$log" >&2
+            say "$t: crash or timeout; the input is in drivers/fuzz/artifacts/$t"
+        fi
+        execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+        printf '%-14s %12s executions in %s s\n' "$t" "${execs:-?}" "$seconds"
+        rm -f "$log"
+    done
+    [ "$failed" -eq 0 ] || die "$failed fuzz target(s) failed"
+}
+
 command="run"
 case "${1:-}" in
-    run|test|flash|image|setup|stamp|soak|bench|cost) command="$1"; shift ;;
+    run|test|flash|image|setup|stamp|soak|bench|cost|fuzz) command="$1"; shift ;;
     -h|--help|help) usage; exit 0 ;;
 esac
 
@@ -145,6 +192,8 @@ profile=debug
 [ "$command" = bench ] && profile=release
 app=kernel
 soak_seconds=600
+fuzz_seconds=180
+fuzz_only=()
 bench_jobs=all
 bench_seconds=2
 backend=file
@@ -175,6 +224,8 @@ while [ $# -gt 0 ]; do
                 soak_seconds="$1"
             elif [ "$command" = cost ] && [[ "$1" =~ ^[0-9]+$ ]]; then
                 cost_reads="$1"
+            elif [ "$command" = fuzz ]; then
+                if [[ "$1" =~ ^[0-9]+$ ]]; then fuzz_seconds="$1"; else fuzz_only+=("$1"); fi
             else
                 [ "$command" = flash ] || [ "$command" = stamp ] || die "unexpected argument $1 (see ./run.sh --help)"
                 pass+=("$1")
@@ -242,6 +293,7 @@ setup
 case "$command" in
     setup) say "set-up complete" ;;
     test) run_tests ;;
+    fuzz) run_fuzz "$fuzz_seconds" "${fuzz_only[@]}" ;;
     run)
         build_host
         build_kernel "$profile" "$app"
