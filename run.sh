@@ -36,6 +36,15 @@ Usage:
                          (default: all); --seconds: timed window per job (default 2).
                          --backend null: QEMU's null-co driver (reads return zeroes, no
                          file): read jobs only, write jobs are reported as skipped.
+  ./run.sh compare [--runs N] [--seconds S] [--jobs LIST|all|short] [--backend file|null]
+                 [--results PATH]
+                         The unikernel's benchmark against Debian's Linux + fio (io_uring
+                         with hipri, and libaio) on the same emulated NVMe device: boots
+                         alternate (default 3 rounds, 3 s per job, all ten jobs), each on
+                         a fresh disk; prints medians, ranges, the ratio and QEMU's thread
+                         load per job. --results docs/benchmark.md also writes the page,
+                         its plots and the raw runs. The Linux guest is built once from
+                         Debian packages (apt-get download, no install).
   ./run.sh cost [READS]  The driver's own instructions per 4 KiB read, submit to
                          completion, against the simulated controller, counted with
                          valgrind's callgrind (installed with apt-get when missing).
@@ -181,6 +190,14 @@ run_fuzz() { # seconds [targets...]
     done
     [ "$failed" -eq 0 ] || die "$failed fuzz target(s) failed"
 }
+
+# compare has options of its own: hand them all to the harness.
+if [ "${1:-}" = compare ]; then
+    shift
+    setup
+    cargo build --quiet --package boot --bin compare
+    exec "$target_dir/debug/compare" "$@"
+fi
 
 command="run"
 case "${1:-}" in
