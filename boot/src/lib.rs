@@ -6,8 +6,10 @@
 //! kernel reports its status through QEMU's isa-debug-exit device, decoded by
 //! [`qemu::Outcome`].
 
+pub mod compare;
 pub mod disk;
 pub mod flash;
 pub mod image;
+pub mod linux;
 pub mod qemu;
 pub mod runner;
