@@ -302,7 +302,7 @@ pub fn run(options: &Options) -> Result<Comparison> {
     let common = qemu_arguments(
         "<name>",
         options.backend,
-        Path::new("<fresh 1 GiB raw file>"),
+        Path::new("<fresh-1GiB-raw-file>"),
     );
     let environment = Environment {
         date: utc_now(),

@@ -46,10 +46,14 @@ pub struct Guest {
     pub fio_package_version: String,
 }
 
-/// The cached guest in `dir`, building it first when missing.
+/// The cached guest in `dir`, building it first when missing (or when it
+/// was built with another `/init`). Downloaded packages stay in
+/// `dir/debs` and are reused.
 pub fn ensure(dir: &Path) -> Result<Guest> {
     let info_path = dir.join("guest.info");
+    let init = format!("{:016x}", fnv1a(INIT_SCRIPT.as_bytes()));
     if let Ok(text) = fs::read_to_string(&info_path)
+        && text.contains(&format!("init = {init}\n"))
         && let Some(guest) = parse_info(dir, &text)
         && guest.kernel.is_file()
         && guest.initramfs.is_file()
@@ -58,11 +62,18 @@ pub fn ensure(dir: &Path) -> Result<Guest> {
     }
     let guest = build(dir)?;
     let info = format!(
-        "kernel_release = {}\nkernel_package_version = {}\nfio_package_version = {}\n",
+        "kernel_release = {}\nkernel_package_version = {}\nfio_package_version = {}\ninit = {init}\n",
         guest.kernel_release, guest.kernel_package_version, guest.fio_package_version
     );
     fs::write(&info_path, info).with_context(|| format!("writing {}", info_path.display()))?;
     Ok(guest)
+}
+
+/// FNV-1a: tells whether the cached initramfs holds this `/init`.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn parse_info(dir: &Path, text: &str) -> Option<Guest> {

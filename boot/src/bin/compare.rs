@@ -4,8 +4,10 @@
 //! ```text
 //! compare [--runs N] [--seconds S] [--ramp S] [--jobs all|LIST]
 //!         [--backend file|null] [--systems unikernel,io_uring,libaio]
-//!         [--results PATH]
+//!         [--results PATH] [--page-only]
 //! ```
+//! `--page-only --results PATH` rewrites the page and its plots from the
+//! runs file beside it, without booting anything.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -14,7 +16,8 @@ use anyhow::{Context, Result, bail};
 use boot::compare::{self, ALL_JOBS, Backend, Options, System, report};
 
 const USAGE: &str = "usage: compare [--runs N] [--seconds S] [--ramp S] [--jobs all|short|LIST] \
-                     [--backend file|null] [--systems unikernel,io_uring,libaio] [--results PATH]";
+                     [--backend file|null] [--systems unikernel,io_uring,libaio] [--results PATH] \
+                     [--page-only]";
 /// The default application's short set.
 const SHORT_JOBS: [&str; 5] = [
     "randread-4k-qd1",
@@ -55,10 +58,15 @@ fn run(args: &[String]) -> Result<()> {
         target_dir,
     };
     let mut rest = args.iter();
+    let mut page_only = false;
     while let Some(flag) = rest.next() {
         if flag == "-h" || flag == "--help" {
             println!("{USAGE}");
             return Ok(());
+        }
+        if flag == "--page-only" {
+            page_only = true;
+            continue;
         }
         let value = rest
             .next()
@@ -97,6 +105,16 @@ fn run(args: &[String]) -> Result<()> {
             other => bail!("unknown option {other} ({USAGE})"),
         }
     }
+    let work = options.target_dir.join("compare").join("plot");
+    if page_only {
+        let page = options
+            .results
+            .as_ref()
+            .context("--page-only needs --results PATH")?;
+        report::rewrite_page(page, &work)?;
+        println!("Results page: {} (from its runs file)", page.display());
+        return Ok(());
+    }
     let comparison = compare::run(&options)?;
     let summaries = report::summarize(&comparison);
     println!(
@@ -111,7 +129,6 @@ fn run(args: &[String]) -> Result<()> {
         comparison.environment.total_seconds
     );
     if let Some(page) = &options.results {
-        let work = options.target_dir.join("compare").join("plot");
         report::write_results(page, comparison, &work)?;
         println!("Results page: {}", page.display());
     }

@@ -299,21 +299,49 @@ impl RunsFile {
 /// replacing any earlier one on the same backend. Plot data and script go to
 /// `work`.
 pub fn write_results(page: &Path, comparison: Comparison, work: &Path) -> Result<()> {
+    let runs_path = runs_file_for(page);
+    let mut runs = RunsFile::load(&runs_path)?;
+    runs.replace(comparison);
+    if let Some(dir) = runs_path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    fs::write(&runs_path, serde_json::to_string_pretty(&runs)? + "\n")
+        .with_context(|| format!("writing {}", runs_path.display()))?;
+    render(page, &runs, work)
+}
+
+/// The runs file that goes with the page at `page`.
+pub fn runs_file_for(page: &Path) -> std::path::PathBuf {
+    let dir = page.parent().unwrap_or(Path::new("."));
+    let stem = page
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("benchmark");
+    dir.join(format!("{stem}-runs.json"))
+}
+
+/// Rewrite the page at `page` and its plots from its runs file alone,
+/// without booting anything.
+pub fn rewrite_page(page: &Path, work: &Path) -> Result<()> {
+    let runs_path = runs_file_for(page);
+    let runs = RunsFile::load(&runs_path)?;
+    if runs.comparisons.is_empty() {
+        bail!("{} holds no runs", runs_path.display());
+    }
+    render(page, &runs, work)
+}
+
+fn render(page: &Path, runs: &RunsFile, work: &Path) -> Result<()> {
     let dir = page.parent().unwrap_or(Path::new("."));
     let stem = page
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("benchmark");
     fs::create_dir_all(dir)?;
-    let runs_path = dir.join(format!("{stem}-runs.json"));
-    let mut runs = RunsFile::load(&runs_path)?;
-    runs.replace(comparison);
-    fs::write(&runs_path, serde_json::to_string_pretty(&runs)? + "\n")
-        .with_context(|| format!("writing {}", runs_path.display()))?;
     let iops_png = format!("{stem}-iops.png");
     let latency_png = format!("{stem}-latency.png");
-    plot(&runs, work, &dir.join(&iops_png), &dir.join(&latency_png))?;
-    let text = page_text(&runs, &format!("{stem}-runs.json"), &iops_png, &latency_png);
+    plot(runs, work, &dir.join(&iops_png), &dir.join(&latency_png))?;
+    let text = page_text(runs, &format!("{stem}-runs.json"), &iops_png, &latency_png);
     fs::write(page, text).with_context(|| format!("writing {}", page.display()))?;
     Ok(())
 }
@@ -352,6 +380,14 @@ fn page_text(runs: &RunsFile, runs_name: &str, iops_png: &str, latency_png: &str
     for c in &runs.comparisons {
         let e = &c.environment;
         let _ = writeln!(out, "## {} backend\n", capitalised(c.backend.name()));
+        if c.backend == Backend::Null {
+            let _ = writeln!(
+                out,
+                "QEMU's `null-co` driver: reads return zeroes without touching the host's disk. \
+                 It cannot carry the ownership signature, so the unikernel only reads there \
+                 (`bench_unowned_reads = yes`) and both systems run the read jobs only.\n"
+            );
+        }
         let _ = writeln!(out, "- Date: {}", e.date);
         let _ = writeln!(out, "- QEMU: {} (TCG, no KVM)", e.qemu_version);
         let _ = writeln!(
@@ -368,7 +404,7 @@ fn page_text(runs: &RunsFile, runs_name: &str, iops_png: &str, latency_png: &str
             .count();
         let _ = writeln!(
             out,
-            "- {rounds} rounds; each job: a warm-up, then a {} s timed window (Linux: fio \
+            "- {rounds} round(s); each job: a warm-up, then a {} s timed window (Linux: fio \
              `ramp_time={}`, `runtime={}`); the whole comparison took {:.0} s",
             c.seconds, c.ramp, c.seconds, e.total_seconds
         );
@@ -534,7 +570,7 @@ fn plot(runs: &RunsFile, work: &Path, iops_png: &Path, latency_png: &Path) -> Re
     let mut script = String::new();
     let _ = writeln!(
         script,
-        "set terminal pngcairo size 1400,{} font 'Sans,11'\nset output '{}'",
+        "set terminal pngcairo noenhanced size 1400,{} font 'Sans,11'\nset output '{}'",
         460 * iops_panels.len().div_ceil(2),
         iops_png.display()
     );
@@ -568,7 +604,7 @@ fn plot(runs: &RunsFile, work: &Path, iops_png: &Path, latency_png: &Path) -> Re
     let _ = writeln!(script, "unset multiplot\nreset");
     let _ = writeln!(
         script,
-        "set terminal pngcairo size 1400,{} font 'Sans,11'\nset output '{}'",
+        "set terminal pngcairo noenhanced size 1400,{} font 'Sans,11'\nset output '{}'",
         520 * latency_panels.len(),
         latency_png.display()
     );
@@ -579,8 +615,9 @@ fn plot(runs: &RunsFile, work: &Path, iops_png: &Path, latency_png: &Path) -> Re
     );
     let _ = writeln!(
         script,
-        "set logscale y\nset grid ytics\nset ylabel 'latency (µs)'\nset boxwidth 0.22\n\
-         set style fill solid 0.5\nset key top left\nset xtics rotate by -25"
+        "set logscale y\nset yrange [5:200000]\nset grid ytics\nset ylabel 'latency (µs)'\n\
+         set boxwidth 0.22\nset style fill solid 0.5\nset key top center horizontal\n\
+         set xtics rotate by -25"
     );
     for (title, file, count) in &latency_panels {
         let _ = writeln!(
@@ -592,15 +629,16 @@ fn plot(runs: &RunsFile, work: &Path, iops_png: &Path, latency_png: &Path) -> Re
         for (i, system) in System::ALL.iter().enumerate() {
             let column = 3 + 3 * i;
             let offset = (i as f64 - 1.0) * 0.26;
+            // Only the first series labels the jobs on the x axis.
+            let label = if i == 0 { ":xtic(2)" } else { "" };
             parts.push(format!(
-                "'{}' using ($1+{offset}):{c}:{c}:{w}:{b}:xtic({x}) with candlesticks lc rgb '{}' title '{}' whiskerbars",
+                "'{}' using ($1+{offset}):{c}:{c}:{w}:{b}{label} with candlesticks lc rgb '{}' title '{}' whiskerbars",
                 file.display(),
                 colours[i],
                 system.label(),
                 c = column,
                 b = column + 1,
                 w = column + 2,
-                x = if i == 0 { "2" } else { "''" },
             ));
         }
         let _ = writeln!(script, "plot {}", parts.join(", \\\n     "));
@@ -648,6 +686,7 @@ fn ensure_gnuplot() -> Result<()> {
         .args(["install", "-y", "-qq", "gnuplot-nox"])
         .env("DEBIAN_FRONTEND", "noninteractive")
         .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .status()
         .context("running apt-get")?;
     if !status.success() {
