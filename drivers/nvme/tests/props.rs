@@ -17,8 +17,21 @@ use proptest::test_runner::Config as ProptestConfig;
 use sim::*;
 
 /// Namespace 1: 512-byte blocks; 2: 4096-byte blocks; 3: has metadata
-/// (unusable); any other NSID does not exist.
-const NS: [(u32, usize, u64); 2] = [(1, 512, 2048), (2, 4096, 256)];
+/// (unusable); any other NSID does not exist. Small under Miri, which
+/// interprets every byte the simulator touches.
+const NS: [(u32, usize, u64); 2] = if cfg!(miri) {
+    [(1, 512, 64), (2, 4096, 16)]
+} else {
+    [(1, 512, 2048), (2, 4096, 256)]
+};
+/// Most operations in one generated sequence.
+const OPS: usize = if cfg!(miri) { 6 } else { 24 };
+/// A buffer length beyond every namespace.
+const HUGE: usize = if cfg!(miri) {
+    160 * 1024
+} else {
+    2 * 1024 * 1024
+};
 const METADATA_NSID: u32 = 3;
 
 fn cases(n: u32) -> ProptestConfig {
@@ -94,7 +107,7 @@ fn length(bs: usize) -> impl Strategy<Value = usize> {
         2 => 1..bs * 4,
         4 => (1..48usize).prop_map(move |k| k * bs),
         1 => Just(bs - 1),
-        1 => Just(2 * 1024 * 1024 + bs),
+        1 => Just(HUGE + bs),
     ]
 }
 
@@ -300,10 +313,10 @@ fn queue_op() -> impl Strategy<Value = QueueOp> {
         Just(u32::MAX)
     ];
     prop_oneof![
-        3 => (any_nsid(), lba(2048), blocks).prop_map(|(nsid, lba, blocks)| QueueOp::Read { nsid, lba, blocks }),
-        3 => (any_nsid(), lba(2048), length(512), any::<bool>())
+        3 => (any_nsid(), lba(NS[0].2), blocks).prop_map(|(nsid, lba, blocks)| QueueOp::Read { nsid, lba, blocks }),
+        3 => (any_nsid(), lba(NS[0].2), length(512), any::<bool>())
             .prop_map(|(nsid, lba, len, fua)| QueueOp::Write { nsid, lba, len, fua }),
-        1 => (any_nsid(), lba(2048), zero_blocks)
+        1 => (any_nsid(), lba(NS[0].2), zero_blocks)
             .prop_map(|(nsid, lba, blocks)| QueueOp::Zeroes { nsid, lba, blocks }),
         1 => any_nsid().prop_map(|nsid| QueueOp::Flush { nsid }),
         2 => Just(QueueOp::Poll),
@@ -347,7 +360,7 @@ proptest! {
     /// every accepted one completes once with the right data.
     #[test]
     fn io_queue_checks_input_before_the_device(
-        ops in prop::collection::vec(queue_op(), 1..24),
+        ops in prop::collection::vec(queue_op(), 1..OPS),
         writable in prop::array::uniform2(any::<bool>()),
     ) {
         let bench = bench();
@@ -466,7 +479,7 @@ proptest! {
     /// `QueueFull` without reaching the device, and the queue works again
     /// once its completions are polled.
     #[test]
-    fn queue_full_is_refused_before_the_device(depth in 1u16..=16, extra in 1usize..6) {
+    fn queue_full_is_refused_before_the_device(depth in 1u16..=16, extra in 1usize..=OPS / 4) {
         let bench = bench();
         let mut ctrl = bench.controller(nvme::Config { io_queue_depth: depth, ..config() }).unwrap();
         let mut queue = ctrl.take_io_queue().unwrap();
@@ -496,9 +509,9 @@ proptest! {
     /// flight are reported once as `ShutDown`.
     #[test]
     fn nothing_reaches_the_device_after_shutdown(
-        ops in prop::collection::vec(queue_op(), 1..12),
+        ops in prop::collection::vec(queue_op(), 1..OPS / 2),
         in_flight in 0usize..4,
-        sync in prop::collection::vec(sync_op(1), 1..6),
+        sync in prop::collection::vec(sync_op(1), 1..=OPS / 4),
     ) {
         let bench = bench();
         let mut ctrl = bench.controller(config()).unwrap();
