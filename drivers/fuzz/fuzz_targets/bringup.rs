@@ -35,9 +35,9 @@ fuzz_target!(|data: &[u8]| {
     let errors: Vec<[u8; 64]> = data
         .get(12800..)
         .unwrap_or(&[])
-        .chunks_exact(64)
-        .map(|c| c.try_into().unwrap())
-        .collect();
+        .as_chunks::<64>()
+        .0
+        .to_vec();
 
     let bench = Bench::new(SimConfig::default());
     bench.sim.set_identify_page(1, &controller_page);
