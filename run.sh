@@ -46,6 +46,8 @@ Usage:
                          load per job. --results docs/benchmark.md also writes the page,
                          its plots and the raw runs. The Linux guest is built once from
                          Debian packages (apt-get download, no install).
+                         --host-halt-poll-ns NS (root): let the host's idle CPUs poll NS
+                         before halting during the run (cpuidle haltpoll), restored after.
   ./run.sh cost [READS]  The driver's own instructions per 4 KiB read, submit to
                          completion, against the simulated controller, counted with
                          valgrind's callgrind (installed with apt-get when missing).

@@ -137,6 +137,9 @@ pub struct Options {
     pub workspace: PathBuf,
     /// Cargo's target directory (guest cache, images, logs).
     pub target_dir: PathBuf,
+    /// Set the host's idle halt-polling window (cpuidle `haltpoll`,
+    /// `guest_halt_poll_ns`) to this for the run, restoring it afterwards.
+    pub host_halt_poll_ns: Option<u64>,
 }
 
 /// One job of one boot.
@@ -197,6 +200,11 @@ pub struct Environment {
     pub linux_kernel: String,
     /// fio version (guest `fio --version`, Debian package version).
     pub fio_version: String,
+    /// How the host's idle CPUs wait (cpuidle driver, halt-polling window):
+    /// with no polling an idle core halts and every wake-up of QEMU's main
+    /// loop costs a round trip through the hypervisor below.
+    #[serde(default)]
+    pub host_idle: String,
     /// The unikernel's settings file.
     pub unikernel_settings: String,
     /// Wall seconds of the whole comparison.
@@ -223,6 +231,11 @@ pub struct Comparison {
 /// Run the comparison: build both guests, boot them alternately, collect.
 pub fn run(options: &Options) -> Result<Comparison> {
     let started = Instant::now();
+    let halt_poll = match options.host_halt_poll_ns {
+        Some(ns) => Some(HaltPoll::set(ns)?),
+        None => None,
+    };
+    let host_idle = host_idle(halt_poll.as_ref());
     let work = options.target_dir.join("compare");
     fs::create_dir_all(work.join("logs"))?;
     let jobs: Vec<String> = match options.backend {
@@ -331,6 +344,7 @@ pub fn run(options: &Options) -> Result<Comparison> {
             linux_info.get("fio").cloned().unwrap_or_default(),
             guest.fio_package_version
         ),
+        host_idle,
         unikernel_settings: settings,
         total_seconds: started.elapsed().as_secs_f64(),
     };
@@ -746,6 +760,57 @@ fn command_output(program: &str, args: &[&str]) -> String {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default()
+}
+
+/// The host kernel's halt-polling window for idle CPUs.
+const HALT_POLL_NS: &str = "/sys/module/haltpoll/parameters/guest_halt_poll_ns";
+
+/// The halt-polling window set for a run; the old value comes back on drop.
+struct HaltPoll {
+    previous: String,
+}
+
+impl HaltPoll {
+    fn set(ns: u64) -> Result<HaltPoll> {
+        let previous = fs::read_to_string(HALT_POLL_NS)
+            .with_context(|| format!("--host-halt-poll-ns: reading {HALT_POLL_NS}"))?
+            .trim()
+            .to_owned();
+        fs::write(HALT_POLL_NS, ns.to_string())
+            .with_context(|| format!("--host-halt-poll-ns: writing {HALT_POLL_NS} (needs root)"))?;
+        Ok(HaltPoll { previous })
+    }
+}
+
+impl Drop for HaltPoll {
+    fn drop(&mut self) {
+        if let Err(error) = fs::write(HALT_POLL_NS, &self.previous) {
+            eprintln!(
+                "compare: could not restore {HALT_POLL_NS} to {}: {error}",
+                self.previous
+            );
+        }
+    }
+}
+
+fn host_idle(set: Option<&HaltPoll>) -> String {
+    let driver = fs::read_to_string("/sys/devices/system/cpu/cpuidle/current_driver")
+        .map(|d| d.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".into());
+    match fs::read_to_string(HALT_POLL_NS) {
+        Ok(ns) => match set {
+            Some(halt_poll) => format!(
+                "cpuidle driver `{driver}`, `guest_halt_poll_ns` = {} for this run (normally {})",
+                ns.trim(),
+                halt_poll.previous
+            ),
+            None => format!(
+                "cpuidle driver `{driver}`, `guest_halt_poll_ns` = {}",
+                ns.trim()
+            ),
+        },
+        Err(_) => format!("cpuidle driver `{driver}`"),
+    }
 }
 
 fn first_line(text: &str) -> String {

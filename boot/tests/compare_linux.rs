@@ -29,6 +29,7 @@ fn linux_guest_polls_with_io_uring_hipri() {
         results: None,
         workspace,
         target_dir,
+        host_halt_poll_ns: None,
     };
     let comparison = compare::run(&options).expect("the Linux guest ran its jobs");
     let boot = &comparison.boots[0];

@@ -272,6 +272,7 @@ fn spread_and_summary() {
             qemu_linux: String::new(),
             linux_kernel: String::new(),
             fio_version: String::new(),
+            host_idle: String::new(),
             unikernel_settings: String::new(),
             total_seconds: 0.0,
         },

@@ -4,7 +4,7 @@
 //! ```text
 //! compare [--runs N] [--seconds S] [--ramp S] [--jobs all|LIST]
 //!         [--backend file|null] [--systems unikernel,io_uring,libaio]
-//!         [--results PATH] [--page-only]
+//!         [--results PATH] [--page-only] [--host-halt-poll-ns NS]
 //! ```
 //! `--page-only --results PATH` rewrites the page and its plots from the
 //! runs file beside it, without booting anything.
@@ -17,7 +17,7 @@ use boot::compare::{self, ALL_JOBS, Backend, Options, System, report};
 
 const USAGE: &str = "usage: compare [--runs N] [--seconds S] [--ramp S] [--jobs all|short|LIST] \
                      [--backend file|null] [--systems unikernel,io_uring,libaio] [--results PATH] \
-                     [--page-only]";
+                     [--page-only] [--host-halt-poll-ns NS]";
 /// The default application's short set.
 const SHORT_JOBS: [&str; 5] = [
     "randread-4k-qd1",
@@ -56,6 +56,7 @@ fn run(args: &[String]) -> Result<()> {
         results: None,
         workspace,
         target_dir,
+        host_halt_poll_ns: None,
     };
     let mut rest = args.iter();
     let mut page_only = false;
@@ -102,6 +103,7 @@ fn run(args: &[String]) -> Result<()> {
                 }
             }
             "--results" => options.results = Some(PathBuf::from(value)),
+            "--host-halt-poll-ns" => options.host_halt_poll_ns = Some(u64::from(number()?)),
             other => bail!("unknown option {other} ({USAGE})"),
         }
     }

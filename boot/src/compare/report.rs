@@ -395,6 +395,9 @@ fn page_text(runs: &RunsFile, runs_name: &str, iops_png: &str, latency_png: &str
             "- Host CPU: {}, {} logical CPUs",
             e.cpu_model, e.cpu_count
         );
+        if !e.host_idle.is_empty() {
+            let _ = writeln!(out, "- Host idle CPUs: {}", e.host_idle);
+        }
         let _ = writeln!(out, "- Linux guest: {}", e.linux_kernel);
         let _ = writeln!(out, "- fio: {}", e.fio_version);
         let rounds = c
