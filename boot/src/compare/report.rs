@@ -369,9 +369,19 @@ fn page_text(runs: &RunsFile, runs_name: &str, iops_png: &str, latency_png: &str
             .iter()
             .filter(|b| b.system == System::Unikernel)
             .count();
+        // The halt-polling window, when the run set one, is part of the recipe.
+        let halt_poll = c
+            .environment
+            .host_idle
+            .split("`guest_halt_poll_ns` = ")
+            .nth(1)
+            .filter(|rest| rest.contains("for this run"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(|ns| format!(" --host-halt-poll-ns {ns}"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "./run.sh compare --backend {} --runs {rounds} --seconds {} --results docs/benchmark.md",
+            "./run.sh compare --backend {} --runs {rounds} --seconds {}{halt_poll} --results docs/benchmark.md",
             c.backend.name(),
             c.seconds
         );
@@ -467,7 +477,15 @@ fn page_text(runs: &RunsFile, runs_name: &str, iops_png: &str, latency_png: &str
          was runnable but had no host core (`schedstat`): a busy host shows there.\n\
          - Everything runs under TCG: guest instructions are emulated, so the vCPU thread's \
          load, not the device, usually sets the pace. The comparison shows how much guest \
-         work each system spends per I/O, not what either would do on hardware."
+         work each system spends per I/O, not what either would do on hardware.\n\
+         - How the host's idle CPUs wait matters at low depth. A host that halts an idle \
+         core at once (cpuidle `haltpoll` with `guest_halt_poll_ns` = 0, as these machines \
+         boot) makes every wake-up of QEMU's main loop a round trip through the hypervisor \
+         below, about 20–25 µs, and at depth 1 that wake-up is most of the latency for both \
+         systems. One `./run.sh bench --backend null` on the same image: 4 KiB random read \
+         at depth 1 gave 21 817 IOPS with 0 and 58 600 IOPS with 200 µs of halt polling \
+         (depth 32: 322 098 and 509 648). `--host-halt-poll-ns` sets it for a run and the \
+         page records it."
     );
     out
 }
