@@ -294,18 +294,8 @@ impl QueuePair {
         if self.sq_tail != self.sq_rung {
             // The entries must be visible to the device before the doorbell.
             fence(Ordering::Release);
-            let notify = match &self.shadow {
-                Some(shadow) => {
-                    shadow.buffers.doorbells.store(shadow.sq, self.sq_tail);
-                    fence(Ordering::SeqCst);
-                    let event = shadow.buffers.event_indexes.load(shadow.sq);
-                    needs_event(self.entries, event, self.sq_tail, self.sq_rung)
-                }
-                None => true,
-            };
-            if notify {
-                regs.write32(self.sq_doorbell, self.sq_tail);
-            }
+            let slot = self.shadow.as_ref().map(|s| s.sq);
+            self.ring(regs, self.sq_doorbell, slot, self.sq_tail, self.sq_rung);
             self.sq_rung = self.sq_tail;
         }
     }
@@ -319,19 +309,34 @@ impl QueuePair {
     /// device (one head doorbell write, none if nothing was consumed).
     pub(crate) fn ring_completions<R: RegisterAccess>(&mut self, regs: &R) {
         if self.cq_head != self.cq_rung {
-            let notify = match &self.shadow {
-                Some(shadow) => {
-                    shadow.buffers.doorbells.store(shadow.cq, self.cq_head);
-                    fence(Ordering::SeqCst);
-                    let event = shadow.buffers.event_indexes.load(shadow.cq);
-                    needs_event(self.entries, event, self.cq_head, self.cq_rung)
-                }
-                None => true,
-            };
-            if notify {
-                regs.write32(self.cq_doorbell, self.cq_head);
-            }
+            let slot = self.shadow.as_ref().map(|s| s.cq);
+            self.ring(regs, self.cq_doorbell, slot, self.cq_head, self.cq_rung);
             self.cq_rung = self.cq_head;
+        }
+    }
+
+    /// Moves one doorbell from `old` to `new`: with shadow doorbells the
+    /// value goes to the shadow slot and the register is written only when
+    /// the device's EventIdx lies in between; without them, to the register.
+    fn ring<R: RegisterAccess>(
+        &self,
+        regs: &R,
+        register: usize,
+        shadow_slot: Option<usize>,
+        new: u32,
+        old: u32,
+    ) {
+        let notify = match (&self.shadow, shadow_slot) {
+            (Some(shadow), Some(slot)) => {
+                shadow.buffers.doorbells.store(slot, new);
+                fence(Ordering::SeqCst);
+                let event = shadow.buffers.event_indexes.load(slot);
+                needs_event(self.entries, event, new, old)
+            }
+            _ => true,
+        };
+        if notify {
+            regs.write32(register, new);
         }
     }
 
