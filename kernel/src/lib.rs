@@ -16,6 +16,7 @@
 
 extern crate alloc;
 
+pub mod acpi;
 pub mod arch;
 mod boot;
 pub mod console;

@@ -7,18 +7,16 @@
 //! segment 0, buses 0-255, offsets below 256, which is all a conventional
 //! PCI function has.
 
-use alloc::vec::Vec;
-use core::ptr::NonNull;
-
 use acpi::mcfg::Mcfg;
-use acpi::{AcpiHandler, AcpiTables, PhysicalMapping};
+use alloc::vec::Vec;
 use pci::{BusRange, ConfigRegionAccess, Enumeration, Function, PciAddress};
 use spin::Mutex;
 use x86_64::PhysAddr;
 use x86_64::instructions::port::Port;
 
+use crate::acpi::Acpi;
+use crate::memory::Memory;
 use crate::memory::mmio::MmioRegion;
-use crate::memory::{Memory, PhysicalMap};
 
 /// Why PCI could not be brought up, or a device not prepared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,30 +27,6 @@ pub enum PciError {
     NoMemoryBar,
     /// The driver crate refused the function.
     Config(pci::Error),
-}
-
-/// Reads ACPI tables through the physical-memory mapping: firmware tables
-/// live in RAM the bootloader maps.
-#[derive(Clone, Copy, Debug)]
-struct AcpiMapper {
-    map: PhysicalMap,
-}
-
-impl AcpiHandler for AcpiMapper {
-    unsafe fn map_physical_region<T>(
-        &self,
-        physical_address: usize,
-        size: usize,
-    ) -> PhysicalMapping<Self, T> {
-        let virt = self.map.virt(PhysAddr::new(physical_address as u64));
-        let pointer = NonNull::new(virt.as_mut_ptr::<T>()).unwrap_or(NonNull::dangling());
-        // SAFETY: the physical-memory mapping covers all RAM, where firmware
-        // keeps its ACPI tables; the mapping is never unmapped, so the
-        // region stays valid for the PhysicalMapping's life.
-        unsafe { PhysicalMapping::new(physical_address, pointer, size, size, *self) }
-    }
-
-    fn unmap_physical_region<T>(_region: &PhysicalMapping<Self, T>) {}
 }
 
 /// One ECAM window: buses `range` at `region`.
@@ -169,14 +143,8 @@ impl ConfigRegionAccess for ConfigSpace {
 /// Find configuration space: ECAM if the firmware's ACPI tables have an
 /// MCFG, port I/O otherwise.
 pub fn config_space(memory: &Memory, rsdp: Option<PhysAddr>) -> ConfigSpace {
-    let handler = AcpiMapper {
-        map: memory.physical_map(),
-    };
-    let tables = rsdp.and_then(|rsdp| {
-        // SAFETY: the bootloader reported this RSDP address from the firmware.
-        unsafe { AcpiTables::from_rsdp(handler, rsdp.as_u64() as usize) }.ok()
-    });
-    let Some(tables) = tables else {
+    let acpi = Acpi::new(memory.physical_map(), rsdp);
+    let Some(tables) = acpi.tables() else {
         log::info!("no ACPI tables; PCI through port I/O");
         return ConfigSpace::PortIo(Mutex::new(()));
     };

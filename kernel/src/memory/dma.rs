@@ -70,8 +70,16 @@ impl DmaBuffer {
 impl Memory {
     /// Allocate `len` bytes (rounded up to pages) of zeroed DMA memory.
     pub fn allocate_dma(&self, len: usize) -> Result<DmaBuffer, FrameError> {
+        self.allocate_dma_aligned(len, PAGE_SIZE as usize)
+    }
+
+    /// Allocate `len` bytes (rounded up to pages) of zeroed DMA memory whose
+    /// physical address is a multiple of `align` (a power of two; anything
+    /// up to 4 KiB gives page alignment).
+    pub fn allocate_dma_aligned(&self, len: usize, align: usize) -> Result<DmaBuffer, FrameError> {
         let pages = len.div_ceil(PAGE_SIZE as usize).max(1);
-        let phys = self.frames.lock().allocate_contiguous(pages)?;
+        let align_frames = align.div_ceil(PAGE_SIZE as usize).max(1);
+        let phys = self.frames.lock().allocate_aligned(pages, align_frames)?;
         let virt = self.map.virt(phys).as_mut_ptr::<u8>();
         let len = pages * PAGE_SIZE as usize;
         // SAFETY: the frames were just allocated for this buffer alone and

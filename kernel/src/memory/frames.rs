@@ -123,7 +123,19 @@ impl FrameBitmap {
 
     /// Allocate `count` physically contiguous frames; returns the first.
     pub fn allocate_contiguous(&mut self, count: usize) -> Result<PhysAddr, FrameError> {
-        if count == 0 || count > self.free {
+        self.allocate_aligned(count, 1)
+    }
+
+    /// Allocate `count` physically contiguous frames whose first frame
+    /// number is a multiple of `align_frames` (a power of two; 1 for any
+    /// frame): a device page larger than 4 KiB wants its buffers aligned
+    /// to that page.
+    pub fn allocate_aligned(
+        &mut self,
+        count: usize,
+        align_frames: usize,
+    ) -> Result<PhysAddr, FrameError> {
+        if count == 0 || count > self.free || !align_frames.is_power_of_two() {
             return Err(FrameError::OutOfMemory);
         }
         for pass in 0..2 {
@@ -141,7 +153,7 @@ impl FrameBitmap {
                     frame += 64;
                     continue;
                 }
-                if self.is_free(frame) {
+                if self.is_free(frame) && (run > 0 || frame.is_multiple_of(align_frames)) {
                     run += 1;
                     if run == count {
                         let first = frame + 1 - count;
