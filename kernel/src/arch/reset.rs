@@ -232,7 +232,10 @@ fn acpi_reset(memory: &Memory, rsdp: Option<PhysAddr>) -> Result<(), ResetError>
         }
         acpi::address::AddressSpace::SystemMemory => {
             let region = memory
-                .map_mmio(PhysAddr::try_new(register.address).map_err(|_| ResetError::Unmappable)?, 1)
+                .map_mmio(
+                    PhysAddr::try_new(register.address).map_err(|_| ResetError::Unmappable)?,
+                    1,
+                )
                 .map_err(|_| ResetError::Unmappable)?;
             // SAFETY: `region` maps the firmware's reset register uncached,
             // one byte, for the kernel's life.

@@ -393,7 +393,8 @@ impl<'c, S: PixelSink> TextConsole<'c, S> {
                     if intensity == 0 {
                         continue;
                     }
-                    let blend = |channel: u8| (u16::from(channel) * u16::from(intensity) / 255) as u8;
+                    let blend =
+                        |channel: u8| (u16::from(channel) * u16::from(intensity) / 255) as u8;
                     let pixel = encode(self.info.pixel_format, bpp, [blend(r), blend(g), blend(b)]);
                     for copy in 0..self.scale {
                         let at = (dx * self.scale + copy) * bpp;
@@ -499,10 +500,16 @@ pub fn resolution() -> Option<(usize, usize, usize)> {
         .map(|c| (c.info.width, c.info.height, c.scale))
 }
 
+/// Where the console's framebuffer is mapped (virtual start, length), if
+/// there is a console.
+pub fn mapped_range() -> Option<(VirtAddr, usize)> {
+    CONSOLE.lock().as_ref().map(|c| c.sink.range())
+}
+
 /// Map the framebuffer write-combining (see [`crate::memory::write_combining`]),
 /// once `memory` exists. Failure only costs speed, so it is logged.
 pub fn use_write_combining(memory: &crate::memory::Memory) {
-    let Some((start, len)) = CONSOLE.lock().as_ref().map(|c| c.sink.range()) else {
+    let Some((start, len)) = mapped_range() else {
         return;
     };
     match memory.map_write_combining(start, len) {

@@ -237,13 +237,14 @@ impl Memory {
     /// unmapped or the processor has no PAT). The PAT bit of huge pages is
     /// not visible through the page-table crate and taken as clear.
     pub fn memory_type(&self, virt: VirtAddr) -> Option<MemoryType> {
-        let TranslateResult::Mapped { frame, flags, .. } = self.tables.lock().translate(virt) else {
+        let TranslateResult::Mapped { frame, flags, .. } = self.tables.lock().translate(virt)
+        else {
             return None;
         };
         // In a 4 KiB entry bit 7 is the PAT bit (the crate calls it
         // HUGE_PAGE, its meaning in upper-level entries).
-        let pat = matches!(frame, MappedFrame::Size4KiB(_))
-            && flags.contains(PageTableFlags::HUGE_PAGE);
+        let pat =
+            matches!(frame, MappedFrame::Size4KiB(_)) && flags.contains(PageTableFlags::HUGE_PAGE);
         let slot = u64::from(pat) * 4
             + u64::from(flags.contains(PageTableFlags::NO_CACHE)) * 2
             + u64::from(flags.contains(PageTableFlags::WRITE_THROUGH));
