@@ -512,6 +512,9 @@ pub fn use_write_combining(memory: &crate::memory::Memory) {
     let Some((start, len)) = mapped_range() else {
         return;
     };
+    if let Some((width, height, scale)) = resolution() {
+        log::info!("framebuffer: {width}x{height}, font scale {scale}");
+    }
     match memory.map_write_combining(start, len) {
         Ok(pages) => log::debug!("framebuffer: write-combining over {pages}"),
         Err(error) => log::warn!("framebuffer: left as mapped ({error}); the screen may be slow"),
