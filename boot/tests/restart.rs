@@ -10,7 +10,7 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use boot::qemu::{Outcome, monitor_command};
+use boot::qemu::{Firmware, Outcome, monitor_command};
 
 mod support;
 
@@ -33,13 +33,14 @@ struct Ended {
     trace: String,
 }
 
-/// Boot the example on `machine`, wait for the prompt, check the machine
+/// Boot the example on `machine_type` with `firmware`, wait for the prompt, check the machine
 /// keeps running, press a key, and wait for QEMU to end.
-fn press_key_at_prompt(machine_type: &str, settings: &str, key: Key) -> Ended {
+fn press_key_at_prompt(machine_type: &str, firmware: Firmware, settings: &str, key: Key) -> Ended {
     let kernel = support::kernel("example", "restart_on_key");
     let dir = tempfile::tempdir().unwrap();
     let mut machine = support::machine(&kernel, dir.path(), settings, &[]);
     machine.machine = machine_type.into();
+    machine.firmware = firmware;
     let socket = dir.path().join("monitor.sock");
     machine.add_monitor(&socket);
     machine
@@ -146,7 +147,7 @@ fn assert_reset_by(ended: &Ended, methods: &[&str], source: &str) {
 
 #[test]
 fn q35_key_press_restarts_through_the_acpi_reset_register() {
-    let ended = press_key_at_prompt("q35", "# defaults\n", Key::Keyboard);
+    let ended = press_key_at_prompt("q35", Firmware::Bios, "# defaults\n", Key::Keyboard);
     assert_reset_by(&ended, &["acpi"], "keyboard");
     assert!(
         ended.serial.contains("ACPI reset register SystemIo 0xcf9"),
@@ -157,7 +158,7 @@ fn q35_key_press_restarts_through_the_acpi_reset_register() {
 
 #[test]
 fn pc_key_press_restarts_through_the_reset_control_register() {
-    let ended = press_key_at_prompt("pc", "# defaults\n", Key::Keyboard);
+    let ended = press_key_at_prompt("pc", Firmware::Bios, "# defaults\n", Key::Keyboard);
     // QEMU's pc (PIIX4) FADT does not offer a reset register; the
     // chipset's 0xCF9 register (PIIX3 RCR) restarts it.
     assert_reset_by(&ended, &["acpi", "cf9"], "keyboard");
@@ -172,18 +173,29 @@ fn pc_key_press_restarts_through_the_reset_control_register() {
 
 #[test]
 fn reset_control_register_restarts_after_a_serial_byte() {
-    let ended = press_key_at_prompt("pc", "reset_from = cf9\n", Key::Serial);
+    let ended = press_key_at_prompt("pc", Firmware::Bios, "reset_from = cf9\n", Key::Serial);
     assert_reset_by(&ended, &["cf9"], "serial");
 }
 
 #[test]
-fn keyboard_controller_pulse_restarts() {
-    let ended = press_key_at_prompt("q35", "reset_from = keyboard\n", Key::Keyboard);
+fn keyboard_controller_pulse_restarts_under_uefi() {
+    // OVMF leaves the i8042 usable after ExitBootServices.
+    let ended = press_key_at_prompt(
+        "q35",
+        Firmware::Uefi,
+        "reset_from = keyboard\n",
+        Key::Keyboard,
+    );
     assert_reset_by(&ended, &["keyboard"], "keyboard");
 }
 
 #[test]
 fn triple_fault_is_the_last_resort() {
-    let ended = press_key_at_prompt("pc", "reset_from = triple-fault\n", Key::Serial);
+    let ended = press_key_at_prompt(
+        "pc",
+        Firmware::Bios,
+        "reset_from = triple-fault\n",
+        Key::Serial,
+    );
     assert_reset_by(&ended, &["triple-fault"], "serial");
 }

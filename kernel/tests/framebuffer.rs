@@ -183,13 +183,13 @@ fn text_lands_in_its_cells_and_nowhere_else() {
         .collect();
     let (cw, ch) = console.cell_size();
     let pixels = &console.sink().pixels;
-    for (index, pixel) in pixels.chunks_exact(4).enumerate() {
+    for (index, pixel) in pixels.as_chunks::<4>().0.iter().enumerate() {
         let (x, y) = (index % info.stride, index / info.stride);
         let inside = lit
             .iter()
             .any(|&(x0, y0)| (x0..x0 + cw).contains(&x) && (y0..y0 + ch).contains(&y));
         if !inside {
-            assert_eq!(pixel, [0; 4], "stray pixel at ({x}, {y})");
+            assert_eq!(*pixel, [0; 4], "stray pixel at ({x}, {y})");
         }
     }
 }
@@ -201,7 +201,7 @@ fn scrolling_redraws_from_the_grid_through_a_write_only_sink() {
     let mut console = TextConsole::new(CountingSink::new(info.byte_len), info, &mut cells).unwrap();
     let (_, rows) = console.size();
     for line in 0..rows {
-        write!(console, "line {line}\n").unwrap();
+        writeln!(console, "line {line}").unwrap();
     }
     // The last newline scrolled once: "line 0" is gone.
     let before = (console.sink().writes, console.sink().bytes);
@@ -223,7 +223,7 @@ fn scrolling_redraws_from_the_grid_through_a_write_only_sink() {
     // One more scroll redraws only the cells whose character changes:
     // at most the text on screen before and after, never the whole screen.
     let before = console.sink().bytes;
-    write!(console, "\n").unwrap();
+    writeln!(console).unwrap();
     let scroll_bytes = console.sink().bytes - before;
     let cell_bytes = 21 * 48 * 4;
     let text_cells: usize = (1..rows)

@@ -43,7 +43,7 @@ impl Status {
         self.0 & Self::INPUT_FULL != 0
     }
 
-    fn from_auxiliary(self) -> bool {
+    fn is_auxiliary(self) -> bool {
         self.0 & Self::AUXILIARY != 0
     }
 }
@@ -120,7 +120,7 @@ impl Keyboard {
         }
         // SAFETY: as in `flush`.
         let byte = unsafe { self.data.read() };
-        let ignored = status.from_auxiliary()
+        let ignored = status.is_auxiliary()
             || byte & scan::RELEASE_BIT != 0
             || byte == scan::SET2_RELEASE
             || scan::EXTENDED.contains(&byte)

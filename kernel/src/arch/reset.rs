@@ -1,8 +1,8 @@
 //! Restarting a real PC, and the end of a run on one: the report stays on
 //! screen until a key is pressed, then the machine restarts.
 //!
-//! Methods, tried in order, each logged before it is tried and followed by
-//! a short wait (a reset takes effect within microseconds where it works):
+//! Methods, tried in order, each printed (serial and screen, whatever the
+//! log filter) before it is tried and followed by a short wait (a reset takes effect within microseconds where it works):
 //! 1. The ACPI reset register (ACPI 6.5 §4.8.3.6): the FADT's RESET_REG, a
 //!    Generic Address in I/O, memory or PCI configuration space, written
 //!    with RESET_VALUE, when the FADT's RESET_REG_SUP flag says it works.
@@ -163,7 +163,7 @@ pub fn wait_for_key_then_restart_from(
             .map(|code| ("keyboard", code))
             .or(byte.map(|byte| ("serial", byte)))
         {
-            log::info!("restart: key {:#04x} on {}", source.1, source.0);
+            crate::println!("restart: key {:#04x} on {}", source.1, source.0);
             break;
         }
         tsc::delay_us(KEY_POLL_INTERVAL_US);
@@ -175,7 +175,7 @@ pub fn wait_for_key_then_restart_from(
 pub fn restart_from(memory: &Memory, rsdp: Option<PhysAddr>, first: ResetMethod) -> ! {
     x86_64::instructions::interrupts::disable();
     for method in ResetMethod::ALL.into_iter().filter(|&m| m >= first) {
-        log::info!("restart: trying {method}");
+        crate::println!("restart: trying {method}");
         let attempt = match method {
             ResetMethod::AcpiRegister => acpi_reset(memory, rsdp),
             ResetMethod::ResetControl => {
@@ -188,9 +188,9 @@ pub fn restart_from(memory: &Memory, rsdp: Option<PhysAddr>, first: ResetMethod)
         match attempt {
             Ok(()) => {
                 tsc::delay_us(RESET_WAIT_US);
-                log::warn!("restart: {method} did not reset the machine");
+                crate::println!("restart: {method} did not reset the machine");
             }
-            Err(error) => log::info!("restart: {method} skipped: {error}"),
+            Err(error) => crate::println!("restart: {method} skipped: {error}"),
         }
     }
     // The triple fault does not return; halting is for the impossible case.
@@ -217,7 +217,7 @@ fn acpi_reset(memory: &Memory, rsdp: Option<PhysAddr>) -> Result<(), ResetError>
         .reset_register()
         .map_err(|_| ResetError::AddressSpace)?;
     let value = fadt.reset_value;
-    log::info!(
+    crate::println!(
         "restart: ACPI reset register {:?} {:#x} <- {value:#04x}",
         register.address_space,
         register.address

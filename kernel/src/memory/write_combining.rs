@@ -24,7 +24,8 @@ use x86_64::VirtAddr;
 use x86_64::registers::model_specific::Msr;
 use x86_64::structures::paging::mapper::{MappedFrame, TranslateResult};
 use x86_64::structures::paging::{
-    Mapper, Page, PageSize, PageTableFlags, Size1GiB, Size2MiB, Size4KiB, Translate,
+    Mapper, OffsetPageTable, Page, PageSize, PageTableFlags, Size1GiB, Size2MiB, Size4KiB,
+    Translate,
 };
 
 use super::Memory;
@@ -188,27 +189,17 @@ impl Memory {
                 return Err(WriteCombiningError::NotMapped(addr));
             };
             let new_flags = write_combining_flags(flags);
-            let error = WriteCombiningError::FlagUpdate(addr);
-            // SAFETY (all three arms): only the caching bits change; the
-            // page stays present, writable and mapped to the same frame, so
-            // no reference into it becomes invalid. The caller gives a range
-            // it only writes (the framebuffer), where write-combining's weak
-            // ordering cannot be observed by a read.
             let page_size = match frame {
                 MappedFrame::Size4KiB(_) => {
                     let page = Page::<Size4KiB>::containing_address(addr);
-                    unsafe { tables.update_flags(page, new_flags) }
-                        .map_err(|_| error)?
-                        .flush();
+                    switch(&mut tables, page, new_flags)?;
                     switched.small += 1;
                     Size4KiB::SIZE
                 }
                 MappedFrame::Size2MiB(_) => {
                     let page = Page::<Size2MiB>::containing_address(addr);
                     if covers(page, start.as_u64(), end) {
-                        unsafe { tables.update_flags(page, new_flags) }
-                            .map_err(|_| error)?
-                            .flush();
+                        switch(&mut tables, page, new_flags)?;
                         switched.large += 1;
                     } else {
                         switched.skipped += 1;
@@ -218,9 +209,7 @@ impl Memory {
                 MappedFrame::Size1GiB(_) => {
                     let page = Page::<Size1GiB>::containing_address(addr);
                     if covers(page, start.as_u64(), end) {
-                        unsafe { tables.update_flags(page, new_flags) }
-                            .map_err(|_| error)?
-                            .flush();
+                        switch(&mut tables, page, new_flags)?;
                         switched.huge += 1;
                     } else {
                         switched.skipped += 1;
@@ -250,6 +239,26 @@ impl Memory {
             + u64::from(flags.contains(PageTableFlags::WRITE_THROUGH));
         pat_entry(slot)
     }
+}
+
+/// Give `page` the caching bits in `flags` (the rest as they were).
+fn switch<S: PageSize>(
+    tables: &mut OffsetPageTable<'static>,
+    page: Page<S>,
+    flags: PageTableFlags,
+) -> Result<(), WriteCombiningError>
+where
+    for<'a> OffsetPageTable<'a>: Mapper<S>,
+{
+    // SAFETY: `flags` differs from the page's flags only in its caching
+    // bits; the page stays present, writable and mapped to the same frame,
+    // so no reference into it becomes invalid. The caller of
+    // `map_write_combining` gives a range it only writes (the framebuffer),
+    // where write-combining's weak ordering cannot be observed by a read.
+    let flush = unsafe { tables.update_flags(page, flags) }
+        .map_err(|_| WriteCombiningError::FlagUpdate(page.start_address()))?;
+    flush.flush();
+    Ok(())
 }
 
 /// True if `page` lies wholly inside `start..end`.
