@@ -124,6 +124,7 @@ pub fn init(boot_info: &'static mut BootInfo, log_filter: &str) -> &'static Kern
     let tables = unsafe { memory::paging::active(map) };
     let memory =
         Memory::new(map, frames, tables).expect("no free level-4 entry for the MMIO window");
+    framebuffer::use_write_combining(&memory);
     let ramdisk = boot_info.ramdisk_addr.into_option().map(|addr| {
         let len = boot_info.ramdisk_len as usize;
         // SAFETY: the bootloader loaded the ramdisk at `addr` (virtual) with

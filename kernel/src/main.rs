@@ -158,7 +158,8 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
         ExitStatus::Failure
     };
     if !in_qemu {
-        println!("\nDone. The machine is halted; power it off when you have read the report.");
+        // The report stays on screen until a key is pressed.
+        kernel::arch::reset::wait_for_key_then_restart(&kernel.memory, kernel.rsdp);
     } else if settings.linger_ms > 0 {
         kernel::console::serial::read_byte(settings.linger_ms.saturating_mul(1_000_000));
     }

@@ -7,7 +7,9 @@
 pub mod exit;
 pub mod gdt;
 pub mod interrupts;
+pub mod keyboard;
 pub mod pit;
+pub mod reset;
 pub mod tsc;
 
 /// Stop the CPU for good: interrupts off, then `hlt` forever.

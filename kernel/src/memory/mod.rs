@@ -10,6 +10,7 @@ pub mod frames;
 pub mod heap;
 pub mod mmio;
 pub mod paging;
+pub mod write_combining;
 
 use x86_64::{PhysAddr, VirtAddr};
 
