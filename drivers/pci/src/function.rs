@@ -20,6 +20,7 @@ use crate::capability::{self, Capability, CapabilityKind};
 use crate::class::class_name;
 use crate::config::{CAPABILITY_POINTER, CARDBUS_CAPABILITY_POINTER, Config, INTERRUPT};
 use crate::error::Problem;
+use crate::storage_mode::StorageHider;
 
 /// Class code of a host bridge (class 06h, subclass 00h).
 pub(crate) const HOST_BRIDGE: (u8, u8) = (0x06, 0x00);
@@ -71,6 +72,8 @@ pub struct Function {
     pub capabilities: Vec<Capability>,
     /// Interrupt pin: 0 none, 1..=4 INTA..INTD.
     pub interrupt_pin: u8,
+    /// The PCI-to-PCI bridge whose secondary bus this function is on; `None` on a root bus.
+    pub upstream: Option<PciAddress>,
 }
 
 impl Function {
@@ -103,6 +106,11 @@ impl Function {
         (self.class, self.subclass, self.prog_if) == NVME
     }
 
+    /// Whether this function hides drives from an NVMe driver (Intel VMD, RAID mode).
+    pub fn storage_hider(&self) -> Option<StorageHider> {
+        StorageHider::of(self)
+    }
+
     /// Whether this is a host bridge (class 06h, subclass 00h).
     pub fn is_host_bridge(&self) -> bool {
         (self.class, self.subclass) == HOST_BRIDGE
@@ -123,7 +131,8 @@ impl fmt::Display for Function {
     ///     Capabilities: MSI-X(table size 65) PCI-Express(endpoint) PM
     /// ```
     ///
-    /// Bridges get a `Bus:` line; lines are separated by `\n`, with no trailing newline.
+    /// Bridges get a `Bus:` line, controllers that hide drives (Intel VMD, RAID mode) a
+    /// `Hides drives:` line; lines are separated by `\n`, with no trailing newline.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -158,6 +167,9 @@ impl fmt::Display for Function {
             for capability in &self.capabilities {
                 write!(f, " {capability}")?;
             }
+        }
+        if let Some(hider) = self.storage_hider() {
+            write!(f, "\n    Hides drives: {hider}")?;
         }
         Ok(())
     }
@@ -251,5 +263,6 @@ pub(crate) fn read_function<A: ConfigRegionAccess + ?Sized>(
         bars,
         capabilities,
         interrupt_pin,
+        upstream: None,
     })
 }
