@@ -43,7 +43,7 @@ impl EcamEntry {
     pub fn new(segment: u16, start_bus: u8, end_bus: u8, base: u64) -> Result<EcamEntry, Error> {
         let defect = if start_bus > end_bus {
             Some(EcamDefect::BusRangeReversed)
-        } else if base % BUS_WINDOW_SIZE != 0 {
+        } else if !base.is_multiple_of(BUS_WINDOW_SIZE) {
             Some(EcamDefect::BaseMisaligned)
         } else if base
             .checked_add((u64::from(end_bus) + 1) << BUS_SHIFT)

@@ -93,7 +93,7 @@ fn unusable_entries_are_errors() {
         EcamEntry::new(2, 0, 0xff, 0xe000_8000),
         invalid(0, 0xff, 0xe000_8000, EcamDefect::BaseMisaligned)
     );
-    let top = u64::MAX & !(BUS_WINDOW_SIZE - 1);
+    let top = !(BUS_WINDOW_SIZE - 1);
     assert_eq!(
         EcamEntry::new(2, 0, 1, top),
         invalid(0, 1, top, EcamDefect::PastAddressSpace)
