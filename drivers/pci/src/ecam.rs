@@ -30,11 +30,12 @@ const DEVICE_SHIFT: u32 = 15;
 /// Bit position of the function number.
 const FUNCTION_SHIFT: u32 = 12;
 
-/// One MCFG entry, validated.
+/// One MCFG entry (or another ECAM window, such as an Intel VMD's CFGBAR), validated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EcamEntry {
     range: BusRange,
-    base: u64,
+    /// The physical address of the start bus's window.
+    window_start: u64,
 }
 
 impl EcamEntry {
@@ -68,7 +69,45 @@ impl EcamEntry {
                 start_bus,
                 end_bus,
             },
-            base,
+            window_start: base + (u64::from(start_bus) << BUS_SHIFT),
+        })
+    }
+
+    /// An ECAM window whose first megabyte is bus `start_bus` (not bus 0), as an Intel VMD's
+    /// CFGBAR is for its domain. Rejected like [`EcamEntry::new`], with `base` in the error
+    /// being `window_start`.
+    pub fn from_window(
+        segment: u16,
+        start_bus: u8,
+        end_bus: u8,
+        window_start: u64,
+    ) -> Result<EcamEntry, Error> {
+        let buses = u64::from(end_bus.saturating_sub(start_bus)) + 1;
+        let defect = if start_bus > end_bus {
+            Some(EcamDefect::BusRangeReversed)
+        } else if !window_start.is_multiple_of(BUS_WINDOW_SIZE) {
+            Some(EcamDefect::BaseMisaligned)
+        } else if window_start.checked_add(buses << BUS_SHIFT).is_none() {
+            Some(EcamDefect::PastAddressSpace)
+        } else {
+            None
+        };
+        if let Some(defect) = defect {
+            return Err(Error::EcamEntryInvalid {
+                segment,
+                start_bus,
+                end_bus,
+                base: window_start,
+                defect,
+            });
+        }
+        Ok(EcamEntry {
+            range: BusRange {
+                segment,
+                start_bus,
+                end_bus,
+            },
+            window_start,
         })
     }
 
@@ -77,14 +116,9 @@ impl EcamEntry {
         self.range
     }
 
-    /// The address of bus 0's window, as the MCFG gives it.
-    pub fn base(&self) -> u64 {
-        self.base
-    }
-
     /// The physical address of the first bus this entry covers: what to map.
     pub fn window_start(&self) -> u64 {
-        self.base + (u64::from(self.range.start_bus) << BUS_SHIFT)
+        self.window_start
     }
 
     /// The length of the entry's window: one megabyte per bus.

@@ -79,7 +79,30 @@ pub enum Error {
         /// The address read back.
         read_back: u64,
     },
-    /// An ACPI MCFG entry that cannot describe configuration space; it is not used.
+    /// The function is not an Intel VMD.
+    NotVmd {
+        /// The function.
+        address: PciAddress,
+    },
+    /// An Intel VMD whose bus-number restriction is set to the reserved value.
+    VmdBusRestrictionReserved {
+        /// The VMD.
+        address: PciAddress,
+    },
+    /// A BAR in an Intel VMD's domain that lies outside the VMD's memory windows (MEMBAR1,
+    /// MEMBAR2), so the VMD would not forward accesses to it. Nothing was enabled.
+    BarOutsideVmdWindow {
+        /// The function.
+        address: PciAddress,
+        /// The BAR slot.
+        index: u8,
+        /// The BAR's address.
+        bar_address: u64,
+        /// The VMD.
+        controller: PciAddress,
+    },
+    /// An ACPI MCFG entry (or VMD CFGBAR) that cannot describe configuration space; it is not
+    /// used.
     EcamEntryInvalid {
         /// The PCI segment group.
         segment: u16,
@@ -104,7 +127,10 @@ impl Error {
             | Error::BarUnassigned { address, .. }
             | Error::BarOutsideBridgeWindow { address, .. }
             | Error::PowerStateNotD0 { address, .. }
-            | Error::BarNotRestored { address, .. } => Some(address),
+            | Error::BarNotRestored { address, .. }
+            | Error::NotVmd { address }
+            | Error::VmdBusRestrictionReserved { address }
+            | Error::BarOutsideVmdWindow { address, .. } => Some(address),
             Error::EcamEntryInvalid { .. } => None,
         }
     }
@@ -157,6 +183,19 @@ impl fmt::Display for Reason<'_> {
                 "BAR{index} lost its address leaving D3hot: wrote {expected:#x}, read back \
                  {read_back:#x}; skipped"
             ),
+            Error::NotVmd { .. } => f.write_str("not an Intel VMD"),
+            Error::VmdBusRestrictionReserved { .. } => f.write_str(
+                "Intel VMD bus restriction set to a reserved value; its domain not scanned",
+            ),
+            Error::BarOutsideVmdWindow {
+                index,
+                bar_address,
+                controller,
+                ..
+            } => write!(
+                f,
+                "BAR{index} {bar_address:#x} outside the windows of Intel VMD {controller}; skipped"
+            ),
             Error::EcamEntryInvalid {
                 segment,
                 start_bus,
@@ -192,6 +231,8 @@ pub enum EcamDefect {
     BaseMisaligned,
     /// The window of the last bus would end past the 64-bit address space.
     PastAddressSpace,
+    /// The window (an Intel VMD's CFGBAR) is smaller than one bus's megabyte.
+    WindowSmallerThanOneBus,
 }
 
 impl fmt::Display for EcamDefect {
@@ -200,6 +241,7 @@ impl fmt::Display for EcamDefect {
             EcamDefect::BusRangeReversed => "start bus above end bus",
             EcamDefect::BaseMisaligned => "base address not aligned to 1 MiB",
             EcamDefect::PastAddressSpace => "window ends past the 64-bit address space",
+            EcamDefect::WindowSmallerThanOneBus => "window smaller than one bus (1 MiB)",
         })
     }
 }

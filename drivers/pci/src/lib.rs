@@ -21,6 +21,7 @@
 //! - `prepare`: everything a driver needs done to its function, checks first.
 //! - `ecam`: MCFG entries and the ECAM address arithmetic the kernel maps with.
 //! - `storage_mode`: Intel VMD and RAID-mode controllers that hide NVMe drives.
+//! - `vmd`: the PCI domain behind an Intel VMD (its CFGBAR as ECAM, its memory windows).
 //! - `error`: the error enum and the enumeration problems.
 //!
 //! Requirement on the `ConfigRegionAccess` implementation: every well-formed `PciAddress` in
@@ -47,6 +48,7 @@ mod function;
 mod power;
 mod prepare;
 mod storage_mode;
+mod vmd;
 
 pub use bar::{BarKind, DecodedBar};
 pub use bridge::{BridgeWindows, MemoryWindow};
@@ -59,5 +61,6 @@ pub use error::{BarDefect, BridgeDefect, CapabilityDefect, EcamDefect, Error, Pr
 pub use function::{Function, HeaderKind, is_nvme};
 pub use pci_types::{CommandRegister, ConfigRegionAccess, PciAddress};
 pub use power::{D2_TO_D0_DELAY_US, D3HOT_TO_D0_DELAY_US, Delay, PowerState};
-pub use prepare::prepare_for_driver;
+pub use prepare::{prepare_behind_vmd, prepare_for_driver};
 pub use storage_mode::{HIDDEN_STORAGE_ADVICE, StorageHider};
+pub use vmd::VmdDomain;

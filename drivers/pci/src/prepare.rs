@@ -24,6 +24,7 @@ use crate::enumerate::Enumeration;
 use crate::error::Error;
 use crate::function::Function;
 use crate::power::{self, Delay, PowerState};
+use crate::vmd::VmdDomain;
 
 /// Prepares `function` (found by `enumeration`) for a driver that uses its memory BAR in slot
 /// `bar_index`, and returns that BAR. `delay` waits on the caller's clock (the power-state
@@ -41,19 +42,7 @@ pub fn prepare_for_driver(
     delay: &mut impl Delay,
 ) -> Result<DecodedBar, Error> {
     let address = function.address;
-    let bar = *function
-        .bar(bar_index)
-        .filter(|bar| bar.is_memory() && bar.size > 0)
-        .ok_or(Error::BarMissing {
-            address,
-            index: bar_index,
-        })?;
-    if bar.address == 0 {
-        return Err(Error::BarUnassigned {
-            address,
-            index: bar_index,
-        });
-    }
+    let bar = assigned_memory_bar(function, bar_index)?;
 
     let path = enumeration.upstream_bridges(function);
     for bridge in &path {
@@ -86,6 +75,44 @@ pub fn prepare_for_driver(
         restore_bar(&config, &bar)?;
     }
     enable_for_dma(access, address)?;
+    Ok(bar)
+}
+
+/// Prepares `function`, in the domain of the Intel VMD `domain`, for a driver: as
+/// [`prepare_for_driver`], after checking that the BAR lies in one of the VMD's memory windows
+/// ([`Error::BarOutsideVmdWindow`] if not, before anything is written) and turning on the VMD's
+/// memory decoding and bus mastering.
+pub fn prepare_behind_vmd(
+    access: &impl ConfigRegionAccess,
+    enumeration: &Enumeration,
+    domain: &VmdDomain,
+    function: &Function,
+    bar_index: u8,
+    delay: &mut impl Delay,
+) -> Result<DecodedBar, Error> {
+    let bar = assigned_memory_bar(function, bar_index)?;
+    if !domain.contains(function) || !domain.forwards(bar.address, bar.size) {
+        return Err(Error::BarOutsideVmdWindow {
+            address: function.address,
+            index: bar_index,
+            bar_address: bar.address,
+            controller: domain.controller(),
+        });
+    }
+    domain.enable(access)?;
+    prepare_for_driver(access, enumeration, function, bar_index, delay)
+}
+
+/// The function's memory BAR in slot `index`, if implemented and assigned.
+fn assigned_memory_bar(function: &Function, index: u8) -> Result<DecodedBar, Error> {
+    let address = function.address;
+    let bar = *function
+        .bar(index)
+        .filter(|bar| bar.is_memory() && bar.size > 0)
+        .ok_or(Error::BarMissing { address, index })?;
+    if bar.address == 0 {
+        return Err(Error::BarUnassigned { address, index });
+    }
     Ok(bar)
 }
 
