@@ -10,15 +10,20 @@
 //! buses 0-255, offsets below 256, which is all a conventional PCI function
 //! has.
 //!
-//! Intel VMD and RAID-mode controllers hide NVMe drives from this kernel;
-//! the listing marks them and tells the user, once, what to change in the
-//! firmware setup.
+//! Intel VMD and RAID-mode controllers hide NVMe drives; the listing marks
+//! them and tells the user, once, what to change in the firmware setup. The
+//! domain behind each Intel VMD is scanned too (its CFGBAR is one more ECAM
+//! window, its domain a segment numbered from 0x1000), so drives the
+//! firmware set up there can still be used.
 
 use acpi::mcfg::Mcfg;
 use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 use core::fmt;
-use pci::{BusRange, ConfigRegionAccess, EcamEntry, Enumeration, Function, PciAddress};
+use pci::{
+    BusRange, ConfigRegionAccess, EcamEntry, Enumeration, Function, PciAddress, StorageHider,
+    VmdDomain,
+};
 use spin::Mutex;
 use x86_64::PhysAddr;
 use x86_64::instructions::port::Port;
@@ -155,6 +160,22 @@ impl ConfigRegionAccess for ConfigSpace {
     }
 }
 
+/// Map the ECAM window of `entry` uncached; `None` (logged) if it cannot be.
+fn map_window(memory: &Memory, entry: EcamEntry) -> Option<EcamWindow> {
+    let start = entry.window_start();
+    let Ok(physical) = PhysAddr::try_new(start) else {
+        log::warn!("ECAM window at {start:#x} is not a physical address; skipped");
+        return None;
+    };
+    match memory.map_mmio(physical, entry.window_len()) {
+        Ok(region) => Some(EcamWindow { entry, region }),
+        Err(error) => {
+            log::warn!("ECAM window at {start:#x} not mapped: {error:?}");
+            None
+        }
+    }
+}
+
 /// Find configuration space: ECAM if the firmware's ACPI tables have an
 /// MCFG, port I/O otherwise.
 pub fn config_space(memory: &Memory, rsdp: Option<PhysAddr>) -> ConfigSpace {
@@ -180,15 +201,7 @@ pub fn config_space(memory: &Memory, rsdp: Option<PhysAddr>) -> ConfigSpace {
                 continue;
             }
         };
-        let start = entry.window_start();
-        let Ok(physical) = PhysAddr::try_new(start) else {
-            log::warn!("ECAM window at {start:#x} is not a physical address; skipped");
-            continue;
-        };
-        match memory.map_mmio(physical, entry.window_len()) {
-            Ok(region) => windows.push(EcamWindow { entry, region }),
-            Err(error) => log::warn!("ECAM window at {start:#x} not mapped: {error:?}"),
-        }
+        windows.extend(map_window(memory, entry));
     }
     let segments: BTreeSet<u16> = windows.iter().map(|w| w.entry.range().segment).collect();
     log::info!(
@@ -207,14 +220,22 @@ pub fn config_space(memory: &Memory, rsdp: Option<PhysAddr>) -> ConfigSpace {
 pub struct Pci {
     /// Configuration-space access.
     pub config: ConfigSpace,
-    /// What the scan found.
+    /// What the scan found, the domains behind Intel VMDs included.
     pub enumeration: Enumeration,
+    /// The Intel VMD domains that were scanned.
+    pub vmd_domains: Vec<VmdDomain>,
 }
 
-/// Find configuration space and enumerate every function.
+/// The first segment number given to an Intel VMD's domain (MCFG segments
+/// are far below it on PCs; a number the MCFG uses is skipped).
+const FIRST_VMD_SEGMENT: u16 = 0x1000;
+
+/// Find configuration space and enumerate every function: every MCFG
+/// segment and bus range, then the domain behind each Intel VMD.
 pub fn scan(memory: &Memory, rsdp: Option<PhysAddr>) -> Pci {
-    let config = config_space(memory, rsdp);
-    let enumeration = pci::enumerate(&config, &config.ranges());
+    let mut config = config_space(memory, rsdp);
+    let mut enumeration = pci::enumerate(&config, &config.ranges());
+    let vmd_domains = scan_vmd_domains(memory, &mut config, &mut enumeration);
     log::info!(
         "PCI via {}: {} functions, {} problems",
         config.describe(),
@@ -224,7 +245,74 @@ pub fn scan(memory: &Memory, rsdp: Option<PhysAddr>) -> Pci {
     Pci {
         config,
         enumeration,
+        vmd_domains,
     }
+}
+
+/// Enable each Intel VMD, map its CFGBAR as one more ECAM window, and add
+/// the functions of its domain to `enumeration`. A VMD whose domain cannot
+/// be read is logged and left as it is.
+fn scan_vmd_domains(
+    memory: &Memory,
+    config: &mut ConfigSpace,
+    enumeration: &mut Enumeration,
+) -> Vec<VmdDomain> {
+    let vmds: Vec<Function> = enumeration
+        .storage_hiders()
+        .filter(|(_, hider)| *hider == StorageHider::IntelVmd)
+        .map(|(function, _)| function.clone())
+        .collect();
+    let mut domains = Vec::new();
+    if vmds.is_empty() {
+        return domains;
+    }
+    if !matches!(config, ConfigSpace::Ecam(_)) {
+        log::warn!("Intel VMD found, but no MCFG: the drives behind it are not scanned");
+        return domains;
+    }
+    let used: BTreeSet<u16> = config.ranges().iter().map(|r| r.segment).collect();
+    let mut segment = FIRST_VMD_SEGMENT;
+    for vmd in vmds {
+        while used.contains(&segment) {
+            segment += 1;
+        }
+        let domain = match VmdDomain::read(config, &vmd, segment) {
+            Ok(domain) => domain,
+            Err(error) => {
+                log::warn!("Intel VMD {error}");
+                continue;
+            }
+        };
+        if let Err(error) = domain.enable(config) {
+            log::warn!("Intel VMD {error}");
+            continue;
+        }
+        let Some(window) = map_window(memory, domain.ecam()) else {
+            continue;
+        };
+        if let ConfigSpace::Ecam(windows) = config {
+            windows.push(window);
+        }
+        let found = pci::enumerate(config, &[domain.range()]);
+        let range = domain.range();
+        log::info!(
+            "Intel VMD {}: domain {:04x}:{:02x}-{:02x}, {} functions",
+            vmd.address,
+            range.segment,
+            range.start_bus,
+            range.end_bus,
+            found.functions.len()
+        );
+        enumeration.functions.extend(found.functions);
+        enumeration.problems.extend(found.problems);
+        enumeration.swept_root_buses.extend(found.swept_root_buses);
+        domains.push(domain);
+        segment += 1;
+    }
+    enumeration
+        .functions
+        .sort_by_key(|function| function.address);
+    domains
 }
 
 impl Pci {
@@ -239,31 +327,57 @@ impl Pci {
         }
     }
 
-    /// The message for the user when a controller hides NVMe drives.
+    /// The message for the user when a controller hides NVMe drives: any
+    /// RAID-mode controller, or an Intel VMD whose domain was not scanned or
+    /// showed no NVMe controller.
     pub fn storage_advice(&self) -> Option<&'static str> {
+        let hides = |function: &Function, hider: StorageHider| match hider {
+            StorageHider::IntelVmd => !self.vmd_domains.iter().any(|domain| {
+                domain.controller() == function.address
+                    && self
+                        .enumeration
+                        .nvme_controllers()
+                        .any(|nvme| domain.contains(nvme))
+            }),
+            _ => true,
+        };
         self.enumeration
             .storage_hiders()
-            .next()
-            .map(|_| pci::HIDDEN_STORAGE_ADVICE)
+            .any(|(function, hider)| hides(function, hider))
+            .then_some(pci::HIDDEN_STORAGE_ADVICE)
     }
 
     /// Make `function` ready for the NVMe driver and map its BAR0 uncached:
     /// BAR0 must be assigned and inside the memory windows of every bridge
     /// above it; then memory decoding and bus mastering go on along the
     /// whole path, the function is brought to D0, and INTx is turned off
-    /// (see `pci::prepare_for_driver`). A function that fails the checks is
-    /// neither enabled nor mapped.
+    /// (see `pci::prepare_for_driver`). Behind an Intel VMD, BAR0 must also
+    /// lie in the VMD's memory windows (`pci::prepare_behind_vmd`). A
+    /// function that fails the checks is neither enabled nor mapped.
     pub fn prepare_nvme(
         &self,
         memory: &Memory,
         function: &Function,
     ) -> Result<MmioRegion, PciError> {
         let mut delay = |us: u32| tsc::delay_us(u64::from(us));
-        let bar = pci::prepare_for_driver(&self.config, &self.enumeration, function, 0, &mut delay)
-            .map_err(|error| match error {
-                pci::Error::BarMissing { .. } => PciError::NoMemoryBar,
-                other => PciError::Config(other),
-            })?;
+        let vmd = self.vmd_domains.iter().find(|d| d.contains(function));
+        let prepared = match vmd {
+            Some(domain) => pci::prepare_behind_vmd(
+                &self.config,
+                &self.enumeration,
+                domain,
+                function,
+                0,
+                &mut delay,
+            ),
+            None => {
+                pci::prepare_for_driver(&self.config, &self.enumeration, function, 0, &mut delay)
+            }
+        };
+        let bar = prepared.map_err(|error| match error {
+            pci::Error::BarMissing { .. } => PciError::NoMemoryBar,
+            other => PciError::Config(other),
+        })?;
         let physical = PhysAddr::try_new(bar.address).map_err(|_| PciError::NoMemoryBar)?;
         memory.map_mmio(physical, bar.size).map_err(PciError::Map)
     }
