@@ -75,7 +75,7 @@ impl DecodedBar {
 }
 
 /// Writes a size the way lspci does: bytes, then K, M, G for exact multiples.
-struct Size(u64);
+pub(crate) struct Size(pub(crate) u64);
 
 impl fmt::Display for Size {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -16,6 +16,7 @@ use core::fmt;
 use pci_types::{ConfigRegionAccess, HeaderType, PciAddress, PciHeader, PciPciBridgeHeader};
 
 use crate::bar::{self, DecodedBar};
+use crate::bridge::{self, BridgeWindows, MemoryWindow};
 use crate::capability::{self, Capability, CapabilityKind};
 use crate::class::class_name;
 use crate::config::{CAPABILITY_POINTER, CARDBUS_CAPABILITY_POINTER, Config, INTERRUPT};
@@ -74,6 +75,9 @@ pub struct Function {
     pub interrupt_pin: u8,
     /// The PCI-to-PCI bridge whose secondary bus this function is on; `None` on a root bus.
     pub upstream: Option<PciAddress>,
+    /// A PCI-to-PCI bridge's memory windows as enumeration found them; `None` for other
+    /// header types.
+    pub windows: Option<BridgeWindows>,
 }
 
 impl Function {
@@ -159,6 +163,18 @@ impl fmt::Display for Function {
                  subordinate={subordinate:02x}"
             )?;
         }
+        if let Some(windows) = self.windows {
+            write!(
+                f,
+                "\n    Memory behind bridge: {}",
+                WindowText(windows.memory)
+            )?;
+            write!(
+                f,
+                "\n    Prefetchable memory behind bridge: {}",
+                WindowText(windows.prefetchable)
+            )?;
+        }
         for bar in &self.bars {
             write!(f, "\n    {bar}")?;
         }
@@ -172,6 +188,22 @@ impl fmt::Display for Function {
             write!(f, "\n    Hides drives: {hider}")?;
         }
         Ok(())
+    }
+}
+
+/// A bridge window as lspci writes it: `fe000000-fe1fffff [size=2M]`, or `[disabled]`.
+struct WindowText(Option<MemoryWindow>);
+
+impl fmt::Display for WindowText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(window) = self.0 else {
+            return f.write_str("[disabled]");
+        };
+        write!(f, "{:08x}-{:08x}", window.base, window.limit)?;
+        match (window.limit - window.base).checked_add(1) {
+            Some(size) => write!(f, " [size={}]", bar::Size(size)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -264,5 +296,7 @@ pub(crate) fn read_function<A: ConfigRegionAccess + ?Sized>(
         capabilities,
         interrupt_pin,
         upstream: None,
+        windows: matches!(kind, HeaderKind::PciBridge { .. })
+            .then(|| bridge::read_windows(&config)),
     })
 }

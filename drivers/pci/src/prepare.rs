@@ -13,6 +13,11 @@
 //!    to D0 through its power-management capability (see [`crate::power`]), its BAR written
 //!    back if leaving D3hot reset it, and finally memory decoding and bus mastering on, INTx
 //!    off on the function itself.
+//!
+//! The bridge path is the one enumeration recorded ([`crate::Function::upstream`]). A function
+//! on a bus that only the sweep of unreached buses found has no recorded bridge (the bridge
+//! above it was not followed, and is listed as a problem), so nothing above it is checked or
+//! enabled.
 
 use pci_types::ConfigRegionAccess;
 

@@ -90,6 +90,21 @@ fn enumeration_records_the_bridge_path() {
     let root_port = enumeration.function(addr(0, 0x1c, 0)).unwrap();
     assert_eq!(root_port.upstream, None);
     assert!(enumeration.upstream_bridges(root_port).is_empty());
+    // The listing shows each bridge's windows, as lspci does.
+    let listed = root_port.to_string();
+    assert!(
+        listed.contains("\n    Memory behind bridge: fe000000-fe3fffff [size=4M]\n"),
+        "{listed}"
+    );
+    let closed = FakeFunction::bridge(0x8086, 0x1111, 0, 1, 1).memory_window(0xfff0_0000, 0);
+    let space = FakeConfigSpace::new().with(0, 0, 1, 0, closed);
+    let enumeration = enumerate(&space, &[pci::BusRange::LEGACY]);
+    let listed = enumeration.functions[0].to_string();
+    assert!(
+        listed.contains("\n    Memory behind bridge: [disabled]\n"),
+        "{listed}"
+    );
+    assert_eq!(enumeration.functions[0].windows.unwrap().memory, None);
 }
 
 #[test]
