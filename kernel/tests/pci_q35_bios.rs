@@ -51,5 +51,5 @@ fn ecam_and_the_root_port_device_capabilities() {
 
 #[test_case]
 fn the_bridge_above_an_nvme_controller_is_enabled_by_prepare() {
-    common::topologies::check_bridge_path_enabled_by_prepare();
+    common::topologies::check_bridge_path_enabled_by_prepare(1);
 }

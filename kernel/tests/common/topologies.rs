@@ -54,21 +54,22 @@ const COMMAND: u16 = 0x04;
 const MEMORY_SPACE: u32 = 1 << 1;
 const BUS_MASTER: u32 = 1 << 2;
 
-/// The NVMe controller behind a bridge, with the bridges above it: turn
-/// memory decoding and bus mastering off on every one of them (as firmware
-/// leaves ports it did not boot through), prepare the controller, and check
-/// that both are on again along the whole path and that BAR0 answers.
-pub fn check_bridge_path_enabled_by_prepare() {
+/// The NVMe controller behind the most bridges, with the `bridges` bridges
+/// above it: turn memory decoding and bus mastering off on every one of
+/// them (as firmware leaves ports it did not boot through), prepare the
+/// controller, and check that both are on again along the whole path and
+/// that BAR0 answers.
+pub fn check_bridge_path_enabled_by_prepare(bridges: usize) {
     let pci = super::pci();
     let kernel = super::kernel();
     let behind = pci
         .enumeration
         .nvme_controllers()
-        .find(|f| f.upstream.is_some())
-        .expect("an NVMe controller behind a bridge");
+        .max_by_key(|f| pci.enumeration.upstream_bridges(f).len())
+        .expect("an NVMe controller");
     let path = pci.enumeration.upstream_bridges(behind);
-    assert_eq!(path.len(), 1, "one bridge above {}", behind.address);
-    assert_eq!(Some(path[0].address), behind.upstream);
+    assert_eq!(path.len(), bridges, "bridges above {}", behind.address);
+    assert_eq!(path.last().map(|b| b.address), behind.upstream);
     for bridge in &path {
         // SAFETY: a bridge the scan found; the command register is at 0x04,
         // and writing the status half as zero leaves its
