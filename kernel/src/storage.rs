@@ -153,7 +153,7 @@ pub fn attach_all(
         let region = match pci.prepare_nvme(memory, function) {
             Ok(region) => region,
             Err(error) => {
-                log::error!("NVMe {}: {error:?}", function.address);
+                log::error!("{} NVMe: {error}", function.address);
                 failed.push((function.address, AttachError::Pci(error)));
                 continue;
             }

@@ -43,3 +43,8 @@ fn finds_exactly_the_devices_qemu_was_given() {
 fn both_nvme_controllers_are_enabled_and_mapped() {
     common::assert_nvme_ready(2);
 }
+
+#[test_case]
+fn the_bridge_above_an_nvme_controller_is_enabled_by_prepare() {
+    common::topologies::check_bridge_path_enabled_by_prepare(1);
+}

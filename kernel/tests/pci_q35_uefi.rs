@@ -48,3 +48,8 @@ fn both_nvme_controllers_are_enabled_and_mapped() {
 fn ecam_and_the_root_port_device_capabilities() {
     check_q35_specifics();
 }
+
+#[test_case]
+fn the_bridge_above_an_nvme_controller_is_enabled_by_prepare() {
+    common::topologies::check_bridge_path_enabled_by_prepare(1);
+}

@@ -47,4 +47,14 @@ fuzz_target!(|data: &[u8]| {
     // Each of 16 buses scanned once: 32 devices x 8 functions, each read in
     // full (header, BARs probed and restored, capabilities) at most.
     assert!(space.accesses.get() <= 16 * 32 * 8 * 200);
+    // Each function's bridge path is a chain of enumerated bridges, root
+    // first, ending above the function; preparing any function ends.
+    for function in &e.functions {
+        let path = e.upstream_bridges(function);
+        assert!(path.len() <= e.functions.len());
+        if let Some(last) = path.last() {
+            assert_eq!(Some(last.address), function.upstream);
+        }
+        let _ = pci::prepare_for_driver(&space, &e, function, 0, &mut |_: u32| {});
+    }
 });

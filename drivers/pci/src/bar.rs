@@ -75,7 +75,7 @@ impl DecodedBar {
 }
 
 /// Writes a size the way lspci does: bytes, then K, M, G for exact multiples.
-struct Size(u64);
+pub(crate) struct Size(pub(crate) u64);
 
 impl fmt::Display for Size {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -141,6 +141,39 @@ pub(crate) fn read_bars<A: ConfigRegionAccess + ?Sized>(
     let slots = slots.min(MAX_SLOTS);
     let raw = probe(config, slots, keep_decoding);
     decode(config.address(), &raw[..slots], problems)
+}
+
+/// The address `bar`'s registers hold now (the firmware's, unless something reset them).
+pub(crate) fn current_address<A: ConfigRegionAccess + ?Sized>(
+    config: &Config<'_, A>,
+    bar: &DecodedBar,
+) -> u64 {
+    let index = usize::from(bar.index).min(MAX_SLOTS - 1);
+    let low = config.read(slot_offset(index));
+    match bar.kind {
+        BarKind::Io => u64::from(low & !IO_FLAGS),
+        BarKind::Memory32 => u64::from(low & !MEMORY_FLAGS),
+        BarKind::Memory64 => {
+            let high = match index + 1 {
+                upper if upper < MAX_SLOTS => config.read(slot_offset(upper)),
+                _ => 0,
+            };
+            u64::from(high) << 32 | u64::from(low & !MEMORY_FLAGS)
+        }
+    }
+}
+
+/// Writes `bar`'s decoded address back to its registers (the flag bits are read-only, so the
+/// address alone is written), as after a reset that cleared them; decoding must be off.
+pub(crate) fn write_address<A: ConfigRegionAccess + ?Sized>(
+    config: &Config<'_, A>,
+    bar: &DecodedBar,
+) {
+    let index = usize::from(bar.index).min(MAX_SLOTS - 1);
+    config.write(slot_offset(index), bar.address as u32);
+    if bar.kind == BarKind::Memory64 && index + 1 < MAX_SLOTS {
+        config.write(slot_offset(index + 1), (bar.address >> 32) as u32);
+    }
 }
 
 /// Offset of BAR slot `index` (below 6, so this cannot overflow).

@@ -1,4 +1,4 @@
-//! Command-register set-up: enabling a function to be driven with memory-mapped I/O and DMA.
+//! Command-register set-up: enabling a function, and the bridges above it, for MMIO and DMA.
 //!
 //! The command register shares a dword with the status register, whose error bits are
 //! write-1-to-clear; the write is made with the status half zero so pending status is kept
@@ -20,6 +20,33 @@ use crate::error::Error;
 /// [`Error::CommandNotAccepted`] if memory decoding or bus mastering did not stick.
 pub fn enable_for_dma(access: &impl ConfigRegionAccess, address: PciAddress) -> Result<(), Error> {
     let config = Config::new(access, address);
+    let read_back = set_command_bits(&config, DMA_BITS | CommandRegister::INTERRUPT_DISABLE)?;
+    if !read_back.contains(CommandRegister::INTERRUPT_DISABLE) {
+        log::info!("pci {address}: INTx disable not implemented (pre-PCI 2.3 function)");
+    }
+    Ok(())
+}
+
+/// Enables memory-space decoding (forwarding of the memory windows downstream) and bus
+/// mastering (forwarding of the functions' DMA upstream) on the PCI-to-PCI bridge at `config`,
+/// leaving every other command bit as it is. Nothing is written if both are already on.
+pub(crate) fn enable_bridge_forwarding<A: ConfigRegionAccess + ?Sized>(
+    config: &Config<'_, A>,
+) -> Result<(), Error> {
+    set_command_bits(config, DMA_BITS).map(|_| ())
+}
+
+/// Memory decoding and bus mastering: what a memory-mapped, DMA-capable path needs.
+const DMA_BITS: CommandRegister =
+    CommandRegister::MEMORY_ENABLE.union(CommandRegister::BUS_MASTER_ENABLE);
+
+/// Sets `bits` in the command register (writing only if one is missing) and checks that
+/// memory decoding and bus mastering stuck; returns the register as read back.
+fn set_command_bits<A: ConfigRegionAccess + ?Sized>(
+    config: &Config<'_, A>,
+    bits: CommandRegister,
+) -> Result<CommandRegister, Error> {
+    let address = config.address();
     let vendor = config.read(ID) as u16;
     if vendor == 0xffff || vendor == 0x0000 {
         return Err(Error::FunctionAbsent { address });
@@ -29,12 +56,14 @@ pub fn enable_for_dma(access: &impl ConfigRegionAccess, address: PciAddress) -> 
         return Err(Error::FunctionAbsent { address });
     }
     let command = CommandRegister::from_bits_retain(current as u16);
-    let required = CommandRegister::MEMORY_ENABLE | CommandRegister::BUS_MASTER_ENABLE;
-    let wanted = command | required | CommandRegister::INTERRUPT_DISABLE;
+    if command.contains(bits) {
+        return Ok(command);
+    }
+    let wanted = command | bits;
     config.write(COMMAND_STATUS, u32::from(wanted.bits()));
 
     let read_back = CommandRegister::from_bits_retain(config.read(COMMAND_STATUS) as u16);
-    if !read_back.contains(required) {
+    if !read_back.contains(DMA_BITS & bits) {
         log::warn!(
             "pci {address}: command {:#06x} written, {:#06x} read back",
             wanted.bits(),
@@ -46,8 +75,5 @@ pub fn enable_for_dma(access: &impl ConfigRegionAccess, address: PciAddress) -> 
             read_back: read_back.bits(),
         });
     }
-    if !read_back.contains(CommandRegister::INTERRUPT_DISABLE) {
-        log::info!("pci {address}: INTx disable not implemented (pre-PCI 2.3 function)");
-    }
-    Ok(())
+    Ok(read_back)
 }

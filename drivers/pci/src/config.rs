@@ -25,6 +25,15 @@ pub(crate) const ID: u16 = 0x00;
 pub(crate) const COMMAND_STATUS: u16 = 0x04;
 /// First base address register; BAR n is at `BAR0 + 4 * n`.
 pub(crate) const BAR0: u16 = 0x10;
+/// Type 1 (PCI-to-PCI bridge) header: memory base (bits 0..16) and memory limit (bits 16..32).
+/// PCI-to-PCI Bridge Architecture Specification 1.2, section 3.2.5.8.
+pub(crate) const BRIDGE_MEMORY_BASE_LIMIT: u16 = 0x20;
+/// Type 1 header: prefetchable memory base (bits 0..16) and limit (bits 16..32), section 3.2.5.9.
+pub(crate) const BRIDGE_PREFETCHABLE_BASE_LIMIT: u16 = 0x24;
+/// Type 1 header: prefetchable base, upper 32 bits (section 3.2.5.10).
+pub(crate) const BRIDGE_PREFETCHABLE_BASE_UPPER: u16 = 0x28;
+/// Type 1 header: prefetchable limit, upper 32 bits (section 3.2.5.10).
+pub(crate) const BRIDGE_PREFETCHABLE_LIMIT_UPPER: u16 = 0x2c;
 /// Capabilities pointer for header types 0 and 1 (bits 0..8).
 pub(crate) const CAPABILITY_POINTER: u16 = 0x34;
 /// Capabilities pointer for the CardBus header (type 2), bits 0..8.

@@ -31,6 +31,7 @@ use crate::error::{BridgeDefect, Problem};
 use crate::function::{
     Function, HOST_BRIDGE, HeaderKind, class_of, is_multifunction, is_present, read_function,
 };
+use crate::storage_mode::StorageHider;
 
 /// Devices per bus and functions per device.
 const DEVICES: u8 = 32;
@@ -94,6 +95,39 @@ impl Enumeration {
         self.functions
             .iter()
             .find(|function| function.address == address)
+    }
+
+    /// The PCI-to-PCI bridges between the root complex and `function`, nearest the root
+    /// first. Stops (with a warning) at an upstream address that is not in the enumeration,
+    /// which only a hand-built `Function` can have.
+    pub fn upstream_bridges(&self, function: &Function) -> Vec<&Function> {
+        let mut path = Vec::new();
+        let mut next = function.upstream;
+        // Each bus has one upstream bridge and buses are scanned once, so the chain has at most
+        // one bridge per bus; the bound keeps a hand-built loop from running forever.
+        while let Some(address) = next {
+            if path.len() > self.functions.len() {
+                break;
+            }
+            let Some(bridge) = self.function(address) else {
+                log::warn!(
+                    "pci {}: upstream bridge {address} not enumerated",
+                    function.address
+                );
+                break;
+            };
+            path.push(bridge);
+            next = bridge.upstream;
+        }
+        path.reverse();
+        path
+    }
+
+    /// The controllers that hide drives from an NVMe driver (Intel VMD, RAID mode).
+    pub fn storage_hiders(&self) -> impl Iterator<Item = (&Function, StorageHider)> {
+        self.functions
+            .iter()
+            .filter_map(|function| Some((function, function.storage_hider()?)))
     }
 
     /// The NVM Express controllers, in address order.
@@ -200,18 +234,25 @@ impl<A: ConfigRegionAccess + ?Sized> Walk<'_, A> {
         if !self.visited.insert((range.segment, root)) {
             return;
         }
-        let mut pending = alloc::vec![root];
+        // (bus, the bridge it is behind); a root bus is behind none.
+        let mut pending = alloc::vec![(root, None)];
         // Each bus is pushed at most once (guarded by `visited`), so this loop runs at most 256
         // times.
-        while let Some(bus) = pending.pop() {
-            let secondaries = self.scan_bus(range, bus);
+        while let Some((bus, upstream)) = pending.pop() {
+            let secondaries = self.scan_bus(range, bus, upstream);
             pending.extend(secondaries.into_iter().rev());
         }
     }
 
-    /// Scans every device and function of `bus`; returns the secondary buses to follow, in
-    /// device order, already marked visited.
-    fn scan_bus(&mut self, range: BusRange, bus: u8) -> Vec<u8> {
+    /// Scans every device and function of `bus` (behind the bridge `upstream`, if any);
+    /// returns the secondary buses to follow with their bridges, in device order, already
+    /// marked visited.
+    fn scan_bus(
+        &mut self,
+        range: BusRange,
+        bus: u8,
+        upstream: Option<PciAddress>,
+    ) -> Vec<(u8, Option<PciAddress>)> {
         let mut follow = Vec::new();
         for device in 0..DEVICES {
             let first = PciAddress::new(range.segment, bus, device, 0);
@@ -225,14 +266,16 @@ impl<A: ConfigRegionAccess + ?Sized> Walk<'_, A> {
             };
             for function in 0..functions {
                 let address = PciAddress::new(range.segment, bus, device, function);
-                let Some(found) = read_function(self.access, address, &mut self.result.problems)
+                let Some(mut found) =
+                    read_function(self.access, address, &mut self.result.problems)
                 else {
                     continue;
                 };
+                found.upstream = upstream;
                 if let HeaderKind::PciBridge { secondary, .. } = found.kind
                     && let Some(bus) = self.check_bridge(range, address, secondary)
                 {
-                    follow.push(bus);
+                    follow.push((bus, Some(address)));
                 }
                 self.result.functions.push(found);
             }

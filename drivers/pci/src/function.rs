@@ -16,10 +16,12 @@ use core::fmt;
 use pci_types::{ConfigRegionAccess, HeaderType, PciAddress, PciHeader, PciPciBridgeHeader};
 
 use crate::bar::{self, DecodedBar};
+use crate::bridge::{self, BridgeWindows, MemoryWindow};
 use crate::capability::{self, Capability, CapabilityKind};
 use crate::class::class_name;
 use crate::config::{CAPABILITY_POINTER, CARDBUS_CAPABILITY_POINTER, Config, INTERRUPT};
 use crate::error::Problem;
+use crate::storage_mode::StorageHider;
 
 /// Class code of a host bridge (class 06h, subclass 00h).
 pub(crate) const HOST_BRIDGE: (u8, u8) = (0x06, 0x00);
@@ -71,6 +73,11 @@ pub struct Function {
     pub capabilities: Vec<Capability>,
     /// Interrupt pin: 0 none, 1..=4 INTA..INTD.
     pub interrupt_pin: u8,
+    /// The PCI-to-PCI bridge whose secondary bus this function is on; `None` on a root bus.
+    pub upstream: Option<PciAddress>,
+    /// A PCI-to-PCI bridge's memory windows as enumeration found them; `None` for other
+    /// header types.
+    pub windows: Option<BridgeWindows>,
 }
 
 impl Function {
@@ -103,6 +110,11 @@ impl Function {
         (self.class, self.subclass, self.prog_if) == NVME
     }
 
+    /// Whether this function hides drives from an NVMe driver (Intel VMD, RAID mode).
+    pub fn storage_hider(&self) -> Option<StorageHider> {
+        StorageHider::of(self)
+    }
+
     /// Whether this is a host bridge (class 06h, subclass 00h).
     pub fn is_host_bridge(&self) -> bool {
         (self.class, self.subclass) == HOST_BRIDGE
@@ -123,7 +135,8 @@ impl fmt::Display for Function {
     ///     Capabilities: MSI-X(table size 65) PCI-Express(endpoint) PM
     /// ```
     ///
-    /// Bridges get a `Bus:` line; lines are separated by `\n`, with no trailing newline.
+    /// Bridges get a `Bus:` line, controllers that hide drives (Intel VMD, RAID mode) a
+    /// `Hides drives:` line; lines are separated by `\n`, with no trailing newline.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -150,6 +163,18 @@ impl fmt::Display for Function {
                  subordinate={subordinate:02x}"
             )?;
         }
+        if let Some(windows) = self.windows {
+            write!(
+                f,
+                "\n    Memory behind bridge: {}",
+                WindowText(windows.memory)
+            )?;
+            write!(
+                f,
+                "\n    Prefetchable memory behind bridge: {}",
+                WindowText(windows.prefetchable)
+            )?;
+        }
         for bar in &self.bars {
             write!(f, "\n    {bar}")?;
         }
@@ -159,7 +184,26 @@ impl fmt::Display for Function {
                 write!(f, " {capability}")?;
             }
         }
+        if let Some(hider) = self.storage_hider() {
+            write!(f, "\n    Hides drives: {hider}")?;
+        }
         Ok(())
+    }
+}
+
+/// A bridge window as lspci writes it: `fe000000-fe1fffff [size=2M]`, or `[disabled]`.
+struct WindowText(Option<MemoryWindow>);
+
+impl fmt::Display for WindowText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(window) = self.0 else {
+            return f.write_str("[disabled]");
+        };
+        write!(f, "{:08x}-{:08x}", window.base, window.limit)?;
+        match (window.limit - window.base).checked_add(1) {
+            Some(size) => write!(f, " [size={}]", bar::Size(size)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -251,5 +295,8 @@ pub(crate) fn read_function<A: ConfigRegionAccess + ?Sized>(
         bars,
         capabilities,
         interrupt_pin,
+        upstream: None,
+        windows: matches!(kind, HeaderKind::PciBridge { .. })
+            .then(|| bridge::read_windows(&config)),
     })
 }

@@ -15,11 +15,18 @@
 //! - `bar`: BAR probing (decoding off) and decoding.
 //! - `capability`: the bounded capability-list walk and typed capabilities.
 //! - `class`: lspci's class and subclass names.
-//! - `command`: enabling a function for DMA.
+//! - `command`: enabling a function (and the bridges above it) for MMIO and DMA.
+//! - `bridge`: a bridge's memory windows, read from its type 1 header.
+//! - `power`: the power-management capability; bringing a function to D0.
+//! - `prepare`: everything a driver needs done to its function, checks first.
+//! - `ecam`: MCFG entries and the ECAM address arithmetic the kernel maps with.
+//! - `storage_mode`: Intel VMD and RAID-mode controllers that hide NVMe drives.
+//! - `vmd`: the PCI domain behind an Intel VMD (its CFGBAR as ECAM, its memory windows).
 //! - `error`: the error enum and the enumeration problems.
 //!
 //! Requirement on the `ConfigRegionAccess` implementation: every well-formed `PciAddress` in
-//! the bus ranges passed to [`enumerate`] (and every address passed to [`enable_for_dma`]) must
+//! the bus ranges passed to [`enumerate`] (and every address passed to [`enable_for_dma`] or
+//! [`prepare_for_driver`], with the bridges above it) must
 //! be safe to read and write at dword-aligned offsets below 0x100; an absent function must read
 //! all-ones, as both configuration mechanisms do.
 #![cfg_attr(not(test), no_std)]
@@ -29,19 +36,31 @@
 extern crate alloc;
 
 mod bar;
+mod bridge;
 mod capability;
 mod class;
 mod command;
 mod config;
+mod ecam;
 mod enumerate;
 mod error;
 mod function;
+mod power;
+mod prepare;
+mod storage_mode;
+mod vmd;
 
 pub use bar::{BarKind, DecodedBar};
+pub use bridge::{BridgeWindows, MemoryWindow};
 pub use capability::{Capability, CapabilityKind, PciExpressPortType};
 pub use class::class_name;
 pub use command::enable_for_dma;
+pub use ecam::{BUS_WINDOW_SIZE, EcamEntry, FUNCTION_WINDOW_SIZE};
 pub use enumerate::{BusRange, Enumeration, EnumerationOptions, enumerate, enumerate_with};
-pub use error::{BarDefect, BridgeDefect, CapabilityDefect, Error, Problem};
+pub use error::{BarDefect, BridgeDefect, CapabilityDefect, EcamDefect, Error, Problem};
 pub use function::{Function, HeaderKind, is_nvme};
 pub use pci_types::{CommandRegister, ConfigRegionAccess, PciAddress};
+pub use power::{D2_TO_D0_DELAY_US, D3HOT_TO_D0_DELAY_US, Delay, PowerState};
+pub use prepare::{prepare_behind_vmd, prepare_for_driver};
+pub use storage_mode::{HIDDEN_STORAGE_ADVICE, StorageHider};
+pub use vmd::VmdDomain;

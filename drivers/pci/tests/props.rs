@@ -198,5 +198,26 @@ proptest! {
             prop_assert_eq!(w.offset, 0x04);
             prop_assert_eq!(w.value >> 16, 0);
         }
+
+        // Preparing any function for a driver: the bridge path is made of enumerated bridges
+        // ending above the function, at most one 10 ms wait, and a function refused for its BAR
+        // (missing, unassigned, outside a window) gets no write at all.
+        for f in &e.functions {
+            let path = e.upstream_bridges(f);
+            prop_assert!(path.len() < usize::from(BUSES));
+            prop_assert_eq!(path.last().map(|b| b.address), f.upstream);
+            let writes = space.writes().len();
+            let mut waited = 0u32;
+            let result = pci::prepare_for_driver(&space, &e, f, 0, &mut |us| waited += us);
+            prop_assert!(waited <= pci::D3HOT_TO_D0_DELAY_US);
+            if matches!(
+                result,
+                Err(pci::Error::BarMissing { .. }
+                    | pci::Error::BarUnassigned { .. }
+                    | pci::Error::BarOutsideBridgeWindow { .. })
+            ) {
+                prop_assert_eq!(space.writes().len(), writes, "{:?}", result);
+            }
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! The two PCI topologies the PCI tests boot, each under BIOS and UEFI:
 //! what QEMU is given, and exactly what the scan must find.
 
+use pci::ConfigRegionAccess;
+
 use super::Expected;
 
 /// `pc`: an NVMe controller behind a PCI-to-PCI bridge and one on the root
@@ -45,4 +47,61 @@ pub fn check_q35_specifics() {
         behind.capabilities
     );
     assert!(behind.msix().is_some(), "no MSI-X capability");
+}
+
+/// Command register offset and the bits a bridge on an NVMe path needs.
+const COMMAND: u16 = 0x04;
+const MEMORY_SPACE: u32 = 1 << 1;
+const BUS_MASTER: u32 = 1 << 2;
+
+/// The NVMe controller behind the most bridges, with the `bridges` bridges
+/// above it: turn memory decoding and bus mastering off on every one of
+/// them (as firmware leaves ports it did not boot through), prepare the
+/// controller, and check that both are on again along the whole path and
+/// that BAR0 answers.
+pub fn check_bridge_path_enabled_by_prepare(bridges: usize) {
+    let pci = super::pci();
+    let kernel = super::kernel();
+    let behind = pci
+        .enumeration
+        .nvme_controllers()
+        .max_by_key(|f| pci.enumeration.upstream_bridges(f).len())
+        .expect("an NVMe controller");
+    let path = pci.enumeration.upstream_bridges(behind);
+    assert_eq!(path.len(), bridges, "bridges above {}", behind.address);
+    assert_eq!(path.last().map(|b| b.address), behind.upstream);
+    for bridge in &path {
+        // SAFETY: a bridge the scan found; the command register is at 0x04,
+        // and writing the status half as zero leaves its
+        // write-1-to-clear bits alone.
+        unsafe {
+            let command = pci.config.read(bridge.address, COMMAND) & 0xffff;
+            pci.config.write(
+                bridge.address,
+                COMMAND,
+                command & !(MEMORY_SPACE | BUS_MASTER),
+            );
+        }
+    }
+    let bar = pci
+        .prepare_nvme(&kernel.memory, behind)
+        .expect("NVMe behind the bridge prepared");
+    for bridge in &path {
+        // SAFETY: as above, a read of the bridge's command register.
+        let command = unsafe { pci.config.read(bridge.address, COMMAND) };
+        assert_eq!(
+            command & (MEMORY_SPACE | BUS_MASTER),
+            MEMORY_SPACE | BUS_MASTER,
+            "bridge {} command {command:#06x}",
+            bridge.address
+        );
+    }
+    // NVMe VS (offset 8): readable only if the bridge forwards BAR0 again.
+    let vs = (bar.virt.as_u64() + 8) as *const u32;
+    // SAFETY: BAR0 was just mapped uncached; VS is a read-only register.
+    let version = unsafe { core::ptr::read_volatile(vs) };
+    assert!(
+        version >> 16 >= 1,
+        "NVMe version {version:#x} behind the bridge"
+    );
 }

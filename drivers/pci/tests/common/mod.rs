@@ -38,6 +38,10 @@ pub struct FakeFunction {
     clear_on_one: [u32; 64],
     next_capability: u8,
     last_capability: Option<u8>,
+    /// Offset of the power-management capability, if added with [`FakeFunction::power_management`].
+    pm_capability: Option<u8>,
+    /// Leaving D3hot resets BARs and command (No_Soft_Reset clear).
+    soft_reset_on_d0: bool,
 }
 
 fn dword(offset: u8) -> usize {
@@ -53,6 +57,8 @@ impl FakeFunction {
             clear_on_one: [0; 64],
             next_capability: 0x40,
             last_capability: None,
+            pm_capability: None,
+            soft_reset_on_d0: false,
         };
         f.regs[0] = u32::from(device) << 16 | u32::from(vendor);
         f.regs[2] = u32::from(class[0]) << 24
@@ -182,7 +188,53 @@ impl FakeFunction {
             clear_on_one: [0; 64],
             next_capability: 0x40,
             last_capability: None,
+            pm_capability: None,
+            soft_reset_on_d0: false,
         }
+    }
+
+    /// A bridge's non-prefetchable memory window `base..=limit` (1 MiB granular), writable
+    /// as on real bridges.
+    pub fn memory_window(mut self, base: u32, limit: u32) -> Self {
+        let i = dword(0x20);
+        self.regs[i] = (limit >> 16 & 0xfff0) << 16 | (base >> 16 & 0xfff0);
+        self.writable[i] = 0xfff0_fff0;
+        self
+    }
+
+    /// A bridge's 64-bit prefetchable memory window `base..=limit`.
+    pub fn prefetchable_window(mut self, base: u64, limit: u64) -> Self {
+        let i = dword(0x24);
+        let low = |address: u64| (address as u32 >> 16 & 0xfff0) | 0x1;
+        self.regs[i] = low(limit) << 16 | low(base);
+        self.writable[i] = 0xfff0_fff0;
+        self.regs[dword(0x28)] = (base >> 32) as u32;
+        self.writable[dword(0x28)] = u32::MAX;
+        self.regs[dword(0x2c)] = (limit >> 32) as u32;
+        self.writable[dword(0x2c)] = u32::MAX;
+        self
+    }
+
+    /// A power-management capability (version 1.2) in `state` (0 = D0 .. 3 = D3hot), with
+    /// PowerState and PME_En writable and PME_Status write-1-to-clear, as PCI PM 1.2 section
+    /// 3.2.4 describes. Without `no_soft_reset`, leaving D3hot resets BARs and command.
+    pub fn power_management(mut self, state: u8, no_soft_reset: bool) -> Self {
+        let offset = self.next_capability;
+        let pmcsr = u32::from(state & 0b11) | if no_soft_reset { 1 << 3 } else { 0 };
+        self = self.capability(0x01, 0x0003, &[pmcsr]);
+        self.writable[dword(offset + 4)] = 0b11 | 1 << 8;
+        self.clear_on_one[dword(offset + 4)] = 1 << 15;
+        self.pm_capability = Some(offset);
+        self.soft_reset_on_d0 = !no_soft_reset;
+        self
+    }
+
+    /// Power-state writes are ignored (a function that never leaves its state).
+    pub fn power_state_stuck(mut self) -> Self {
+        if let Some(offset) = self.pm_capability {
+            self.writable[dword(offset + 4)] &= !0b11;
+        }
+        self
     }
 }
 
@@ -234,6 +286,20 @@ impl FakeConfigSpace {
         self.writes.borrow().clone()
     }
 
+    /// Forgets the writes so far (enumeration's BAR probes), to check what comes after.
+    pub fn clear_writes(&self) {
+        self.writes.borrow_mut().clear();
+    }
+
+    /// The power state in the function's PMCSR (its capability added with
+    /// [`FakeFunction::power_management`]).
+    pub fn power_state(&self, address: PciAddress) -> Option<u8> {
+        let functions = self.functions.borrow();
+        let f = functions.get(&address)?;
+        let offset = f.pm_capability?;
+        Some(f.regs[dword(offset + 4)] as u8 & 0b11)
+    }
+
     pub fn reads(&self) -> usize {
         self.reads.get()
     }
@@ -266,9 +332,20 @@ impl ConfigRegionAccess for FakeConfigSpace {
             command_before: f.regs[1] as u16,
         });
         let i = usize::from(offset / 4);
+        let before = f.regs[i];
         let kept = f.regs[i] & !f.writable[i];
         let mut new = kept | (value & f.writable[i]);
         new &= !(value & f.clear_on_one[i]);
         f.regs[i] = new;
+        let leaves_d3hot = f
+            .pm_capability
+            .is_some_and(|pm| i == dword(pm + 4) && before & 0b11 == 0b11 && new & 0b11 != 0b11);
+        if leaves_d3hot && f.soft_reset_on_d0 {
+            // Internal reset: BARs and the command register back to their defaults.
+            for bar in dword(0x10)..=dword(0x24) {
+                f.regs[bar] &= !f.writable[bar];
+            }
+            f.regs[1] &= !f.writable[1];
+        }
     }
 }
