@@ -372,7 +372,6 @@ fn a_fragmented_map_of_hundreds_of_regions_gives_back_every_frame() {
 
     // Every frame is allocatable once more.
     assert_eq!(drain_singles(&mut frames, &usable), usable);
-    drop(frames);
     run_across_the_search_hint(block.phys().as_u64());
     memory.free_dma(block).expect("free the block");
 }
