@@ -365,7 +365,7 @@ pub struct Drhd<'a> {
 impl<'a> Drhd<'a> {
     fn parse(body: &'a [u8], offset: usize) -> Result<Drhd<'a>, DmarError> {
         let register_base = le64(body, 8);
-        if register_base == 0 || register_base % PAGE != 0 {
+        if register_base == 0 || !register_base.is_multiple_of(PAGE) {
             return Err(DmarError::BadRegisterBase {
                 offset,
                 base: register_base,
@@ -532,7 +532,11 @@ pub struct DeviceScope<'a> {
 impl DeviceScope<'_> {
     /// The path: (device, function) for each hop from `start_bus`.
     pub fn path(&self) -> impl Iterator<Item = (u8, u8)> + '_ {
-        self.path.chunks_exact(2).map(|hop| (hop[0], hop[1]))
+        self.path
+            .as_chunks::<2>()
+            .0
+            .iter()
+            .map(|&[device, function]| (device, function))
     }
 }
 

@@ -206,7 +206,7 @@ impl RootTableAddress {
     /// A legacy-mode root table (TTM = 00b) at the 4 KiB-aligned physical
     /// address `table`; None if it is not aligned.
     pub const fn legacy(table: u64) -> Option<RootTableAddress> {
-        if table % REGISTER_PAGE == 0 {
+        if table.is_multiple_of(REGISTER_PAGE) {
             Some(RootTableAddress(table))
         } else {
             None
