@@ -39,7 +39,7 @@ impl FakeUnit {
     fn new(status: u32) -> FakeUnit {
         FakeUnit {
             version: 0x10,
-            capability: 0x00d2_0080_c406_60,
+            capability: 0x0000_d200_80c4_0660,
             status: Cell::new(status),
             ..FakeUnit::default()
         }
