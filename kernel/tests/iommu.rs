@@ -1,7 +1,7 @@
 //! An Intel VT-d IOMMU on q35: the kernel finds it through DMAR at boot,
 //! and a unit left translating (turned on here with an empty root table,
-//! so every DMA faults) is turned off by the kernel's own path, after which
-//! NVMe bring-up and I/O work.
+//! so every DMA faults and NVMe bring-up fails) is turned off by the
+//! kernel's own path, after which NVMe bring-up and I/O work.
 
 #![no_std]
 #![no_main]
@@ -92,6 +92,19 @@ fn t2_translation_left_on_is_turned_off_and_nvme_does_io() {
     unit.enable_translation(&clock, DEFAULT_TIMEOUT_NS)
         .expect("translation on");
     assert!(unit.status().translation_enabled(), "GSTS.TES not set");
+
+    // While it translates, the controller's DMA (its first admin command
+    // fetch) faults, and bring-up fails.
+    let (attached, failed) =
+        kernel::storage::attach_all(memory, common::pci(), nvme::Config::default());
+    assert!(
+        attached.is_empty(),
+        "NVMe came up through an empty root table"
+    );
+    assert!(
+        matches!(failed[..], [(_, kernel::storage::AttachError::Driver(_))]),
+        "{failed:?}"
+    );
 
     // The kernel's path, as at boot.
     let found = kernel::iommu::scan(memory, k.rsdp);
