@@ -373,6 +373,7 @@ fn a_fragmented_map_of_hundreds_of_regions_gives_back_every_frame() {
     // Every frame is allocatable once more.
     assert_eq!(drain_singles(&mut frames, &usable), usable);
     run_across_the_search_hint(block.phys().as_u64());
+    overlapping_regions_count_once(block.phys().as_u64());
     memory.free_dma(block).expect("free the block");
 }
 
@@ -473,4 +474,27 @@ fn dma_aligned_to_a_device_page_on_a_fragmented_allocator() {
         memory.with_frames(|frames| frames.free_frames()),
         free_at_start
     );
+}
+
+/// Usable regions that overlap (firmware maps have had them) count once.
+fn overlapping_regions_count_once(base: u64) {
+    let usable = |start: u64, end: u64| MemoryRegion {
+        start: base + start * FRAME,
+        end: base + end * FRAME,
+        kind: MemoryRegionKind::Usable,
+    };
+    let regions = [usable(1, 9), usable(5, 12), usable(6, 7), usable(20, 22)];
+    let mut storage = vec![0u64; FrameBitmap::storage_words(&regions).expect("words")];
+    // SAFETY: the regions lie inside the block the caller owns; the
+    // storage is on the heap.
+    let mut frames = unsafe { FrameBitmap::with_storage(&regions, &mut storage) }.expect("bitmap");
+    assert_eq!(frames.free_frames(), 13);
+    assert_eq!(frames.usable_frames(), 13);
+    let expected: BTreeSet<u64> = (1..12).chain(20..22).map(|f| base + f * FRAME).collect();
+    assert_eq!(drain_singles(&mut frames, &expected), expected);
+    // Too little storage is refused, not overrun.
+    let mut small = vec![0u64; 1];
+    // SAFETY: as above.
+    let refused = unsafe { FrameBitmap::with_storage(&regions, &mut small) };
+    assert_eq!(refused.err(), Some(FrameError::NoRoomForBitmap));
 }
