@@ -143,6 +143,7 @@ pub fn init(boot_info: &'static mut BootInfo, log_filter: &str) -> &'static Kern
         entry_tsc,
     });
     kernel.print_banner();
+    crate::iommu::quiesce(&kernel.memory, kernel.rsdp);
     kernel
 }
 

@@ -20,6 +20,7 @@ pub mod acpi;
 pub mod arch;
 mod boot;
 pub mod console;
+pub mod iommu;
 pub mod memory;
 pub mod pci;
 pub mod settings;

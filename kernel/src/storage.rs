@@ -137,6 +137,8 @@ pub enum AttachError {
     Pci(crate::pci::PciError),
     /// The driver's bring-up failed.
     Driver(nvme::Error),
+    /// An IOMMU left translating could not be turned off.
+    Iommu(crate::iommu::IommuError),
 }
 
 /// Bring up every NVMe controller on PCI with `config` (PCI IDs filled in
@@ -149,6 +151,16 @@ pub fn attach_all(
 ) -> (Vec<Attached>, Vec<(pci::PciAddress, AttachError)>) {
     let mut attached = Vec::new();
     let mut failed = Vec::new();
+    if let Err(why) = crate::iommu::dma_ready() {
+        log::error!("NVMe attach refused: an IOMMU is still translating DMA ({why})");
+        let refused = pci.enumeration.nvme_controllers();
+        return (
+            attached,
+            refused
+                .map(|f| (f.address, AttachError::Iommu(why)))
+                .collect(),
+        );
+    }
     for function in pci.enumeration.nvme_controllers() {
         let region = match pci.prepare_nvme(memory, function) {
             Ok(region) => region,

@@ -74,11 +74,16 @@ impl Memory {
     }
 
     /// Allocate `len` bytes (rounded up to pages) of zeroed DMA memory whose
-    /// physical address is a multiple of `align` (a power of two; anything
-    /// up to 4 KiB gives page alignment).
+    /// physical address is a multiple of `align`: a power of two (anything
+    /// up to 4 KiB gives page alignment; an NVMe controller whose CAP.MPSMIN
+    /// is above 4 KiB wants its memory page size). Any other `align` is
+    /// refused with [`FrameError::BadAlignment`].
     pub fn allocate_dma_aligned(&self, len: usize, align: usize) -> Result<DmaBuffer, FrameError> {
+        if !align.is_power_of_two() {
+            return Err(FrameError::BadAlignment);
+        }
         let pages = len.div_ceil(PAGE_SIZE as usize).max(1);
-        let align_frames = align.div_ceil(PAGE_SIZE as usize).max(1);
+        let align_frames = (align / PAGE_SIZE as usize).max(1);
         let phys = self.frames.lock().allocate_aligned(pages, align_frames)?;
         let virt = self.map.virt(phys).as_mut_ptr::<u8>();
         let len = pages * PAGE_SIZE as usize;

@@ -46,7 +46,7 @@ use x86_64::structures::paging::OffsetPageTable;
 /// Everything the kernel knows about memory after boot.
 pub struct Memory {
     map: PhysicalMap,
-    frames: Mutex<frames::FrameBitmap>,
+    frames: Mutex<frames::FrameBitmap<'static>>,
     tables: Mutex<OffsetPageTable<'static>>,
     mmio: Mutex<mmio::MmioWindow>,
 }
@@ -56,7 +56,7 @@ impl Memory {
     /// free for the MMIO window.
     pub fn new(
         map: PhysicalMap,
-        frames: frames::FrameBitmap,
+        frames: frames::FrameBitmap<'static>,
         mut tables: OffsetPageTable<'static>,
     ) -> Option<Memory> {
         let mmio = mmio::MmioWindow::find(&mut tables)?;
@@ -74,7 +74,7 @@ impl Memory {
     }
 
     /// Run `f` with the frame allocator (tests and diagnostics).
-    pub fn with_frames<R>(&self, f: impl FnOnce(&mut frames::FrameBitmap) -> R) -> R {
+    pub fn with_frames<R>(&self, f: impl FnOnce(&mut frames::FrameBitmap<'static>) -> R) -> R {
         f(&mut self.frames.lock())
     }
 
