@@ -148,6 +148,7 @@ build_kernel() { # profile app
 run_miri() {
     local flags="-Zmiri-permissive-provenance -Zmiri-ignore-leaks"
     MIRIFLAGS="$flags" cargo miri test --package nvme --package pci --lib --test props
+    MIRIFLAGS="$flags" cargo miri test --package iommu
     MIRIFLAGS="$flags" cargo miri test --package ownership --lib -- \
         --skip no_single_bit_flip_goes_unnoticed
 }
