@@ -18,7 +18,11 @@
 //!
 //! Validation happens before anything reaches the device: unknown
 //! namespace, zero or non-multiple lengths, LBA ranges beyond the namespace
-//! (including overflow), writes to a namespace not marked writable.
+//! (including overflow), writes to a namespace not marked writable, to a
+//! write-protected one ([`Error::WriteProtected`]) or to a zoned one
+//! ([`Error::ZonedNamespace`]). A queued write the device refuses with a
+//! write-protect status completes as [`Error::WriteProtected`] and marks
+//! the namespace write-protected for every handle (see `namespace`).
 
 #![forbid(unsafe_code)]
 
@@ -87,11 +91,13 @@ impl<'c, R: RegisterAccess, D: DmaAllocator, C: Clock> BlockDevice<'c, R, D, C> 
     /// Allows or forbids writes (including Write Zeroes and discard) to
     /// this namespace, through this handle and every `IoQueue`. The kernel
     /// decides ownership (a signature on disk); the default is read-only.
+    /// A write-protected or zoned namespace stays read-only whatever this
+    /// says.
     pub fn set_writable(&mut self, writable: bool) {
         self.ctrl.set_writable(self.index, writable);
     }
 
-    /// Whether writes are allowed.
+    /// Whether writes are allowed (owned, not write-protected, not zoned).
     pub fn is_writable(&self) -> bool {
         self.ctrl.is_writable(self.index)
     }
@@ -167,6 +173,8 @@ struct SlotData {
     tag: u64,
     op: IoOp,
     bytes: usize,
+    /// Namespace index of the request (for write-protect refusals).
+    namespace: usize,
 }
 
 /// One I/O queue pair for queued I/O (see the module documentation).
@@ -211,6 +219,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
                 tag: 0,
                 op: IoOp::Read,
                 bytes: 0,
+                namespace: 0,
             })
             .collect();
         IoQueue {
@@ -332,9 +341,16 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
     }
 
     fn writable(&self, ns: &NamespaceLimits) -> Result<(), Error> {
-        match self.shared.writable.get(ns.index) {
-            Some(w) if w.load(Ordering::Acquire) => Ok(()),
-            _ => Err(Error::NotOwned),
+        self.shared
+            .writable
+            .get(ns.index)
+            .map_or(Err(Error::NotOwned), |gate| gate.check())
+    }
+
+    /// Remembers which namespace the request in `slot` is for.
+    fn note_namespace(&mut self, slot: u16, ns: &NamespaceLimits) {
+        if let Some(s) = self.slots.get_mut(slot as usize) {
+            s.namespace = ns.index;
         }
     }
 
@@ -428,6 +444,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         };
         match cmd {
             Ok(cmd) => {
+                self.note_namespace(slot, &ns);
                 self.submit(slot, cmd, tag, IoOp::Write, data.len());
                 Ok(())
             }
@@ -490,6 +507,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
             return Err(Error::Unsupported);
         }
         let slot = self.pair.alloc_slot().ok_or(Error::QueueFull)?;
+        self.note_namespace(slot, &ns);
         self.submit(
             slot,
             SubmissionEntry::write_zeroes(nsid, lba, blocks),
@@ -566,6 +584,10 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
                     };
                     let result = if entry.status.is_success() {
                         Ok(())
+                    } else if matches!(s.op, IoOp::Write | IoOp::WriteZeroes)
+                        && let Some(gate) = self.shared.writable.get(s.namespace)
+                    {
+                        Err(gate.after_write_error(Error::Device(entry.status)))
                     } else {
                         Err(Error::Device(entry.status))
                     };
