@@ -58,10 +58,10 @@ use crate::registers::{
     Aqa, Cap, Cc, CommandSet, Csts, Doorbells, ShutdownNotification, ShutdownStatus, Version,
     offset,
 };
+use crate::zoned::ZoneInfo;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use crate::zoned::ZoneInfo;
 
 /// How often CSTS is polled while waiting for a state change.
 const CSTS_POLL_US: u64 = 100;

@@ -220,7 +220,9 @@ fn identify_namespace<I: IdentifyCommands>(
             info.zoned = Some(zone);
         }
         other => {
-            log::warn!("nvme: namespace {nsid}: I/O command set {other:#04x} not supported; skipped");
+            log::warn!(
+                "nvme: namespace {nsid}: I/O command set {other:#04x} not supported; skipped"
+            );
             return Ok(None);
         }
     }
@@ -342,10 +344,15 @@ mod tests {
         assert_eq!(command_set_identifier(&b), Some(2));
         assert_eq!(command_set_identifier(&[0u8; 4096]), None);
         // A length running past the end, or a truncated buffer.
+        // Fifteen EUI-sized fillers of 255 bytes, then a CSI descriptor
+        // whose length runs past the 4096 bytes.
         let mut bad = [0u8; 4096];
-        bad[0] = 4;
-        bad[1] = 0xFF;
-        bad[4092] = 4;
+        for k in 0..15 {
+            bad[k * 259] = 1;
+            bad[k * 259 + 1] = 0xFF;
+        }
+        bad[15 * 259] = 4;
+        bad[15 * 259 + 1] = 0xFF;
         assert_eq!(command_set_identifier(&bad), None);
         assert_eq!(command_set_identifier(&b[..14]), None);
         assert_eq!(command_set_identifier(&[]), None);

@@ -88,7 +88,11 @@ impl IdentifyZonedNamespace {
     pub fn parse(buf: &[u8]) -> IdentifyZonedNamespace {
         let mut zone_sizes = [0u64; 16];
         for (i, z) in zone_sizes.iter_mut().enumerate() {
-            *z = le(buf, LBA_FORMAT_EXTENSIONS + i * LBA_FORMAT_EXTENSION_BYTES, 8);
+            *z = le(
+                buf,
+                LBA_FORMAT_EXTENSIONS + i * LBA_FORMAT_EXTENSION_BYTES,
+                8,
+            );
         }
         IdentifyZonedNamespace {
             zoc: le(buf, 0, 2) as u16,
