@@ -54,10 +54,7 @@ fn read_only_drive_is_reported_write_protected_once_and_still_read() {
     assert_eq!(checksum(&image), before, "the read-only disk changed");
     // Owned (it carries the signature), and reported write-protected once
     // by the driver, on the first refused write.
-    assert!(
-        serial.contains("namespace 1 of RDONLY0: owned"),
-        "{serial}"
-    );
+    assert!(serial.contains("namespace 1 of RDONLY0: owned"), "{serial}");
     assert_eq!(
         serial.matches("write-protected from now on").count(),
         1,
@@ -138,7 +135,9 @@ fn zoned_namespace_is_reported_with_its_zone_size_and_never_written() {
     assert!(result.nvme_errors.is_empty(), "{:?}", result.nvme_errors);
     assert_eq!(checksum(&image), before, "the zoned namespace was written");
     assert!(
-        serial.contains("namespace 1 of ZONED0: read-only: zoned namespace (never owned), zoned (zone 1.05 MB)"),
+        serial.contains(
+            "namespace 1 of ZONED0: read-only: zoned namespace (never owned), zoned (zone 1.05 MB)"
+        ),
         "{serial}"
     );
     assert!(serial.contains("zoned, zone 1.05 MB"), "{serial}");

@@ -353,7 +353,10 @@ pub fn run_all(
         if refused {
             write_protected = true;
             result.skipped = Some("namespace refused writes as write-protected; stopped");
-            println!("  bench: {:<20} stopped: namespace refused writes (write-protected)", result.name);
+            println!(
+                "  bench: {:<20} stopped: namespace refused writes (write-protected)",
+                result.name
+            );
             results.push(result);
             continue;
         }

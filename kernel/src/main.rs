@@ -386,7 +386,9 @@ fn verify(attached: &mut Attached, nsid: u32, span: u64, result: &mut NamespaceR
     let mut last_progress = started;
     let mut writing = !device.info().write_protected;
     if !writing {
-        println!("  verify: namespace is write-protected: write pass skipped, the span is read twice");
+        println!(
+            "  verify: namespace is write-protected: write pass skipped, the span is read twice"
+        );
         result.write_protected = true;
     }
     // Read-only mode: the first read pass records a digest per chunk, the
@@ -522,7 +524,9 @@ fn soak(attached: &mut Attached, nsid: u32, settings: &Settings, result: &mut Na
             );
             if report.write_protected {
                 result.write_protected = true;
-                println!("  soak: stopped at the first refused write: namespace is write-protected");
+                println!(
+                    "  soak: stopped at the first refused write: namespace is write-protected"
+                );
             }
             result.mismatches += report.verify_failures;
             result.errors += report.errors;
