@@ -56,6 +56,7 @@ fn zoned_namespace_is_identified_with_its_zone_size() {
                 zone_blocks: (1 << 20) / 512,
                 max_open: Some(3),
                 max_active: Some(5),
+                read_across_boundaries: false,
             })
         );
         assert!(!zoned.write_protected);
@@ -80,6 +81,11 @@ fn zoned_namespace_takes_no_write_and_reads() {
             let mut zone = vec![1u8; 1 << 20];
             dev.read(2048, &mut zone).unwrap();
             assert!(zone.iter().all(|&b| b == 0));
+            // Across a zone boundary: split into one read per zone (QEMU
+            // fails a read crossing it, cross_read being off).
+            let mut across = vec![1u8; 64 * 1024];
+            dev.read(2048 - 64, &mut across).unwrap();
+            assert!(across.iter().all(|&b| b == 0));
         }
         let mut queue = c.take_io_queue().unwrap();
         assert_eq!(
@@ -89,6 +95,10 @@ fn zoned_namespace_takes_no_write_and_reads() {
         assert_eq!(
             queue.submit_write_zeroes(ZONED, 0, 1, 2),
             Err(Error::ZonedNamespace)
+        );
+        assert_eq!(
+            queue.submit_read(ZONED, 2044, 8, 3),
+            Err(Error::ZoneBoundary)
         );
         queue.submit_read(ZONED, 8, 8, 3).unwrap();
         let mut done = 0;

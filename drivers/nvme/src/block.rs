@@ -22,7 +22,10 @@
 //! write-protected one ([`Error::WriteProtected`]) or to a zoned one
 //! ([`Error::ZonedNamespace`]). A queued write the device refuses with a
 //! write-protect status completes as [`Error::WriteProtected`] and marks
-//! the namespace write-protected for every handle (see `namespace`).
+//! the namespace write-protected for every handle (see `namespace`). On a
+//! zoned namespace whose reads may not cross zone boundaries, synchronous
+//! reads are split at them and a queued read crossing one is refused
+//! ([`Error::ZoneBoundary`]).
 
 #![forbid(unsafe_code)]
 
@@ -399,6 +402,14 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         self.ready_to_submit()?;
         let ns = self.namespace(nsid)?;
         let bytes = self.bytes_for(&ns, lba, blocks)?;
+        if ns
+            .info
+            .zoned
+            .and_then(|zone| zone.blocks_to_boundary(lba))
+            .is_some_and(|left| u64::from(blocks) > left)
+        {
+            return Err(Error::ZoneBoundary);
+        }
         let slot = self.pair.alloc_slot().ok_or(Error::QueueFull)?;
         match self.data_command(slot, bytes, SubmissionEntry::read(nsid, lba, blocks)) {
             Ok(cmd) => {

@@ -177,8 +177,9 @@ pub struct NamespaceInfo {
     pub block_size: usize,
     /// Metadata bytes per block of the formatted LBA format.
     pub metadata_size: u16,
-    /// Write protected (NSATTR bit 0, or a write refused with a
-    /// write-protect status since bring-up): never written.
+    /// Write protected: NSATTR bit 0; through `BlockDevice::info`, also a
+    /// write refused with a write-protect status since bring-up. Never
+    /// written.
     pub write_protected: bool,
     /// Zoned (Zoned Namespace Command Set), with its zone details: never
     /// given random writes.
@@ -1126,6 +1127,13 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
         while done < total_blocks {
             let sync = self.sync.as_mut().ok_or(Error::BadDevice)?;
             let mut blocks = (total_blocks - done).min(direct_max);
+            if let Some(left) = ns
+                .zoned
+                .and_then(|zone| zone.blocks_to_boundary(lba + done as u64))
+            {
+                // Zoned namespace without RAZB: one command per zone.
+                blocks = blocks.min(usize::try_from(left).unwrap_or(usize::MAX));
+            }
             let offset = done * bs;
             // Reads take the pointer from the mutable borrow: the device
             // writes through it.

@@ -70,6 +70,9 @@ pub enum Error {
     /// takes sequential writes at a zone's write pointer, which the driver
     /// does not issue; the namespace is read-only to it.
     ZonedNamespace,
+    /// A read crossing a zone boundary of a zoned namespace that does not
+    /// allow it (queue API; the synchronous API splits such reads).
+    ZoneBoundary,
     /// Not supported by this controller or disabled by a quirk.
     Unsupported,
     /// No namespace with that identifier.
@@ -116,6 +119,7 @@ impl Error {
             | Error::NamespaceHasMetadata => ErrorKind::InvalidInput,
             Error::NotOwned | Error::WriteProtected => ErrorKind::PermissionDenied,
             Error::ZonedNamespace => ErrorKind::Unsupported,
+            Error::ZoneBoundary => ErrorKind::InvalidInput,
             Error::Unsupported => ErrorKind::Unsupported,
             Error::Device(_) | Error::UnknownCommandId => ErrorKind::Device,
             Error::Timeout { .. } | Error::Reset => ErrorKind::Timeout,
@@ -145,6 +149,7 @@ impl fmt::Display for Error {
             Error::ZonedNamespace => {
                 f.write_str("namespace is zoned (no random writes; read-only to the driver)")
             }
+            Error::ZoneBoundary => f.write_str("read crosses a zone boundary"),
             Error::Unsupported => f.write_str("operation not supported by the controller"),
             Error::NoSuchNamespace => f.write_str("no such namespace"),
             Error::NamespaceHasMetadata => {

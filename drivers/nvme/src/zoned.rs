@@ -9,7 +9,11 @@
 //! device. What is parsed here is what a user wants to see about it: the
 //! zone size of the formatted LBA format and the open/active resource
 //! limits (I/O Command Set specific Identify Namespace, CNS 05h with CSI
-//! 02h, ZNS 1.1 §4.1.5.1, Figure 48). The Zone Append Size Limit (CNS 06h)
+//! 02h, ZNS 1.1 §4.1.5.1, Figure 48), and whether a read may cross a zone
+//! boundary (OZCS bit 0, Read Across Zone Boundaries): where it may not,
+//! the synchronous API splits reads at zone boundaries and the queue API
+//! refuses a read that crosses one (`Error::ZoneBoundary`), as the device
+//! would fail it with Zone Boundary Error. The Zone Append Size Limit (CNS 06h)
 //! matters only to a zone append path and is not read.
 //!
 //! Parsers never panic: short buffers read as zeros.
@@ -47,6 +51,8 @@ pub struct ZoneInfo {
     /// Maximum Active Resources (zones open or closed at once), `None` =
     /// no limit or not reported.
     pub max_active: Option<u32>,
+    /// Reads may cross zone boundaries (OZCS bit 0, RAZB).
+    pub read_across_boundaries: bool,
 }
 
 impl ZoneInfo {
@@ -55,6 +61,7 @@ impl ZoneInfo {
         zone_blocks: 0,
         max_open: None,
         max_active: None,
+        read_across_boundaries: false,
     };
 
     /// Zone size in bytes for `block_size`-byte blocks (`None` if unknown
@@ -64,6 +71,15 @@ impl ZoneInfo {
             return None;
         }
         self.zone_blocks.checked_mul(block_size as u64)
+    }
+
+    /// Blocks from `lba` to the end of its zone, if reads must stop there
+    /// (zone size known and RAZB clear); `None` if they need not.
+    pub fn blocks_to_boundary(&self, lba: u64) -> Option<u64> {
+        if self.zone_blocks == 0 || self.read_across_boundaries {
+            return None;
+        }
+        Some(self.zone_blocks - lba % self.zone_blocks)
     }
 }
 
@@ -111,6 +127,7 @@ impl IdentifyZonedNamespace {
             zone_blocks: self.zone_sizes.get(format_index).copied().unwrap_or(0),
             max_open: limit(self.mor),
             max_active: limit(self.mar),
+            read_across_boundaries: self.ozcs & 1 != 0,
         }
     }
 }
@@ -133,6 +150,13 @@ mod tests {
         assert_eq!(info.zone_bytes(4096), Some(1 << 20));
         assert_eq!(z.zone_info(0).zone_bytes(512), None);
         assert_eq!(z.zone_info(99).zone_blocks, 0);
+        assert_eq!(info.blocks_to_boundary(300), Some(212));
+        assert_eq!(info.blocks_to_boundary(512), Some(256));
+        assert_eq!(ZoneInfo::UNKNOWN.blocks_to_boundary(7), None);
+        b[2] = 1;
+        let razb = IdentifyZonedNamespace::parse(&b).zone_info(1);
+        assert!(razb.read_across_boundaries);
+        assert_eq!(razb.blocks_to_boundary(300), None);
         // Short buffers never panic.
         assert_eq!(IdentifyZonedNamespace::parse(&[0xFF; 5]).zone_sizes[0], 0);
     }

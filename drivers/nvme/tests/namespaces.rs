@@ -290,6 +290,7 @@ fn zoned_namespace_is_identified_with_its_zone_size_and_takes_no_write() {
             zone_blocks: 256,
             max_open: Some(14),
             max_active: None,
+            read_across_boundaries: false,
         })
     );
     assert_eq!(
@@ -329,6 +330,43 @@ fn zoned_namespace_is_identified_with_its_zone_size_and_takes_no_write() {
     dev.set_writable(true);
     dev.write(0, &[3u8; 512]).unwrap();
     assert_eq!(writes_sent(&bench), 1);
+}
+
+#[test]
+fn reads_of_a_zoned_namespace_stop_at_zone_boundaries() {
+    let bench = zoned_bench();
+    bench.sim.fill_disk(2, |i| (i / 512) as u8);
+    let mut ctrl = bench.controller(test_config()).unwrap();
+    // Blocks 200..456 span the boundary at 256: two commands.
+    let mut data = vec![0u8; 256 * 512];
+    bench.sim.clear_commands();
+    ctrl.namespace(2).unwrap().read(200, &mut data).unwrap();
+    let reads: Vec<(u64, u32)> = bench
+        .sim
+        .commands()
+        .iter()
+        .filter(|c| c.qid != 0)
+        .map(|c| (u64::from(c.entry.cdw[0]), (c.entry.cdw[2] & 0xFFFF) + 1))
+        .collect();
+    assert_eq!(reads, [(200, 56), (256, 200)]);
+    assert!(
+        data.chunks(512)
+            .enumerate()
+            .all(|(i, b)| b.iter().all(|&x| x == (200 + i) as u8))
+    );
+    let mut queue = ctrl.take_io_queue().unwrap();
+    let before = bench.sim.commands().len();
+    assert_eq!(queue.submit_read(2, 250, 8, 0), Err(Error::ZoneBoundary));
+    assert_eq!(bench.sim.commands().len(), before);
+    queue.submit_read(2, 248, 8, 0).unwrap();
+    let mut ok = 0;
+    while queue.in_flight() > 0 {
+        queue.poll(|c, _| {
+            assert_eq!(c.result, Ok(()));
+            ok += 1;
+        });
+    }
+    assert_eq!(ok, 1);
 }
 
 #[test]

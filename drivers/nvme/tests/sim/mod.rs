@@ -1174,9 +1174,7 @@ impl Sim {
         match e.opcode {
             0x00 => ok(0),
             0x01 | 0x02 => {
-                if e.opcode == 0x01
-                    && let Some(exec) = s.extras.write_refused(e.nsid)
-                {
+                if let Some(exec) = s.extras.check_io(e.opcode, e.nsid, lba, nlb) {
                     return exec;
                 }
                 let len = nlb as usize * bs;
@@ -1345,6 +1343,17 @@ struct NamespaceExtras {
 impl NamespaceExtras {
     fn css_allowed(&self, css: u8) -> bool {
         css == 0 || (css == 6 && self.io_command_sets)
+    }
+
+    /// Reads crossing a zone boundary fail with Zone Boundary Error (the
+    /// simulated zoned namespaces do not set RAZB); writes go to
+    /// `write_refused`.
+    fn check_io(&mut self, opcode: u8, nsid: u32, lba: u64, nlb: u64) -> Option<Exec> {
+        if opcode == 0x01 {
+            return self.write_refused(nsid);
+        }
+        let &(zone_blocks, _, _) = self.zoned.get(&nsid)?;
+        (lba / zone_blocks != (lba + nlb - 1) / zone_blocks).then(|| err(1, 0xB8))
     }
 
     fn write_refused(&mut self, nsid: u32) -> Option<Exec> {
