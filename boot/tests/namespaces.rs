@@ -31,43 +31,14 @@ fn json_line(serial: &str) -> &str {
 
 #[test]
 fn read_only_drive_is_reported_write_protected_once_and_still_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let image = dir.path().join("readonly.img");
-    disk::create_if_missing(&image, 32 << 20).unwrap();
-    disk::stamp(&image, "RDONLY0", 1).unwrap();
-    let before = checksum(&image);
-
-    let kernel = support::kernel("bin", "kernel");
-    let settings = "steps=identify,verify,bench,soak\nverify_span=1M\nbench_ms=100\nsoak_ms=500\n\
-                    bench_jobs=randread-4k-qd1,randwrite-4k-qd32,write-128k-qd8\n";
-    let mut machine = support::machine(&kernel, dir.path(), settings, &[(&image, "RDONLY0")]);
-    machine.disks[0].drive_options.push("readonly=on".into());
-    let result = run(&machine, Duration::from_secs(240), None).unwrap();
+    let result = boot_read_only(
+        "steps=identify,verify,bench,soak\nverify_span=1M\nbench_ms=100\nsoak_ms=500\n\
+         bench_jobs=randread-4k-qd1,randwrite-4k-qd32,write-128k-qd8\n",
+    );
     let serial = &result.serial;
-
-    assert_eq!(result.outcome, Outcome::Success, "serial:\n{serial}");
-    assert!(
-        result.nvme_violations.is_empty(),
-        "{:?}",
-        result.nvme_violations
-    );
-    assert_eq!(checksum(&image), before, "the read-only disk changed");
-    // Owned (it carries the signature), and reported write-protected once
-    // by the driver, on the first refused write.
+    // Owned (it carries the signature); the one write that reached the
+    // device was verify's first, which revealed the protection.
     assert!(serial.contains("namespace 1 of RDONLY0: owned"), "{serial}");
-    assert_eq!(
-        serial.matches("write-protected from now on").count(),
-        1,
-        "{serial}"
-    );
-    // Writes that reached the device and failed: the one that revealed the
-    // protection (verify's first write); later write steps send none.
-    let failed_writes = result
-        .nvme_errors
-        .iter()
-        .filter(|l| l.contains("pci_nvme_err_aio"))
-        .count();
-    assert_eq!(failed_writes, 1, "{:?}", result.nvme_errors);
     assert!(
         serial.contains("write pass stopped, the span is read twice"),
         "{serial}"
@@ -94,7 +65,80 @@ fn read_only_drive_is_reported_write_protected_once_and_still_read() {
         json.contains("\"owned\":true,\"verified_bytes\":0,\"mismatches\":0,\"errors\":0,\"write_protected\":true,\"read_verified_bytes\":1048576"),
         "{json}"
     );
-    assert!(json.contains("\"pass\":true"), "{json}");
+}
+
+/// Boot the default application with `settings` and the stamped disk
+/// `RDONLY0` behind a `readonly=on` drive; checks the run passed, the disk
+/// is unchanged and exactly one write reached the device (and failed).
+fn boot_read_only(settings: &str) -> boot::qemu::Run {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("readonly.img");
+    disk::create_if_missing(&image, 32 << 20).unwrap();
+    disk::stamp(&image, "RDONLY0", 1).unwrap();
+    let before = checksum(&image);
+    let kernel = support::kernel("bin", "kernel");
+    let mut machine = support::machine(&kernel, dir.path(), settings, &[(&image, "RDONLY0")]);
+    machine.disks[0].drive_options.push("readonly=on".into());
+    let result = run(&machine, Duration::from_secs(240), None).unwrap();
+    assert_eq!(
+        result.outcome,
+        Outcome::Success,
+        "serial:\n{}",
+        result.serial
+    );
+    assert!(
+        result.nvme_violations.is_empty(),
+        "{:?}",
+        result.nvme_violations
+    );
+    assert_eq!(checksum(&image), before, "the read-only disk changed");
+    let failed_writes = result
+        .nvme_errors
+        .iter()
+        .filter(|l| l.contains("pci_nvme_err_aio"))
+        .count();
+    assert_eq!(failed_writes, 1, "{:?}", result.nvme_errors);
+    assert_eq!(
+        result.serial.matches("write-protected from now on").count(),
+        1,
+        "{}",
+        result.serial
+    );
+    assert!(json_line(&result.serial).contains("\"pass\":true"));
+    result
+}
+
+#[test]
+fn write_steps_at_depth_stop_at_their_first_refused_write() {
+    // Without verify first, the benchmark's write job is the first to
+    // meet the refusal; then the soak, on its own.
+    let bench = boot_read_only(
+        "steps=bench,soak\nbench_ms=100\nsoak_ms=500\nbench_jobs=randread-4k-qd1,randwrite-4k-qd32\n",
+    );
+    assert!(
+        bench
+            .serial
+            .contains("randwrite-4k-qd32    stopped: namespace refused writes (write-protected)"),
+        "{}",
+        bench.serial
+    );
+    assert!(
+        bench
+            .serial
+            .contains("soak: skipped: namespace is write-protected")
+    );
+    assert!(
+        bench
+            .serial
+            .contains("BENCH-RESULT {\"job\":\"randread-4k-qd1\"")
+    );
+    let soak = boot_read_only("steps=soak\nsoak_ms=500\n");
+    assert!(
+        soak.serial
+            .contains("soak: stopped at the first refused write: namespace is write-protected"),
+        "{}",
+        soak.serial
+    );
 }
 
 #[test]

@@ -284,6 +284,9 @@ pub fn run_all(
         let mut ended = false;
         let mut ios = 0u64;
         let mut refused = false;
+        // A write job sends one write and waits for it before going deep,
+        // so a namespace that refuses writes sees only that one.
+        let mut writes_confirmed = !job.write;
         latencies.clear();
         loop {
             if refused && queue.in_flight() == 0 {
@@ -305,7 +308,8 @@ pub fn run_all(
                 serial::print(format_args!("BENCH-END {}\n", result.name));
                 ended = true;
             }
-            while submitting && queue.in_flight() < depth {
+            let allowed = if writes_confirmed { depth } else { 1 };
+            while submitting && queue.in_flight() < allowed {
                 let slot = if job.random {
                     rng.next() % span
                 } else {
@@ -337,7 +341,7 @@ pub fn run_all(
             queue.poll(|completion, _| {
                 let done = tsc::now();
                 match completion.result {
-                    Ok(()) => {}
+                    Ok(()) => writes_confirmed = true,
                     Err(nvme::Error::WriteProtected) => refused = true,
                     Err(_) => result.errors += 1,
                 }

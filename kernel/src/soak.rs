@@ -12,7 +12,9 @@
 //! A namespace that turns out write-protected (the driver reports
 //! `WriteProtected` for a write, at submission or completion) ends the soak
 //! at once: nothing more is submitted, the requests in flight are drained,
-//! and the report says so instead of counting one error per write.
+//! and the report says so instead of counting one error per write. Until
+//! the first write has completed, only one request is in flight, so such a
+//! namespace sees a single refused write.
 
 use alloc::vec::Vec;
 
@@ -124,7 +126,8 @@ pub fn run(
             next_progress = now + 1_000_000_000;
             progress(&report, (end.saturating_sub(now)) / 1_000_000_000);
         }
-        while running && queue.in_flight() < depth {
+        let allowed = if report.writes > 0 { depth } else { 1 };
+        while running && queue.in_flight() < allowed {
             rng ^= rng << 13;
             rng ^= rng >> 7;
             rng ^= rng << 17;
