@@ -6,14 +6,16 @@
 //! CSTS.RDY = 0 within CAP.TO). Clearing EN while RDY is still 0 after an
 //! enable is undefined (§3.1.5), so a pending enable is first waited out.
 //! Then the admin queue is programmed (AQA/ASQ/ACQ), CC is written with the
-//! NVM command set, the memory page size (4 KiB if within
-//! CAP.MPSMIN..MPSMAX, else MPSMIN) and entry sizes 64/16 bytes, and EN is
-//! set; CSTS.RDY = 1 is awaited within CAP.TO while watching CSTS.CFS and
-//! all-ones reads (device gone). Then: Identify Controller, Set Features
+//! command sets (all I/O command sets where CAP.CSS bit 6 allows, which
+//! zoned namespaces need; NVM otherwise), the memory page size (4 KiB if
+//! within CAP.MPSMIN..MPSMAX, else MPSMIN) and entry sizes 64/16 bytes, and
+//! EN is set; CSTS.RDY = 1 is awaited within CAP.TO while watching CSTS.CFS
+//! and all-ones reads (device gone). Then: Identify Controller, Set Features
 //! Number of Queues (whatever is granted up to the configuration), the
-//! Volatile Write Cache feature, the active namespace list, Identify
-//! Namespace for each, and the I/O queues (completion queue before its
-//! submission queue, interrupts disabled: the driver polls).
+//! Volatile Write Cache feature, the namespaces (see `namespace`: active
+//! list or NSID walk, Identify Namespace, command set), and the I/O queues
+//! (completion queue before its submission queue, interrupts disabled: the
+//! driver polls).
 //!
 //! Ownership: the `Controller` owns the admin queue, I/O queue 1 (used by
 //! the synchronous block API through `namespace(nsid)`, which borrows the
