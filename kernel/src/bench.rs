@@ -12,7 +12,12 @@
 //! with the depth it really ran at (`randread-4k-qd127`). Write jobs run only
 //! on a namespace the image owns; on any other namespace they are reported
 //! as skipped with the reason (the data-safety rule), while read jobs may
-//! run there when the caller allows it (`bench_unowned_reads`).
+//! run there when the caller allows it (`bench_unowned_reads`). Write jobs
+//! are skipped the same way on a zoned namespace (it takes no random
+//! writes) and on a write-protected one; a namespace that refuses a write
+//! as write-protected during a job stops that job at once (the requests in
+//! flight drain, the refusals are not counted as errors) and every later
+//! write job is skipped.
 //!
 //! Latency is submit-to-completion in TSC ticks converted with the
 //! calibrated frequency; cycles per I/O are the window's TSC ticks divided
@@ -215,6 +220,10 @@ pub fn run_all(
     else {
         return Vec::new();
     };
+    let mut write_protected = ns.write_protected
+        || controller
+            .namespace(nsid)
+            .is_ok_and(|device| device.info().write_protected);
     let bs = ns.block_size as u64;
     let first = data_start.div_ceil(bs);
     let blocks = ns.block_count.saturating_sub(first);
@@ -251,7 +260,11 @@ pub fn run_all(
             ..JobResult::default()
         };
         let span = blocks / io_blocks;
-        if job.write && !writable {
+        if job.write && ns.zoned.is_some() {
+            result.skipped = Some("zoned namespace (no random writes are sent to it)");
+        } else if job.write && write_protected {
+            result.skipped = Some("namespace write-protected (no writes are sent to it)");
+        } else if job.write && !writable {
             result.skipped = Some("namespace not owned (writes are never sent to it)");
         } else if span == 0 {
             result.skipped = Some("namespace too small");
@@ -270,8 +283,18 @@ pub fn run_all(
         let mut measuring = false;
         let mut ended = false;
         let mut ios = 0u64;
+        let mut refused = false;
+        // A write job sends one write and waits for it before going deep,
+        // so a namespace that refuses writes sees only that one.
+        let mut writes_confirmed = !job.write;
         latencies.clear();
         loop {
+            if refused && queue.in_flight() == 0 {
+                if measuring && !ended {
+                    serial::print(format_args!("BENCH-END {}\n", result.name));
+                }
+                break;
+            }
             let now = tsc::now();
             if !measuring && now >= warmup_end {
                 measuring = true;
@@ -279,13 +302,14 @@ pub fn run_all(
                 window_start = tsc::now();
                 window_end = window_start + hz * window_ms / 1000;
             }
-            let submitting = now < window_end;
+            let submitting = now < window_end && !refused;
             if measuring && !submitting && !ended {
                 // Printed once, as soon as the window has closed.
                 serial::print(format_args!("BENCH-END {}\n", result.name));
                 ended = true;
             }
-            while submitting && queue.in_flight() < depth {
+            let allowed = if writes_confirmed { depth } else { 1 };
+            while submitting && queue.in_flight() < allowed {
                 let slot = if job.random {
                     rng.next() % span
                 } else {
@@ -299,9 +323,16 @@ pub fn run_all(
                 } else {
                     queue.submit_read(nsid, lba, io_blocks as u32, tag)
                 };
-                if submitted.is_err() {
-                    result.errors += 1;
-                    break;
+                match submitted {
+                    Ok(()) => {}
+                    Err(nvme::Error::WriteProtected) => {
+                        refused = true;
+                        break;
+                    }
+                    Err(_) => {
+                        result.errors += 1;
+                        break;
+                    }
                 }
             }
             if !submitting && queue.in_flight() == 0 {
@@ -309,8 +340,10 @@ pub fn run_all(
             }
             queue.poll(|completion, _| {
                 let done = tsc::now();
-                if completion.result.is_err() {
-                    result.errors += 1;
+                match completion.result {
+                    Ok(()) => writes_confirmed = true,
+                    Err(nvme::Error::WriteProtected) => refused = true,
+                    Err(_) => result.errors += 1,
                 }
                 if measuring && completion.tag >= window_start && done <= window_end {
                     ios += 1;
@@ -320,6 +353,16 @@ pub fn run_all(
                     }
                 }
             });
+        }
+        if refused {
+            write_protected = true;
+            result.skipped = Some("namespace refused writes as write-protected; stopped");
+            println!(
+                "  bench: {:<20} stopped: namespace refused writes (write-protected)",
+                result.name
+            );
+            results.push(result);
+            continue;
         }
         let window_ticks = hz * window_ms / 1000;
         let seconds = window_ms as f64 / 1000.0;

@@ -5,6 +5,19 @@
 //! image owns a write-read-verify pass and a short fio-like benchmark; a
 //! summary on screen and one machine-readable JSON line on serial. What it
 //! runs comes from the settings file (see `kernel::settings`).
+//!
+//! Write-protected and zoned namespaces. A namespace that is write-protected
+//! (Identify NSATTR, or the drive refuses a write with a write-protect
+//! status, which the driver then remembers) is reported as such once; its
+//! write steps (verify's write pass, the write benchmark jobs, the soak) are
+//! skipped with one line, or stop at the first refused write, and that
+//! refusal is not counted as an error. Its read steps still run: verify
+//! then reads the span twice and compares the passes (the content is
+//! whatever is on the disk). The run passes if nothing else failed. A zoned
+//! namespace is shown with its zone size and is never owned (see
+//! `kernel::storage::claim`): verify is skipped with one line, write jobs
+//! are skipped, read jobs run where reads of foreign namespaces are allowed
+//! (`bench_unowned_reads`).
 
 #![no_std]
 #![no_main]
@@ -94,13 +107,24 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
         }
         for (nsid, ownership) in ownerships {
             let serial = attached.controller.info().serial;
-            println!("namespace {nsid} of {}: {ownership}", serial.as_str());
+            let info = attached.controller.namespace(nsid).map(|d| d.info()).ok();
             let mut result = NamespaceResult {
                 serial: String::from(serial.as_str()),
                 nsid,
                 owned: ownership == Ownership::Owned,
+                write_protected: info.is_some_and(|i| i.write_protected),
+                zone_bytes: info
+                    .and_then(|i| i.zoned.map(|z| z.zone_bytes(i.block_size).unwrap_or(0))),
                 ..NamespaceResult::default()
             };
+            println!(
+                "namespace {nsid} of {}: {ownership}{}",
+                serial.as_str(),
+                namespace_attributes(&result)
+            );
+            if result.zone_bytes.is_some() && settings.steps.verify {
+                println!("  verify: skipped: zoned namespace (no random writes)");
+            }
             if result.owned && settings.steps.verify {
                 verify(attached, nsid, settings.verify_span, &mut result);
             }
@@ -122,6 +146,12 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
             }
             if result.owned && settings.steps.soak {
                 soak(attached, nsid, &settings, &mut result);
+            }
+            if !result.write_protected
+                && let Ok(device) = attached.controller.namespace(nsid)
+                && device.info().write_protected
+            {
+                result.write_protected = true;
             }
             report.namespaces.push(result);
         }
@@ -222,16 +252,29 @@ fn print_identity(attached: &Attached) {
         if info.deallocate { "yes" } else { "no" },
     );
     println!(
-        "  {:<6} {:<22} {:<12} {:<10}",
+        "  {:<6} {:<22} {:<12} {:<10} Attributes",
         "NSID", "Capacity", "Format", "Blocks"
     );
     for ns in attached.controller.namespaces() {
+        let mut attributes = String::new();
+        if ns.write_protected {
+            attributes.push_str("write-protected ");
+        }
+        if let Some(zone) = ns.zoned {
+            match zone.zone_bytes(ns.block_size) {
+                Some(bytes) => {
+                    let _ = write!(attributes, "zoned, zone {}", human_bytes(bytes));
+                }
+                None => attributes.push_str("zoned, zone size unknown"),
+            }
+        }
         println!(
-            "  {:<6} {:<22} {:<12} {:<10}",
+            "  {:<6} {:<22} {:<12} {:<10} {}",
             ns.nsid,
             human_bytes(ns.block_count * ns.block_size as u64),
             alloc::format!("{} B + {}", ns.block_size, ns.metadata_size),
-            ns.block_count
+            ns.block_count,
+            attributes.trim_end()
         );
     }
 }
@@ -298,6 +341,33 @@ fn print_smart(attached: &mut Attached, report: &mut Report) {
     }
 }
 
+/// `, write-protected` / `, zoned (zone N)` for the namespace line.
+fn namespace_attributes(result: &NamespaceResult) -> String {
+    let mut attributes = String::new();
+    if result.write_protected {
+        attributes.push_str(", write-protected");
+    }
+    match result.zone_bytes {
+        Some(0) => attributes.push_str(", zoned (zone size unknown)"),
+        Some(bytes) => {
+            let _ = write!(attributes, ", zoned (zone {})", human_bytes(bytes));
+        }
+        None => {}
+    }
+    attributes
+}
+
+/// FNV-1a of `bytes`, to compare two reads of a chunk.
+fn digest(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// The write-read-verify pass over `span` bytes from `DATA_START`. On a
+/// write-protected namespace (known before, or found at the first refused
+/// write) the write pass is skipped or stops, and the span is read twice
+/// instead, the passes compared against each other.
 fn verify(attached: &mut Attached, nsid: u32, span: u64, result: &mut NamespaceResult) {
     let Ok(mut device) = attached.controller.namespace(nsid) else {
         return;
@@ -315,8 +385,25 @@ fn verify(attached: &mut Attached, nsid: u32, span: u64, result: &mut NamespaceR
     let started = tsc::now_ns();
     let total = last - first;
     let mut last_progress = started;
-    for pass in 0..2 {
+    let mut writing = !device.info().write_protected;
+    if !writing {
+        println!(
+            "  verify: namespace is write-protected: write pass skipped, the span is read twice"
+        );
+        result.write_protected = true;
+    }
+    // Read-only mode: the first read pass records a digest per chunk, the
+    // second compares.
+    let mut digests: Vec<u64> = Vec::new();
+    for pass in 0..3 {
+        if pass == 0 && !writing {
+            continue;
+        }
+        if pass == 2 && writing {
+            break;
+        }
         let mut lba = first;
+        let mut index = 0usize;
         while lba < last {
             let n = (chunk as u64).min(last - lba) as usize;
             let bytes = &mut buf[..n * bs];
@@ -324,13 +411,24 @@ fn verify(attached: &mut Attached, nsid: u32, span: u64, result: &mut NamespaceR
                 for (i, block) in bytes.chunks_mut(bs).enumerate() {
                     kernel::soak::pattern(block, lba + i as u64, generation);
                 }
-                if let Err(error) = device.write(lba, bytes) {
-                    log::error!("verify: write at LBA {lba}: {error}");
-                    result.errors += 1;
+                match device.write(lba, bytes) {
+                    Ok(()) => {}
+                    Err(nvme::Error::WriteProtected) => {
+                        println!(
+                            "  verify: write at LBA {lba} refused: namespace is write-protected; write pass stopped, the span is read twice"
+                        );
+                        result.write_protected = true;
+                        writing = false;
+                        break;
+                    }
+                    Err(error) => {
+                        log::error!("verify: write at LBA {lba}: {error}");
+                        result.errors += 1;
+                    }
                 }
             } else {
                 match device.read(lba, bytes) {
-                    Ok(()) => {
+                    Ok(()) if writing => {
                         let mut expected = alloc::vec![0u8; bs];
                         for (i, block) in bytes.chunks(bs).enumerate() {
                             kernel::soak::pattern(&mut expected, lba + i as u64, generation);
@@ -339,13 +437,24 @@ fn verify(attached: &mut Attached, nsid: u32, span: u64, result: &mut NamespaceR
                             }
                         }
                     }
+                    Ok(()) if pass == 1 => digests.push(digest(bytes)),
+                    Ok(()) => {
+                        if digests.get(index) != Some(&digest(bytes)) {
+                            log::error!("verify: LBA {lba}: the two reads differ");
+                            result.mismatches += 1;
+                        }
+                    }
                     Err(error) => {
                         log::error!("verify: read at LBA {lba}: {error}");
                         result.errors += 1;
+                        if pass == 1 {
+                            digests.push(0);
+                        }
                     }
                 }
             }
             lba += n as u64;
+            index += 1;
             let now = tsc::now_ns();
             if now - last_progress > 1_000_000_000 {
                 last_progress = now;
@@ -357,17 +466,36 @@ fn verify(attached: &mut Attached, nsid: u32, span: u64, result: &mut NamespaceR
             }
         }
     }
-    result.verified_bytes = total * bs as u64;
     let ms = (tsc::now_ns() - started) / 1_000_000;
-    println!(
-        "  verify: {} written and read back in {ms} ms: {} mismatched blocks, {} errors",
-        human_bytes(result.verified_bytes),
-        result.mismatches,
-        result.errors
-    );
+    if writing {
+        result.verified_bytes = total * bs as u64;
+        println!(
+            "  verify: {} written and read back in {ms} ms: {} mismatched blocks, {} errors",
+            human_bytes(result.verified_bytes),
+            result.mismatches,
+            result.errors
+        );
+    } else {
+        result.read_verified_bytes = total * bs as u64;
+        println!(
+            "  verify: {} read twice in {ms} ms (write-protected): {} chunks differed, {} errors",
+            human_bytes(result.read_verified_bytes),
+            result.mismatches,
+            result.errors
+        );
+    }
 }
 
 fn soak(attached: &mut Attached, nsid: u32, settings: &Settings, result: &mut NamespaceResult) {
+    let write_protected = attached
+        .controller
+        .namespace(nsid)
+        .is_ok_and(|device| device.info().write_protected);
+    if write_protected {
+        result.write_protected = true;
+        println!("  soak: skipped: namespace is write-protected (the soak writes before it reads)");
+        return;
+    }
     println!(
         "  soak: {} s of random mixed 4 KiB I/O at depth 32, every read verified",
         settings.soak_ms / 1000
@@ -395,6 +523,12 @@ fn soak(attached: &mut Attached, nsid: u32, settings: &Settings, result: &mut Na
                 report.verify_failures,
                 report.errors
             );
+            if report.write_protected {
+                result.write_protected = true;
+                println!(
+                    "  soak: stopped at the first refused write: namespace is write-protected"
+                );
+            }
             result.mismatches += report.verify_failures;
             result.errors += report.errors;
             result.soak = Some(report);
@@ -411,7 +545,13 @@ struct NamespaceResult {
     serial: String,
     nsid: u32,
     owned: bool,
+    /// Write-protected (Identify, or a write refused so).
+    write_protected: bool,
+    /// Zoned, with the zone size in bytes (0 = unknown).
+    zone_bytes: Option<u64>,
     verified_bytes: u64,
+    /// Bytes read twice and compared (write-protected namespaces).
+    read_verified_bytes: u64,
     mismatches: u64,
     errors: u64,
     bench: Vec<bench::JobResult>,
@@ -447,11 +587,17 @@ impl Report {
         );
         for ns in &self.namespaces {
             println!(
-                "{} ns {}: {}, verified {}, {} mismatches, {} errors",
+                "{} ns {}: {}{}, verified {}{}, {} mismatches, {} errors",
                 ns.serial,
                 ns.nsid,
                 if ns.owned { "owned" } else { "read-only" },
+                namespace_attributes(ns),
                 human_bytes(ns.verified_bytes),
+                if ns.read_verified_bytes > 0 {
+                    alloc::format!(", read twice {}", human_bytes(ns.read_verified_bytes))
+                } else {
+                    String::new()
+                },
                 ns.mismatches,
                 ns.errors
             );
@@ -472,14 +618,18 @@ impl Report {
         for (i, ns) in self.namespaces.iter().enumerate() {
             let _ = write!(
                 json,
-                "{}{{\"serial\":\"{}\",\"nsid\":{},\"owned\":{},\"verified_bytes\":{},\"mismatches\":{},\"errors\":{},\"bench\":[",
+                "{}{{\"serial\":\"{}\",\"nsid\":{},\"owned\":{},\"verified_bytes\":{},\"mismatches\":{},\"errors\":{},\"write_protected\":{},\"read_verified_bytes\":{},\"zone_bytes\":{},\"bench\":[",
                 if i == 0 { "" } else { "," },
                 ns.serial.escape_default(),
                 ns.nsid,
                 ns.owned,
                 ns.verified_bytes,
                 ns.mismatches,
-                ns.errors
+                ns.errors,
+                ns.write_protected,
+                ns.read_verified_bytes,
+                ns.zone_bytes
+                    .map_or(String::from("null"), |b| alloc::format!("{b}"))
             );
             for (j, job) in ns.bench.iter().filter(|b| b.skipped.is_none()).enumerate() {
                 let _ = write!(json, "{}{}", if j == 0 { "" } else { "," }, job.json());

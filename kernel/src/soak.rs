@@ -8,6 +8,13 @@
 //! unit with a request in flight is not touched again until it completes,
 //! so the expected content is always known. A failed write makes the unit's
 //! content unknown (it is then rewritten before it is verified again).
+//!
+//! A namespace that turns out write-protected (the driver reports
+//! `WriteProtected` for a write, at submission or completion) ends the soak
+//! at once: nothing more is submitted, the requests in flight are drained,
+//! and the report says so instead of counting one error per write. Until
+//! the first write has completed, only one request is in flight, so such a
+//! namespace sees a single refused write.
 
 use alloc::vec::Vec;
 
@@ -52,6 +59,9 @@ pub struct SoakReport {
     pub verify_failures: u64,
     /// Requests that ended in an error.
     pub errors: u64,
+    /// The namespace refused writes as write-protected; the soak stopped
+    /// there (those refusals are not counted as errors).
+    pub write_protected: bool,
 }
 
 /// Why a soak could not run.
@@ -111,12 +121,13 @@ pub fn run(
     let mut next_progress = tsc::now_ns() + 1_000_000_000;
     loop {
         let now = tsc::now_ns();
-        let running = now < end;
+        let running = now < end && !report.write_protected;
         if now >= next_progress {
             next_progress = now + 1_000_000_000;
             progress(&report, (end.saturating_sub(now)) / 1_000_000_000);
         }
-        while running && queue.in_flight() < depth {
+        let allowed = if report.writes > 0 { depth } else { 1 };
+        while running && queue.in_flight() < allowed {
             rng ^= rng << 13;
             rng ^= rng >> 7;
             rng ^= rng << 17;
@@ -144,6 +155,10 @@ pub fn run(
             };
             match submitted {
                 Ok(()) => busy[unit] = true,
+                Err(nvme::Error::WriteProtected) => {
+                    report.write_protected = true;
+                    break;
+                }
                 Err(_) => {
                     report.errors += 1;
                     break;
@@ -174,6 +189,10 @@ pub fn run(
                         report.verify_failures += 1;
                         log::error!("soak: LBA {lba} does not hold generation {generation}");
                     }
+                }
+                (Err(nvme::Error::WriteProtected), true) => {
+                    report.write_protected = true;
+                    generation_of[unit] = UNKNOWN;
                 }
                 (Err(error), write) => {
                     report.errors += 1;

@@ -215,6 +215,11 @@ pub enum Ownership {
     Unsigned(ownership::Mismatch),
     /// The signature could not be read.
     Unreadable(nvme::Error),
+    /// A zoned namespace: it takes only sequential writes at a zone's write
+    /// pointer, so it can neither carry the signature (written with a
+    /// random write) nor take the application's random writes. Never owned;
+    /// its signature is not even read.
+    Zoned,
 }
 
 impl core::fmt::Display for Ownership {
@@ -226,6 +231,7 @@ impl core::fmt::Display for Ownership {
             }
             Ownership::Unsigned(why) => write!(f, "read-only: {why}"),
             Ownership::Unreadable(error) => write!(f, "read-only: signature unreadable ({error})"),
+            Ownership::Zoned => f.write_str("read-only: zoned namespace (never owned)"),
         }
     }
 }
@@ -233,7 +239,9 @@ impl core::fmt::Display for Ownership {
 /// Decide whether namespace `nsid` of `controller` belongs to us, and mark
 /// it writable only if so. In QEMU a valid signature suffices; on real
 /// hardware the user must also name the controller's serial in the
-/// settings (`claims`).
+/// settings (`claims`). A zoned namespace is never owned. A write-protected
+/// namespace may be owned (it carries the signature) but the driver still
+/// refuses every write to it.
 pub fn claim(
     controller: &mut NvmeController,
     nsid: u32,
@@ -246,6 +254,9 @@ pub fn claim(
         Err(error) => return Ownership::Unreadable(error),
     };
     device.set_writable(false);
+    if device.info().zoned.is_some() {
+        return Ownership::Zoned;
+    }
     let block_size = device.block_size() as u64;
     let size = device.block_count() * block_size;
     let span = (ownership::LEN as u64).next_multiple_of(block_size) as usize;

@@ -18,7 +18,14 @@
 //!
 //! Validation happens before anything reaches the device: unknown
 //! namespace, zero or non-multiple lengths, LBA ranges beyond the namespace
-//! (including overflow), writes to a namespace not marked writable.
+//! (including overflow), writes to a namespace not marked writable, to a
+//! write-protected one ([`Error::WriteProtected`]) or to a zoned one
+//! ([`Error::ZonedNamespace`]). A queued write the device refuses with a
+//! write-protect status completes as [`Error::WriteProtected`] and marks
+//! the namespace write-protected for every handle (see `namespace`). On a
+//! zoned namespace whose reads may not cross zone boundaries, synchronous
+//! reads are split at them and a queued read crossing one is refused
+//! ([`Error::ZoneBoundary`]).
 
 #![forbid(unsafe_code)]
 
@@ -87,11 +94,13 @@ impl<'c, R: RegisterAccess, D: DmaAllocator, C: Clock> BlockDevice<'c, R, D, C> 
     /// Allows or forbids writes (including Write Zeroes and discard) to
     /// this namespace, through this handle and every `IoQueue`. The kernel
     /// decides ownership (a signature on disk); the default is read-only.
+    /// A write-protected or zoned namespace stays read-only whatever this
+    /// says.
     pub fn set_writable(&mut self, writable: bool) {
         self.ctrl.set_writable(self.index, writable);
     }
 
-    /// Whether writes are allowed.
+    /// Whether writes are allowed (owned, not write-protected, not zoned).
     pub fn is_writable(&self) -> bool {
         self.ctrl.is_writable(self.index)
     }
@@ -167,6 +176,8 @@ struct SlotData {
     tag: u64,
     op: IoOp,
     bytes: usize,
+    /// Namespace index of the request (for write-protect refusals).
+    namespace: usize,
 }
 
 /// One I/O queue pair for queued I/O (see the module documentation).
@@ -211,6 +222,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
                 tag: 0,
                 op: IoOp::Read,
                 bytes: 0,
+                namespace: 0,
             })
             .collect();
         IoQueue {
@@ -332,9 +344,16 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
     }
 
     fn writable(&self, ns: &NamespaceLimits) -> Result<(), Error> {
-        match self.shared.writable.get(ns.index) {
-            Some(w) if w.load(Ordering::Acquire) => Ok(()),
-            _ => Err(Error::NotOwned),
+        self.shared
+            .writable
+            .get(ns.index)
+            .map_or(Err(Error::NotOwned), |gate| gate.check())
+    }
+
+    /// Remembers which namespace the request in `slot` is for.
+    fn note_namespace(&mut self, slot: u16, ns: &NamespaceLimits) {
+        if let Some(s) = self.slots.get_mut(slot as usize) {
+            s.namespace = ns.index;
         }
     }
 
@@ -383,6 +402,14 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         self.ready_to_submit()?;
         let ns = self.namespace(nsid)?;
         let bytes = self.bytes_for(&ns, lba, blocks)?;
+        if ns
+            .info
+            .zoned
+            .and_then(|zone| zone.blocks_to_boundary(lba))
+            .is_some_and(|left| u64::from(blocks) > left)
+        {
+            return Err(Error::ZoneBoundary);
+        }
         let slot = self.pair.alloc_slot().ok_or(Error::QueueFull)?;
         match self.data_command(slot, bytes, SubmissionEntry::read(nsid, lba, blocks)) {
             Ok(cmd) => {
@@ -428,6 +455,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         };
         match cmd {
             Ok(cmd) => {
+                self.note_namespace(slot, &ns);
                 self.submit(slot, cmd, tag, IoOp::Write, data.len());
                 Ok(())
             }
@@ -490,6 +518,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
             return Err(Error::Unsupported);
         }
         let slot = self.pair.alloc_slot().ok_or(Error::QueueFull)?;
+        self.note_namespace(slot, &ns);
         self.submit(
             slot,
             SubmissionEntry::write_zeroes(nsid, lba, blocks),
@@ -566,6 +595,10 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
                     };
                     let result = if entry.status.is_success() {
                         Ok(())
+                    } else if matches!(s.op, IoOp::Write | IoOp::WriteZeroes)
+                        && let Some(gate) = self.shared.writable.get(s.namespace)
+                    {
+                        Err(gate.after_write_error(Error::Device(entry.status)))
                     } else {
                         Err(Error::Device(entry.status))
                     };

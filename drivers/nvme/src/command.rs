@@ -48,6 +48,13 @@ pub enum IdentifyCns {
     Controller = 0x01,
     /// Active Namespace ID list (NSIDs greater than the given NSID).
     ActiveNamespaceList = 0x02,
+    /// Namespace Identification Descriptor list (NVMe 1.3+; the Command
+    /// Set Identifier descriptor from NVMe 2.0).
+    NamespaceDescriptors = 0x03,
+    /// I/O Command Set specific Identify Namespace (CSI in CDW11).
+    CommandSetNamespace = 0x05,
+    /// I/O Command Set specific Identify Controller (CSI in CDW11).
+    CommandSetController = 0x06,
 }
 
 /// Feature identifiers used by the driver (§5.21.1, Figure 271).
@@ -113,6 +120,13 @@ impl SubmissionEntry {
         e.nsid = nsid;
         e.cdw[0] = cns as u32;
         e
+    }
+
+    /// Sets the Command Set Identifier of an Identify command (CDW11 bits
+    /// 31:24, NVMe 2.0 §5.17.1).
+    pub const fn with_command_set_identifier(mut self, csi: u8) -> SubmissionEntry {
+        self.cdw[1] = (self.cdw[1] & 0x00FF_FFFF) | ((csi as u32) << 24);
+        self
     }
 
     /// Set Features (§5.21) with CDW11 `value`.

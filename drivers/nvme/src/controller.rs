@@ -6,14 +6,16 @@
 //! CSTS.RDY = 0 within CAP.TO). Clearing EN while RDY is still 0 after an
 //! enable is undefined (§3.1.5), so a pending enable is first waited out.
 //! Then the admin queue is programmed (AQA/ASQ/ACQ), CC is written with the
-//! NVM command set, the memory page size (4 KiB if within
-//! CAP.MPSMIN..MPSMAX, else MPSMIN) and entry sizes 64/16 bytes, and EN is
-//! set; CSTS.RDY = 1 is awaited within CAP.TO while watching CSTS.CFS and
-//! all-ones reads (device gone). Then: Identify Controller, Set Features
+//! command sets (all I/O command sets where CAP.CSS bit 6 allows, which
+//! zoned namespaces need; NVM otherwise), the memory page size (4 KiB if
+//! within CAP.MPSMIN..MPSMAX, else MPSMIN) and entry sizes 64/16 bytes, and
+//! EN is set; CSTS.RDY = 1 is awaited within CAP.TO while watching CSTS.CFS
+//! and all-ones reads (device gone). Then: Identify Controller, Set Features
 //! Number of Queues (whatever is granted up to the configuration), the
-//! Volatile Write Cache feature, the active namespace list, Identify
-//! Namespace for each, and the I/O queues (completion queue before its
-//! submission queue, interrupts disabled: the driver polls).
+//! Volatile Write Cache feature, the namespaces (see `namespace`: active
+//! list or NSID walk, Identify Namespace, command set), and the I/O queues
+//! (completion queue before its submission queue, interrupts disabled: the
+//! driver polls).
 //!
 //! Ownership: the `Controller` owns the admin queue, I/O queue 1 (used by
 //! the synchronous block API through `namespace(nsid)`, which borrows the
@@ -48,8 +50,9 @@ use crate::command::{CompletionEntry, FeatureId, IdentifyCns, LogPageId, Submiss
 use crate::error::{Error, Stage};
 use crate::hal::SharedDwords;
 use crate::hal::{Clock, DmaAllocator, DmaRegion, RegisterAccess};
-use crate::identify::{self, IDENTIFY_BYTES, IdentifyController, IdentifyNamespace, Oncs};
+use crate::identify::{self, IDENTIFY_BYTES, IdentifyController, Oncs};
 use crate::log_page::{ERROR_LOG_ENTRY_BYTES, ErrorLogEntry, SMART_LOG_BYTES, SmartLog};
+use crate::namespace::{self, IdentifyCommands, WriteGate};
 use crate::prp;
 use crate::queue::{Polled, QueuePair, ShadowBuffers};
 use crate::quirks::{self, Quirks};
@@ -57,6 +60,7 @@ use crate::registers::{
     Aqa, Cap, Cc, CommandSet, Csts, Doorbells, ShutdownNotification, ShutdownStatus, Version,
     offset,
 };
+use crate::zoned::ZoneInfo;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -175,6 +179,13 @@ pub struct NamespaceInfo {
     pub block_size: usize,
     /// Metadata bytes per block of the formatted LBA format.
     pub metadata_size: u16,
+    /// Write protected: NSATTR bit 0; through `BlockDevice::info`, also a
+    /// write refused with a write-protect status since bring-up. Never
+    /// written.
+    pub write_protected: bool,
+    /// Zoned (Zoned Namespace Command Set), with its zone details: never
+    /// given random writes.
+    pub zoned: Option<ZoneInfo>,
 }
 
 impl NamespaceInfo {
@@ -197,8 +208,8 @@ pub(crate) struct Shared {
     pub(crate) generation: AtomicU32,
     /// Set once shutdown started.
     pub(crate) shut_down: AtomicBool,
-    /// Per namespace (index into `namespaces`): writes allowed.
-    pub(crate) writable: Vec<AtomicBool>,
+    /// Per namespace (index into `namespaces`): who may write.
+    pub(crate) writable: Vec<WriteGate>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -402,11 +413,7 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
         ctrl.shared = Arc::new(Shared {
             generation: AtomicU32::new(0),
             shut_down: AtomicBool::new(false),
-            writable: ctrl
-                .namespaces
-                .iter()
-                .map(|_| AtomicBool::new(false))
-                .collect(),
+            writable: ctrl.namespaces.iter().map(WriteGate::new).collect(),
         });
         ctrl.state = State::Running;
         log::info!(
@@ -503,7 +510,7 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
             .write64(offset::ACQ, self.admin.cq_region().phys().as_u64());
         let mps = (self.page_size.trailing_zeros() - 12) as u8;
         let cc = Cc::new()
-            .with_command_set(CommandSet::Nvm)
+            .with_command_set(CommandSet::for_capabilities(self.cap))
             .with_mps(mps)
             .with_iosqes(6)
             .with_iocqes(4);
@@ -697,55 +704,10 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
         Ok(())
     }
 
+    /// Finds the namespaces (see `namespace`).
     fn discover_namespaces(&mut self) -> Result<(), Error> {
-        let mut ids: Vec<u32> = Vec::new();
-        let mut start = 0u32;
-        let mut list_ok = true;
-        // At most NN namespaces; each list page holds 1024.
-        let pages = self.info.namespace_count / 1024 + 1;
-        for _ in 0..pages {
-            match self.identify_into_scratch(IdentifyCns::ActiveNamespaceList, start) {
-                Ok(()) => {}
-                Err(Error::Device(s)) => {
-                    log::info!(
-                        "nvme: active namespace list unsupported ({}), probing 1..=NN",
-                        s.name()
-                    );
-                    list_ok = false;
-                    break;
-                }
-                Err(e) => return Err(e),
-            }
-            let before = ids.len();
-            ids.extend(identify::active_namespaces(self.scratch.as_slice()).filter(|&n| n > start));
-            match ids.last() {
-                Some(&last) if ids.len() - before == 1024 => start = last,
-                _ => break,
-            }
-        }
-        if !list_ok {
-            ids = (1..=self.info.namespace_count.min(1024)).collect();
-        }
-        ids.sort_unstable();
-        ids.dedup();
-        for nsid in ids {
-            self.identify_into_scratch(IdentifyCns::Namespace, nsid)?;
-            let ns = IdentifyNamespace::parse(self.scratch.as_slice());
-            if !ns.is_active() {
-                continue;
-            }
-            let format = ns.current_format().unwrap_or_default();
-            let info = NamespaceInfo {
-                nsid,
-                block_count: ns.nsze,
-                block_size: format.data_size().unwrap_or(0),
-                metadata_size: format.metadata_size,
-            };
-            if let Err(e) = info.usable() {
-                log::warn!("nvme: namespace {nsid} not usable: {e}");
-            }
-            self.namespaces.push(info);
-        }
+        let (version, nn) = (self.info.version, self.info.namespace_count);
+        self.namespaces = namespace::probe(self, version, nn)?;
         Ok(())
     }
 
@@ -927,7 +889,8 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
     }
 
     pub(crate) fn namespace_info(&self, index: usize) -> NamespaceInfo {
-        self.namespaces
+        let mut info = self
+            .namespaces
             .get(index)
             .copied()
             .unwrap_or(NamespaceInfo {
@@ -935,20 +898,46 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
                 block_count: 0,
                 block_size: 0,
                 metadata_size: 0,
-            })
+                write_protected: false,
+                zoned: None,
+            });
+        info.write_protected |= self
+            .shared
+            .writable
+            .get(index)
+            .is_some_and(WriteGate::is_protected);
+        info
     }
 
     pub(crate) fn set_writable(&self, index: usize, writable: bool) {
-        if let Some(w) = self.shared.writable.get(index) {
-            w.store(writable, Ordering::Release);
+        if let Some(gate) = self.shared.writable.get(index) {
+            gate.set_owned(writable);
+        }
+    }
+
+    /// Whether a write to namespace `index` may be sent, and why not.
+    pub(crate) fn check_write(&self, index: usize) -> Result<(), Error> {
+        self.shared
+            .writable
+            .get(index)
+            .map_or(Err(Error::NotOwned), WriteGate::check)
+    }
+
+    /// Runs a write command to namespace `index`, noting a write-protect
+    /// refusal.
+    fn execute_write(&mut self, index: usize, cmd: SubmissionEntry) -> Result<(), Error> {
+        match self.execute_io(cmd) {
+            Ok(_) => Ok(()),
+            Err(error) => Err(self
+                .shared
+                .writable
+                .get(index)
+                .map_or(error, |gate| gate.after_write_error(error))),
         }
     }
 
     pub(crate) fn is_writable(&self, index: usize) -> bool {
-        self.shared
-            .writable
-            .get(index)
-            .is_some_and(|w| w.load(Ordering::Acquire))
+        self.check_write(index).is_ok()
     }
 
     /// SMART / Health Information log (global).
@@ -1124,8 +1113,8 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
             Data::Write(b, _) => (b.len(), true),
         };
         check_range(&ns, lba, len)?;
-        if write && !self.is_writable(index) {
-            return Err(Error::NotOwned);
+        if write {
+            self.check_write(index)?;
         }
         let bs = ns.block_size;
         let page = self.page_size;
@@ -1140,6 +1129,13 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
         while done < total_blocks {
             let sync = self.sync.as_mut().ok_or(Error::BadDevice)?;
             let mut blocks = (total_blocks - done).min(direct_max);
+            if let Some(left) = ns
+                .zoned
+                .and_then(|zone| zone.blocks_to_boundary(lba + done as u64))
+            {
+                // Zoned namespace without RAZB: one command per zone.
+                blocks = blocks.min(usize::try_from(left).unwrap_or(usize::MAX));
+            }
             let offset = done * bs;
             // Reads take the pointer from the mutable borrow: the device
             // writes through it.
@@ -1167,7 +1163,11 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
                 Data::Write(_, fua) => SubmissionEntry::write(ns.nsid, slba, blocks as u32, *fua),
             }
             .with_prps(prps.prp1, prps.prp2);
-            self.execute_io(cmd)?;
+            if write {
+                self.execute_write(index, cmd)?;
+            } else {
+                self.execute_io(cmd)?;
+            }
             if direct.is_none()
                 && let (Data::Read(b), Some(sync)) = (&mut data, self.sync.as_ref())
             {
@@ -1206,16 +1206,17 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
             .ok_or(Error::NoSuchNamespace)?;
         ns.usable()?;
         check_blocks(&ns, lba, count)?;
-        if !self.is_writable(index) {
-            return Err(Error::NotOwned);
-        }
+        self.check_write(index)?;
         if !self.info.write_zeroes {
             return Err(Error::Unsupported);
         }
         let mut done = 0u64;
         while done < count {
             let n = (count - done).min(MAX_BLOCKS_PER_COMMAND);
-            self.execute_io(SubmissionEntry::write_zeroes(ns.nsid, lba + done, n as u32))?;
+            self.execute_write(
+                index,
+                SubmissionEntry::write_zeroes(ns.nsid, lba + done, n as u32),
+            )?;
             done += n;
         }
         Ok(())
@@ -1238,9 +1239,7 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
             .ok_or(Error::NoSuchNamespace)?;
         ns.usable()?;
         check_blocks(&ns, lba, count)?;
-        if !self.is_writable(index) {
-            return Err(Error::NotOwned);
-        }
+        self.check_write(index)?;
         if !self.info.deallocate {
             return Err(Error::Unsupported);
         }
@@ -1265,7 +1264,8 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
                 self.page_size,
                 &mut sync.prp_list,
             )?;
-            self.execute_io(
+            self.execute_write(
+                index,
                 SubmissionEntry::deallocate(ns.nsid, ranges as u32).with_prps(prps.prp1, prps.prp2),
             )?;
         }
@@ -1289,6 +1289,17 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
             &mut self.unknown_completions,
         );
         self.after_failure(result)
+    }
+}
+
+impl<R: RegisterAccess, D: DmaAllocator, C: Clock> IdentifyCommands for Controller<R, D, C> {
+    fn identify(&mut self, cns: IdentifyCns, nsid: u32, csi: u8) -> Result<&[u8], Error> {
+        self.scratch.zero();
+        let cmd = SubmissionEntry::identify(cns, nsid)
+            .with_command_set_identifier(csi)
+            .with_prps(self.scratch.phys().as_u64(), 0);
+        self.admin_command(cmd)?;
+        Ok(self.scratch.as_slice())
     }
 }
 

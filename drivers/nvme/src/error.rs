@@ -61,6 +61,18 @@ pub enum Error {
     Misaligned,
     /// Write to a namespace not marked writable (see `set_writable`).
     NotOwned,
+    /// Write to a write-protected namespace: Identify Namespace NSATTR bit
+    /// 0 says so, or the device refused a write with a write-protect status
+    /// (then that refusal is reported this way as well, and every later
+    /// write is refused before it reaches the device).
+    WriteProtected,
+    /// Write to a zoned namespace (Zoned Namespace Command Set): it only
+    /// takes sequential writes at a zone's write pointer, which the driver
+    /// does not issue; the namespace is read-only to it.
+    ZonedNamespace,
+    /// A read crossing a zone boundary of a zoned namespace that does not
+    /// allow it (queue API; the synchronous API splits such reads).
+    ZoneBoundary,
     /// Not supported by this controller or disabled by a quirk.
     Unsupported,
     /// No namespace with that identifier.
@@ -105,7 +117,9 @@ impl Error {
             | Error::Misaligned
             | Error::NoSuchNamespace
             | Error::NamespaceHasMetadata => ErrorKind::InvalidInput,
-            Error::NotOwned => ErrorKind::PermissionDenied,
+            Error::NotOwned | Error::WriteProtected => ErrorKind::PermissionDenied,
+            Error::ZonedNamespace => ErrorKind::Unsupported,
+            Error::ZoneBoundary => ErrorKind::InvalidInput,
             Error::Unsupported => ErrorKind::Unsupported,
             Error::Device(_) | Error::UnknownCommandId => ErrorKind::Device,
             Error::Timeout { .. } | Error::Reset => ErrorKind::Timeout,
@@ -131,6 +145,11 @@ impl fmt::Display for Error {
             Error::InvalidLength => f.write_str("invalid transfer length"),
             Error::Misaligned => f.write_str("misaligned buffer or address"),
             Error::NotOwned => f.write_str("namespace is read-only (not owned)"),
+            Error::WriteProtected => f.write_str("namespace is write-protected"),
+            Error::ZonedNamespace => {
+                f.write_str("namespace is zoned (no random writes; read-only to the driver)")
+            }
+            Error::ZoneBoundary => f.write_str("read crosses a zone boundary"),
             Error::Unsupported => f.write_str("operation not supported by the controller"),
             Error::NoSuchNamespace => f.write_str("no such namespace"),
             Error::NamespaceHasMetadata => {

@@ -235,6 +235,8 @@ pub struct IdentifyNamespace {
     /// Formatted LBA Size (byte 26): index bits 3:0 (and 6:5 in NVMe 2.0),
     /// bit 4 = metadata at the end of each block.
     pub flbas: u8,
+    /// Namespace Attributes (byte 99): bit 0 = write protected.
+    pub nsattr: u8,
     /// LBA formats 0..16 (bytes 191:128).
     pub formats: [LbaFormat; 16],
 }
@@ -258,6 +260,7 @@ impl IdentifyNamespace {
             nsfeat: le(buf, 24, 1) as u8,
             format_count: (le(buf, 25, 1) as u8).saturating_add(1),
             flbas: le(buf, 26, 1) as u8,
+            nsattr: le(buf, 99, 1) as u8,
             formats,
         }
     }
@@ -272,9 +275,15 @@ impl IdentifyNamespace {
         self.formats.get(self.format_index()).copied()
     }
 
-    /// Whether the namespace is allocated and active (non-zero size).
+    /// Whether the namespace is allocated and active (non-zero size; an
+    /// inactive NSID reads as a zero-filled structure, §5.15.2).
     pub const fn is_active(&self) -> bool {
         self.nsze != 0
+    }
+
+    /// Whether the namespace is write protected (NSATTR bit 0).
+    pub const fn write_protected(&self) -> bool {
+        self.nsattr & 1 != 0
     }
 }
 
@@ -325,7 +334,9 @@ mod tests {
         b[26] = 1;
         b[128 + 4 + 2] = 12;
         b[128 + 4] = 8;
+        b[99] = 1;
         let n = IdentifyNamespace::parse(&b);
+        assert!(n.write_protected());
         assert_eq!(n.nsze, 16);
         assert_eq!(n.format_count, 2);
         let f = n.current_format().unwrap();

@@ -17,10 +17,12 @@ pub mod error;
 pub mod hal;
 pub mod identify;
 pub mod log_page;
+pub mod namespace;
 pub(crate) mod prp;
 pub(crate) mod queue;
 pub mod quirks;
 pub mod registers;
+pub mod zoned;
 
 pub use block::{BlockDevice, Completion, Identity, IoOp, IoQueue};
 pub use command::{Status, StatusCodeType};
@@ -30,3 +32,4 @@ pub use hal::{Clock, DmaAllocator, DmaError, DmaRegion, PhysAddr, RegisterAccess
 pub use identify::{IdentifyController, IdentifyNamespace, LbaFormat, Oncs};
 pub use log_page::{CriticalWarning, ErrorLogEntry, SmartLog};
 pub use quirks::Quirks;
+pub use zoned::ZoneInfo;

@@ -85,6 +85,13 @@ impl Cap {
     pub const fn supports_nvm(self) -> bool {
         self.css() & 1 != 0
     }
+    /// Whether the controller supports one or more I/O command sets and
+    /// the Identify I/O Command Set data structures (CSS bit 6, NVMe 2.0
+    /// §3.1.3.1): CC.CSS may then select all of them (110b), which
+    /// controllers with zoned namespaces require before exposing those.
+    pub const fn supports_io_command_sets(self) -> bool {
+        self.css() & (1 << 6) != 0
+    }
     /// Memory Page Size Minimum exponent (page = 2^(12 + MPSMIN)).
     pub const fn mpsmin(self) -> u8 {
         bits64(self.0, 48, 4) as u8
@@ -146,8 +153,24 @@ pub enum ShutdownNotification {
 pub enum CommandSet {
     /// NVM Command Set (000b).
     Nvm,
+    /// All supported I/O command sets (110b; NVMe 2.0 §3.1.3.5), allowed
+    /// only when CAP.CSS bit 6 is set.
+    AllSupported,
     /// Admin Command Set only (111b).
     AdminOnly,
+}
+
+impl CommandSet {
+    /// What bring-up selects for a controller with capabilities `cap`:
+    /// every supported I/O command set where CAP.CSS allows it (so zoned
+    /// namespaces are exposed), the NVM command set otherwise.
+    pub const fn for_capabilities(cap: Cap) -> CommandSet {
+        if cap.supports_io_command_sets() {
+            CommandSet::AllSupported
+        } else {
+            CommandSet::Nvm
+        }
+    }
 }
 
 /// Controller Configuration, CC (§3.1.5, Figure 83).
@@ -175,6 +198,7 @@ impl Cc {
     pub const fn with_command_set(self, set: CommandSet) -> Cc {
         let v = match set {
             CommandSet::Nvm => 0,
+            CommandSet::AllSupported => 6,
             CommandSet::AdminOnly => 7,
         };
         Cc(set32(self.0, 4, 3, v))

@@ -305,6 +305,8 @@ struct State {
     smart: [u8; 512],
     error_entries: Vec<[u8; 64]>,
     identify_pages: Vec<(u8, Vec<u8>)>,
+    /// Namespaces as real drives present them (see the section below).
+    extras: NamespaceExtras,
 }
 
 /// The simulated controller (cheap to clone: shared state).
@@ -384,6 +386,7 @@ impl Sim {
             smart,
             error_entries: vec![err],
             identify_pages: Vec::new(),
+            extras: NamespaceExtras::default(),
         };
         Sim {
             state: Arc::new(Mutex::new(state)),
@@ -596,7 +599,7 @@ impl State {
             if self.aqa == 0 || self.asq == 0 || self.acq == 0 {
                 violation("CC.EN set before AQA/ASQ/ACQ".into());
             }
-            if new.css() != 0 || new.iosqes() != 6 || new.iocqes() != 4 {
+            if !self.extras.css_allowed(new.css()) || new.iosqes() != 6 || new.iocqes() != 4 {
                 violation(format!("bad CC {:#x}", new.0));
             }
             if new.mps() < self.cfg.mpsmin || new.mps() > self.cfg.mpsmax {
@@ -669,6 +672,7 @@ impl RegisterAccess for Sim {
             | ((c.to as u64) << 24)
             | ((c.dstrd as u64) << 32)
             | (1 << 37)
+            | (u64::from(s.extras.io_command_sets) << 43)
             | ((c.mpsmin as u64) << 48)
             | ((c.mpsmax as u64) << 52);
         match off {
@@ -976,12 +980,17 @@ impl Sim {
                         buf[262] = ERROR_LOG_ENTRIES - 1;
                         buf[512] = 0x66;
                         buf[513] = 0x44;
-                        let nn = s.disks.iter().map(|d| d.cfg.nsid).max().unwrap_or(0);
+                        let nn = s.extras.namespace_count.unwrap_or_else(|| {
+                            s.disks.iter().map(|d| d.cfg.nsid).max().unwrap_or(0)
+                        });
                         buf[516..520].copy_from_slice(&nn.to_le_bytes());
                         buf[520..522].copy_from_slice(&s.cfg.oncs.to_le_bytes());
                         buf[525] = s.cfg.vwc as u8;
                     }
                     0 => {
+                        if let Some(exec) = self.identify_namespace_extras(s, e, &mut buf) {
+                            return exec;
+                        }
                         let Some(d) = s.disks.iter().find(|d| d.cfg.nsid == e.nsid) else {
                             return err(0, 0x0B);
                         };
@@ -994,6 +1003,9 @@ impl Sim {
                         buf[128..132].copy_from_slice(&f0.to_le_bytes());
                         let f1 = 12u32 << 16;
                         buf[132..136].copy_from_slice(&f1.to_le_bytes());
+                        if s.extras.write_protected.contains(&e.nsid) {
+                            buf[99] = 1;
+                        }
                     }
                     2 => {
                         if !s.cfg.active_list {
@@ -1010,6 +1022,7 @@ impl Sim {
                             buf[i * 4..i * 4 + 4].copy_from_slice(&id.to_le_bytes());
                         }
                     }
+                    3 | 5 | 6 => return self.identify_command_set(s, e),
                     _ => return err(0, 0x02),
                 }
                 self.dma_in(s, e, &buf);
@@ -1161,6 +1174,9 @@ impl Sim {
         match e.opcode {
             0x00 => ok(0),
             0x01 | 0x02 => {
+                if let Some(exec) = s.extras.check_io(e.opcode, e.nsid, lba, nlb) {
+                    return exec;
+                }
                 let len = nlb as usize * bs;
                 if len > mdts_bytes {
                     violation(format!("transfer of {len} bytes over MDTS ({mdts_bytes})"));
@@ -1179,6 +1195,9 @@ impl Sim {
                 ok(0)
             }
             0x08 => {
+                if let Some(exec) = s.extras.write_refused(e.nsid) {
+                    return exec;
+                }
                 if s.cfg.oncs & (1 << 3) == 0 {
                     violation("Write Zeroes sent although ONCS does not list it".into());
                 }
@@ -1296,4 +1315,174 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
             x as u8
         })
         .collect()
+}
+
+// ------------------------------------------ namespaces as drives show them --
+//
+// Additions for the namespace tests: an NN larger than the highest NSID
+// (inactive NSIDs read as zero-filled Identify data, as the specification
+// says), Identify Namespace failing for chosen NSIDs, write-protected
+// namespaces (NSATTR bit 0; writes complete with "Namespace is Write
+// Protected"), namespaces refusing writes with a chosen status, and zoned
+// namespaces (CAP.CSS bit 6, CC.CSS = 110b, the Command Set Identifier
+// descriptor, ZNS Identify Namespace). A write reaching a zoned namespace
+// is a violation: the driver must never send one.
+
+#[derive(Default)]
+struct NamespaceExtras {
+    io_command_sets: bool,
+    namespace_count: Option<u32>,
+    identify_failures: HashMap<u32, Status>,
+    write_protected: Vec<u32>,
+    refuse_writes: HashMap<u32, Status>,
+    /// NSID -> (zone size in blocks, MOR, MAR).
+    zoned: HashMap<u32, (u64, u32, u32)>,
+    writes_refused: u64,
+}
+
+impl NamespaceExtras {
+    fn css_allowed(&self, css: u8) -> bool {
+        css == 0 || (css == 6 && self.io_command_sets)
+    }
+
+    /// Reads crossing a zone boundary fail with Zone Boundary Error (the
+    /// simulated zoned namespaces do not set RAZB); writes go to
+    /// `write_refused`.
+    fn check_io(&mut self, opcode: u8, nsid: u32, lba: u64, nlb: u64) -> Option<Exec> {
+        if opcode == 0x01 {
+            return self.write_refused(nsid);
+        }
+        let &(zone_blocks, _, _) = self.zoned.get(&nsid)?;
+        (lba / zone_blocks != (lba + nlb - 1) / zone_blocks).then(|| err(1, 0xB8))
+    }
+
+    fn write_refused(&mut self, nsid: u32) -> Option<Exec> {
+        if self.zoned.contains_key(&nsid) {
+            violation(format!("write sent to zoned namespace {nsid}"));
+        }
+        let status = if self.write_protected.contains(&nsid) {
+            Some(Status::new(0, 0x20))
+        } else {
+            self.refuse_writes.get(&nsid).copied()
+        };
+        status.map(|status| {
+            self.writes_refused += 1;
+            Exec {
+                status,
+                dw0: 0,
+                post: true,
+            }
+        })
+    }
+}
+
+impl Sim {
+    /// Report CAP.CSS bit 6 (I/O command sets) and accept CC.CSS = 110b.
+    pub fn set_io_command_sets(&self, on: bool) {
+        self.lock().extras.io_command_sets = on;
+    }
+    /// Report `nn` as Number of Namespaces (NSIDs up to it without a
+    /// namespace are inactive).
+    pub fn set_namespace_count(&self, nn: u32) {
+        self.lock().extras.namespace_count = Some(nn);
+    }
+    /// Identify Namespace (CNS 00h) of `nsid` completes with `status`.
+    pub fn fail_identify_namespace(&self, nsid: u32, status: Status) {
+        self.lock().extras.identify_failures.insert(nsid, status);
+    }
+    /// Namespace `nsid` is write protected (NSATTR bit 0).
+    pub fn set_write_protected(&self, nsid: u32) {
+        self.lock().extras.write_protected.push(nsid);
+    }
+    /// Every write to `nsid` completes with `status`.
+    pub fn refuse_writes(&self, nsid: u32, status: Status) {
+        self.lock().extras.refuse_writes.insert(nsid, status);
+    }
+    /// Namespace `nsid` is zoned with zones of `zone_blocks` blocks and
+    /// the 0-based open / active limits `mor` / `mar`.
+    pub fn set_zoned(&self, nsid: u32, zone_blocks: u64, mor: u32, mar: u32) {
+        self.lock()
+            .extras
+            .zoned
+            .insert(nsid, (zone_blocks, mor, mar));
+    }
+    /// Writes (and Write Zeroes) refused by the rules above.
+    pub fn writes_refused(&self) -> u64 {
+        self.lock().extras.writes_refused
+    }
+
+    /// Identify Namespace for failing or inactive NSIDs; `None` for the
+    /// simulation's own answer.
+    fn identify_namespace_extras(
+        &self,
+        s: &mut State,
+        e: &SubmissionEntry,
+        buf: &mut [u8],
+    ) -> Option<Exec> {
+        if let Some(&status) = s.extras.identify_failures.get(&e.nsid) {
+            return Some(Exec {
+                status,
+                dw0: 0,
+                post: true,
+            });
+        }
+        let present = s.disks.iter().any(|d| d.cfg.nsid == e.nsid);
+        let nn = s.extras.namespace_count?;
+        if !present && e.nsid >= 1 && e.nsid <= nn {
+            buf.fill(0);
+            self.dma_in(s, e, buf);
+            return Some(ok(0));
+        }
+        None
+    }
+
+    /// Identify CNS 03h (descriptor list), 05h and 06h (command set
+    /// specific namespace / controller data).
+    fn identify_command_set(&self, s: &mut State, e: &SubmissionEntry) -> Exec {
+        let cns = (e.cdw[0] & 0xFF) as u8;
+        let csi = (e.cdw[1] >> 24) as u8;
+        if s.cfg.version < 0x0001_0300 {
+            violation(format!(
+                "Identify CNS {cns:#x} sent to a controller before NVMe 1.3"
+            ));
+        }
+        let mut buf = vec![0u8; 4096];
+        let zoned = s.extras.zoned.get(&e.nsid).copied();
+        match cns {
+            3 => {
+                if !s.disks.iter().any(|d| d.cfg.nsid == e.nsid) {
+                    return err(0, 0x0B);
+                }
+                // An EUI-64, then the Command Set Identifier when the
+                // controller has I/O command sets.
+                buf[0] = 1;
+                buf[1] = 8;
+                buf[4..12].copy_from_slice(&u64::from(e.nsid).to_be_bytes());
+                if s.extras.io_command_sets {
+                    buf[12] = 4;
+                    buf[13] = 1;
+                    buf[16] = if zoned.is_some() { 2 } else { 0 };
+                }
+            }
+            5 => {
+                if !s.extras.io_command_sets || s.cc.css() != 6 {
+                    return err(0, 0x02);
+                }
+                let Some((zone_blocks, mor, mar)) = zoned else {
+                    return err(0, 0x02);
+                };
+                if csi != 2 {
+                    return err(0, 0x02);
+                }
+                buf[4..8].copy_from_slice(&mar.to_le_bytes());
+                buf[8..12].copy_from_slice(&mor.to_le_bytes());
+                // LBA format 0 (the formatted one) and 1.
+                buf[2816..2824].copy_from_slice(&zone_blocks.to_le_bytes());
+                buf[2832..2840].copy_from_slice(&(zone_blocks / 8).max(1).to_le_bytes());
+            }
+            _ => return err(0, 0x02),
+        }
+        self.dma_in(s, e, &buf);
+        ok(0)
+    }
 }
