@@ -141,7 +141,6 @@ impl Hpet {
     pub fn with_counter_running<R>(&self, f: impl FnOnce(&Hpet) -> R) -> R {
         let before = Configuration(self.read(GENERAL_CONFIGURATION));
         if !before.enabled() {
-            log::debug!("time: HPET counter was halted; running it to measure");
             self.write(GENERAL_CONFIGURATION, before.with_enabled().0);
         }
         let result = f(self);

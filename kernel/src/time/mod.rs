@@ -69,11 +69,16 @@ fn calibrate_once(memory: &Memory, rsdp: Option<PhysAddr>) -> Calibration {
     let acpi = Acpi::new(memory.physical_map(), rsdp);
     let mut hpet = None;
     let mut pm_timer = None;
+    let mut cpuid_leaves = cpuid::Leaves::default();
+    // What each source said and how many TSC ticks it took, logged once
+    // the frequency is known (and so that logging takes no window's time).
+    let mut asked: [Option<(Source, Finding, u64)>; Source::RANKED.len()] = [None; 4];
     let calibration = select::choose(|source| {
+        let source_started = tsc::now();
         let finding = match source {
             Source::Cpuid => {
                 let leaves = cpuid::read();
-                log::debug!("time: CPUID {leaves:x?}");
+                cpuid_leaves = leaves;
                 cpuid::decode(leaves)
             }
             Source::Hpet => match find_hpet(&acpi, memory) {
@@ -93,10 +98,16 @@ fn calibrate_once(memory: &Memory, rsdp: Option<PhysAddr>) -> Calibration {
             Source::Pit => measured(pit::measure(BOOT_WINDOW_NS, &mut [0; SAMPLES])),
         }
         .plausible();
-        log_finding(source, finding);
+        if let Some(slot) = asked.iter_mut().find(|slot| slot.is_none()) {
+            *slot = Some((source, finding, tsc::now().wrapping_sub(source_started)));
+        }
         finding
     });
     tsc::set_frequency_hz(calibration.hz);
+    log::debug!("time: CPUID {cpuid_leaves:x?}");
+    for (source, finding, ticks) in asked.into_iter().flatten() {
+        log_finding(source, finding, tsc::ticks_to_ns(ticks) / 1000);
+    }
     let reference = match calibration.source {
         Some(Source::Hpet) => hpet.map_or(Reference::Fixed, Reference::Hpet),
         Some(Source::PmTimer) => pm_timer.map_or(Reference::Fixed, Reference::PmTimer),
@@ -126,12 +137,17 @@ fn measured(result: Result<u64, Rejection>) -> Finding {
     result.map_or_else(Finding::Rejected, Finding::Hz)
 }
 
-fn log_finding(source: Source, finding: Finding) {
+fn log_finding(source: Source, finding: Finding, took_us: u64) {
     match finding {
-        Finding::Hz(hz) => log::info!("time: {source}: TSC {}", Mhz(hz)),
-        Finding::Hint(hz) => log::info!("time: {source}: TSC about {} (CPUID 16h)", Mhz(hz)),
-        Finding::Rejected(Rejection::Absent) => log::info!("time: {source}: absent"),
-        Finding::Rejected(why) => log::warn!("time: {source} rejected: {why}"),
+        Finding::Hz(hz) => log::debug!("time: {source}: TSC {} in {took_us} us", Mhz(hz)),
+        Finding::Hint(hz) => log::debug!(
+            "time: {source}: TSC about {} (CPUID 16h) in {took_us} us",
+            Mhz(hz)
+        ),
+        Finding::Rejected(Rejection::Absent) => {
+            log::debug!("time: {source}: absent ({took_us} us)")
+        }
+        Finding::Rejected(why) => log::warn!("time: {source} rejected: {why} ({took_us} us)"),
     }
 }
 
@@ -140,13 +156,7 @@ fn find_hpet(acpi: &Acpi, memory: &Memory) -> Result<Hpet, Rejection> {
         .table_bytes(RawSignature::Hpet)
         .ok_or(Rejection::Absent)?;
     let base = hpet::base_from_table(table)?;
-    let hpet = Hpet::new(memory, base)?;
-    log::debug!(
-        "time: HPET at {:#x}, {} Hz",
-        base.as_u64(),
-        hpet.frequency_hz()
-    );
-    Ok(hpet)
+    Hpet::new(memory, base)
 }
 
 fn measure_hpet(hpet: &Hpet, window_ns: u64) -> Result<u64, Rejection> {
