@@ -57,11 +57,6 @@ pub fn ticks_to_ns(ticks: u64) -> u64 {
     (u128::from(ticks) * 1_000_000_000 / u128::from(frequency_hz())) as u64
 }
 
-/// Convert nanoseconds to TSC ticks.
-pub fn ns_to_ticks(ns: u64) -> u64 {
-    (u128::from(ns) * u128::from(frequency_hz()) / 1_000_000_000).min(u128::from(u64::MAX)) as u64
-}
-
 /// Nanoseconds since the TSC was reset (boot), by the calibrated frequency.
 pub fn now_ns() -> u64 {
     ticks_to_ns(now())
