@@ -47,6 +47,7 @@ pub enum PitError {
 /// A channel-2 countdown in progress.
 pub struct OneShot {
     control: Port<u8>,
+    started: (u64, u64),
 }
 
 impl OneShot {
@@ -59,7 +60,7 @@ impl OneShot {
         // SAFETY: ports 0x42/0x43/0x61 belong to the PIT and the speaker
         // gate; nothing else in this kernel uses channel 2 or the speaker,
         // and the speaker bit is kept off.
-        let output_at_start = unsafe {
+        let (output_at_start, started) = unsafe {
             let gate = control.read();
             if gate == NO_DEVICE {
                 return Err(PitError::NoDevice);
@@ -69,13 +70,21 @@ impl OneShot {
             data.write(low);
             data.write(high);
             // Rising edge on the gate loads the count and starts it.
+            let before = super::tsc::now();
             control.write((gate & !SPEAKER_BIT & WRITABLE_BITS) | GATE_BIT);
-            control.read() & OUTPUT_BIT
+            let after = super::tsc::now();
+            (control.read() & OUTPUT_BIT, (before, after))
         };
         if output_at_start != 0 {
             return Err(PitError::OutputStuckHigh);
         }
-        Ok(OneShot { control })
+        Ok(OneShot { control, started })
+    }
+
+    /// The TSC just before and just after the write that started the
+    /// countdown.
+    pub fn started(&self) -> (u64, u64) {
+        self.started
     }
 
     /// Whether the countdown has reached zero.

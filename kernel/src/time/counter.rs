@@ -1,15 +1,19 @@
 //! Timing the TSC against a free-running counter of known frequency (HPET
 //! main counter, ACPI PM timer).
 //!
-//! Each sample starts on a tick edge of the counter (the TSC is read right
-//! after the read that saw it change) and ends on one the same way, so the
-//! two read latencies cancel. The counter may wrap during a window: the
-//! difference of consecutive reads is taken modulo its width. Every wait is
-//! bounded without knowing the TSC frequency: a counter that stops changing
-//! is caught by counting identical reads, and one that crawls by a TSC
-//! budget that only a TSC faster than any real one could exhaust.
+//! Each end of a window is one read of the counter with the TSC read just
+//! before and after it: the counter held that value somewhere in between,
+//! so the end is taken at the midpoint and known to within the read's
+//! duration (plus one counter tick, at most 0.3 µs for these sources). A
+//! window whose reads took long (an SMI, or a virtual CPU descheduled in
+//! the middle of one) is retried ([`select::steady_median`]). The counter
+//! may wrap during a window: the difference of consecutive reads is taken
+//! modulo its width. Every wait is bounded without knowing the TSC
+//! frequency: a counter that stops changing is caught by counting identical
+//! reads, and one that crawls by a TSC budget that only a TSC faster than
+//! any real one could exhaust.
 
-use super::select::{self, MAX_PLAUSIBLE_HZ, Rejection};
+use super::select::{self, MAX_PLAUSIBLE_HZ, Rejection, Window};
 use crate::arch::tsc;
 
 /// Consecutive identical reads after which a counter is declared stuck.
@@ -38,22 +42,22 @@ pub fn tsc_budget(window_ns: u64) -> u64 {
         .saturating_mul(TIME_BUDGET_FACTOR)
 }
 
-/// The TSC frequency: the median of `samples.len()` windows of `window_ns`
-/// nanoseconds each, measured against `counter`.
+/// The TSC frequency: the median of `samples.len()` steady windows of
+/// `window_ns` nanoseconds each, measured against `counter`.
 pub fn measure(
     counter: &impl Counter,
     window_ns: u64,
     samples: &mut [u64],
 ) -> Result<u64, Rejection> {
-    let first = counter.read() & counter.mask();
-    if first == counter.mask() && counter.read() & counter.mask() == counter.mask() {
+    let mask = counter.mask();
+    if counter.read() & mask == mask && counter.read() & mask == mask {
         return Err(Rejection::AllOnes);
     }
     let window_ticks = window_ticks(counter.hz(), window_ns);
-    for sample in samples.iter_mut() {
-        *sample = one_window(counter, window_ticks, window_ns)?;
-    }
-    Ok(select::median(samples))
+    let budget = tsc_budget(window_ns);
+    select::steady_median(samples, counter.hz(), || {
+        one_window(counter, window_ticks, budget)
+    })
 }
 
 /// Counter ticks in `window_ns` (at least one).
@@ -62,32 +66,62 @@ fn window_ticks(hz: u64, window_ns: u64) -> u64 {
     u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
 }
 
-/// Read the counter until it changes: (new value, TSC right after).
-fn next_edge(counter: &impl Counter, from: u64) -> Result<(u64, u64), Rejection> {
-    for _ in 0..MAX_IDENTICAL_READS {
-        let value = counter.read() & counter.mask();
-        let now = tsc::now();
-        if value != from {
-            return Ok((value, now));
-        }
-    }
-    Err(Rejection::Stuck)
+/// One read of the counter with the TSC just before and just after it:
+/// the counter held `value` at some instant in between.
+#[derive(Clone, Copy)]
+struct Sample {
+    value: u64,
+    began: u64,
+    ended: u64,
 }
 
-fn one_window(counter: &impl Counter, window_ticks: u64, window_ns: u64) -> Result<u64, Rejection> {
-    let mask = counter.mask();
-    let (mut last, start) = next_edge(counter, counter.read() & mask)?;
-    let budget = tsc_budget(window_ns);
-    let mut elapsed = 0u64;
-    loop {
-        let (value, now) = next_edge(counter, last)?;
-        elapsed = elapsed.saturating_add(value.wrapping_sub(last) & mask);
-        last = value;
-        let tsc_ticks = now.wrapping_sub(start);
-        if elapsed >= window_ticks {
-            return select::tsc_hz(tsc_ticks, elapsed, counter.hz()).ok_or(Rejection::Stuck);
+impl Sample {
+    fn take(counter: &impl Counter) -> Sample {
+        let began = tsc::now();
+        let value = counter.read() & counter.mask();
+        let ended = tsc::now();
+        Sample {
+            value,
+            began,
+            ended,
         }
-        if tsc_ticks > budget {
+    }
+
+    fn midpoint(&self) -> u64 {
+        self.began + self.ended.wrapping_sub(self.began) / 2
+    }
+
+    fn width(&self) -> u64 {
+        self.ended.wrapping_sub(self.began)
+    }
+}
+
+fn one_window(counter: &impl Counter, window_ticks: u64, budget: u64) -> Result<Window, Rejection> {
+    let mask = counter.mask();
+    let start = Sample::take(counter);
+    let mut last = start.value;
+    let mut elapsed = 0u64;
+    let mut identical = 0u32;
+    loop {
+        let sample = Sample::take(counter);
+        if sample.value == last {
+            identical += 1;
+            if identical >= MAX_IDENTICAL_READS {
+                return Err(Rejection::Stuck);
+            }
+            continue;
+        }
+        identical = 0;
+        elapsed = elapsed.saturating_add(sample.value.wrapping_sub(last) & mask);
+        last = sample.value;
+        if elapsed >= window_ticks {
+            return Ok(Window {
+                tsc_ticks: sample.midpoint().wrapping_sub(start.midpoint()),
+                uncertainty: start.width() + sample.width(),
+                reference_ticks: elapsed,
+            });
+        }
+        if sample.ended.wrapping_sub(start.began) > budget {
             return Err(Rejection::TooSlow);
         }
     }

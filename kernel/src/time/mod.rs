@@ -126,8 +126,9 @@ fn calibrate_once(memory: &Memory, rsdp: Option<PhysAddr>) -> Calibration {
             log::warn!("time: TSC {} ({calibration})", Mhz(calibration.hz))
         }
         (Some(_), _) => log::info!(
-            "time: TSC {} ({calibration}) in {took_us} us",
-            Mhz(calibration.hz)
+            "time: TSC {} ({calibration}) in {took_us} us, {} window(s) retried",
+            Mhz(calibration.hz),
+            select::unsteady_windows()
         ),
     }
     calibration

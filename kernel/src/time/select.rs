@@ -5,6 +5,7 @@
 //! source at all.
 
 use core::fmt;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 /// Slowest TSC this kernel believes: every x86_64 CPU runs faster. A
 /// result below it (a PIT that fired at once gives a few MHz) is wrong.
@@ -15,6 +16,20 @@ pub const MIN_PLAUSIBLE_HZ: u64 = 100_000_000;
 pub const MAX_PLAUSIBLE_HZ: u64 = 10_000_000_000;
 /// Two sources agree when they differ by at most 1 / this of the larger.
 const AGREEMENT_PARTS: u64 = 100;
+/// A timed window is trusted when the uncertainty of its two ends is at
+/// most 1 / this of its length (0.5 %: the midpoints are then within
+/// 0.25 %, well inside the agreement a cross-check asks for).
+const STEADY_PARTS: u64 = 200;
+/// Windows tried per sample wanted, before settling for fewer samples.
+const ATTEMPTS_PER_SAMPLE: usize = 3;
+
+/// Windows [`steady_median`] has left out since boot (for the log).
+static UNSTEADY_WINDOWS: AtomicU32 = AtomicU32::new(0);
+
+/// How many timed windows were left out as unsteady since boot.
+pub fn unsteady_windows() -> u32 {
+    UNSTEADY_WINDOWS.load(Ordering::Relaxed)
+}
 
 /// A place the TSC frequency can come from, in the order they are trusted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,6 +89,9 @@ pub enum Rejection {
     OutputStuckHigh,
     /// The PIT's countdown never ended (a clock-gated 8254).
     NeverFired,
+    /// Every read took so long that no window could be timed precisely
+    /// (something keeps stealing the CPU, or the reads stall).
+    Unsteady,
     /// The frequency found is outside what any x86_64 TSC runs at.
     Implausible {
         /// What the source gave, in Hz.
@@ -96,6 +114,7 @@ impl fmt::Display for Rejection {
             Rejection::TooSlow => f.write_str("counter too slow"),
             Rejection::OutputStuckHigh => f.write_str("output high before the countdown"),
             Rejection::NeverFired => f.write_str("never fired"),
+            Rejection::Unsteady => f.write_str("reads too slow to time"),
             Rejection::Implausible { hz } => write!(f, "absurd result {}", Mhz(*hz)),
         }
     }
@@ -252,6 +271,56 @@ pub fn choose(mut find: impl FnMut(Source) -> Finding) -> Calibration {
 pub fn median(samples: &mut [u64]) -> u64 {
     samples.sort_unstable();
     samples.get(samples.len() / 2).copied().unwrap_or(0)
+}
+
+/// One timed window against a reference: the TSC ticks between its two
+/// ends (midpoints of the brackets each end is known within) and the sum
+/// of those brackets' widths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    /// TSC ticks from start to end.
+    pub tsc_ticks: u64,
+    /// TSC ticks the two ends are uncertain by, together.
+    pub uncertainty: u64,
+    /// Reference ticks from start to end.
+    pub reference_ticks: u64,
+}
+
+impl Window {
+    /// Whether the ends are known well enough for the window to count.
+    pub fn is_steady(&self) -> bool {
+        u128::from(self.uncertainty) * u128::from(STEADY_PARTS) <= u128::from(self.tsc_ticks)
+    }
+}
+
+/// Time windows with `window` until `samples` is full of steady ones or
+/// [`ATTEMPTS_PER_SAMPLE`] times as many were tried, and return the median
+/// TSC frequency of the steady ones (the reference counts `reference_hz`).
+/// A window that fails fails the whole measurement; none steady is
+/// [`Rejection::Unsteady`].
+pub fn steady_median(
+    samples: &mut [u64],
+    reference_hz: u64,
+    mut window: impl FnMut() -> Result<Window, Rejection>,
+) -> Result<u64, Rejection> {
+    let mut filled = 0;
+    for _ in 0..samples.len() * ATTEMPTS_PER_SAMPLE {
+        if filled == samples.len() {
+            break;
+        }
+        let timed = window()?;
+        if timed.is_steady() {
+            samples[filled] = tsc_hz(timed.tsc_ticks, timed.reference_ticks, reference_hz)
+                .ok_or(Rejection::Stuck)?;
+            filled += 1;
+        } else {
+            UNSTEADY_WINDOWS.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    if filled == 0 {
+        return Err(Rejection::Unsteady);
+    }
+    Ok(median(&mut samples[..filled]))
 }
 
 /// The TSC frequency from `tsc_ticks` counted while a reference of
@@ -419,6 +488,47 @@ mod tests {
         assert!(agree(1_010_000_000, 1_000_000_000));
         assert!(!agree(1_000_000_000, 1_010_200_000));
         assert!(agree(MAX_PLAUSIBLE_HZ, MAX_PLAUSIBLE_HZ));
+    }
+
+    fn window(tsc_ticks: u64, uncertainty: u64) -> Result<Window, Rejection> {
+        Ok(Window {
+            tsc_ticks,
+            uncertainty,
+            reference_ticks: 200_000,
+        })
+    }
+
+    #[test_case]
+    fn unsteady_windows_are_retried_and_left_out() {
+        // 100 MHz reference, 2 ms windows; the second one was interrupted
+        // at an end (its uncertainty is 1 %) and must not count.
+        let mut answers = [
+            window(5_222_400, 1_000),
+            window(4_900_000, 49_000),
+            window(5_222_600, 1_000),
+            window(5_222_500, 1_000),
+        ]
+        .into_iter();
+        let hz = steady_median(&mut [0; 3], 100_000_000, || answers.next().unwrap());
+        assert_eq!(hz, Ok(2_611_250_000));
+        assert_eq!(answers.len(), 0);
+        // Never steady: rejected after three tries per sample.
+        let mut tries = 0;
+        let hz = steady_median(&mut [0; 3], 100_000_000, || {
+            tries += 1;
+            window(5_222_400, 100_000)
+        });
+        assert_eq!(hz, Err(Rejection::Unsteady));
+        assert_eq!(tries, 9);
+        // Some steady: the median of those.
+        let mut answers = [window(5_222_400, 100_000), window(5_000_000, 1)]
+            .into_iter()
+            .cycle();
+        let hz = steady_median(&mut [0; 3], 100_000_000, || answers.next().unwrap());
+        assert_eq!(hz, Ok(2_500_000_000));
+        // A failing window fails the measurement.
+        let hz = steady_median(&mut [0; 3], 100_000_000, || Err(Rejection::Stuck));
+        assert_eq!(hz, Err(Rejection::Stuck));
     }
 
     #[test_case]
