@@ -125,8 +125,13 @@ mod tests {
     }
 
     #[test_case]
-    fn remeasuring_agrees_with_boot() {
+    fn remeasuring_agrees_with_boot_and_leaves_the_hpet_as_found() {
         let boot = crate::arch::tsc::frequency_hz();
+        let hpet = crate::time::chosen_hpet().expect("pc has an HPET");
+        // SeaBIOS leaves the counter halted: the boot calibration ran it
+        // and must have put it back so, and so must this measurement.
+        let running = hpet.counter_running();
+        assert!(!running, "the HPET was left running after calibration");
         match crate::time::remeasure(10_000_000) {
             crate::time::Remeasurement::Measured { source, hz } => {
                 assert_eq!(source, crate::time::Source::Hpet);
@@ -134,6 +139,7 @@ mod tests {
             }
             other => panic!("remeasure: {other:?}"),
         }
+        assert_eq!(hpet.counter_running(), running);
     }
 
     #[test_case]

@@ -136,6 +136,11 @@ impl Hpet {
         self.hz
     }
 
+    /// Whether the main counter runs (General Configuration ENABLE_CNF).
+    pub fn counter_running(&self) -> bool {
+        Configuration(self.read(GENERAL_CONFIGURATION)).enabled()
+    }
+
     /// Run `f` with the main counter running, then leave the configuration
     /// as it was.
     pub fn with_counter_running<R>(&self, f: impl FnOnce(&Hpet) -> R) -> R {

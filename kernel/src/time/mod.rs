@@ -164,6 +164,14 @@ fn measure_hpet(hpet: &Hpet, window_ns: u64) -> Result<u64, Rejection> {
     hpet.with_counter_running(|hpet| counter::measure(hpet, window_ns, &mut [0; SAMPLES]))
 }
 
+/// The HPET, if the boot calibration chose it.
+pub fn chosen_hpet() -> Option<Hpet> {
+    match REFERENCE.get() {
+        Some(Reference::Hpet(hpet)) => Some(*hpet),
+        _ => None,
+    }
+}
+
 /// The result of measuring the TSC again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Remeasurement {
