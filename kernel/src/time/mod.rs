@@ -72,7 +72,8 @@ fn calibrate_once(memory: &Memory, rsdp: Option<PhysAddr>) -> Calibration {
     let mut cpuid_leaves = cpuid::Leaves::default();
     // What each source said and how many TSC ticks it took, logged once
     // the frequency is known (and so that logging takes no window's time).
-    let mut asked: [Option<(Source, Finding, u64)>; Source::RANKED.len()] = [None; 4];
+    let mut asked: [Option<(Source, Finding, u64)>; Source::RANKED.len()] =
+        [None; Source::RANKED.len()];
     let calibration = select::choose(|source| {
         let source_started = tsc::now();
         let finding = match source {
@@ -104,6 +105,7 @@ fn calibrate_once(memory: &Memory, rsdp: Option<PhysAddr>) -> Calibration {
         finding
     });
     tsc::set_frequency_hz(calibration.hz);
+    let took_us = tsc::ticks_to_ns(tsc::now().wrapping_sub(started)) / 1000;
     log::debug!("time: CPUID {cpuid_leaves:x?}");
     for (source, finding, ticks) in asked.into_iter().flatten() {
         log_finding(source, finding, tsc::ticks_to_ns(ticks) / 1000);
@@ -115,7 +117,6 @@ fn calibrate_once(memory: &Memory, rsdp: Option<PhysAddr>) -> Calibration {
         Some(Source::Cpuid) | None => Reference::Fixed,
     };
     REFERENCE.call_once(|| reference);
-    let took_us = tsc::ticks_to_ns(tsc::now().wrapping_sub(started)) / 1000;
     match (calibration.source, calibration.check) {
         (None, _) => log::warn!(
             "time: no clock source answered; assuming a {} TSC, so every deadline \
