@@ -81,13 +81,11 @@ impl Acpi {
     /// The checksum has been verified.
     pub fn table_bytes(&self, signature: RawSignature) -> Option<&'static [u8]> {
         let tables = self.tables.as_ref()?;
-        let mapping = match signature {
-            RawSignature::Dmar => tables.find_table::<RawTable<DmarTag>>().ok()?,
+        let (start, len) = match signature {
+            RawSignature::Dmar => extent(tables.find_table::<RawTable<DmarTag>>().ok()?),
+            RawSignature::Hpet => extent(tables.find_table::<RawTable<HpetTag>>().ok()?),
         };
-        let len = mapping.header.length as usize;
-        let virt = self
-            .map
-            .virt(PhysAddr::new(mapping.physical_start() as u64));
+        let virt = self.map.virt(PhysAddr::new(start as u64));
         // SAFETY: the table lies in firmware RAM covered by the physical-
         // memory mapping for the kernel's whole life; `find_table` checked
         // the header's signature, length and checksum over `len` bytes;
@@ -96,11 +94,21 @@ impl Acpi {
     }
 }
 
+/// Where a table found as a [`RawTable`] starts and how long it is.
+fn extent<Tag: SignatureTag + Unpin>(
+    mapping: PhysicalMapping<AcpiMapper, RawTable<Tag>>,
+) -> (usize, usize) {
+    (mapping.physical_start(), mapping.header.length as usize)
+}
+
 /// Tables read as bytes through [`Acpi::table_bytes`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RawSignature {
     /// DMA Remapping Reporting table (Intel VT-d).
     Dmar,
+    /// High Precision Event Timer table (read as bytes: the `acpi` crate's
+    /// own type asserts on firmware data instead of reporting it).
+    Hpet,
 }
 
 /// A table known only by its header.
@@ -119,6 +127,12 @@ struct DmarTag;
 
 impl SignatureTag for DmarTag {
     const SIGNATURE: Signature = Signature::DMAR;
+}
+
+struct HpetTag;
+
+impl SignatureTag for HpetTag {
+    const SIGNATURE: Signature = Signature::HPET;
 }
 
 // SAFETY: `RawTable` starts with the standard SDT header, which is all the

@@ -1,5 +1,5 @@
 //! From the bootloader's hand-off to a running platform: consoles, CPU
-//! tables, time, memory, heap, and the boot banner.
+//! tables, memory, heap, time, and the boot banner.
 
 use bootloader_api::BootInfo;
 use bootloader_api::config::{BootloaderConfig, Mapping};
@@ -10,6 +10,7 @@ use x86_64::PhysAddr;
 use crate::arch::{gdt, interrupts, tsc};
 use crate::console::{framebuffer, logger, serial};
 use crate::memory::{self, Memory, PhysicalMap, frames::FrameBitmap};
+use crate::time;
 
 /// How every kernel image asks the bootloader to set up the machine: all
 /// physical memory mapped (frames, page tables and DMA need it) and a
@@ -56,8 +57,10 @@ pub struct Kernel {
     pub usable_memory: u64,
     /// Heap size in bytes.
     pub heap_size: usize,
-    /// Measured TSC frequency.
+    /// TSC frequency in Hz (the same as `clock.hz`).
     pub tsc_hz: u64,
+    /// Where the TSC frequency came from and what the cross-check said.
+    pub clock: time::Calibration,
     /// TSC value when the kernel was entered.
     pub entry_tsc: u64,
 }
@@ -83,13 +86,6 @@ pub fn init(boot_info: &'static mut BootInfo, log_filter: &str) -> &'static Kern
     }
     gdt::init();
     interrupts::init();
-    let (tsc_hz, measured) = tsc::calibrate();
-    if !measured {
-        log::warn!(
-            "PIT did not answer; assuming a {} MHz TSC",
-            tsc_hz / 1_000_000
-        );
-    }
 
     let firmware = if boot_info
         .memory_regions
@@ -125,6 +121,9 @@ pub fn init(boot_info: &'static mut BootInfo, log_filter: &str) -> &'static Kern
     let memory =
         Memory::new(map, frames, tables).expect("no free level-4 entry for the MMIO window");
     framebuffer::use_write_combining(&memory);
+    // Time needs memory: the HPET's registers are mapped like any device's.
+    let rsdp = boot_info.rsdp_addr.into_option().map(PhysAddr::new);
+    let clock = time::calibrate(&memory, rsdp);
     let ramdisk = boot_info.ramdisk_addr.into_option().map(|addr| {
         let len = boot_info.ramdisk_len as usize;
         // SAFETY: the bootloader loaded the ramdisk at `addr` (virtual) with
@@ -135,11 +134,12 @@ pub fn init(boot_info: &'static mut BootInfo, log_filter: &str) -> &'static Kern
     let kernel = KERNEL.call_once(|| Kernel {
         memory,
         firmware,
-        rsdp: boot_info.rsdp_addr.into_option().map(PhysAddr::new),
+        rsdp,
         ramdisk,
         usable_memory,
         heap_size,
-        tsc_hz,
+        tsc_hz: clock.hz,
+        clock,
         entry_tsc,
     });
     kernel.print_banner();
@@ -156,13 +156,14 @@ impl Kernel {
     fn print_banner(&self) {
         let banner_ns = self.uptime_ns();
         crate::println!(
-            "\nnvme-unikernel {} | firmware {} | memory {} MiB usable | heap {} MiB | TSC {}.{:03} MHz | entry to banner {}.{:03} ms",
+            "\nnvme-unikernel {} | firmware {} | memory {} MiB usable | heap {} MiB | TSC {}.{:03} MHz ({}) | entry to banner {}.{:03} ms",
             env!("CARGO_PKG_VERSION"),
             self.firmware,
             self.usable_memory >> 20,
             self.heap_size >> 20,
             self.tsc_hz / 1_000_000,
             self.tsc_hz / 1_000 % 1_000,
+            self.clock,
             banner_ns / 1_000_000,
             banner_ns / 1_000 % 1_000,
         );

@@ -27,6 +27,7 @@ pub mod settings;
 pub mod soak;
 pub mod storage;
 pub mod testing;
+pub mod time;
 
 pub use arch::exit::ExitStatus;
 pub use boot::{BOOTLOADER_CONFIG, Firmware, Kernel, init};
@@ -109,5 +110,43 @@ mod tests {
         let a = crate::arch::tsc::now();
         let b = crate::arch::tsc::now();
         assert!(b >= a);
+    }
+
+    #[test_case]
+    fn boot_clock_comes_from_a_counter_and_is_cross_checked() {
+        // The lib tests boot QEMU's default `pc`: HPET, PM timer and PIT
+        // all present, so the HPET is used and the PM timer agrees.
+        let clock = crate::time::calibration().expect("calibrated at boot");
+        assert_eq!(clock.source, Some(crate::time::Source::Hpet));
+        assert_eq!(
+            clock.check,
+            crate::time::Check::Agrees(crate::time::Source::PmTimer)
+        );
+        assert_eq!(clock.hz, crate::arch::tsc::frequency_hz());
+    }
+
+    #[test_case]
+    fn remeasuring_agrees_with_boot_and_leaves_the_hpet_as_found() {
+        let boot = crate::arch::tsc::frequency_hz();
+        let hpet = crate::time::chosen_hpet().expect("pc has an HPET");
+        // SeaBIOS leaves the counter halted: the boot calibration ran it
+        // and must have put it back so, and so must this measurement.
+        let running = hpet.counter_running();
+        assert!(!running, "the HPET was left running after calibration");
+        match crate::time::remeasure(10_000_000) {
+            crate::time::Remeasurement::Measured { source, hz } => {
+                assert_eq!(source, crate::time::Source::Hpet);
+                assert!(crate::time::select::agree(boot, hz), "{boot} vs {hz}");
+            }
+            other => panic!("remeasure: {other:?}"),
+        }
+        assert_eq!(hpet.counter_running(), running);
+    }
+
+    #[test_case]
+    fn the_pit_measures_what_the_hpet_does() {
+        let boot = crate::arch::tsc::frequency_hz();
+        let hz = crate::time::pit::measure(2_000_000, &mut [0; 3]).expect("pc has a PIT");
+        assert!(crate::time::select::agree(boot, hz), "{boot} vs {hz}");
     }
 }

@@ -1,25 +1,21 @@
-//! Time from the time-stamp counter, calibrated against the PIT at boot.
+//! The time-stamp counter: reading it, and turning ticks into nanoseconds
+//! with the frequency [`crate::time`] found at boot.
 //!
 //! `qemu64` advertises no invariant TSC, and real machines differ, so the
-//! frequency is measured, never assumed: a PIT one-shot is timed with
-//! `rdtsc`, three times, and the median kept. At boot the one-shot lasts
-//! 2 ms (the time to the first I/O matters); [`calibrate_ms`] measures
-//! again with a longer one when precision matters more (benchmarks).
+//! frequency is never assumed from the CPU model; [`crate::time`] reads it
+//! from CPUID or measures it against a counter of known frequency (HPET, ACPI
+//! PM timer, PIT) and stores it here. Until then, and on a machine where no
+//! source answers, the frequency is taken as [`ASSUMED_HZ`]: higher than any
+//! real TSC, so a deadline converted with it lasts at least as long in real
+//! time as asked (longer, never shorter).
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 static FREQUENCY_HZ: AtomicU64 = AtomicU64::new(0);
 static ENTRY: AtomicU64 = AtomicU64::new(0);
-/// Used when the PIT does not answer: a plausible 2 GHz, flagged in the log.
-const FALLBACK_HZ: u64 = 2_000_000_000;
-/// PIT ticks per millisecond (1.193182 MHz).
-const PIT_TICKS_PER_MS: u64 = 1_193;
-/// The boot calibration's one-shot, in milliseconds.
-const BOOT_CALIBRATION_MS: u64 = 2;
-/// Port reads before giving up on a PIT that never fires (some firmware
-/// gates the 8254 off): about a second at worst on real hardware, where a
-/// port read takes about a microsecond.
-const MAX_POLLS: u64 = 1_000_000;
+
+/// The frequency used before calibration and when no source answers.
+pub const ASSUMED_HZ: u64 = crate::time::select::MAX_PLAUSIBLE_HZ;
 
 /// Read the time-stamp counter.
 #[inline]
@@ -41,41 +37,17 @@ pub fn since_entry_ns() -> u64 {
     ticks_to_ns(now().saturating_sub(ENTRY.load(Ordering::Relaxed)))
 }
 
-/// Measure the TSC frequency against the PIT and remember it.
-/// Returns the frequency and whether it was measured (false: fallback).
-pub fn calibrate() -> (u64, bool) {
-    calibrate_ms(BOOT_CALIBRATION_MS)
-}
-
-/// As [`calibrate`], with one-shots of `ms` milliseconds (at most 54).
-pub fn calibrate_ms(ms: u64) -> (u64, bool) {
-    let ticks = (ms.clamp(1, 54) * PIT_TICKS_PER_MS) as u16;
-    let mut samples = [0u64; 3];
-    let mut measured = true;
-    for sample in &mut samples {
-        let mut start = 0;
-        let ok = super::pit::one_shot(ticks, MAX_POLLS, || start = now());
-        let end = now();
-        if !ok {
-            measured = false;
-            break;
-        }
-        *sample = (end - start) * super::pit::FREQUENCY_HZ / u64::from(ticks);
+/// Use `hz` from now on (zero is ignored).
+pub fn set_frequency_hz(hz: u64) {
+    if hz != 0 {
+        FREQUENCY_HZ.store(hz, Ordering::Relaxed);
     }
-    let hz = if measured {
-        samples.sort_unstable();
-        samples[1]
-    } else {
-        FALLBACK_HZ
-    };
-    FREQUENCY_HZ.store(hz, Ordering::Relaxed);
-    (hz, measured)
 }
 
-/// The calibrated frequency in Hz (the fallback before calibration).
+/// The calibrated frequency in Hz ([`ASSUMED_HZ`] before calibration).
 pub fn frequency_hz() -> u64 {
     match FREQUENCY_HZ.load(Ordering::Relaxed) {
-        0 => FALLBACK_HZ,
+        0 => ASSUMED_HZ,
         hz => hz,
     }
 }
