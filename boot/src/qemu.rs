@@ -109,6 +109,17 @@ impl NvmeDisk {
     }
 }
 
+/// How the bootable image is attached to the machine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BootDevice {
+    /// The machine's default disk interface (IDE on `pc`, AHCI on `q35`).
+    #[default]
+    Disk,
+    /// A USB mass-storage stick on an xHCI controller, first in the boot
+    /// order: how the image reaches a real PC.
+    UsbStick,
+}
+
 /// Everything about one boot.
 #[derive(Clone, Debug)]
 pub struct Machine {
@@ -126,6 +137,8 @@ pub struct Machine {
     pub window: bool,
     /// Extra arguments, placed before the NVMe devices.
     pub extra: Vec<String>,
+    /// What the image is attached as: a plain disk, or a USB stick.
+    pub boot_device: BootDevice,
     /// Where the NVMe trace log goes.
     pub trace_log: PathBuf,
     /// Directory for per-boot scratch files (OVMF variables).
@@ -143,6 +156,7 @@ impl Machine {
             disks: Vec::new(),
             window: false,
             extra: Vec::new(),
+            boot_device: BootDevice::Disk,
             trace_log: scratch_dir.join("nvme-trace.log"),
             scratch_dir,
         }
@@ -161,12 +175,24 @@ impl Machine {
         cmd.args(["-machine", &self.machine])
             .args(["-cpu", "qemu64", "-smp", "1,maxcpus=2", "-m", &self.memory])
             .args(["-no-reboot", "-serial", "stdio", "-monitor", "none"])
-            .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
-            .arg("-drive")
-            .arg(format!(
-                "format=raw,media=disk,file={}",
-                self.image.display()
-            ));
+            .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+        match self.boot_device {
+            BootDevice::Disk => {
+                cmd.arg("-drive").arg(format!(
+                    "format=raw,media=disk,file={}",
+                    self.image.display()
+                ));
+            }
+            BootDevice::UsbStick => {
+                cmd.arg("-drive")
+                    .arg(format!(
+                        "if=none,id=stick,format=raw,file={}",
+                        self.image.display()
+                    ))
+                    .args(["-device", "qemu-xhci,id=xhci"])
+                    .args(["-device", "usb-storage,bus=xhci.0,drive=stick,bootindex=0"]);
+            }
+        }
         if !self.window {
             cmd.args(["-display", "none"]);
         }
