@@ -1296,7 +1296,7 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
 /// alignment the controller needs.
 fn alloc_pages<D: DmaAllocator>(dma: &D, len: usize, page: usize) -> Result<DmaRegion, Error> {
     let len = len.max(1).next_multiple_of(page);
-    let region = dma.allocate(len)?;
+    let region = dma.allocate(len, page)?;
     if !region.phys().is_aligned(page as u64) || region.len() < len {
         log::warn!(
             "nvme: DMA region at {:#x} not aligned to {page} bytes",
