@@ -187,7 +187,10 @@ impl DmaAllocator for TestDma {
                 align,
             )
         } else {
-            (Layout::from_size_align(len, align).map_err(|_| DmaError)?, 0)
+            (
+                Layout::from_size_align(len, align).map_err(|_| DmaError)?,
+                0,
+            )
         };
         // SAFETY: non-zero size layout.
         let base = unsafe { alloc_zeroed(layout) };
@@ -1115,7 +1118,7 @@ impl Sim {
                     s.vwc_enabled = cdw11 & 1 != 0;
                     ok(0)
                 }
-                0x0C => self.set_apst(s, e),                // real-drive hook
+                0x0C => self.set_apst(s, e), // real-drive hook
                 0x0D => self.set_host_memory_buffer(s, e), // real-drive hook
                 _ => err(0, 0x02),
             },

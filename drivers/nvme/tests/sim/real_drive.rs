@@ -204,7 +204,10 @@ impl Sim {
         }
         let page = s.page_size() as u64;
         if r.list % 16 != 0 {
-            violation(format!("HMB descriptor list {:#x} not 16-byte aligned", r.list));
+            violation(format!(
+                "HMB descriptor list {:#x} not 16-byte aligned",
+                r.list
+            ));
         }
         if r.entries == 0 || (cfg.hmmaxd != 0 && r.entries > u32::from(cfg.hmmaxd)) {
             return err(0, 0x02);
@@ -221,14 +224,18 @@ impl Sim {
             let pages = u32::from_le_bytes(d[8..12].try_into().unwrap());
             r.descriptors.push((addr, pages));
             if addr % page != 0 {
-                violation(format!("HMB buffer {addr:#x} not aligned to the page {page}"));
+                violation(format!(
+                    "HMB buffer {addr:#x} not aligned to the page {page}"
+                ));
             }
             let bytes = u64::from(pages) * page;
             if pages == 0 || bytes < u64::from(cfg.hmminds) * 4096 {
                 return err(0, 0x02);
             }
             if !self.dma.valid(addr as usize, bytes as usize) {
-                violation(format!("HMB buffer {addr:#x} (+{bytes}) outside DMA memory"));
+                violation(format!(
+                    "HMB buffer {addr:#x} (+{bytes}) outside DMA memory"
+                ));
             }
             if chunks
                 .iter()
