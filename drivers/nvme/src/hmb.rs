@@ -113,6 +113,17 @@ impl HostMemoryBuffer {
         request: &Request,
     ) -> Result<HostMemoryBuffer, Skipped> {
         let page = request.page;
+        // The list first (one page at most), so that chunks taking the last
+        // free memory do not leave the list without any.
+        let list_bytes = (request.max_entries * DESCRIPTOR_BYTES).max(DESCRIPTOR_BYTES);
+        let mut list = match dma.allocate(list_bytes, page) {
+            Ok(l) if l.phys().is_aligned(page as u64) && l.len() >= list_bytes => l,
+            Ok(l) => {
+                dma.deallocate(l);
+                return Err(Skipped::NotEnoughMemory(0));
+            }
+            Err(_) => return Err(Skipped::NotEnoughMemory(0)),
+        };
         let mut chunks: Vec<(DmaRegion, usize)> = Vec::new();
         let mut total = 0usize;
         let mut chunk = request.preferred;
@@ -141,20 +152,13 @@ impl HostMemoryBuffer {
                 Err(_) => break,
             }
         }
-        let list_bytes = (chunks.len() * DESCRIPTOR_BYTES).max(1);
-        let list = if total >= request.minimum {
-            dma.allocate(list_bytes, page)
-                .ok()
-                .filter(|l| l.phys().is_aligned(page as u64) && l.len() >= list_bytes)
-        } else {
-            None
-        };
-        let Some(mut list) = list else {
+        if total < request.minimum {
             for (region, _) in chunks {
                 dma.deallocate(region);
             }
+            dma.deallocate(list);
             return Err(Skipped::NotEnoughMemory(total));
-        };
+        }
         list.zero();
         // Each descriptor: the chunk's address (a multiple of the page, so
         // its low bits are zero), then its size in pages.
