@@ -203,7 +203,7 @@ impl Sim {
             return err(0, 0x02);
         }
         let page = s.page_size() as u64;
-        if r.list % 16 != 0 {
+        if !r.list.is_multiple_of(16) {
             violation(format!(
                 "HMB descriptor list {:#x} not 16-byte aligned",
                 r.list
@@ -223,7 +223,7 @@ impl Sim {
             let addr = u64::from_le_bytes(d[0..8].try_into().unwrap());
             let pages = u32::from_le_bytes(d[8..12].try_into().unwrap());
             r.descriptors.push((addr, pages));
-            if addr % page != 0 {
+            if !addr.is_multiple_of(page) {
                 violation(format!(
                     "HMB buffer {addr:#x} not aligned to the page {page}"
                 ));
