@@ -214,3 +214,58 @@ impl HostMemoryBuffer {
         dma.deallocate(self.list);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identify(hmpre: u32, hmmin: u32, hmminds: u32, hmmaxd: u16) -> IdentifyController {
+        let mut b = [0u8; 4096];
+        b[272..276].copy_from_slice(&hmpre.to_le_bytes());
+        b[276..280].copy_from_slice(&hmmin.to_le_bytes());
+        b[332..336].copy_from_slice(&hmminds.to_le_bytes());
+        b[336..338].copy_from_slice(&hmmaxd.to_le_bytes());
+        IdentifyController::parse(&b)
+    }
+
+    #[test]
+    fn request_from_identify() {
+        assert_eq!(Request::new(&identify(0, 16, 0, 0), 4096, 1 << 30), None);
+        let r = Request::new(&identify(1024, 256, 0, 0), 4096, 1 << 30)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (r.preferred, r.minimum, r.min_chunk),
+            (4 << 20, 1 << 20, 4096)
+        );
+        assert_eq!(r.max_entries, 256);
+        // The cap wins over the preference, not over the minimum.
+        let r = Request::new(&identify(1024, 256, 0, 0), 4096, 2 << 20)
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.preferred, 2 << 20);
+        assert_eq!(
+            Request::new(&identify(1024, 256, 0, 0), 4096, 1 << 19),
+            Some(Err(Skipped::CapBelowMinimum))
+        );
+        // Device nonsense: a minimum above the preference, sizes that are
+        // not whole 8 KiB pages, HMMAXD beyond one list page.
+        let r = Request::new(&identify(3, 5, 1, 9999), 8192, usize::MAX)
+            .unwrap()
+            .unwrap();
+        assert_eq!((r.preferred, r.minimum, r.min_chunk), (24576, 24576, 8192));
+        assert_eq!(r.max_entries, 512);
+        // The largest values do not overflow.
+        let r = Request::new(&identify(u32::MAX, u32::MAX, u32::MAX, 0), 4096, usize::MAX)
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.preferred, r.minimum);
+    }
+
+    #[test]
+    fn disable_command_clears_ehm() {
+        let cmd = HostMemoryBuffer::disable_command();
+        assert_eq!(cmd.cdw[0], FeatureId::HostMemoryBuffer as u32);
+        assert_eq!(cmd.cdw[1] & ENABLE_HOST_MEMORY, 0);
+    }
+}
