@@ -147,6 +147,24 @@ fn not_enough_memory_skips_the_buffer() {
 }
 
 #[test]
+fn default_cap_allows_large_buffers() {
+    assert_eq!(
+        nvme::Config::default().host_memory_buffer_max_bytes,
+        128 * MIB
+    );
+    let bench = Bench::new(SimConfig {
+        real: RealDrive {
+            hmpre: 4096, // 16 MiB
+            hmmin: HMMIN,
+            ..RealDrive::default()
+        },
+        ..SimConfig::default()
+    });
+    let ctrl = bench.controller(nvme::Config::default()).unwrap();
+    assert_eq!(ctrl.info().host_memory_buffer_bytes, 16 * MIB);
+}
+
+#[test]
 fn configured_cap_limits_the_buffer() {
     let bench = Bench::new(dramless(RealDrive::default()));
     let ctrl = bench

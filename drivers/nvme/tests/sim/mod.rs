@@ -1366,9 +1366,12 @@ impl Bench {
     }
 }
 
+/// Short command deadlines; Host Memory Buffers of at most 4 MiB, so that
+/// fuzzed Identify data asking for large ones keeps fuzzing fast.
 pub fn test_config() -> nvme::Config {
     nvme::Config {
         command_timeout_ms: 100,
+        host_memory_buffer_max_bytes: 4 << 20,
         ..nvme::Config::default()
     }
 }
