@@ -82,8 +82,11 @@ impl KernelDma {
 }
 
 impl DmaAllocator for KernelDma {
-    fn allocate(&self, len: usize) -> Result<DmaRegion, DmaError> {
-        let buffer = self.memory.allocate_dma(len).map_err(|_| DmaError)?;
+    fn allocate(&self, len: usize, align: usize) -> Result<DmaRegion, DmaError> {
+        let buffer = self
+            .memory
+            .allocate_dma_aligned(len, align)
+            .map_err(|_| DmaError)?;
         let (virt, phys, len) = buffer.into_raw();
         // SAFETY: the frames were just allocated, zeroed and are mapped at
         // `virt`; ownership passes to the region (returned in `deallocate`).

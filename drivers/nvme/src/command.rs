@@ -65,6 +65,10 @@ pub enum FeatureId {
     VolatileWriteCache = 0x06,
     /// Number of Queues (§5.21.1.7).
     NumberOfQueues = 0x07,
+    /// Autonomous Power State Transition (§5.21.1.12).
+    AutonomousPowerStateTransition = 0x0C,
+    /// Host Memory Buffer (§5.21.1.13).
+    HostMemoryBuffer = 0x0D,
 }
 
 /// Log page identifiers used by the driver (§5.14.1, Figure 191).

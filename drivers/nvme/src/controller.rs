@@ -39,9 +39,25 @@
 //! again; a refusal then fails the recovery, because queues already handed
 //! out rely on the shadow.
 //!
-//! DMA memory is never returned to the allocator: the device might still
-//! access it if a reset failed; it is allocated once at bring-up (and when
-//! an `IoQueue` is taken).
+//! Host Memory Buffer (see `hmb`): after the I/O queues, for drives that
+//! ask for one; enabled again after a reset, disabled before shutdown.
+//!
+//! Autonomous Power State Transitions: the driver never asks for a power
+//! state, but for drives with the "no deepest power state" quirk it takes
+//! transitions into the deepest state out of an APST table firmware left
+//! enabled.
+//!
+//! Shutdown waits as long as the drive says it may take: RTD3E (Identify
+//! Controller, RTD3 Entry Latency) bounded to 1 s..60 s, and never longer
+//! than `Config::shutdown_timeout_ms`.
+//!
+//! Every DMA allocation asks for the controller memory page size as its
+//! alignment (above 4 KiB when CAP.MPSMIN > 0).
+//!
+//! DMA memory is never returned to the allocator while the device might
+//! still access it (a reset that failed): queues are allocated once at
+//! bring-up (and when an `IoQueue` is taken); the Host Memory Buffer goes
+//! back only after the controller confirmed it stopped using it.
 
 #![forbid(unsafe_code)]
 
@@ -50,6 +66,7 @@ use crate::command::{CompletionEntry, FeatureId, IdentifyCns, LogPageId, Submiss
 use crate::error::{Error, Stage};
 use crate::hal::SharedDwords;
 use crate::hal::{Clock, DmaAllocator, DmaRegion, RegisterAccess};
+use crate::hmb::{self, HostMemoryBuffer};
 use crate::identify::{self, IDENTIFY_BYTES, IdentifyController, Oncs};
 use crate::log_page::{ERROR_LOG_ENTRY_BYTES, ErrorLogEntry, SMART_LOG_BYTES, SmartLog};
 use crate::namespace::{self, IdentifyCommands, WriteGate};
@@ -85,7 +102,9 @@ pub struct Config {
     pub admin_queue_depth: u16,
     /// Deadline for every command, in milliseconds.
     pub command_timeout_ms: u64,
-    /// Deadline for shutdown processing, in milliseconds.
+    /// Longest wait for shutdown processing, in milliseconds. The wait is
+    /// what the drive reports (RTD3E, bounded to
+    /// [`SHUTDOWN_WAIT_MIN_MS`]..[`SHUTDOWN_WAIT_MAX_MS`]), cut to this.
     pub shutdown_timeout_ms: u64,
     /// PCI vendor ID (for the quirk table).
     pub pci_vendor: u16,
@@ -104,7 +123,17 @@ pub struct Config {
     /// QEMU 7.2 under TCG needs `-smp N,maxcpus=M` with M > 1 for them (a
     /// single-CPU TCG guest loses its memory barriers and hangs).
     pub shadow_doorbells: bool,
+    /// Most memory lent to a drive as its Host Memory Buffer, in bytes
+    /// (drives without DRAM ask for one; 0 = never lend any).
+    pub host_memory_buffer_max_bytes: usize,
 }
+
+/// Shortest shutdown wait: for drives that report no RTD3E, or less.
+pub const SHUTDOWN_WAIT_MIN_MS: u64 = 1_000;
+/// Longest shutdown wait, whatever RTD3E says.
+pub const SHUTDOWN_WAIT_MAX_MS: u64 = 60_000;
+/// Default cap on a Host Memory Buffer (as Linux's default).
+pub const HOST_MEMORY_BUFFER_DEFAULT_MAX_BYTES: usize = 128 << 20;
 
 impl Default for Config {
     fn default() -> Config {
@@ -113,7 +142,7 @@ impl Default for Config {
             io_queue_depth: 32,
             admin_queue_depth: 16,
             command_timeout_ms: 5_000,
-            shutdown_timeout_ms: 10_000,
+            shutdown_timeout_ms: SHUTDOWN_WAIT_MAX_MS,
             pci_vendor: 0,
             pci_device: 0,
             extra_quirks: Quirks::NONE,
@@ -121,6 +150,7 @@ impl Default for Config {
             bounce_buffer_bytes: 128 * 1024,
             slot_buffer_bytes: 64 * 1024,
             shadow_doorbells: false,
+            host_memory_buffer_max_bytes: HOST_MEMORY_BUFFER_DEFAULT_MAX_BYTES,
         }
     }
 }
@@ -166,6 +196,12 @@ pub struct ControllerInfo {
     pub doorbell_buffer_config: bool,
     /// Shadow doorbells in use.
     pub shadow_doorbells: bool,
+    /// Host Memory Buffer lent to the controller, in bytes (0 = none).
+    pub host_memory_buffer_bytes: usize,
+    /// RTD3 Entry Latency as reported, microseconds (0 = not reported).
+    pub rtd3e_us: u32,
+    /// How long shutdown waits for the controller, milliseconds.
+    pub shutdown_wait_ms: u64,
 }
 
 /// One active namespace.
@@ -265,6 +301,8 @@ pub struct Controller<R: RegisterAccess, D: DmaAllocator, C: Clock> {
     state: State,
     unknown_completions: u64,
     shadow: Option<Arc<ShadowBuffers>>,
+    identity: IdentifyController,
+    host_memory: Option<HostMemoryBuffer>,
 }
 
 fn ns_to_deadline(now: u64, ms: u64) -> u64 {
@@ -391,6 +429,9 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
                 quirks,
                 doorbell_buffer_config: false,
                 shadow_doorbells: false,
+                host_memory_buffer_bytes: 0,
+                rtd3e_us: 0,
+                shutdown_wait_ms: shutdown_wait_ms(0, config.shutdown_timeout_ms),
             },
             namespaces: Vec::new(),
             shared: Arc::new(Shared {
@@ -401,6 +442,8 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
             state: State::Failed,
             unknown_completions: 0,
             shadow: None,
+            identity: IdentifyController::parse(&[]),
+            host_memory: None,
         };
         ctrl.disable()?;
         ctrl.enable()?;
@@ -410,6 +453,8 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
         ctrl.discover_namespaces()?;
         ctrl.create_io_queues()?;
         ctrl.configure_shadow_doorbells()?;
+        ctrl.limit_power_states()?;
+        ctrl.setup_host_memory_buffer()?;
         ctrl.shared = Arc::new(Shared {
             generation: AtomicU32::new(0),
             shut_down: AtomicBool::new(false),
@@ -603,6 +648,9 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
         i.namespace_count = id.nn;
         i.error_log_entries = usize::from(id.elpe) + 1;
         i.doorbell_buffer_config = id.doorbell_buffer_config();
+        i.rtd3e_us = id.rtd3e_us;
+        i.shutdown_wait_ms = shutdown_wait_ms(id.rtd3e_us, self.config.shutdown_timeout_ms);
+        self.identity = id;
         Ok(())
     }
 
@@ -707,7 +755,8 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
     /// Finds the namespaces (see `namespace`).
     fn discover_namespaces(&mut self) -> Result<(), Error> {
         let (version, nn) = (self.info.version, self.info.namespace_count);
-        self.namespaces = namespace::probe(self, version, nn)?;
+        let list = !self.quirks.no_active_namespace_list;
+        self.namespaces = namespace::probe(self, version, nn, list)?;
         Ok(())
     }
 
@@ -806,14 +855,16 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
         if self.shadow.is_some() {
             self.configure_shadow_doorbells()?;
         }
+        self.reenable_host_memory_buffer()?;
         self.shared.generation.fetch_add(1, Ordering::AcqRel);
         self.state = State::Running;
         Ok(())
     }
 
-    /// Normal shutdown (CC.SHN = 01b, wait for CSTS.SHST = complete).
-    /// Deletes the I/O queues first (best effort). Idempotent; all I/O
-    /// afterwards fails with [`Error::ShutDown`].
+    /// Normal shutdown (CC.SHN = 01b, wait for CSTS.SHST = complete, for
+    /// as long as [`ControllerInfo::shutdown_wait_ms`]). Deletes the I/O
+    /// queues and releases the Host Memory Buffer first (best effort).
+    /// Idempotent; all I/O afterwards fails with [`Error::ShutDown`].
     pub fn shutdown(&mut self) -> Result<(), Error> {
         if self.state == State::ShutDown {
             return Ok(());
@@ -830,6 +881,7 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
                         self.admin_command(SubmissionEntry::delete_io_completion_queue(qid))
                     });
             }
+            self.release_host_memory_buffer();
         }
         self.state = State::ShutDown;
         let cc = Cc(self.regs.read32(offset::CC));
@@ -838,7 +890,7 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
         }
         self.regs
             .write32(offset::CC, cc.with_shutdown(ShutdownNotification::Normal).0);
-        let deadline = self.deadline_ms(self.config.shutdown_timeout_ms);
+        let deadline = self.deadline_ms(self.info.shutdown_wait_ms);
         match self.wait_csts(deadline, false, |c| c.shst() == ShutdownStatus::Complete) {
             Ok(()) => Ok(()),
             Err(Some(e)) => Err(e),
@@ -1303,11 +1355,202 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> IdentifyCommands for Controll
     }
 }
 
+/// Bring-up and shutdown steps for real drives: power states, the Host
+/// Memory Buffer.
+impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
+    /// For drives with the "no deepest power state" quirk: if firmware left
+    /// Autonomous Power State Transitions enabled, rewrites the APST table
+    /// (§5.21.1.12, 32 entries of 8 bytes) without the transitions into
+    /// the deepest state (NPSS). Other drives' power settings are left
+    /// alone. A refused Get/Set Features is logged, not fatal.
+    fn limit_power_states(&mut self) -> Result<(), Error> {
+        if !self.quirks.no_deepest_power_state || !self.identity.apst_supported() {
+            return Ok(());
+        }
+        self.scratch.zero();
+        let get = SubmissionEntry::get_features(FeatureId::AutonomousPowerStateTransition)
+            .with_prps(self.scratch.phys().as_u64(), 0);
+        let enabled = match self.admin_command(get) {
+            Ok(done) => done.dw0 & APST_ENABLE != 0,
+            Err(Error::Device(status)) => {
+                log::warn!("nvme: Get Features APST refused ({})", status.name());
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        if !enabled {
+            return Ok(());
+        }
+        let deepest = self.identity.npss;
+        let mut removed = 0;
+        for index in 0..APST_ENTRIES {
+            let at = index * APST_ENTRY_BYTES;
+            let mut raw = [0u8; APST_ENTRY_BYTES];
+            if !self.scratch.copy_out(at, &mut raw) {
+                break;
+            }
+            let entry = u64::from_le_bytes(raw);
+            let idle_time_ms = (entry >> APST_IDLE_TIME_SHIFT) & APST_IDLE_TIME_MASK;
+            let target = ((entry >> APST_TARGET_SHIFT) & APST_TARGET_MASK) as u8;
+            if idle_time_ms != 0 && target == deepest {
+                self.scratch.copy_in(at, &[0u8; APST_ENTRY_BYTES]);
+                removed += 1;
+            }
+        }
+        if removed == 0 {
+            return Ok(());
+        }
+        let set =
+            SubmissionEntry::set_features(FeatureId::AutonomousPowerStateTransition, APST_ENABLE)
+                .with_prps(self.scratch.phys().as_u64(), 0);
+        match self.admin_command(set) {
+            Ok(_) => {
+                log::info!(
+                    "nvme: quirk: {removed} autonomous transition(s) into power state {deepest} removed"
+                );
+                Ok(())
+            }
+            Err(Error::Device(status)) => {
+                log::warn!("nvme: Set Features APST refused ({})", status.name());
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Lends the controller a Host Memory Buffer if it asks for one and
+    /// memory allows (see `hmb`). Not enough memory or a refusal is logged
+    /// and bring-up goes on without one.
+    fn setup_host_memory_buffer(&mut self) -> Result<(), Error> {
+        let request = match hmb::Request::new(
+            &self.identity,
+            self.page_size,
+            self.config.host_memory_buffer_max_bytes,
+        ) {
+            None => return Ok(()),
+            Some(Ok(request)) => request,
+            Some(Err(_)) => {
+                log::info!(
+                    "nvme: host memory buffer of at least {} KiB wanted, at most {} KiB allowed: none",
+                    u64::from(self.identity.hmmin) * 4,
+                    self.config.host_memory_buffer_max_bytes / 1024
+                );
+                return Ok(());
+            }
+        };
+        let buffer = match HostMemoryBuffer::allocate(&self.dma, &request) {
+            Ok(buffer) => buffer,
+            Err(skipped) => {
+                let got = match skipped {
+                    hmb::Skipped::NotEnoughMemory(bytes) => bytes,
+                    hmb::Skipped::CapBelowMinimum => 0,
+                };
+                log::warn!(
+                    "nvme: not enough DMA memory for a host memory buffer ({} KiB of at least {} KiB): none",
+                    got / 1024,
+                    request.minimum / 1024
+                );
+                return Ok(());
+            }
+        };
+        match self.admin_command(buffer.enable_command()) {
+            Ok(_) => {
+                log::info!(
+                    "nvme: host memory buffer: {} KiB in {} chunk(s) (preferred {} KiB, minimum {} KiB)",
+                    buffer.bytes() / 1024,
+                    buffer.chunk_count(),
+                    request.preferred / 1024,
+                    request.minimum / 1024
+                );
+                self.info.host_memory_buffer_bytes = buffer.bytes();
+                self.host_memory = Some(buffer);
+                Ok(())
+            }
+            Err(Error::Device(status)) => {
+                log::warn!(
+                    "nvme: Set Features Host Memory Buffer refused ({}): none",
+                    status.name()
+                );
+                buffer.free(&self.dma);
+                Ok(())
+            }
+            // Whether the controller took the buffer is unknown: it stays
+            // allocated (leaked) rather than freed under the device.
+            Err(e) => Err(e),
+        }
+    }
+
+    /// After a controller reset (which disables the buffer): hands the same
+    /// buffer to the controller again. A refusal frees it.
+    fn reenable_host_memory_buffer(&mut self) -> Result<(), Error> {
+        let Some(buffer) = self.host_memory.as_ref() else {
+            return Ok(());
+        };
+        match self.admin_command(buffer.enable_command()) {
+            Ok(_) => Ok(()),
+            Err(Error::Device(status)) => {
+                log::warn!(
+                    "nvme: host memory buffer refused after reset ({}): none",
+                    status.name()
+                );
+                if let Some(buffer) = self.host_memory.take() {
+                    buffer.free(&self.dma);
+                }
+                self.info.host_memory_buffer_bytes = 0;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Before shutdown: tells the controller to stop using the buffer and,
+    /// once it confirmed, returns the memory. Without confirmation the
+    /// memory stays allocated.
+    fn release_host_memory_buffer(&mut self) {
+        if self.host_memory.is_none() {
+            return;
+        }
+        match self.admin_command(HostMemoryBuffer::disable_command()) {
+            Ok(_) => {
+                if let Some(buffer) = self.host_memory.take() {
+                    buffer.free(&self.dma);
+                }
+                self.info.host_memory_buffer_bytes = 0;
+            }
+            Err(e) => log::warn!("nvme: host memory buffer not released ({e}); memory kept"),
+        }
+    }
+}
+
+/// Enable bit of the Autonomous Power State Transition feature (CDW11 and
+/// completion dword 0 bit 0, §5.21.1.12).
+const APST_ENABLE: u32 = 1;
+/// Entries in the APST data structure (Figure 292), one per power state.
+const APST_ENTRIES: usize = 32;
+/// Bytes per APST entry.
+const APST_ENTRY_BYTES: usize = 8;
+/// Idle Transition Power State (ITPS): bits 7:3 of an entry.
+const APST_TARGET_SHIFT: u32 = 3;
+const APST_TARGET_MASK: u64 = 0x1F;
+/// Idle Time Prior to Transition (ITPT, milliseconds): bits 31:8.
+const APST_IDLE_TIME_SHIFT: u32 = 8;
+const APST_IDLE_TIME_MASK: u64 = 0xFF_FFFF;
+
+/// The shutdown wait for a drive reporting `rtd3e_us`: RTD3E rounded up to
+/// milliseconds, bounded to [`SHUTDOWN_WAIT_MIN_MS`]..[`SHUTDOWN_WAIT_MAX_MS`]
+/// (0 = not reported gets the minimum), never above `cap_ms`.
+pub fn shutdown_wait_ms(rtd3e_us: u32, cap_ms: u64) -> u64 {
+    u64::from(rtd3e_us)
+        .div_ceil(1000)
+        .clamp(SHUTDOWN_WAIT_MIN_MS, SHUTDOWN_WAIT_MAX_MS)
+        .min(cap_ms)
+}
+
 /// Allocates `len` bytes rounded up to whole pages, checking the page
 /// alignment the controller needs.
 fn alloc_pages<D: DmaAllocator>(dma: &D, len: usize, page: usize) -> Result<DmaRegion, Error> {
     let len = len.max(1).next_multiple_of(page);
-    let region = dma.allocate(len)?;
+    let region = dma.allocate(len, page)?;
     if !region.phys().is_aligned(page as u64) || region.len() < len {
         log::warn!(
             "nvme: DMA region at {:#x} not aligned to {page} bytes",

@@ -252,10 +252,17 @@ impl SharedDwords {
 }
 
 /// Source of DMA memory; the kernel's implementation hands out physically
-/// contiguous, zeroed frames aligned to at least 4 KiB.
+/// contiguous, zeroed frames.
+///
+/// The driver asks for the alignment the controller needs: its memory page
+/// size (CC.MPS, NVMe 1.4 §3.1.5), which is above 4 KiB on controllers whose
+/// CAP.MPSMIN is not 0. Queues, PRP lists, bounce buffers and Host Memory
+/// Buffer chunks must start on such a page.
 pub trait DmaAllocator {
-    /// Allocates `len` bytes (rounded up by the allocator as it likes).
-    fn allocate(&self, len: usize) -> Result<DmaRegion, DmaError>;
+    /// Allocates `len` bytes (rounded up by the allocator as it likes) whose
+    /// physical address is a multiple of `align` (a power of two, at least
+    /// 4096).
+    fn allocate(&self, len: usize, align: usize) -> Result<DmaRegion, DmaError>;
     /// Returns a region obtained from [`Self::allocate`].
     fn deallocate(&self, region: DmaRegion);
     /// Physical address of a virtual address, if the memory is DMA-able
@@ -296,8 +303,8 @@ impl<T: Clock + ?Sized> Clock for &T {
 }
 
 impl<T: DmaAllocator + ?Sized> DmaAllocator for &T {
-    fn allocate(&self, len: usize) -> Result<DmaRegion, DmaError> {
-        (**self).allocate(len)
+    fn allocate(&self, len: usize, align: usize) -> Result<DmaRegion, DmaError> {
+        (**self).allocate(len, align)
     }
     fn deallocate(&self, region: DmaRegion) {
         (**self).deallocate(region)

@@ -130,6 +130,23 @@ pub struct IdentifyController {
     pub oacs: u16,
     /// Error Log Page Entries (byte 262, 0-based).
     pub elpe: u8,
+    /// Number of Power States Support (byte 263, 0-based): the deepest
+    /// power state's number.
+    pub npss: u8,
+    /// Autonomous Power State Transition Attributes (byte 265): bit 0 =
+    /// supported.
+    pub apsta: u8,
+    /// Host Memory Buffer Preferred Size (bytes 275:272), 4 KiB units;
+    /// 0 = no Host Memory Buffer wanted (NVMe 1.2).
+    pub hmpre: u32,
+    /// Host Memory Buffer Minimum Size (bytes 279:276), 4 KiB units.
+    pub hmmin: u32,
+    /// Host Memory Buffer Minimum Descriptor Entry Size (bytes 335:332),
+    /// 4 KiB units; 0 = no minimum (NVMe 1.4).
+    pub hmminds: u32,
+    /// Host Memory Maximum Descriptors Entries (bytes 337:336); 0 = no
+    /// limit (NVMe 1.4).
+    pub hmmaxd: u16,
     /// Submission Queue Entry Size (byte 512): required (3:0) and maximum
     /// (7:4) exponents.
     pub sqes: u8,
@@ -157,6 +174,12 @@ impl IdentifyController {
             rtd3e_us: le(buf, 88, 4) as u32,
             oacs: le(buf, 256, 2) as u16,
             elpe: le(buf, 262, 1) as u8,
+            npss: le(buf, 263, 1) as u8,
+            apsta: le(buf, 265, 1) as u8,
+            hmpre: le(buf, 272, 4) as u32,
+            hmmin: le(buf, 276, 4) as u32,
+            hmminds: le(buf, 332, 4) as u32,
+            hmmaxd: le(buf, 336, 2) as u16,
             sqes: le(buf, 512, 1) as u8,
             cqes: le(buf, 513, 1) as u8,
             nn: le(buf, 516, 4) as u32,
@@ -169,6 +192,12 @@ impl IdentifyController {
     /// NVMe 1.4 §5.7): shadow doorbells in host memory.
     pub const fn doorbell_buffer_config(&self) -> bool {
         self.oacs & (1 << 8) != 0
+    }
+
+    /// Whether Autonomous Power State Transitions are supported (APSTA
+    /// bit 0, §5.21.1.12).
+    pub const fn apst_supported(&self) -> bool {
+        self.apsta & 1 != 0
     }
 
     /// Whether a volatile write cache is present.
@@ -311,7 +340,20 @@ mod tests {
         b[525] = 1;
         b[512] = 0x66;
         b[513] = 0x44;
+        b[88..92].copy_from_slice(&30_000_000u32.to_le_bytes());
+        b[263] = 4;
+        b[265] = 1;
+        b[272..276].copy_from_slice(&8192u32.to_le_bytes());
+        b[276..280].copy_from_slice(&2048u32.to_le_bytes());
+        b[332..336].copy_from_slice(&16u32.to_le_bytes());
+        b[336..338].copy_from_slice(&32u16.to_le_bytes());
         let c = IdentifyController::parse(&b);
+        assert_eq!(c.rtd3e_us, 30_000_000);
+        assert_eq!((c.npss, c.apst_supported()), (4, true));
+        assert_eq!(
+            (c.hmpre, c.hmmin, c.hmminds, c.hmmaxd),
+            (8192, 2048, 16, 32)
+        );
         assert_eq!(c.serial.as_str(), "SN1234");
         assert_eq!(c.model.as_str(), "QEMU");
         assert_eq!(c.firmware.as_str(), "1.0");

@@ -15,6 +15,7 @@ pub mod command;
 pub mod controller;
 pub mod error;
 pub mod hal;
+pub(crate) mod hmb;
 pub mod identify;
 pub mod log_page;
 pub mod namespace;

@@ -94,13 +94,15 @@ pub(crate) trait IdentifyCommands {
 
 /// Finds and identifies every usable namespace (see the module
 /// documentation). `version` is the VS register, `nn` Identify
-/// Controller's Number of Namespaces.
+/// Controller's Number of Namespaces; `use_active_list` false (a quirk)
+/// walks NSIDs 1..=NN whatever the version.
 pub(crate) fn probe<I: IdentifyCommands>(
     device: &mut I,
     version: Version,
     nn: u32,
+    use_active_list: bool,
 ) -> Result<Vec<NamespaceInfo>, Error> {
-    let ids = namespace_ids(device, version, nn)?;
+    let ids = namespace_ids(device, version, nn, use_active_list)?;
     let mut namespaces = Vec::new();
     for nsid in ids {
         match identify_namespace(device, version, nsid) {
@@ -121,8 +123,11 @@ fn namespace_ids<I: IdentifyCommands>(
     device: &mut I,
     version: Version,
     nn: u32,
+    use_active_list: bool,
 ) -> Result<Vec<u32>, Error> {
-    if version >= Version::new(1, 1, 0) {
+    if !use_active_list {
+        log::info!("nvme: quirk: no active namespace list; probing NSIDs 1..=NN");
+    } else if version >= Version::new(1, 1, 0) {
         match active_list(device, nn)? {
             Some(ids) => return Ok(ids),
             None => log::info!("nvme: active namespace list refused; probing NSIDs 1..=NN"),
@@ -400,7 +405,7 @@ mod tests {
             sent: Vec::new(),
         };
         fake.pages.insert((0, 5), ns_page(64));
-        let found = probe(&mut fake, Version::new(1, 0, 0), u32::MAX).unwrap();
+        let found = probe(&mut fake, Version::new(1, 0, 0), u32::MAX, true).unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].nsid, 5);
         assert_eq!(fake.sent.len(), MAX_NAMESPACES);

@@ -20,6 +20,11 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+// Real-drive behaviours (HMB, RTD3E, ready-check delay, APST) live in their
+// own module; the rest of this file calls it through marked hooks.
+pub mod real_drive;
+use real_drive::RealDrive;
+
 // ---------------------------------------------------------------- clock --
 
 /// Time that advances 1 µs whenever it is read, and by the amount asked
@@ -47,14 +52,32 @@ impl Clock for FakeClock {
 
 // ------------------------------------------------------------------ DMA --
 
+/// One allocation: the host memory (`base`, `layout`) and the part handed
+/// to the driver (`start`, `len`).
+struct DmaBlock {
+    base: usize,
+    layout: Layout,
+    start: usize,
+    len: usize,
+}
+
 #[derive(Default)]
 struct DmaInner {
-    regions: Vec<(usize, usize, usize)>, // start, len, align
+    regions: Vec<DmaBlock>,
     registered: Vec<(usize, usize)>,
     align: usize,
     translate_any: bool,
     allocations: usize,
     fail_after: Option<usize>,
+    /// Hand out memory aligned to what was asked and deliberately not to
+    /// twice that (the worst an allocator may do).
+    misalign: bool,
+    /// Most bytes outstanding at once (`None` = unlimited).
+    limit_bytes: Option<usize>,
+    /// Largest single allocation (`None` = unlimited).
+    max_chunk: Option<usize>,
+    /// Start addresses of the regions given back, in order.
+    freed: Vec<usize>,
 }
 
 impl Drop for DmaInner {
@@ -62,15 +85,10 @@ impl Drop for DmaInner {
         // The last handle is gone, so no controller or queue can use the
         // memory any more (they hold a handle): give it back, so fuzzing
         // and Miri runs do not accumulate it.
-        for &(start, len, align) in &self.regions {
+        for block in &self.regions {
             // SAFETY: allocated in `allocate` with this layout and not yet
             // deallocated (deallocation removes the entry).
-            unsafe {
-                dealloc(
-                    start as *mut u8,
-                    Layout::from_size_align(len, align).unwrap(),
-                )
-            };
+            unsafe { dealloc(block.base as *mut u8, block.layout) };
         }
     }
 }
@@ -104,52 +122,105 @@ impl TestDma {
     pub fn fail_after(&self, n: usize) {
         self.0.lock().unwrap().fail_after = Some(n);
     }
+    /// Hand out memory aligned exactly to the alignment asked for (at least
+    /// 4 KiB) and never to twice that.
+    pub fn set_misalign(&self, on: bool) {
+        self.0.lock().unwrap().misalign = on;
+    }
+    /// Fail allocations that would take the bytes outstanding over `bytes`.
+    pub fn set_limit_bytes(&self, bytes: Option<usize>) {
+        self.0.lock().unwrap().limit_bytes = bytes;
+    }
+    /// Fail single allocations larger than `bytes` (fragmented memory).
+    pub fn set_max_chunk(&self, bytes: Option<usize>) {
+        self.0.lock().unwrap().max_chunk = bytes;
+    }
+    /// Bytes handed out and not yet given back.
+    pub fn outstanding_bytes(&self) -> usize {
+        self.0.lock().unwrap().regions.iter().map(|b| b.len).sum()
+    }
+    /// Whether the region starting at `addr` is still allocated.
+    pub fn is_allocated(&self, addr: u64) -> bool {
+        let d = self.0.lock().unwrap();
+        d.regions.iter().any(|b| b.start as u64 == addr)
+    }
+    /// Start addresses of the regions given back so far, in order.
+    pub fn freed(&self) -> Vec<u64> {
+        let d = self.0.lock().unwrap();
+        d.freed.iter().map(|&a| a as u64).collect()
+    }
     fn valid(&self, addr: usize, len: usize) -> bool {
         let d = self.0.lock().unwrap();
         let inside = |&(s, l): &(usize, usize)| addr >= s && addr + len <= s + l;
         d.translate_any
-            || d.regions
-                .iter()
-                .map(|&(s, l, _)| (s, l))
-                .any(|r| inside(&r))
+            || d.regions.iter().any(|b| inside(&(b.start, b.len)))
             || d.registered.iter().any(inside)
     }
 }
 
 impl DmaAllocator for TestDma {
-    fn allocate(&self, len: usize) -> Result<DmaRegion, DmaError> {
+    fn allocate(&self, len: usize, align: usize) -> Result<DmaRegion, DmaError> {
         let mut d = self.0.lock().unwrap();
+        if !align.is_power_of_two() || align < 4096 {
+            panic!("DMA allocation with alignment {align}: not a power of two of at least 4 KiB");
+        }
+        let len = len.max(1);
+        if d.max_chunk.is_some_and(|max| len > max) {
+            return Err(DmaError);
+        }
+        let outstanding: usize = d.regions.iter().map(|b| b.len).sum();
+        if d.limit_bytes.is_some_and(|limit| outstanding + len > limit) {
+            return Err(DmaError);
+        }
         if let Some(n) = d.fail_after.as_mut() {
             if *n == 0 {
                 return Err(DmaError);
             }
             *n -= 1;
         }
-        let align = d.align.max(4096);
-        let layout = Layout::from_size_align(len.max(1), align).map_err(|_| DmaError)?;
+        let align = align.max(d.align).max(4096);
+        // Misaligned mode: allocate aligned to twice the alignment and hand
+        // out the part starting `align` bytes in.
+        let (layout, skip) = if d.misalign {
+            (
+                Layout::from_size_align(len + align, align * 2).map_err(|_| DmaError)?,
+                align,
+            )
+        } else {
+            (
+                Layout::from_size_align(len, align).map_err(|_| DmaError)?,
+                0,
+            )
+        };
         // SAFETY: non-zero size layout.
-        let ptr = unsafe { alloc_zeroed(layout) };
+        let base = unsafe { alloc_zeroed(layout) };
+        if base.is_null() {
+            return Err(DmaError);
+        }
+        let ptr = base.wrapping_add(skip);
         let virt = NonNull::new(ptr).ok_or(DmaError)?;
-        d.regions.push((ptr as usize, len.max(1), align));
+        d.regions.push(DmaBlock {
+            base: base as usize,
+            layout,
+            start: ptr as usize,
+            len,
+        });
         d.allocations += 1;
-        // SAFETY: fresh zeroed allocation of `len` bytes, aligned, owned by
-        // the region until `deallocate`; identity physical address.
+        // SAFETY: fresh zeroed allocation of at least `skip + len` bytes,
+        // aligned, owned by the region until `deallocate`; identity
+        // physical address.
         Ok(unsafe { DmaRegion::new(virt, PhysAddr(ptr as u64), len) })
     }
 
     fn deallocate(&self, region: DmaRegion) {
         let mut d = self.0.lock().unwrap();
         let start = region.virt().as_ptr() as usize;
-        if let Some(i) = d.regions.iter().position(|r| r.0 == start) {
-            let (_, len, align) = d.regions.remove(i);
+        if let Some(i) = d.regions.iter().position(|r| r.start == start) {
+            let block = d.regions.remove(i);
+            d.freed.push(start);
             // SAFETY: allocated above with this layout; the driver gives a
             // region back only when the device no longer uses it.
-            unsafe {
-                dealloc(
-                    start as *mut u8,
-                    Layout::from_size_align(len, align).unwrap(),
-                )
-            };
+            unsafe { dealloc(block.base as *mut u8, block.layout) };
         }
     }
 
@@ -196,6 +267,8 @@ pub struct SimConfig {
     pub version: u32,
     pub active_list: bool,
     pub namespaces: Vec<NsConfig>,
+    /// Real-drive behaviours (see `real_drive`).
+    pub real: real_drive::RealDrive,
 }
 
 impl Default for SimConfig {
@@ -220,6 +293,7 @@ impl Default for SimConfig {
                 blocks: 8192,
                 metadata: 0,
             }],
+            real: RealDrive::default(),
         }
     }
 }
@@ -307,6 +381,7 @@ struct State {
     identify_pages: Vec<(u8, Vec<u8>)>,
     /// Namespaces as real drives present them (see the section below).
     extras: NamespaceExtras,
+    real: real_drive::RealState,
 }
 
 /// The simulated controller (cheap to clone: shared state).
@@ -387,6 +462,7 @@ impl Sim {
             error_entries: vec![err],
             identify_pages: Vec::new(),
             extras: NamespaceExtras::default(),
+            real: real_drive::RealState::new(&cfg.real),
         };
         Sim {
             state: Arc::new(Mutex::new(state)),
@@ -587,11 +663,15 @@ impl State {
         self.cfs = false;
         self.shst = ShutdownStatus::Normal;
         self.shst_at = None;
+        self.real_reset(); // real-drive hook
     }
 
     fn write_cc(&mut self, new: Cc, now: u64) {
         let old = self.cc;
         let delay = self.cfg.ready_delay_ms * 1_000_000;
+        if old.enabled() != new.enabled() {
+            self.real_enable_changed(now); // real-drive hook
+        }
         if !old.enabled() && new.enabled() {
             if self.rdy {
                 violation("CC.EN set while CSTS.RDY is still 1".into());
@@ -652,7 +732,7 @@ impl State {
             && old.shn() == ShutdownNotification::None
         {
             self.shst = ShutdownStatus::Occurring;
-            self.shst_at = Some(now + delay);
+            self.shst_at = self.real_shutdown_done_at(now, delay); // real-drive hook
         }
         self.cc = new;
     }
@@ -680,7 +760,10 @@ impl RegisterAccess for Sim {
             o if o == offset::CAP + 4 => (cap >> 32) as u32,
             offset::VS => c.version,
             offset::CC => s.cc.0,
-            offset::CSTS => Csts::new(s.rdy, s.cfs, s.shst).0,
+            offset::CSTS => {
+                s.real_csts_read(now); // real-drive hook
+                Csts::new(s.rdy, s.cfs, s.shst).0
+            }
             offset::AQA => s.aqa,
             offset::ASQ => s.asq as u32,
             o if o == offset::ASQ + 4 => (s.asq >> 32) as u32,
@@ -698,6 +781,7 @@ impl RegisterAccess for Sim {
             return;
         }
         s.settle(now);
+        self.check_hmb_memory(&s); // real-drive hook
         match off {
             offset::CC => s.write_cc(Cc(value), now),
             offset::AQA => s.aqa = value,
@@ -986,6 +1070,7 @@ impl Sim {
                         buf[516..520].copy_from_slice(&nn.to_le_bytes());
                         buf[520..522].copy_from_slice(&s.cfg.oncs.to_le_bytes());
                         buf[525] = s.cfg.vwc as u8;
+                        real_drive::identify_controller(&s.cfg.real, &mut buf); // real-drive hook
                     }
                     0 => {
                         if let Some(exec) = self.identify_namespace_extras(s, e, &mut buf) {
@@ -1046,10 +1131,13 @@ impl Sim {
                     s.vwc_enabled = cdw11 & 1 != 0;
                     ok(0)
                 }
+                0x0C => self.set_apst(s, e), // real-drive hook
+                0x0D => self.set_host_memory_buffer(s, e), // real-drive hook
                 _ => err(0, 0x02),
             },
             0x0A => match cdw10 & 0xFF {
                 0x06 if s.cfg.vwc => ok(s.vwc_enabled as u32),
+                0x0C => self.get_apst(s, e), // real-drive hook
                 _ => err(0, 0x02),
             },
             0x05 | 0x01 => {
@@ -1297,9 +1385,12 @@ impl Bench {
     }
 }
 
+/// Short command deadlines; Host Memory Buffers of at most 4 MiB, so that
+/// fuzzed Identify data asking for large ones keeps fuzzing fast.
 pub fn test_config() -> nvme::Config {
     nvme::Config {
         command_timeout_ms: 100,
+        host_memory_buffer_max_bytes: 4 << 20,
         ..nvme::Config::default()
     }
 }
