@@ -252,6 +252,15 @@ fn print_identity(attached: &Attached) {
         if info.deallocate { "yes" } else { "no" },
     );
     println!(
+        "  Host memory buffer {}, shutdown wait {} ms",
+        if info.host_memory_buffer_bytes == 0 {
+            String::from("none")
+        } else {
+            alloc::format!("{} KiB", info.host_memory_buffer_bytes / 1024)
+        },
+        info.shutdown_wait_ms,
+    );
+    println!(
         "  {:<6} {:<22} {:<12} {:<10} Attributes",
         "NSID", "Capacity", "Format", "Blocks"
     );
