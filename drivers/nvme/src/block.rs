@@ -1,20 +1,18 @@
 //! The block API: a synchronous device per namespace and a queue for depth.
 //!
-//! [`BlockDevice`] borrows the controller mutably and does one command at a
-//! time on I/O queue 1. Caller buffers are used in place (zero-copy) when
+//! [`BlockDevice`] is the handle of one namespace (found and checked once
+//! by [`Controller::namespace`]); it borrows the controller mutably and
+//! does one command at a time on I/O queue 1 (see `sync_queue`). It sits on
+//! top of the controller; [`IoQueue`] (see `io_queue`) is handed out by
+//! it. Caller buffers are used in place (zero-copy) when
 //! `DmaAllocator::translate` maps every page and the start is dword
 //! aligned; otherwise data goes through the queue's bounce buffer. Transfers
 //! above the transfer limit (MDTS, PRP list capacity, bounce size, 65536
 //! blocks) are split into several commands.
 //!
 //! [`IoQueue`] is one I/O queue pair owned by one user: no lock, no
-//! allocation per I/O. Buffers in flight are owned by the queue: each slot
-//! has its own DMA buffer (allocated when the queue is taken) and PRP list
-//! page. `submit_write` copies the caller's data into a free slot's buffer;
-//! read data is handed to the `poll` callback as a slice of the slot's
-//! buffer, valid only during the callback. So no caller memory is ever
-//! exposed to the device after a call returns, and a timed-out command can
-//! only scribble on memory the queue still owns.
+//! allocation per I/O, and no caller memory exposed to the device after a
+//! call returns.
 //!
 //! Validation happens before anything reaches the device: unknown
 //! namespace, zero or non-multiple lengths, LBA ranges beyond the namespace
@@ -29,17 +27,16 @@
 
 #![forbid(unsafe_code)]
 
-use crate::command::SubmissionEntry;
-use crate::controller::{Controller, Data, NamespaceInfo, Shared, check_range};
-use crate::error::{Error, Stage};
-use crate::hal::{Clock, DmaAllocator, DmaRegion, RegisterAccess};
+pub use crate::io_queue::{Completion, IoQueue};
+pub use crate::request::IoOp;
+
+use crate::controller::Controller;
+use crate::error::Error;
+use crate::hal::{Clock, DmaAllocator, RegisterAccess};
 use crate::identify::AsciiField;
-use crate::prp;
-use crate::queue::{Polled, QueuePair};
-use crate::registers::{Csts, offset};
-use alloc::sync::Arc;
-use alloc::vec::Vec;
-use core::sync::atomic::Ordering;
+use crate::namespace::{Namespace, NamespaceInfo};
+use crate::request::{Operation, Request};
+use crate::sync_queue::Data;
 
 /// Who a namespace is: the controller's identity plus the namespace ID.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,27 +54,32 @@ pub struct Identity {
 /// Synchronous block device over one namespace.
 pub struct BlockDevice<'c, R: RegisterAccess, D: DmaAllocator, C: Clock> {
     ctrl: &'c mut Controller<R, D, C>,
-    index: usize,
+    ns: Namespace,
+}
+
+impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
+    /// Block device handle for namespace `nsid`, doing synchronous I/O on
+    /// I/O queue 1. Read-only until [`BlockDevice::set_writable`].
+    pub fn namespace(&mut self, nsid: u32) -> Result<BlockDevice<'_, R, D, C>, Error> {
+        let ns = self.find_namespace(nsid)?;
+        Ok(BlockDevice { ctrl: self, ns })
+    }
 }
 
 impl<'c, R: RegisterAccess, D: DmaAllocator, C: Clock> BlockDevice<'c, R, D, C> {
-    pub(crate) fn new(ctrl: &'c mut Controller<R, D, C>, index: usize) -> Self {
-        BlockDevice { ctrl, index }
-    }
-
     /// Namespace details.
     pub fn info(&self) -> NamespaceInfo {
-        self.ctrl.namespace_info(self.index)
+        self.ctrl.namespace_info(self.ns.index)
     }
 
     /// Bytes per block.
     pub fn block_size(&self) -> usize {
-        self.info().block_size
+        self.ns.info.block_size
     }
 
     /// Number of blocks.
     pub fn block_count(&self) -> u64 {
-        self.info().block_count
+        self.ns.info.block_count
     }
 
     /// Model, serial, firmware and namespace ID.
@@ -87,7 +89,7 @@ impl<'c, R: RegisterAccess, D: DmaAllocator, C: Clock> BlockDevice<'c, R, D, C> 
             model: i.model,
             serial: i.serial,
             firmware: i.firmware,
-            nsid: self.info().nsid,
+            nsid: self.ns.info.nsid,
         }
     }
 
@@ -97,565 +99,49 @@ impl<'c, R: RegisterAccess, D: DmaAllocator, C: Clock> BlockDevice<'c, R, D, C> 
     /// A write-protected or zoned namespace stays read-only whatever this
     /// says.
     pub fn set_writable(&mut self, writable: bool) {
-        self.ctrl.set_writable(self.index, writable);
+        self.ctrl.set_writable(self.ns.index, writable);
     }
 
     /// Whether writes are allowed (owned, not write-protected, not zoned).
     pub fn is_writable(&self) -> bool {
-        self.ctrl.is_writable(self.index)
+        self.ctrl.is_writable(self.ns.index)
     }
 
     /// Reads whole blocks starting at `lba` into `buf`.
     pub fn read(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), Error> {
-        self.ctrl.transfer(self.index, lba, Data::Read(buf))
+        let request = Request::bytes(Operation::Read, &self.ns, lba, buf.len());
+        self.ctrl.run(&self.ns, &request, Data::Read(buf))
     }
 
     /// Writes whole blocks starting at `lba`.
     pub fn write(&mut self, lba: u64, buf: &[u8]) -> Result<(), Error> {
-        self.ctrl.transfer(self.index, lba, Data::Write(buf, false))
+        let request = Request::bytes(Operation::Write { fua: false }, &self.ns, lba, buf.len());
+        self.ctrl.run(&self.ns, &request, Data::Write(buf))
     }
 
     /// Writes with Force Unit Access (data on media when this returns).
     pub fn write_fua(&mut self, lba: u64, buf: &[u8]) -> Result<(), Error> {
-        self.ctrl.transfer(self.index, lba, Data::Write(buf, true))
+        let request = Request::bytes(Operation::Write { fua: true }, &self.ns, lba, buf.len());
+        self.ctrl.run(&self.ns, &request, Data::Write(buf))
     }
 
     /// Flushes the volatile write cache.
     pub fn flush(&mut self) -> Result<(), Error> {
-        self.ctrl.flush_namespace(self.index)
+        let request = Request::blocks(Operation::Flush, 0, 0);
+        self.ctrl.run(&self.ns, &request, Data::None)
     }
 
     /// Zeroes `count` blocks from `lba` (Write Zeroes; `Unsupported` if the
     /// controller lacks it).
     pub fn write_zeroes(&mut self, lba: u64, count: u64) -> Result<(), Error> {
-        self.ctrl.write_zeroes_namespace(self.index, lba, count)
+        let request = Request::blocks(Operation::WriteZeroes, lba, count);
+        self.ctrl.run(&self.ns, &request, Data::None)
     }
 
     /// Deallocates `count` blocks from `lba` (Dataset Management;
     /// `Unsupported` if the controller lacks it).
     pub fn discard(&mut self, lba: u64, count: u64) -> Result<(), Error> {
-        self.ctrl.discard_namespace(self.index, lba, count)
-    }
-}
-
-/// A namespace as an `IoQueue` sees it.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct NamespaceLimits {
-    pub(crate) index: usize,
-    pub(crate) info: NamespaceInfo,
-}
-
-/// Kind of a queued request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IoOp {
-    /// Read into the slot buffer.
-    Read,
-    /// Write from the slot buffer.
-    Write,
-    /// Flush.
-    Flush,
-    /// Write Zeroes.
-    WriteZeroes,
-}
-
-/// The outcome of a queued request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Completion {
-    /// The caller's tag given at submission.
-    pub tag: u64,
-    /// What was requested.
-    pub op: IoOp,
-    /// Success, or why not.
-    pub result: Result<(), Error>,
-}
-
-#[derive(Debug)]
-struct SlotData {
-    buffer: DmaRegion,
-    prp_list: DmaRegion,
-    tag: u64,
-    op: IoOp,
-    bytes: usize,
-    /// Namespace index of the request (for write-protect refusals).
-    namespace: usize,
-}
-
-/// One I/O queue pair for queued I/O (see the module documentation).
-pub struct IoQueue<R: RegisterAccess, C: Clock> {
-    regs: R,
-    clock: C,
-    pair: QueuePair,
-    slots: Vec<SlotData>,
-    shared: Arc<Shared>,
-    generation: u32,
-    namespaces: Vec<NamespaceLimits>,
-    page_size: usize,
-    buffer_size: usize,
-    timeout_ms: u64,
-    write_zeroes: bool,
-    unknown: u64,
-    timed_out: usize,
-    batch_doorbells: bool,
-    next_deadline_ns: u64,
-}
-
-impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        regs: R,
-        clock: C,
-        pair: QueuePair,
-        buffers: Vec<(DmaRegion, DmaRegion)>,
-        shared: Arc<Shared>,
-        namespaces: Vec<NamespaceLimits>,
-        page_size: usize,
-        buffer_size: usize,
-        timeout_ms: u64,
-        write_zeroes: bool,
-    ) -> Self {
-        let generation = shared.generation.load(Ordering::Acquire);
-        let slots = buffers
-            .into_iter()
-            .map(|(buffer, prp_list)| SlotData {
-                buffer,
-                prp_list,
-                tag: 0,
-                op: IoOp::Read,
-                bytes: 0,
-                namespace: 0,
-            })
-            .collect();
-        IoQueue {
-            regs,
-            clock,
-            pair,
-            slots,
-            shared,
-            generation,
-            namespaces,
-            page_size,
-            buffer_size,
-            timeout_ms,
-            write_zeroes,
-            unknown: 0,
-            timed_out: 0,
-            batch_doorbells: false,
-            next_deadline_ns: 0,
-        }
-    }
-
-    /// With batching on, `submit_*` only queue the request in the ring; the
-    /// device is told (one doorbell write for all of them) at the next
-    /// [`Self::poll`] or [`Self::ring`]. Off by default: every submission
-    /// rings the doorbell at once. In a virtual machine each doorbell is a
-    /// trapped MMIO write, so batching saves time at depth above one.
-    pub fn set_doorbell_batching(&mut self, on: bool) {
-        self.batch_doorbells = on;
-        if !on {
-            self.ring();
-        }
-    }
-
-    /// Tells the device about every request queued since the last doorbell.
-    pub fn ring(&mut self) {
-        if self.shared.generation.load(Ordering::Acquire) == self.generation {
-            self.pair.ring_submissions(&self.regs);
-        }
-    }
-
-    /// Maximum requests in flight.
-    pub fn depth(&self) -> usize {
-        self.pair.depth()
-    }
-
-    /// Requests in flight (including timed-out ones).
-    pub fn in_flight(&self) -> usize {
-        self.pair.in_flight()
-    }
-
-    /// Largest transfer of one request, in bytes.
-    pub fn buffer_size(&self) -> usize {
-        self.buffer_size
-    }
-
-    /// The NVMe queue identifier.
-    pub fn queue_id(&self) -> u16 {
-        self.pair.qid()
-    }
-
-    /// Completions seen with an unknown command identifier (ignored).
-    pub fn unknown_completions(&self) -> u64 {
-        self.unknown
-    }
-
-    /// Whether a request timed out; the kernel should call
-    /// `Controller::recover`, after which the queue starts afresh.
-    pub fn needs_recovery(&self) -> bool {
-        self.timed_out > 0
-    }
-
-    /// Whether this queue was handed out by the controller owning `shared`.
-    pub(crate) fn belongs_to(&self, shared: &Arc<Shared>) -> bool {
-        Arc::ptr_eq(&self.shared, shared)
-    }
-
-    /// Splits the queue into its ring pair (in a state matching the device)
-    /// and its slot buffers.
-    pub(crate) fn into_parts(mut self) -> (QueuePair, Vec<(DmaRegion, DmaRegion)>) {
-        if self.shared.generation.load(Ordering::Acquire) != self.generation {
-            // The device recreated the queue empty after a reset.
-            self.pair.reset();
-        }
-        let buffers = self
-            .slots
-            .into_iter()
-            .map(|s| (s.buffer, s.prp_list))
-            .collect();
-        (self.pair, buffers)
-    }
-
-    /// Checks shutdown and resets after a controller reset if nothing is
-    /// in flight (otherwise `poll` must report the lost requests first).
-    fn ready_to_submit(&mut self) -> Result<(), Error> {
-        if self.shared.shut_down.load(Ordering::Acquire) {
-            return Err(Error::ShutDown);
-        }
-        let generation = self.shared.generation.load(Ordering::Acquire);
-        if generation != self.generation {
-            // Requests already reported (timed out) need no further report.
-            if self.pair.in_flight() > self.timed_out {
-                return Err(Error::Reset);
-            }
-            self.pair.reset();
-            self.generation = generation;
-            self.timed_out = 0;
-        }
-        Ok(())
-    }
-
-    fn namespace(&self, nsid: u32) -> Result<NamespaceLimits, Error> {
-        let ns = *self
-            .namespaces
-            .iter()
-            .find(|n| n.info.nsid == nsid)
-            .ok_or(Error::NoSuchNamespace)?;
-        ns.info.usable()?;
-        Ok(ns)
-    }
-
-    fn writable(&self, ns: &NamespaceLimits) -> Result<(), Error> {
-        self.shared
-            .writable
-            .get(ns.index)
-            .map_or(Err(Error::NotOwned), |gate| gate.check())
-    }
-
-    /// Remembers which namespace the request in `slot` is for.
-    fn note_namespace(&mut self, slot: u16, ns: &NamespaceLimits) {
-        if let Some(s) = self.slots.get_mut(slot as usize) {
-            s.namespace = ns.index;
-        }
-    }
-
-    fn submit(&mut self, slot: u16, cmd: SubmissionEntry, tag: u64, op: IoOp, bytes: usize) {
-        if let Some(s) = self.slots.get_mut(slot as usize) {
-            s.tag = tag;
-            s.op = op;
-            s.bytes = bytes;
-        }
-        let deadline = self
-            .clock
-            .now_ns()
-            .saturating_add(self.timeout_ms.saturating_mul(1_000_000));
-        self.pair.push(slot, &cmd, deadline);
-        if !self.batch_doorbells {
-            self.pair.ring_submissions(&self.regs);
-        }
-    }
-
-    fn data_command(
-        &mut self,
-        slot: u16,
-        bytes: usize,
-        cmd: SubmissionEntry,
-    ) -> Result<SubmissionEntry, Error> {
-        let page = self.page_size;
-        let s = self.slots.get_mut(slot as usize).ok_or(Error::QueueFull)?;
-        let prps = prp::contiguous(s.buffer.phys(), bytes, page, &mut s.prp_list)?;
-        Ok(cmd.with_prps(prps.prp1, prps.prp2))
-    }
-
-    fn bytes_for(&self, ns: &NamespaceLimits, lba: u64, blocks: u32) -> Result<usize, Error> {
-        let bytes = (blocks as usize)
-            .checked_mul(ns.info.block_size)
-            .ok_or(Error::InvalidLength)?;
-        check_range(&ns.info, lba, bytes)?;
-        if bytes > self.buffer_size {
-            return Err(Error::InvalidLength);
-        }
-        Ok(bytes)
-    }
-
-    /// Queues a read of `blocks` blocks at `lba`; the data arrives in the
-    /// `poll` callback. At most [`Self::buffer_size`] bytes.
-    pub fn submit_read(&mut self, nsid: u32, lba: u64, blocks: u32, tag: u64) -> Result<(), Error> {
-        self.ready_to_submit()?;
-        let ns = self.namespace(nsid)?;
-        let bytes = self.bytes_for(&ns, lba, blocks)?;
-        if ns
-            .info
-            .zoned
-            .and_then(|zone| zone.blocks_to_boundary(lba))
-            .is_some_and(|left| u64::from(blocks) > left)
-        {
-            return Err(Error::ZoneBoundary);
-        }
-        let slot = self.pair.alloc_slot().ok_or(Error::QueueFull)?;
-        match self.data_command(slot, bytes, SubmissionEntry::read(nsid, lba, blocks)) {
-            Ok(cmd) => {
-                self.submit(slot, cmd, tag, IoOp::Read, bytes);
-                Ok(())
-            }
-            Err(e) => {
-                self.pair.release_slot(slot);
-                Err(e)
-            }
-        }
-    }
-
-    fn write_inner(
-        &mut self,
-        nsid: u32,
-        lba: u64,
-        data: &[u8],
-        tag: u64,
-        fua: bool,
-    ) -> Result<(), Error> {
-        self.ready_to_submit()?;
-        let ns = self.namespace(nsid)?;
-        check_range(&ns.info, lba, data.len())?;
-        self.writable(&ns)?;
-        if data.len() > self.buffer_size {
-            return Err(Error::InvalidLength);
-        }
-        let blocks = (data.len() / ns.info.block_size) as u32;
-        let slot = self.pair.alloc_slot().ok_or(Error::QueueFull)?;
-        let copied = self
-            .slots
-            .get_mut(slot as usize)
-            .is_some_and(|s| s.buffer.copy_in(0, data));
-        let cmd = if copied {
-            self.data_command(
-                slot,
-                data.len(),
-                SubmissionEntry::write(nsid, lba, blocks, fua),
-            )
-        } else {
-            Err(Error::InvalidLength)
-        };
-        match cmd {
-            Ok(cmd) => {
-                self.note_namespace(slot, &ns);
-                self.submit(slot, cmd, tag, IoOp::Write, data.len());
-                Ok(())
-            }
-            Err(e) => {
-                self.pair.release_slot(slot);
-                Err(e)
-            }
-        }
-    }
-
-    /// Queues a write of `data` (whole blocks, at most
-    /// [`Self::buffer_size`] bytes) at `lba`; the data is copied into the
-    /// slot's buffer before this returns.
-    pub fn submit_write(
-        &mut self,
-        nsid: u32,
-        lba: u64,
-        data: &[u8],
-        tag: u64,
-    ) -> Result<(), Error> {
-        self.write_inner(nsid, lba, data, tag, false)
-    }
-
-    /// As [`Self::submit_write`], with Force Unit Access.
-    pub fn submit_write_fua(
-        &mut self,
-        nsid: u32,
-        lba: u64,
-        data: &[u8],
-        tag: u64,
-    ) -> Result<(), Error> {
-        self.write_inner(nsid, lba, data, tag, true)
-    }
-
-    /// Queues a flush.
-    pub fn submit_flush(&mut self, nsid: u32, tag: u64) -> Result<(), Error> {
-        self.ready_to_submit()?;
-        self.namespace(nsid)?;
-        let slot = self.pair.alloc_slot().ok_or(Error::QueueFull)?;
-        self.submit(slot, SubmissionEntry::flush(nsid), tag, IoOp::Flush, 0);
-        Ok(())
-    }
-
-    /// Queues a Write Zeroes of `blocks` (1..=65536) blocks.
-    pub fn submit_write_zeroes(
-        &mut self,
-        nsid: u32,
-        lba: u64,
-        blocks: u32,
-        tag: u64,
-    ) -> Result<(), Error> {
-        self.ready_to_submit()?;
-        let ns = self.namespace(nsid)?;
-        if blocks == 0 || u64::from(blocks) > crate::controller::MAX_BLOCKS_PER_COMMAND {
-            return Err(Error::InvalidLength);
-        }
-        crate::controller::check_blocks(&ns.info, lba, u64::from(blocks))?;
-        self.writable(&ns)?;
-        if !self.write_zeroes {
-            return Err(Error::Unsupported);
-        }
-        let slot = self.pair.alloc_slot().ok_or(Error::QueueFull)?;
-        self.note_namespace(slot, &ns);
-        self.submit(
-            slot,
-            SubmissionEntry::write_zeroes(nsid, lba, blocks),
-            tag,
-            IoOp::WriteZeroes,
-            0,
-        );
-        Ok(())
-    }
-
-    /// Reports finished requests to `on_complete` (with the read data for
-    /// successful reads, an empty slice otherwise) and returns how many.
-    /// Requests past their deadline are reported once as
-    /// `Timeout { stage: IoCommand }` (or `ControllerFatal`); their slots
-    /// stay busy until they complete late or the controller is recovered.
-    /// After a controller reset or shutdown, every request in flight is
-    /// reported as `Reset` / `ShutDown`.
-    pub fn poll(&mut self, mut on_complete: impl FnMut(Completion, &[u8])) -> usize {
-        let shut_down = self.shared.shut_down.load(Ordering::Acquire);
-        let generation = self.shared.generation.load(Ordering::Acquire);
-        if shut_down || generation != self.generation {
-            let err = if shut_down {
-                Error::ShutDown
-            } else {
-                Error::Reset
-            };
-            let mut n = 0;
-            for slot in self.pair.unreported_slots() {
-                if let Some(s) = self.slots.get(slot as usize) {
-                    on_complete(
-                        Completion {
-                            tag: s.tag,
-                            op: s.op,
-                            result: Err(err),
-                        },
-                        &[],
-                    );
-                    n += 1;
-                }
-            }
-            self.pair.reset();
-            self.generation = generation;
-            self.timed_out = 0;
-            self.next_deadline_ns = 0;
-            return n;
-        }
-        if self.pair.has_unrung_submissions() {
-            self.pair.ring_submissions(&self.regs);
-        }
-        let mut n = 0;
-        loop {
-            match self.pair.take() {
-                Polled::Empty => break,
-                Polled::Unknown(entry) => {
-                    self.unknown += 1;
-                    log::warn!(
-                        "nvme: queue {}: unknown cid {:#x} ignored",
-                        self.pair.qid(),
-                        entry.cid
-                    );
-                }
-                Polled::Done {
-                    slot,
-                    was_timed_out,
-                    entry,
-                } => {
-                    if was_timed_out {
-                        // Already reported as a timeout; the slot is free again.
-                        self.timed_out = self.timed_out.saturating_sub(1);
-                        continue;
-                    }
-                    let Some(s) = self.slots.get(slot as usize) else {
-                        continue;
-                    };
-                    let result = if entry.status.is_success() {
-                        Ok(())
-                    } else if matches!(s.op, IoOp::Write | IoOp::WriteZeroes)
-                        && let Some(gate) = self.shared.writable.get(s.namespace)
-                    {
-                        Err(gate.after_write_error(Error::Device(entry.status)))
-                    } else {
-                        Err(Error::Device(entry.status))
-                    };
-                    let data = if result.is_ok() && s.op == IoOp::Read {
-                        s.buffer.as_slice().get(..s.bytes).unwrap_or(&[])
-                    } else {
-                        &[]
-                    };
-                    on_complete(
-                        Completion {
-                            tag: s.tag,
-                            op: s.op,
-                            result,
-                        },
-                        data,
-                    );
-                    n += 1;
-                }
-            }
-        }
-        // One head doorbell for every entry this call consumed.
-        self.pair.ring_completions(&self.regs);
-        if n == 0 && self.pair.in_flight() > self.timed_out {
-            let now = self.clock.now_ns();
-            if now <= self.next_deadline_ns {
-                // Nothing can have expired yet: skip the scan of every slot.
-                return 0;
-            }
-            while let Some(slot) = self.pair.take_expired(now) {
-                self.timed_out += 1;
-                let csts = Csts(self.regs.read32(offset::CSTS));
-                let err = if csts.is_all_ones() || csts.cfs() {
-                    Error::ControllerFatal
-                } else {
-                    Error::Timeout {
-                        stage: Stage::IoCommand,
-                    }
-                };
-                if let Some(s) = self.slots.get(slot as usize) {
-                    log::warn!(
-                        "nvme: queue {}: request {:#x} failed: {err}",
-                        self.pair.qid(),
-                        s.tag
-                    );
-                    on_complete(
-                        Completion {
-                            tag: s.tag,
-                            op: s.op,
-                            result: Err(err),
-                        },
-                        &[],
-                    );
-                    n += 1;
-                }
-            }
-            self.next_deadline_ns = self.pair.earliest_deadline().unwrap_or(0);
-        }
-        n
+        let request = Request::blocks(Operation::Deallocate, lba, count);
+        self.ctrl.run(&self.ns, &request, Data::None)
     }
 }

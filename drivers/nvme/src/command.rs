@@ -81,6 +81,10 @@ pub enum LogPageId {
     SmartHealth = 0x02,
 }
 
+/// Most logical blocks one Read, Write or Write Zeroes command names (NLB
+/// is a 16-bit, 0-based field).
+pub const MAX_BLOCKS_PER_COMMAND: u64 = 1 << 16;
+
 /// A 64-byte submission queue entry (§4.2). The command identifier lives
 /// outside (assigned by the queue).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -261,6 +265,14 @@ impl SubmissionEntry {
         e
     }
 
+    /// Whether the command changes a namespace's contents (Write, Write
+    /// Zeroes, Dataset Management).
+    pub const fn writes(&self) -> bool {
+        self.opcode == NvmOpcode::Write as u8
+            || self.opcode == NvmOpcode::WriteZeroes as u8
+            || self.opcode == NvmOpcode::DatasetManagement as u8
+    }
+
     /// The 16 dwords as placed in the queue, with command identifier `cid`
     /// (CDW0: opcode 7:0, FUSE 9:8 = 0, PSDT 15:14 = 0 (PRPs), CID 31:16).
     pub const fn to_dwords(&self, cid: u16) -> [u32; 16] {
@@ -297,6 +309,39 @@ impl SubmissionEntry {
             },
             (d[0] >> 16) as u16,
         )
+    }
+}
+
+/// One range of a Dataset Management command (§6.7, Figure 364): 16 bytes,
+/// context attributes (dword 0, left zero), length in logical blocks (dword
+/// 1), starting LBA (dwords 2-3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DsmRange {
+    /// Starting LBA.
+    pub lba: u64,
+    /// Length in logical blocks.
+    pub blocks: u32,
+}
+
+impl DsmRange {
+    /// Bytes per range.
+    pub const SIZE: usize = 16;
+    /// Byte offset of the length.
+    const LENGTH: usize = 4;
+    /// Byte offset of the starting LBA.
+    const STARTING_LBA: usize = 8;
+
+    /// A range of `blocks` blocks from `lba`.
+    pub const fn new(lba: u64, blocks: u32) -> DsmRange {
+        DsmRange { lba, blocks }
+    }
+
+    /// The range as the controller reads it.
+    pub fn to_bytes(self) -> [u8; Self::SIZE] {
+        let mut bytes = [0u8; Self::SIZE];
+        bytes[Self::LENGTH..Self::STARTING_LBA].copy_from_slice(&self.blocks.to_le_bytes());
+        bytes[Self::STARTING_LBA..].copy_from_slice(&self.lba.to_le_bytes());
+        bytes
     }
 }
 

@@ -17,12 +17,15 @@ pub mod error;
 pub mod hal;
 pub(crate) mod hmb;
 pub mod identify;
+pub mod io_queue;
 pub mod log_page;
 pub mod namespace;
 pub(crate) mod prp;
 pub(crate) mod queue;
 pub mod quirks;
 pub mod registers;
+pub(crate) mod request;
+pub(crate) mod sync_queue;
 pub mod zoned;
 
 pub use block::{BlockDevice, Completion, Identity, IoOp, IoQueue};

@@ -38,13 +38,69 @@
 #![forbid(unsafe_code)]
 
 use crate::command::{IdentifyCns, Status};
-use crate::controller::NamespaceInfo;
 use crate::error::Error;
 use crate::identify::{self, IdentifyNamespace};
 use crate::registers::Version;
 use crate::zoned::{IdentifyZonedNamespace, ZONED_COMMAND_SET, ZoneInfo};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
+
+/// One active namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NamespaceInfo {
+    /// Namespace identifier.
+    pub nsid: u32,
+    /// Size in blocks (NSZE).
+    pub block_count: u64,
+    /// Data bytes per block; 0 if the format is unusable.
+    pub block_size: usize,
+    /// Metadata bytes per block of the formatted LBA format.
+    pub metadata_size: u16,
+    /// Write protected: NSATTR bit 0; through `BlockDevice::info`, also a
+    /// write refused with a write-protect status since bring-up. Never
+    /// written.
+    pub write_protected: bool,
+    /// Zoned (Zoned Namespace Command Set), with its zone details: never
+    /// given random writes.
+    pub zoned: Option<ZoneInfo>,
+}
+
+impl NamespaceInfo {
+    /// Whether the driver can do I/O on it (no metadata, sane block size).
+    pub fn usable(&self) -> Result<(), Error> {
+        if self.metadata_size != 0 {
+            Err(Error::NamespaceHasMetadata)
+        } else if self.block_size == 0 {
+            Err(Error::Unsupported)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// A usable namespace as a request path holds it: found by NSID once, when
+/// the handle (a `BlockDevice`) or the queue (an `IoQueue`) is made, and
+/// checked usable then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Namespace {
+    /// Index in the controller's namespace list (and its write gates).
+    pub(crate) index: usize,
+    /// What Identify said.
+    pub(crate) info: NamespaceInfo,
+}
+
+impl Namespace {
+    /// The namespace `nsid` of `namespaces`, if it exists and is usable.
+    pub(crate) fn find(namespaces: &[NamespaceInfo], nsid: u32) -> Result<Namespace, Error> {
+        let index = namespaces
+            .iter()
+            .position(|n| n.nsid == nsid)
+            .ok_or(Error::NoSuchNamespace)?;
+        let info = namespaces[index];
+        info.usable()?;
+        Ok(Namespace { index, info })
+    }
+}
 
 /// Most NSIDs probed per controller (one Active Namespace ID list page).
 pub const MAX_NAMESPACES: usize = 1024;

@@ -1,0 +1,299 @@
+//! One I/O request: the check against its namespace, its submission entry,
+//! its deadline, and the wait for its completion.
+//!
+//! Both request paths (the synchronous one in `sync_queue` and the queued
+//! one in `io_queue`) describe what the caller asked for as a [`Request`],
+//! check it once with [`Request::check`] against the [`Namespace`] handle
+//! found when the path was set up, build the command with
+//! [`Request::entry`], and compute its deadline with [`deadline_ns`]. The
+//! order of the checks is part of the API (tests rely on it): length, range,
+//! write permission, the path's size limit, zone boundary, support.
+//!
+//! [`Shared`] is the state the controller shares with the queues it handed
+//! out: the reset generation, the shutdown flag and who may write to each
+//! namespace.
+
+#![forbid(unsafe_code)]
+
+use crate::command::{CompletionEntry, SubmissionEntry};
+use crate::error::{Error, Stage};
+use crate::hal::{Clock, RegisterAccess};
+use crate::namespace::{Namespace, WriteGate};
+use crate::queue::{Polled, QueuePair};
+use crate::registers::{Csts, offset};
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU32};
+
+/// Nanoseconds per millisecond.
+const NS_PER_MS: u64 = 1_000_000;
+/// Check CSTS for fatal status every this many empty completion polls.
+const FATAL_CHECK_INTERVAL: u32 = 64;
+
+/// The deadline `timeout_ms` after `now_ns` (saturating): the one place
+/// where a command's deadline is computed.
+pub(crate) const fn deadline_ns(now_ns: u64, timeout_ms: u64) -> u64 {
+    now_ns.saturating_add(timeout_ms.saturating_mul(NS_PER_MS))
+}
+
+/// Kind of a queued request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoOp {
+    /// Read into the slot buffer.
+    Read,
+    /// Write from the slot buffer.
+    Write,
+    /// Flush.
+    Flush,
+    /// Write Zeroes.
+    WriteZeroes,
+}
+
+/// What a request does to the namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Operation {
+    /// Read (§6.9).
+    Read,
+    /// Write (§6.15), with Force Unit Access or not.
+    Write {
+        /// Force Unit Access.
+        fua: bool,
+    },
+    /// Flush (§6.8).
+    Flush,
+    /// Write Zeroes (§6.16).
+    WriteZeroes,
+    /// Dataset Management, deallocate (§6.7).
+    Deallocate,
+}
+
+impl Operation {
+    /// Whether the operation changes the namespace's contents.
+    pub(crate) const fn writes(self) -> bool {
+        matches!(
+            self,
+            Operation::Write { .. } | Operation::WriteZeroes | Operation::Deallocate
+        )
+    }
+}
+
+/// What a path allows beyond the namespace's own bounds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    /// Most blocks one request may name (checked with the length), if the
+    /// path sends it as one command without splitting it.
+    pub(crate) max_blocks: Option<u64>,
+    /// Most bytes one request may carry (checked last), if the path has a
+    /// fixed buffer.
+    pub(crate) max_bytes: Option<usize>,
+    /// Whether a read crossing a zone boundary is refused (a path that
+    /// cannot split it) rather than split.
+    pub(crate) refuse_zone_crossing: bool,
+    /// Write Zeroes usable on this controller.
+    pub(crate) write_zeroes: bool,
+    /// Dataset Management deallocate usable on this controller.
+    pub(crate) deallocate: bool,
+}
+
+/// One request as the caller gave it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Request {
+    /// What to do.
+    pub(crate) op: Operation,
+    /// First logical block.
+    pub(crate) lba: u64,
+    /// Logical blocks (0 for a flush).
+    pub(crate) blocks: u64,
+    /// False for a transfer whose length is zero or not whole blocks
+    /// (refused by [`Self::check`]).
+    whole_blocks: bool,
+}
+
+impl Request {
+    /// A transfer of `len` bytes at `lba`, which must be whole blocks of
+    /// `ns` ([`Self::check`] says so).
+    pub(crate) fn bytes(op: Operation, ns: &Namespace, lba: u64, len: usize) -> Request {
+        let block_size = ns.info.block_size;
+        Request {
+            op,
+            lba,
+            blocks: len.checked_div(block_size).unwrap_or(0) as u64,
+            whole_blocks: block_size != 0 && len != 0 && len.is_multiple_of(block_size),
+        }
+    }
+
+    /// `blocks` blocks at `lba`.
+    pub(crate) const fn blocks(op: Operation, lba: u64, blocks: u64) -> Request {
+        Request {
+            op,
+            lba,
+            blocks,
+            whole_blocks: true,
+        }
+    }
+
+    /// The one check of a request before anything reaches the device (see
+    /// the module documentation for the order); returns its length in
+    /// bytes.
+    pub(crate) fn check(
+        &self,
+        ns: &Namespace,
+        shared: &Shared,
+        limits: &Limits,
+    ) -> Result<usize, Error> {
+        if self.op == Operation::Flush {
+            return Ok(0);
+        }
+        if !self.whole_blocks
+            || self.blocks == 0
+            || limits.max_blocks.is_some_and(|max| self.blocks > max)
+        {
+            return Err(Error::InvalidLength);
+        }
+        match self.lba.checked_add(self.blocks) {
+            Some(end) if end <= ns.info.block_count => {}
+            _ => return Err(Error::OutOfRange),
+        }
+        if self.op.writes() {
+            shared.check_write(ns.index)?;
+        }
+        let bytes = usize::try_from(self.blocks)
+            .ok()
+            .and_then(|blocks| blocks.checked_mul(ns.info.block_size))
+            .ok_or(Error::InvalidLength)?;
+        if limits.max_bytes.is_some_and(|max| bytes > max) {
+            return Err(Error::InvalidLength);
+        }
+        if limits.refuse_zone_crossing
+            && self.op == Operation::Read
+            && let Some(left) = ns
+                .info
+                .zoned
+                .and_then(|zone| zone.blocks_to_boundary(self.lba))
+            && self.blocks > left
+        {
+            return Err(Error::ZoneBoundary);
+        }
+        let supported = match self.op {
+            Operation::WriteZeroes => limits.write_zeroes,
+            Operation::Deallocate => limits.deallocate,
+            _ => true,
+        };
+        if !supported {
+            return Err(Error::Unsupported);
+        }
+        Ok(bytes)
+    }
+
+    /// The submission entry for `blocks` blocks of this request from block
+    /// `lba` (a part of it when the path splits), without data pointers.
+    /// A deallocate names its range count instead (see
+    /// [`SubmissionEntry::deallocate`]).
+    pub(crate) const fn entry(&self, nsid: u32, lba: u64, blocks: u32) -> SubmissionEntry {
+        match self.op {
+            Operation::Read => SubmissionEntry::read(nsid, lba, blocks),
+            Operation::Write { fua } => SubmissionEntry::write(nsid, lba, blocks, fua),
+            Operation::Flush => SubmissionEntry::flush(nsid),
+            Operation::WriteZeroes => SubmissionEntry::write_zeroes(nsid, lba, blocks),
+            Operation::Deallocate => SubmissionEntry::deallocate(nsid, blocks),
+        }
+    }
+}
+
+/// State shared between the controller and the I/O queues it handed out.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// Bumped after every controller reset.
+    pub(crate) generation: AtomicU32,
+    /// Set once shutdown started.
+    pub(crate) shut_down: AtomicBool,
+    /// Per namespace (index into the controller's list): who may write.
+    pub(crate) writable: Vec<WriteGate>,
+}
+
+impl Shared {
+    /// Generation 0, running, with these write gates.
+    pub(crate) fn new(writable: Vec<WriteGate>) -> Shared {
+        Shared {
+            generation: AtomicU32::new(0),
+            shut_down: AtomicBool::new(false),
+            writable,
+        }
+    }
+
+    /// Whether a write to namespace `index` may be sent, and why not.
+    pub(crate) fn check_write(&self, index: usize) -> Result<(), Error> {
+        self.writable
+            .get(index)
+            .map_or(Err(Error::NotOwned), WriteGate::check)
+    }
+
+    /// A write to namespace `index` failed with `error`: notes a
+    /// write-protect refusal (see `namespace`) and returns the error to
+    /// report.
+    pub(crate) fn after_write_error(&self, index: usize, error: Error) -> Error {
+        self.writable
+            .get(index)
+            .map_or(error, |gate| gate.after_write_error(error))
+    }
+}
+
+/// Waits until the command in `slot` on `pair` completes or `deadline_ns`
+/// passes: the synchronous completion walk (admin commands and the
+/// synchronous I/O path). Completions with identifiers not in flight are
+/// counted in `unknown` and ignored; CSTS is checked for fatal status every
+/// [`FATAL_CHECK_INTERVAL`] empty polls.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn wait_for_slot<R: RegisterAccess, C: Clock>(
+    pair: &mut QueuePair,
+    regs: &R,
+    clock: &C,
+    slot: u16,
+    deadline_ns: u64,
+    stage: Stage,
+    unknown: &mut u64,
+) -> Result<CompletionEntry, Error> {
+    let mut empty = 0u32;
+    loop {
+        match pair.poll(regs) {
+            Polled::Done { slot: s, entry, .. } if s == slot => {
+                return if entry.status.is_success() {
+                    Ok(entry)
+                } else {
+                    Err(Error::Device(entry.status))
+                };
+            }
+            Polled::Done { entry, .. } => {
+                log::warn!(
+                    "nvme: unexpected completion for cid {:#x} on queue {}",
+                    entry.cid,
+                    pair.qid()
+                );
+            }
+            Polled::Unknown(entry) => {
+                *unknown += 1;
+                log::warn!(
+                    "nvme: completion with unknown cid {:#x} (sq {}) on queue {} ignored",
+                    entry.cid,
+                    entry.sq_id,
+                    pair.qid()
+                );
+            }
+            Polled::Empty => {
+                empty = empty.wrapping_add(1);
+                if empty.is_multiple_of(FATAL_CHECK_INTERVAL) && controller_fatal(regs) {
+                    return Err(Error::ControllerFatal);
+                }
+                if clock.now_ns() > deadline_ns {
+                    return Err(Error::Timeout { stage });
+                }
+                core::hint::spin_loop();
+            }
+        }
+    }
+}
+
+/// Whether CSTS says the controller is gone (all ones) or fatal (CFS).
+pub(crate) fn controller_fatal<R: RegisterAccess>(regs: &R) -> bool {
+    let csts = Csts(regs.read32(offset::CSTS));
+    csts.is_all_ones() || csts.cfs()
+}
