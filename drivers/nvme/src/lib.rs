@@ -25,6 +25,7 @@ pub(crate) mod queue;
 pub mod quirks;
 pub mod registers;
 pub(crate) mod request;
+pub mod request_path;
 pub(crate) mod sync_queue;
 pub mod zoned;
 

@@ -134,6 +134,7 @@ impl Request {
     /// The one check of a request before anything reaches the device (see
     /// the module documentation for the order); returns its length in
     /// bytes.
+    #[inline]
     pub(crate) fn check(
         &self,
         ns: &Namespace,
@@ -156,9 +157,10 @@ impl Request {
         if self.op.writes() {
             shared.check_write(ns.index)?;
         }
-        let bytes = usize::try_from(self.blocks)
-            .ok()
-            .and_then(|blocks| blocks.checked_mul(ns.info.block_size))
+        let bytes = self
+            .blocks
+            .checked_mul(ns.info.block_size as u64)
+            .and_then(|bytes| usize::try_from(bytes).ok())
             .ok_or(Error::InvalidLength)?;
         if limits.max_bytes.is_some_and(|max| bytes > max) {
             return Err(Error::InvalidLength);
@@ -188,6 +190,7 @@ impl Request {
     /// `lba` (a part of it when the path splits), without data pointers.
     /// A deallocate names its range count instead (see
     /// [`SubmissionEntry::deallocate`]).
+    #[inline]
     pub(crate) const fn entry(&self, nsid: u32, lba: u64, blocks: u32) -> SubmissionEntry {
         match self.op {
             Operation::Read => SubmissionEntry::read(nsid, lba, blocks),
