@@ -9,13 +9,13 @@
 //! the device after a call returns, and a timed-out command can only
 //! scribble on memory the queue still owns.
 //!
-//! Every `submit_*` goes through [`IoQueue::submit`]: the request is
-//! checked once against its namespace ([`Request::check`]; the namespace
+//! Every `submit_*` goes through `IoQueue::submit`: the request is
+//! checked once against its namespace (`Request::check`; the namespace
 //! table was built when the queue was taken), a slot and its PRPs are
 //! prepared, the entry is written into the ring with its deadline
-//! ([`QueuePair::push`]) and, unless doorbells are batched, the tail
-//! doorbell is rung ([`QueuePair::ring_submissions`]). [`IoQueue::poll`] is
-//! the completion walk: it takes entries ([`QueuePair::take`]) until the
+//! (`QueuePair::push`) and, unless doorbells are batched, the tail
+//! doorbell is rung (`QueuePair::ring_submissions`). [`IoQueue::poll`] is
+//! the completion walk: it takes entries (`QueuePair::take`) until the
 //! ring is empty, rings the head doorbell once, and reports expired
 //! requests. A queued write the device refuses with a write-protect status
 //! completes as [`Error::WriteProtected`] and marks the namespace

@@ -22,7 +22,7 @@
 //!   skipped with a log line.
 //! - Write protection: NSATTR bit 0.
 //!
-//! Writes: each namespace has a [`WriteGate`] shared by the controller and
+//! Writes: each namespace has a `WriteGate` shared by the controller and
 //! every `IoQueue`. A write passes only if the namespace is not zoned, not
 //! write-protected and marked owned by the application. A write the device
 //! refuses with a write-protect status marks the namespace write-protected

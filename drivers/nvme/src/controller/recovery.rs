@@ -23,7 +23,7 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
     /// Resets the controller and rebuilds its admin and I/O queues (also
     /// the ones handed out, which then report their in-flight commands as
     /// [`Error::Reset`]). Called automatically after a timeout or fatal
-    /// status; callable by the kernel, e.g. after an [`IoQueue`] reported a
+    /// status; callable by the kernel, e.g. after an [`IoQueue`](crate::IoQueue) reported a
     /// timeout.
     pub fn recover(&mut self) -> Result<(), Error> {
         if self.state == State::ShutDown {

@@ -33,7 +33,7 @@ pub fn shutdown_wait_ms(rtd3e_us: u32, cap_ms: u64) -> u64 {
 
 impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
     /// Normal shutdown (CC.SHN = 01b, wait for CSTS.SHST = complete, for
-    /// as long as [`ControllerInfo::shutdown_wait_ms`]). Deletes the I/O
+    /// as long as [`ControllerInfo::shutdown_wait_ms`](super::ControllerInfo::shutdown_wait_ms)). Deletes the I/O
     /// queues and releases the Host Memory Buffer first (best effort).
     /// Idempotent; all I/O afterwards fails with [`Error::ShutDown`].
     pub fn shutdown(&mut self) -> Result<(), Error> {
