@@ -9,6 +9,130 @@
 
 #![forbid(unsafe_code)]
 
+use crate::registers::Field;
+
+/// Dword positions in a 64-byte submission entry (§4.2, Figure 105).
+pub mod dword {
+    /// Command Dword 0: opcode, fused operation, PSDT, command identifier.
+    pub const CDW0: usize = 0;
+    /// Namespace Identifier.
+    pub const NSID: usize = 1;
+    /// PRP Entry 1 (two dwords, low first).
+    pub const PRP1: usize = 6;
+    /// PRP Entry 2 (two dwords, low first).
+    pub const PRP2: usize = 8;
+    /// Command Dword 10, the first command-specific dword.
+    pub const CDW10: usize = 10;
+    /// Dwords in an entry.
+    pub const COUNT: usize = 16;
+}
+
+/// Indexes into [`SubmissionEntry::cdw`] (command dwords 10 to 15).
+pub mod cdw {
+    /// Command Dword 10.
+    pub const CDW10: usize = 0;
+    /// Command Dword 11.
+    pub const CDW11: usize = 1;
+    /// Command Dword 12.
+    pub const CDW12: usize = 2;
+    /// Command Dword 13.
+    pub const CDW13: usize = 3;
+    /// Command Dword 14.
+    pub const CDW14: usize = 4;
+    /// Command Dword 15.
+    pub const CDW15: usize = 5;
+    /// Command dwords 10 to 15.
+    pub const COUNT: usize = 6;
+}
+
+/// Fields of submission and completion entry dwords, each declared once
+/// (NVMe 1.4 §4.2, §4.6 and the commands' sections).
+pub mod field {
+    use super::Field;
+    /// CDW0: Opcode.
+    pub const OPCODE: Field = Field::new(0, 8);
+    /// CDW0: Command Identifier.
+    pub const CID: Field = Field::new(16, 16);
+    /// Create/Delete queue CDW10: Queue Identifier (§5.3, §5.4).
+    pub const QID: Field = Field::new(0, 16);
+    /// Create queue CDW10: Queue Size (0-based).
+    pub const QSIZE: Field = Field::new(16, 16);
+    /// Create queue CDW11: Physically Contiguous.
+    pub const PC: Field = Field::new(0, 1);
+    /// Create I/O Submission Queue CDW11: Completion Queue Identifier.
+    pub const CQID: Field = Field::new(16, 16);
+    /// Identify CDW11: Command Set Identifier (NVMe 2.0 §5.17.1).
+    pub const CSI: Field = Field::new(24, 8);
+    /// Number of Queues: Submission Queues Requested/Allocated (0-based).
+    pub const NSQ: Field = Field::new(0, 16);
+    /// Number of Queues: Completion Queues Requested/Allocated (0-based).
+    pub const NCQ: Field = Field::new(16, 16);
+    /// Get Log Page CDW10: Log Page Identifier (§5.14).
+    pub const LID: Field = Field::new(0, 8);
+    /// Get Log Page CDW10: Number of Dwords Lower (0-based).
+    pub const NUMDL: Field = Field::new(16, 16);
+    /// Get Log Page CDW11: Number of Dwords Upper.
+    pub const NUMDU: Field = Field::new(0, 16);
+    /// The part of a 0-based dword count that NUMDL holds.
+    pub const NUMD_LOWER: Field = Field::new(0, 16);
+    /// The part of a 0-based dword count that NUMDU holds.
+    pub const NUMD_UPPER: Field = Field::new(16, 16);
+    /// Abort CDW10: Submission Queue Identifier (§5.1).
+    pub const ABORT_SQID: Field = Field::new(0, 16);
+    /// Abort CDW10: Command Identifier.
+    pub const ABORT_CID: Field = Field::new(16, 16);
+    /// Abort completion dword 0: command not aborted.
+    pub const ABORT_NOT_ABORTED: Field = Field::new(0, 1);
+    /// Read/Write/Write Zeroes CDW12: Number of Logical Blocks (0-based).
+    pub const NLB: Field = Field::new(0, 16);
+    /// Read/Write CDW12: Force Unit Access.
+    pub const FUA: Field = Field::new(30, 1);
+    /// Dataset Management CDW10: Number of Ranges (0-based, §6.7).
+    pub const NR: Field = Field::new(0, 8);
+    /// Dataset Management CDW11: Attribute - Deallocate.
+    pub const AD: Field = Field::new(2, 1);
+    /// Volatile Write Cache feature: Volatile Write Cache Enable (§5.21.1.6).
+    pub const WCE: Field = Field::new(0, 1);
+    /// Completion dword 2: SQ Head Pointer.
+    pub const SQHD: Field = Field::new(0, 16);
+    /// Completion dword 2: SQ Identifier.
+    pub const SQID: Field = Field::new(16, 16);
+    /// Completion dword 3: Command Identifier.
+    pub const CQE_CID: Field = Field::new(0, 16);
+    /// Completion dword 3: Phase Tag.
+    pub const PHASE: Field = Field::new(16, 1);
+    /// Completion dword 3: Status Field.
+    pub const STATUS: Field = Field::new(17, 15);
+    /// Status Field: Status Code.
+    pub const SC: Field = Field::new(0, 8);
+    /// Status Field: Status Code Type.
+    pub const SCT: Field = Field::new(8, 3);
+    /// Status Field: Command Retry Delay.
+    pub const CRD: Field = Field::new(11, 2);
+    /// Status Field: More.
+    pub const MORE: Field = Field::new(13, 1);
+    /// Status Field: Do Not Retry.
+    pub const DNR: Field = Field::new(14, 1);
+}
+
+/// The low dword of a 64-bit value.
+const fn low(v: u64) -> u32 {
+    v as u32
+}
+
+/// The high dword of a 64-bit value.
+const fn high(v: u64) -> u32 {
+    (v >> u32::BITS) as u32
+}
+
+/// Two dwords as a 64-bit value, low first.
+const fn join(low: u32, high: u32) -> u64 {
+    low as u64 | ((high as u64) << u32::BITS)
+}
+
+/// NSID that names every namespace (global scope, §4.5).
+pub const NSID_ALL: u32 = u32::MAX;
+
 /// Admin command opcodes (NVMe 1.4 §5, Figure 139).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -98,7 +222,7 @@ pub struct SubmissionEntry {
     /// PRP entry 2 (dwords 8-9).
     pub prp2: u64,
     /// Command dwords 10 to 15.
-    pub cdw: [u32; 6],
+    pub cdw: [u32; cdw::COUNT],
 }
 
 impl SubmissionEntry {
@@ -111,7 +235,7 @@ impl SubmissionEntry {
             nsid: 0,
             prp1: 0,
             prp2: 0,
-            cdw: [0; 6],
+            cdw: [0; cdw::COUNT],
         }
     }
 
@@ -126,36 +250,37 @@ impl SubmissionEntry {
     pub const fn identify(cns: IdentifyCns, nsid: u32) -> SubmissionEntry {
         let mut e = Self::with_opcode(AdminOpcode::Identify as u8);
         e.nsid = nsid;
-        e.cdw[0] = cns as u32;
+        e.cdw[cdw::CDW10] = cns as u32;
         e
     }
 
     /// Sets the Command Set Identifier of an Identify command (CDW11 bits
     /// 31:24, NVMe 2.0 §5.17.1).
     pub const fn with_command_set_identifier(mut self, csi: u8) -> SubmissionEntry {
-        self.cdw[1] = (self.cdw[1] & 0x00FF_FFFF) | ((csi as u32) << 24);
+        self.cdw[cdw::CDW11] = field::CSI.set32(self.cdw[cdw::CDW11], csi as u32);
         self
     }
 
     /// Set Features (§5.21) with CDW11 `value`.
     pub const fn set_features(fid: FeatureId, value: u32) -> SubmissionEntry {
         let mut e = Self::with_opcode(AdminOpcode::SetFeatures as u8);
-        e.cdw[0] = fid as u32;
-        e.cdw[1] = value;
+        e.cdw[cdw::CDW10] = fid as u32;
+        e.cdw[cdw::CDW11] = value;
         e
     }
 
     /// Get Features (§5.9), current value (SEL = 0).
     pub const fn get_features(fid: FeatureId) -> SubmissionEntry {
         let mut e = Self::with_opcode(AdminOpcode::GetFeatures as u8);
-        e.cdw[0] = fid as u32;
+        e.cdw[cdw::CDW10] = fid as u32;
         e
     }
 
     /// Number of Queues value (§5.21.1.7): counts are 1-based here and
     /// encoded 0-based.
     pub const fn number_of_queues(submission: u16, completion: u16) -> u32 {
-        (submission.saturating_sub(1) as u32) | ((completion.saturating_sub(1) as u32) << 16)
+        let nsq = field::NSQ.set32(0, submission.saturating_sub(1) as u32);
+        field::NCQ.set32(nsq, completion.saturating_sub(1) as u32)
     }
 
     /// Create I/O Completion Queue (§5.3), physically contiguous, interrupts
@@ -163,8 +288,9 @@ impl SubmissionEntry {
     pub const fn create_io_completion_queue(qid: u16, entries: u32, base: u64) -> SubmissionEntry {
         let mut e = Self::with_opcode(AdminOpcode::CreateIoCompletionQueue as u8);
         e.prp1 = base;
-        e.cdw[0] = (qid as u32) | ((entries.saturating_sub(1) & 0xFFFF) << 16);
-        e.cdw[1] = 1; // PC = 1, IEN = 0, IV = 0.
+        e.cdw[cdw::CDW10] = Self::queue_dword(qid, entries);
+        // IEN = 0, IV = 0.
+        e.cdw[cdw::CDW11] = field::PC.set32(0, 1);
         e
     }
 
@@ -178,22 +304,27 @@ impl SubmissionEntry {
     ) -> SubmissionEntry {
         let mut e = Self::with_opcode(AdminOpcode::CreateIoSubmissionQueue as u8);
         e.prp1 = base;
-        e.cdw[0] = (qid as u32) | ((entries.saturating_sub(1) & 0xFFFF) << 16);
-        e.cdw[1] = 1 | ((cqid as u32) << 16); // PC = 1.
+        e.cdw[cdw::CDW10] = Self::queue_dword(qid, entries);
+        e.cdw[cdw::CDW11] = field::CQID.set32(field::PC.set32(0, 1), cqid as u32);
         e
+    }
+
+    /// CDW10 of the queue commands: QID and the 0-based QSIZE.
+    const fn queue_dword(qid: u16, entries: u32) -> u32 {
+        field::QSIZE.set32(field::QID.set32(0, qid as u32), entries.saturating_sub(1))
     }
 
     /// Delete I/O Submission Queue (§5.7).
     pub const fn delete_io_submission_queue(qid: u16) -> SubmissionEntry {
         let mut e = Self::with_opcode(AdminOpcode::DeleteIoSubmissionQueue as u8);
-        e.cdw[0] = qid as u32;
+        e.cdw[cdw::CDW10] = field::QID.set32(0, qid as u32);
         e
     }
 
     /// Delete I/O Completion Queue (§5.6).
     pub const fn delete_io_completion_queue(qid: u16) -> SubmissionEntry {
         let mut e = Self::with_opcode(AdminOpcode::DeleteIoCompletionQueue as u8);
-        e.cdw[0] = qid as u32;
+        e.cdw[cdw::CDW10] = field::QID.set32(0, qid as u32);
         e
     }
 
@@ -201,12 +332,15 @@ impl SubmissionEntry {
     /// `offset`, global scope (NSID all-ones).
     pub const fn get_log_page(lid: LogPageId, dwords: u32, offset: u64) -> SubmissionEntry {
         let mut e = Self::with_opcode(AdminOpcode::GetLogPage as u8);
-        e.nsid = 0xFFFF_FFFF;
+        e.nsid = NSID_ALL;
         let numd = dwords.saturating_sub(1);
-        e.cdw[0] = (lid as u32) | ((numd & 0xFFFF) << 16);
-        e.cdw[1] = numd >> 16;
-        e.cdw[2] = offset as u32;
-        e.cdw[3] = (offset >> 32) as u32;
+        e.cdw[cdw::CDW10] = field::NUMDL.set32(
+            field::LID.set32(0, lid as u32),
+            field::NUMD_LOWER.get32(numd),
+        );
+        e.cdw[cdw::CDW11] = field::NUMDU.set32(0, field::NUMD_UPPER.get32(numd));
+        e.cdw[cdw::CDW12] = low(offset);
+        e.cdw[cdw::CDW13] = high(offset);
         e
     }
 
@@ -220,16 +354,18 @@ impl SubmissionEntry {
     /// Abort (§5.1) the command `cid` on submission queue `sqid`.
     pub const fn abort(sqid: u16, cid: u16) -> SubmissionEntry {
         let mut e = Self::with_opcode(AdminOpcode::Abort as u8);
-        e.cdw[0] = (sqid as u32) | ((cid as u32) << 16);
+        e.cdw[cdw::CDW10] =
+            field::ABORT_CID.set32(field::ABORT_SQID.set32(0, sqid as u32), cid as u32);
         e
     }
 
     const fn rw(op: NvmOpcode, nsid: u32, lba: u64, blocks: u32, fua: bool) -> SubmissionEntry {
         let mut e = Self::with_opcode(op as u8);
         e.nsid = nsid;
-        e.cdw[0] = lba as u32;
-        e.cdw[1] = (lba >> 32) as u32;
-        e.cdw[2] = (blocks.saturating_sub(1) & 0xFFFF) | if fua { 1 << 30 } else { 0 };
+        e.cdw[cdw::CDW10] = low(lba);
+        e.cdw[cdw::CDW11] = high(lba);
+        e.cdw[cdw::CDW12] =
+            field::FUA.set32(field::NLB.set32(0, blocks.saturating_sub(1)), fua as u32);
         e
     }
 
@@ -260,8 +396,8 @@ impl SubmissionEntry {
     pub const fn deallocate(nsid: u32, ranges: u32) -> SubmissionEntry {
         let mut e = Self::with_opcode(NvmOpcode::DatasetManagement as u8);
         e.nsid = nsid;
-        e.cdw[0] = ranges.saturating_sub(1) & 0xFF;
-        e.cdw[1] = 1 << 2; // AD
+        e.cdw[cdw::CDW10] = field::NR.set32(0, ranges.saturating_sub(1));
+        e.cdw[cdw::CDW11] = field::AD.set32(0, 1);
         e
     }
 
@@ -275,42 +411,54 @@ impl SubmissionEntry {
 
     /// The 16 dwords as placed in the queue, with command identifier `cid`
     /// (CDW0: opcode 7:0, FUSE 9:8 = 0, PSDT 15:14 = 0 (PRPs), CID 31:16).
-    pub const fn to_dwords(&self, cid: u16) -> [u32; 16] {
-        [
-            self.opcode as u32 | ((cid as u32) << 16),
-            self.nsid,
-            0,
-            0,
-            0,
-            0,
-            self.prp1 as u32,
-            (self.prp1 >> 32) as u32,
-            self.prp2 as u32,
-            (self.prp2 >> 32) as u32,
-            self.cdw[0],
-            self.cdw[1],
-            self.cdw[2],
-            self.cdw[3],
-            self.cdw[4],
-            self.cdw[5],
-        ]
+    pub const fn to_dwords(&self, cid: u16) -> [u32; dword::COUNT] {
+        let mut d = [0u32; dword::COUNT];
+        d[dword::CDW0] = field::CID.set32(field::OPCODE.set32(0, self.opcode as u32), cid as u32);
+        d[dword::NSID] = self.nsid;
+        d[dword::PRP1] = low(self.prp1);
+        d[dword::PRP1 + 1] = high(self.prp1);
+        d[dword::PRP2] = low(self.prp2);
+        d[dword::PRP2 + 1] = high(self.prp2);
+        let mut i = 0;
+        while i < cdw::COUNT {
+            d[dword::CDW10 + i] = self.cdw[i];
+            i += 1;
+        }
+        d
     }
 
     /// Parses the 16 dwords of an entry (inverse of [`Self::to_dwords`]);
     /// returns the entry and its command identifier.
-    pub const fn from_dwords(d: &[u32; 16]) -> (SubmissionEntry, u16) {
+    pub const fn from_dwords(d: &[u32; dword::COUNT]) -> (SubmissionEntry, u16) {
+        let mut cdw = [0u32; cdw::COUNT];
+        let mut i = 0;
+        while i < cdw::COUNT {
+            cdw[i] = d[dword::CDW10 + i];
+            i += 1;
+        }
         (
             SubmissionEntry {
-                opcode: d[0] as u8,
-                nsid: d[1],
-                prp1: d[6] as u64 | ((d[7] as u64) << 32),
-                prp2: d[8] as u64 | ((d[9] as u64) << 32),
-                cdw: [d[10], d[11], d[12], d[13], d[14], d[15]],
+                opcode: field::OPCODE.get32(d[dword::CDW0]) as u8,
+                nsid: d[dword::NSID],
+                prp1: join(d[dword::PRP1], d[dword::PRP1 + 1]),
+                prp2: join(d[dword::PRP2], d[dword::PRP2 + 1]),
+                cdw,
             },
-            (d[0] >> 16) as u16,
+            field::CID.get32(d[dword::CDW0]) as u16,
         )
     }
 }
+
+// Figure 105: CDW0 and NSID first, PRP1 at byte 24, PRP2 at 32, CDW10 at
+// 40, 64 bytes in all; a completion entry is 16 bytes (Figure 123).
+const _: () = {
+    assert!(dword::COUNT * 4 == SubmissionEntry::SIZE && SubmissionEntry::SIZE == 64);
+    assert!(dword::PRP1 * 4 == 24 && dword::PRP2 * 4 == 32 && dword::CDW10 * 4 == 40);
+    assert!(dword::CDW10 + cdw::COUNT == dword::COUNT);
+    assert!(CompletionEntry::DWORDS * 4 == CompletionEntry::SIZE && CompletionEntry::SIZE == 16);
+    assert!(field::STATUS.low + field::STATUS.width == u32::BITS);
+    assert!(DsmRange::SIZE == 16 && DsmRange::STARTING_LBA + 8 == DsmRange::SIZE);
+};
 
 /// One range of a Dataset Management command (§6.7, Figure 364): 16 bytes,
 /// context attributes (dword 0, left zero), length in logical blocks (dword
@@ -365,7 +513,7 @@ pub enum StatusCodeType {
 impl StatusCodeType {
     /// Decodes the 3-bit field.
     pub const fn from_bits(v: u8) -> StatusCodeType {
-        match v & 7 {
+        match v & field::SCT.max() as u8 {
             0 => Self::Generic,
             1 => Self::CommandSpecific,
             2 => Self::MediaError,
@@ -404,22 +552,23 @@ impl Status {
 
     /// Decodes bits 31:17 of completion dword 3 given as a 15-bit value.
     pub const fn from_field(f: u16) -> Status {
+        let f = f as u32;
         Status {
-            sc: f as u8,
-            sct: ((f >> 8) & 7) as u8,
-            crd: ((f >> 11) & 3) as u8,
-            more: f & (1 << 13) != 0,
-            dnr: f & (1 << 14) != 0,
+            sc: field::SC.get32(f) as u8,
+            sct: field::SCT.get32(f) as u8,
+            crd: field::CRD.get32(f) as u8,
+            more: field::MORE.is_set32(f),
+            dnr: field::DNR.is_set32(f),
         }
     }
 
     /// Encodes the 15-bit field (inverse of [`Self::from_field`]).
     pub const fn to_field(self) -> u16 {
-        self.sc as u16
-            | ((self.sct as u16 & 7) << 8)
-            | ((self.crd as u16 & 3) << 11)
-            | ((self.more as u16) << 13)
-            | ((self.dnr as u16) << 14)
+        let f = field::SC.set32(0, self.sc as u32);
+        let f = field::SCT.set32(f, self.sct as u32);
+        let f = field::CRD.set32(f, self.crd as u32);
+        let f = field::MORE.set32(f, self.more as u32);
+        field::DNR.set32(f, self.dnr as u32) as u16
     }
 
     /// A status with the given type and code, other bits clear.
@@ -555,17 +704,26 @@ pub struct CompletionEntry {
 impl CompletionEntry {
     /// Size in bytes (IOCQES = 4).
     pub const SIZE: usize = 16;
+    /// Dwords in an entry.
+    pub const DWORDS: usize = 4;
+    /// Index of the dword holding the phase tag and the status.
+    pub const STATUS_DWORD: usize = 3;
+
+    /// The phase tag in dword 3: the one place it is decoded.
+    pub const fn phase_of(dw3: u32) -> bool {
+        field::PHASE.is_set32(dw3)
+    }
 
     /// Decodes the four dwords.
     pub const fn from_dwords(d: [u32; 4]) -> CompletionEntry {
         CompletionEntry {
             dw0: d[0],
             dw1: d[1],
-            sq_head: d[2] as u16,
-            sq_id: (d[2] >> 16) as u16,
-            cid: d[3] as u16,
-            phase: d[3] & (1 << 16) != 0,
-            status: Status::from_field((d[3] >> 17) as u16),
+            sq_head: field::SQHD.get32(d[2]) as u16,
+            sq_id: field::SQID.get32(d[2]) as u16,
+            cid: field::CQE_CID.get32(d[3]) as u16,
+            phase: Self::phase_of(d[3]),
+            status: Status::from_field(field::STATUS.get32(d[3]) as u16),
         }
     }
 
@@ -574,8 +732,11 @@ impl CompletionEntry {
         [
             self.dw0,
             self.dw1,
-            self.sq_head as u32 | ((self.sq_id as u32) << 16),
-            self.cid as u32 | ((self.phase as u32) << 16) | ((self.status.to_field() as u32) << 17),
+            field::SQID.set32(field::SQHD.set32(0, self.sq_head as u32), self.sq_id as u32),
+            field::STATUS.set32(
+                field::PHASE.set32(field::CQE_CID.set32(0, self.cid as u32), self.phase as u32),
+                self.status.to_field() as u32,
+            ),
         ]
     }
 }

@@ -43,6 +43,49 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{Ordering, fence};
 
+/// Bytes per dword of a queue entry.
+const DWORD_BYTES: usize = 4;
+
+/// How a command identifier is made: the slot index in the low `slot_bits`
+/// bits, a rolling sequence number above (none when the slot index needs
+/// every bit of the identifier).
+#[derive(Clone, Copy, Debug)]
+struct CidLayout {
+    slot_bits: u32,
+}
+
+impl CidLayout {
+    /// The layout for slots `0..depth`.
+    const fn for_depth(depth: usize) -> CidLayout {
+        CidLayout {
+            slot_bits: usize::BITS - (depth.saturating_sub(1)).leading_zeros(),
+        }
+    }
+
+    /// Whether the slot index fills the whole identifier.
+    const fn slot_only(self) -> bool {
+        self.slot_bits >= u16::BITS
+    }
+
+    /// The identifier of `slot` under `sequence`.
+    const fn cid(self, slot: u16, sequence: u16) -> u16 {
+        if self.slot_only() {
+            slot
+        } else {
+            slot | (sequence << self.slot_bits)
+        }
+    }
+
+    /// The slot an identifier names.
+    const fn slot(self, cid: u16) -> usize {
+        if self.slot_only() {
+            cid as usize
+        } else {
+            (cid & ((1u16 << self.slot_bits) - 1)) as usize
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Slot {
     busy: bool,
@@ -116,7 +159,7 @@ pub(crate) struct QueuePair {
     shadow: Option<Shadow>,
     slots: Vec<Slot>,
     free: Vec<u16>,
-    slot_bits: u32,
+    cids: CidLayout,
     sequence: u16,
     in_flight: usize,
 }
@@ -139,7 +182,6 @@ impl QueuePair {
         doorbells: Doorbells,
     ) -> QueuePair {
         let depth = entries.saturating_sub(1).max(1) as usize;
-        let slot_bits = usize::BITS - (depth - 1).leading_zeros();
         let mut free = Vec::with_capacity(depth);
         // Lowest slots first out of the stack.
         free.extend((0..depth as u16).rev());
@@ -159,7 +201,7 @@ impl QueuePair {
             shadow: None,
             slots: alloc::vec![Slot { busy: false, cid: 0, deadline_ns: 0, timed_out: false }; depth],
             free,
-            slot_bits,
+            cids: CidLayout::for_depth(depth),
             sequence: 0,
             in_flight: 0,
         };
@@ -269,11 +311,7 @@ impl QueuePair {
             return;
         };
         self.sequence = self.sequence.wrapping_add(1);
-        let cid = if self.slot_bits >= 16 {
-            slot
-        } else {
-            slot | (self.sequence << self.slot_bits)
-        };
+        let cid = self.cids.cid(slot, self.sequence);
         *s = Slot {
             busy: true,
             cid,
@@ -283,7 +321,7 @@ impl QueuePair {
         self.in_flight += 1;
         let base = self.sq_tail as usize * SubmissionEntry::SIZE;
         for (i, dword) in entry.to_dwords(cid).iter().enumerate() {
-            self.sq.write_volatile_u32(base + 4 * i, *dword);
+            self.sq.write_volatile_u32(base + DWORD_BYTES * i, *dword);
         }
         self.sq_tail = (self.sq_tail + 1) % self.entries;
     }
@@ -352,19 +390,23 @@ impl QueuePair {
     /// the device learns the new head at the next [`Self::ring_completions`].
     pub(crate) fn take(&mut self) -> Polled {
         let base = self.cq_head as usize * CompletionEntry::SIZE;
-        let dw3 = self.cq.read_volatile_u32(base + 12);
-        let phase = dw3 & (1 << 16) != 0;
-        if phase != self.phase {
+        let dw3 = self
+            .cq
+            .read_volatile_u32(base + DWORD_BYTES * CompletionEntry::STATUS_DWORD);
+        if CompletionEntry::phase_of(dw3) != self.phase {
             return Polled::Empty;
         }
         // The phase flip is seen; read the rest of the entry only now.
         fence(Ordering::Acquire);
-        let entry = CompletionEntry::from_dwords([
-            self.cq.read_volatile_u32(base),
-            self.cq.read_volatile_u32(base + 4),
-            self.cq.read_volatile_u32(base + 8),
-            dw3,
-        ]);
+        let mut dwords = [dw3; CompletionEntry::DWORDS];
+        for (i, dword) in dwords
+            .iter_mut()
+            .enumerate()
+            .take(CompletionEntry::STATUS_DWORD)
+        {
+            *dword = self.cq.read_volatile_u32(base + DWORD_BYTES * i);
+        }
+        let entry = CompletionEntry::from_dwords(dwords);
         self.cq_head += 1;
         if self.cq_head == self.entries {
             self.cq_head = 0;
@@ -373,11 +415,7 @@ impl QueuePair {
         if u32::from(entry.sq_head) < self.entries {
             self.sq_head = u32::from(entry.sq_head);
         }
-        let index = if self.slot_bits >= 16 {
-            entry.cid as usize
-        } else {
-            (entry.cid & ((1u16 << self.slot_bits) - 1)) as usize
-        };
+        let index = self.cids.slot(entry.cid);
         match self.slots.get_mut(index) {
             Some(s) if s.busy && s.cid == entry.cid && entry.sq_id == self.qid => {
                 let was_timed_out = s.timed_out;

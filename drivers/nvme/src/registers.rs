@@ -34,18 +34,163 @@ pub mod offset {
     pub const DOORBELL_BASE: usize = 0x1000;
 }
 
-const fn bits64(v: u64, low: u32, width: u32) -> u64 {
-    (v >> low) & ((1u64 << width) - 1)
+/// One field of a register or a queue entry dword: `width` bits from bit
+/// `low`. Each field is declared once, as a constant next to its
+/// register, and read and written only through [`Field::get`] and
+/// [`Field::set`] (and their 32-bit forms), so no call site shifts or
+/// masks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Field {
+    /// Lowest bit.
+    pub low: u32,
+    /// Number of bits.
+    pub width: u32,
 }
 
-const fn bits32(v: u32, low: u32, width: u32) -> u32 {
-    (v >> low) & ((1u32 << width) - 1)
+impl Field {
+    /// The field of `width` bits from bit `low` (checked at compile time
+    /// where used in constants: it must fit 64 bits).
+    pub const fn new(low: u32, width: u32) -> Field {
+        assert!(width > 0 && low + width <= u64::BITS);
+        Field { low, width }
+    }
+
+    /// The mask of the field's width, unshifted.
+    pub const fn max(self) -> u64 {
+        if self.width == u64::BITS {
+            u64::MAX
+        } else {
+            (1u64 << self.width) - 1
+        }
+    }
+
+    /// The field's value in `v`.
+    pub const fn get(self, v: u64) -> u64 {
+        (v >> self.low) & self.max()
+    }
+
+    /// `v` with the field set to `value` (truncated to the field's width).
+    pub const fn set(self, v: u64, value: u64) -> u64 {
+        let mask = self.max() << self.low;
+        (v & !mask) | ((value << self.low) & mask)
+    }
+
+    /// Whether a one-bit field is set in `v`.
+    pub const fn is_set(self, v: u64) -> bool {
+        self.get(v) != 0
+    }
+
+    /// [`Self::get`] for a 32-bit register or dword.
+    pub const fn get32(self, v: u32) -> u32 {
+        self.get(v as u64) as u32
+    }
+
+    /// [`Self::set`] for a 32-bit register or dword.
+    pub const fn set32(self, v: u32, value: u32) -> u32 {
+        self.set(v as u64, value as u64) as u32
+    }
+
+    /// [`Self::is_set`] for a 32-bit register or dword.
+    pub const fn is_set32(self, v: u32) -> bool {
+        self.is_set(v as u64)
+    }
 }
 
-const fn set32(v: u32, low: u32, width: u32, field: u32) -> u32 {
-    let mask = ((1u32 << width) - 1) << low;
-    (v & !mask) | ((field << low) & mask)
+/// Fields of CAP (§3.1.1, Figure 79).
+pub mod cap {
+    use super::Field;
+    /// Maximum Queue Entries Supported (0-based).
+    pub const MQES: Field = Field::new(0, 16);
+    /// Contiguous Queues Required.
+    pub const CQR: Field = Field::new(16, 1);
+    /// Timeout (500 ms units).
+    pub const TO: Field = Field::new(24, 8);
+    /// Doorbell Stride.
+    pub const DSTRD: Field = Field::new(32, 4);
+    /// NVM Subsystem Reset Supported.
+    pub const NSSRS: Field = Field::new(36, 1);
+    /// Command Sets Supported.
+    pub const CSS: Field = Field::new(37, 8);
+    /// Memory Page Size Minimum.
+    pub const MPSMIN: Field = Field::new(48, 4);
+    /// Memory Page Size Maximum.
+    pub const MPSMAX: Field = Field::new(52, 4);
+    /// CSS bit: the NVM command set.
+    pub const CSS_NVM: u8 = 1 << 0;
+    /// CSS bit: one or more I/O command sets (NVMe 2.0 §3.1.3.1).
+    pub const CSS_IO_COMMAND_SETS: u8 = 1 << 6;
+    /// Milliseconds per TO unit.
+    pub const TO_UNIT_MS: u64 = 500;
 }
+
+/// Fields of VS (§3.1.2, Figure 80).
+pub mod vs {
+    use super::Field;
+    /// Major Version Number.
+    pub const MJR: Field = Field::new(16, 16);
+    /// Minor Version Number.
+    pub const MNR: Field = Field::new(8, 8);
+    /// Tertiary Version Number.
+    pub const TER: Field = Field::new(0, 8);
+}
+
+/// Fields of CC (§3.1.5, Figure 83).
+pub mod cc {
+    use super::Field;
+    /// Enable.
+    pub const EN: Field = Field::new(0, 1);
+    /// I/O Command Set Selected.
+    pub const CSS: Field = Field::new(4, 3);
+    /// Memory Page Size.
+    pub const MPS: Field = Field::new(7, 4);
+    /// Arbitration Mechanism Selected.
+    pub const AMS: Field = Field::new(11, 3);
+    /// Shutdown Notification.
+    pub const SHN: Field = Field::new(14, 2);
+    /// I/O Submission Queue Entry Size.
+    pub const IOSQES: Field = Field::new(16, 4);
+    /// I/O Completion Queue Entry Size.
+    pub const IOCQES: Field = Field::new(20, 4);
+}
+
+/// Fields of CSTS (§3.1.6, Figure 84).
+pub mod csts {
+    use super::Field;
+    /// Ready.
+    pub const RDY: Field = Field::new(0, 1);
+    /// Controller Fatal Status.
+    pub const CFS: Field = Field::new(1, 1);
+    /// Shutdown Status.
+    pub const SHST: Field = Field::new(2, 2);
+    /// NVM Subsystem Reset Occurred.
+    pub const NSSRO: Field = Field::new(4, 1);
+    /// Processing Paused.
+    pub const PP: Field = Field::new(5, 1);
+}
+
+/// Fields of AQA (§3.1.8, Figure 86).
+pub mod aqa {
+    use super::Field;
+    /// Admin Submission Queue Size (0-based).
+    pub const ASQS: Field = Field::new(0, 12);
+    /// Admin Completion Queue Size (0-based).
+    pub const ACQS: Field = Field::new(16, 12);
+}
+
+/// Memory page sizes are `2 ^ (12 + n)` bytes (CAP.MPSMIN, CC.MPS).
+pub const PAGE_SIZE_SHIFT: u32 = 12;
+
+// The register map of §3.1, Figure 78: offsets and 64-bit registers' sizes.
+const _: () = {
+    assert!(offset::CAP == 0x00 && offset::VS == offset::CAP + 8);
+    assert!(offset::INTMS == 0x0C && offset::INTMC == 0x10);
+    assert!(offset::CC == 0x14 && offset::CSTS == 0x1C && offset::NSSR == 0x20);
+    assert!(offset::AQA == 0x24 && offset::ASQ == offset::AQA + 4);
+    assert!(offset::ACQ == offset::ASQ + 8 && offset::DOORBELL_BASE == 0x1000);
+    assert!(cc::IOCQES.low + cc::IOCQES.width <= u32::BITS);
+    assert!(csts::PP.low + csts::PP.width <= u32::BITS);
+    assert!(aqa::ACQS.low + aqa::ACQS.width <= u32::BITS);
+};
 
 /// Controller Capabilities, CAP (§3.1.1, Figure 79).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,59 +199,59 @@ pub struct Cap(pub u64);
 impl Cap {
     /// Maximum Queue Entries Supported as entries (MQES is 0-based).
     pub const fn mqes(self) -> u32 {
-        bits64(self.0, 0, 16) as u32 + 1
+        cap::MQES.get(self.0) as u32 + 1
     }
     /// Contiguous Queues Required.
     pub const fn cqr(self) -> bool {
-        bits64(self.0, 16, 1) != 0
+        cap::CQR.is_set(self.0)
     }
     /// Timeout, in 500 ms units (worst-case time for CSTS.RDY to change).
     pub const fn to(self) -> u8 {
-        bits64(self.0, 24, 8) as u8
+        cap::TO.get(self.0) as u8
     }
     /// Timeout in milliseconds (a reported 0 is treated as one unit).
     pub const fn timeout_ms(self) -> u64 {
         let units = if self.to() == 0 { 1 } else { self.to() as u64 };
-        units * 500
+        units * cap::TO_UNIT_MS
     }
     /// Doorbell Stride exponent: doorbells are `4 << DSTRD` bytes apart.
     pub const fn dstrd(self) -> u8 {
-        bits64(self.0, 32, 4) as u8
+        cap::DSTRD.get(self.0) as u8
     }
     /// NVM Subsystem Reset Supported.
     pub const fn nssrs(self) -> bool {
-        bits64(self.0, 36, 1) != 0
+        cap::NSSRS.is_set(self.0)
     }
     /// Command Sets Supported (bit 0 = NVM command set).
     pub const fn css(self) -> u8 {
-        bits64(self.0, 37, 8) as u8
+        cap::CSS.get(self.0) as u8
     }
     /// Whether the NVM command set is supported (CSS bit 0).
     pub const fn supports_nvm(self) -> bool {
-        self.css() & 1 != 0
+        self.css() & cap::CSS_NVM != 0
     }
     /// Whether the controller supports one or more I/O command sets and
     /// the Identify I/O Command Set data structures (CSS bit 6, NVMe 2.0
     /// §3.1.3.1): CC.CSS may then select all of them (110b), which
     /// controllers with zoned namespaces require before exposing those.
     pub const fn supports_io_command_sets(self) -> bool {
-        self.css() & (1 << 6) != 0
+        self.css() & cap::CSS_IO_COMMAND_SETS != 0
     }
     /// Memory Page Size Minimum exponent (page = 2^(12 + MPSMIN)).
     pub const fn mpsmin(self) -> u8 {
-        bits64(self.0, 48, 4) as u8
+        cap::MPSMIN.get(self.0) as u8
     }
     /// Memory Page Size Maximum exponent.
     pub const fn mpsmax(self) -> u8 {
-        bits64(self.0, 52, 4) as u8
+        cap::MPSMAX.get(self.0) as u8
     }
     /// Minimum memory page size in bytes.
     pub const fn min_page_size(self) -> usize {
-        1usize << (12 + self.mpsmin() as u32)
+        1usize << (PAGE_SIZE_SHIFT + self.mpsmin() as u32)
     }
     /// Maximum memory page size in bytes.
     pub const fn max_page_size(self) -> usize {
-        1usize << (12 + self.mpsmax() as u32)
+        1usize << (PAGE_SIZE_SHIFT + self.mpsmax() as u32)
     }
     /// Whether every bit reads as one (device gone or BAR unmapped).
     pub const fn is_all_ones(self) -> bool {
@@ -121,19 +266,22 @@ pub struct Version(pub u32);
 impl Version {
     /// Major Version Number.
     pub const fn major(self) -> u16 {
-        bits32(self.0, 16, 16) as u16
+        vs::MJR.get32(self.0) as u16
     }
     /// Minor Version Number.
     pub const fn minor(self) -> u8 {
-        bits32(self.0, 8, 8) as u8
+        vs::MNR.get32(self.0) as u8
     }
     /// Tertiary Version Number.
     pub const fn tertiary(self) -> u8 {
-        bits32(self.0, 0, 8) as u8
+        vs::TER.get32(self.0) as u8
     }
     /// Builds a version value.
     pub const fn new(major: u16, minor: u8, tertiary: u8) -> Version {
-        Version(((major as u32) << 16) | ((minor as u32) << 8) | tertiary as u32)
+        Version(vs::TER.set32(
+            vs::MNR.set32(vs::MJR.set32(0, major as u32), minor as u32),
+            tertiary as u32,
+        ))
     }
 }
 
@@ -184,15 +332,15 @@ impl Cc {
     }
     /// Enable (EN).
     pub const fn enabled(self) -> bool {
-        bits32(self.0, 0, 1) != 0
+        cc::EN.is_set32(self.0)
     }
     /// Sets EN.
     pub const fn with_enable(self, en: bool) -> Cc {
-        Cc(set32(self.0, 0, 1, en as u32))
+        Cc(cc::EN.set32(self.0, en as u32))
     }
     /// I/O Command Set Selected (CSS).
     pub const fn css(self) -> u8 {
-        bits32(self.0, 4, 3) as u8
+        cc::CSS.get32(self.0) as u8
     }
     /// Sets CSS.
     pub const fn with_command_set(self, set: CommandSet) -> Cc {
@@ -201,23 +349,23 @@ impl Cc {
             CommandSet::AllSupported => 6,
             CommandSet::AdminOnly => 7,
         };
-        Cc(set32(self.0, 4, 3, v))
+        Cc(cc::CSS.set32(self.0, v))
     }
     /// Memory Page Size exponent (page = 2^(12 + MPS)).
     pub const fn mps(self) -> u8 {
-        bits32(self.0, 7, 4) as u8
+        cc::MPS.get32(self.0) as u8
     }
     /// Sets MPS.
     pub const fn with_mps(self, mps: u8) -> Cc {
-        Cc(set32(self.0, 7, 4, mps as u32))
+        Cc(cc::MPS.set32(self.0, mps as u32))
     }
     /// Arbitration Mechanism Selected (0 = round robin).
     pub const fn ams(self) -> u8 {
-        bits32(self.0, 11, 3) as u8
+        cc::AMS.get32(self.0) as u8
     }
     /// Shutdown Notification.
     pub const fn shn(self) -> ShutdownNotification {
-        match bits32(self.0, 14, 2) {
+        match cc::SHN.get32(self.0) {
             0 => ShutdownNotification::None,
             1 => ShutdownNotification::Normal,
             _ => ShutdownNotification::Abrupt,
@@ -230,23 +378,23 @@ impl Cc {
             ShutdownNotification::Normal => 1,
             ShutdownNotification::Abrupt => 2,
         };
-        Cc(set32(self.0, 14, 2, v))
+        Cc(cc::SHN.set32(self.0, v))
     }
     /// I/O Submission Queue Entry Size exponent (2^n bytes).
     pub const fn iosqes(self) -> u8 {
-        bits32(self.0, 16, 4) as u8
+        cc::IOSQES.get32(self.0) as u8
     }
     /// Sets IOSQES.
     pub const fn with_iosqes(self, exp: u8) -> Cc {
-        Cc(set32(self.0, 16, 4, exp as u32))
+        Cc(cc::IOSQES.set32(self.0, exp as u32))
     }
     /// I/O Completion Queue Entry Size exponent.
     pub const fn iocqes(self) -> u8 {
-        bits32(self.0, 20, 4) as u8
+        cc::IOCQES.get32(self.0) as u8
     }
     /// Sets IOCQES.
     pub const fn with_iocqes(self, exp: u8) -> Cc {
-        Cc(set32(self.0, 20, 4, exp as u32))
+        Cc(cc::IOCQES.set32(self.0, exp as u32))
     }
 }
 
@@ -270,15 +418,15 @@ pub struct Csts(pub u32);
 impl Csts {
     /// Ready.
     pub const fn rdy(self) -> bool {
-        bits32(self.0, 0, 1) != 0
+        csts::RDY.is_set32(self.0)
     }
     /// Controller Fatal Status.
     pub const fn cfs(self) -> bool {
-        bits32(self.0, 1, 1) != 0
+        csts::CFS.is_set32(self.0)
     }
     /// Shutdown Status.
     pub const fn shst(self) -> ShutdownStatus {
-        match bits32(self.0, 2, 2) {
+        match csts::SHST.get32(self.0) {
             0 => ShutdownStatus::Normal,
             1 => ShutdownStatus::Occurring,
             2 => ShutdownStatus::Complete,
@@ -287,11 +435,11 @@ impl Csts {
     }
     /// NVM Subsystem Reset Occurred.
     pub const fn nssro(self) -> bool {
-        bits32(self.0, 4, 1) != 0
+        csts::NSSRO.is_set32(self.0)
     }
     /// Processing Paused.
     pub const fn pp(self) -> bool {
-        bits32(self.0, 5, 1) != 0
+        csts::PP.is_set32(self.0)
     }
     /// Whether the register read as all ones (device gone).
     pub const fn is_all_ones(self) -> bool {
@@ -305,7 +453,10 @@ impl Csts {
             ShutdownStatus::Complete => 2,
             ShutdownStatus::Reserved => 3,
         };
-        Csts(rdy as u32 | ((cfs as u32) << 1) | (s << 2))
+        Csts(csts::SHST.set32(
+            csts::CFS.set32(csts::RDY.set32(0, rdy as u32), cfs as u32),
+            s,
+        ))
     }
 }
 
@@ -320,17 +471,17 @@ impl Aqa {
 
     /// Admin submission and completion queue sizes in entries (2..=4096).
     pub const fn new(submission_entries: u32, completion_entries: u32) -> Aqa {
-        let sq = submission_entries.saturating_sub(1) & 0xFFF;
-        let cq = completion_entries.saturating_sub(1) & 0xFFF;
-        Aqa(sq | (cq << 16))
+        let sq = submission_entries.saturating_sub(1);
+        let cq = completion_entries.saturating_sub(1);
+        Aqa(aqa::ACQS.set32(aqa::ASQS.set32(0, sq), cq))
     }
     /// Admin Submission Queue Size in entries.
     pub const fn submission_entries(self) -> u32 {
-        bits32(self.0, 0, 12) + 1
+        aqa::ASQS.get32(self.0) + 1
     }
     /// Admin Completion Queue Size in entries.
     pub const fn completion_entries(self) -> u32 {
-        bits32(self.0, 16, 12) + 1
+        aqa::ACQS.get32(self.0) + 1
     }
 }
 
