@@ -130,6 +130,23 @@ const fn join(low: u32, high: u32) -> u64 {
     low as u64 | ((high as u64) << u32::BITS)
 }
 
+/// Bytes per dword: Get Log Page counts its transfer in dwords.
+pub const DWORD_BYTES: usize = 4;
+
+/// Controller memory page size the driver prefers (CC.MPS = 0), where
+/// CAP.MPSMIN..MPSMAX allows it.
+pub const PREFERRED_PAGE_SIZE: usize = 4096;
+
+/// Largest I/O queue a controller can create (QSIZE is 16 bits, 0-based).
+pub const MAX_QUEUE_ENTRIES: u32 = 1 << 16;
+
+/// Most I/O queue pairs that can be requested: Number of Queues is 0-based
+/// and 65535 (FFFFh) is reserved (§5.21.1.7).
+pub const MAX_IO_QUEUE_PAIRS: u16 = 0xFFFE;
+
+/// Smallest ring: one entry in flight and the one a full ring leaves free.
+pub const MIN_QUEUE_ENTRIES: u32 = 2;
+
 /// NSID that names every namespace (global scope, §4.5).
 pub const NSID_ALL: u32 = u32::MAX;
 
@@ -399,6 +416,15 @@ impl SubmissionEntry {
         e.cdw[cdw::CDW10] = field::NR.set32(0, ranges.saturating_sub(1));
         e.cdw[cdw::CDW11] = field::AD.set32(0, 1);
         e
+    }
+
+    /// The queue counts granted in a Number of Queues completion (dword 0),
+    /// 1-based: (submission, completion).
+    pub const fn queues_granted(dw0: u32) -> (u16, u16) {
+        (
+            (field::NSQ.get32(dw0) as u16).saturating_add(1),
+            (field::NCQ.get32(dw0) as u16).saturating_add(1),
+        )
     }
 
     /// Whether the command changes a namespace's contents (Write, Write
@@ -680,6 +706,14 @@ pub mod generic {
     pub const PRP_OFFSET_INVALID: u8 = 0x13;
     /// LBA Out of Range.
     pub const LBA_OUT_OF_RANGE: u8 = 0x80;
+    /// Namespace is Write Protected.
+    pub const NAMESPACE_WRITE_PROTECTED: u8 = 0x20;
+}
+
+/// Media and Data Integrity Errors status codes used by the driver (SCT 2).
+pub mod media {
+    /// Write Fault.
+    pub const WRITE_FAULT: u8 = 0x80;
 }
 
 /// A 16-byte completion queue entry (§4.6, Figure 123).

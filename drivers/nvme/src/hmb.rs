@@ -21,7 +21,7 @@
 
 #![forbid(unsafe_code)]
 
-use crate::command::{FeatureId, SubmissionEntry};
+use crate::command::{FeatureId, SubmissionEntry, cdw};
 use crate::hal::{DmaAllocator, DmaRegion};
 use crate::identify::IdentifyController;
 use alloc::vec::Vec;
@@ -30,6 +30,9 @@ use alloc::vec::Vec;
 const IDENTIFY_UNIT: u64 = 4096;
 /// Bytes per descriptor list entry (Figure 294).
 const DESCRIPTOR_BYTES: usize = 16;
+/// Byte offset of a descriptor's size in memory pages (BSIZE), after its
+/// 8-byte address (BADD).
+const DESCRIPTOR_SIZE_AT: usize = 8;
 /// Enable Host Memory (CDW11 bit 0).
 const ENABLE_HOST_MEMORY: u32 = 1 << 0;
 
@@ -165,7 +168,7 @@ impl HostMemoryBuffer {
         for (i, (region, bytes)) in chunks.iter().enumerate() {
             let at = i * DESCRIPTOR_BYTES;
             list.write_volatile_u64(at, region.phys().as_u64());
-            list.write_volatile_u32(at + 8, (bytes / page) as u32);
+            list.write_volatile_u32(at + DESCRIPTOR_SIZE_AT, (bytes / page) as u32);
         }
         Ok(HostMemoryBuffer {
             chunks,
@@ -192,10 +195,10 @@ impl HostMemoryBuffer {
         let mut cmd =
             SubmissionEntry::set_features(FeatureId::HostMemoryBuffer, ENABLE_HOST_MEMORY);
         let list = self.list.phys().as_u64();
-        cmd.cdw[2] = (self.bytes / self.page) as u32;
-        cmd.cdw[3] = list as u32;
-        cmd.cdw[4] = (list >> 32) as u32;
-        cmd.cdw[5] = self.chunks.len() as u32;
+        cmd.cdw[cdw::CDW12] = (self.bytes / self.page) as u32;
+        cmd.cdw[cdw::CDW13] = list as u32;
+        cmd.cdw[cdw::CDW14] = (list >> u32::BITS) as u32;
+        cmd.cdw[cdw::CDW15] = self.chunks.len() as u32;
         cmd
     }
 

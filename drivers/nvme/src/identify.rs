@@ -11,6 +11,126 @@
 /// Bytes in every Identify data structure.
 pub const IDENTIFY_BYTES: usize = 4096;
 
+/// A little-endian field of an Identify structure: `len` bytes at byte
+/// `at`, as Figure 245/247 place it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteField {
+    /// First byte.
+    pub at: usize,
+    /// Length in bytes.
+    pub len: usize,
+}
+
+impl ByteField {
+    const fn new(at: usize, len: usize) -> ByteField {
+        ByteField { at, len }
+    }
+
+    /// The byte after the field.
+    pub const fn end(self) -> usize {
+        self.at + self.len
+    }
+
+    /// The field's value in `buf` (zeros past its end).
+    fn read(self, buf: &[u8]) -> u64 {
+        le(buf, self.at, self.len)
+    }
+}
+
+/// Identify Controller fields the driver reads (§5.15.2.2, Figure 247).
+pub mod controller_field {
+    use super::ByteField;
+    /// PCI Vendor ID.
+    pub const VID: ByteField = ByteField::new(0, 2);
+    /// Serial Number.
+    pub const SN: ByteField = ByteField::new(4, 20);
+    /// Model Number.
+    pub const MN: ByteField = ByteField::new(24, 40);
+    /// Firmware Revision.
+    pub const FR: ByteField = ByteField::new(64, 8);
+    /// Maximum Data Transfer Size.
+    pub const MDTS: ByteField = ByteField::new(77, 1);
+    /// Controller ID.
+    pub const CNTLID: ByteField = ByteField::new(78, 2);
+    /// Version.
+    pub const VER: ByteField = ByteField::new(80, 4);
+    /// RTD3 Entry Latency.
+    pub const RTD3E: ByteField = ByteField::new(88, 4);
+    /// Optional Admin Command Support.
+    pub const OACS: ByteField = ByteField::new(256, 2);
+    /// Error Log Page Entries.
+    pub const ELPE: ByteField = ByteField::new(262, 1);
+    /// Number of Power States Support.
+    pub const NPSS: ByteField = ByteField::new(263, 1);
+    /// Autonomous Power State Transition Attributes.
+    pub const APSTA: ByteField = ByteField::new(265, 1);
+    /// Host Memory Buffer Preferred Size.
+    pub const HMPRE: ByteField = ByteField::new(272, 4);
+    /// Host Memory Buffer Minimum Size.
+    pub const HMMIN: ByteField = ByteField::new(276, 4);
+    /// Host Memory Buffer Minimum Descriptor Entry Size.
+    pub const HMMINDS: ByteField = ByteField::new(332, 4);
+    /// Host Memory Maximum Descriptors Entries.
+    pub const HMMAXD: ByteField = ByteField::new(336, 2);
+    /// Submission Queue Entry Size.
+    pub const SQES: ByteField = ByteField::new(512, 1);
+    /// Completion Queue Entry Size.
+    pub const CQES: ByteField = ByteField::new(513, 1);
+    /// Number of Namespaces.
+    pub const NN: ByteField = ByteField::new(516, 4);
+    /// Optional NVM Command Support.
+    pub const ONCS: ByteField = ByteField::new(520, 2);
+    /// Volatile Write Cache.
+    pub const VWC: ByteField = ByteField::new(525, 1);
+}
+
+/// Identify Namespace fields the driver reads (§5.15.2.1, Figure 245).
+pub mod namespace_field {
+    use super::ByteField;
+    /// Namespace Size.
+    pub const NSZE: ByteField = ByteField::new(0, 8);
+    /// Namespace Capacity.
+    pub const NCAP: ByteField = ByteField::new(8, 8);
+    /// Namespace Utilization.
+    pub const NUSE: ByteField = ByteField::new(16, 8);
+    /// Namespace Features.
+    pub const NSFEAT: ByteField = ByteField::new(24, 1);
+    /// Number of LBA Formats (0-based).
+    pub const NLBAF: ByteField = ByteField::new(25, 1);
+    /// Formatted LBA Size.
+    pub const FLBAS: ByteField = ByteField::new(26, 1);
+    /// Namespace Attributes.
+    pub const NSATTR: ByteField = ByteField::new(99, 1);
+    /// LBA Format 0 Support; formats 1..15 follow.
+    pub const LBAF0: ByteField = ByteField::new(128, 4);
+    /// LBA formats in the structure.
+    pub const LBA_FORMATS: usize = 16;
+}
+
+/// Bytes per NSID in the Active Namespace ID list.
+const NSID_BYTES: usize = 4;
+/// NSIDs in one Active Namespace ID list page.
+pub const ACTIVE_LIST_ENTRIES: usize = IDENTIFY_BYTES / NSID_BYTES;
+
+// Figures 245 and 247: the fields sit where the specification puts them,
+// in order, without overlap, inside the 4096-byte structure.
+const _: () = {
+    use controller_field as c;
+    use namespace_field as n;
+    assert!(c::SN.at == c::VID.end() + 2 && c::MN.at == c::SN.end() && c::FR.at == c::MN.end());
+    assert!(c::MDTS.at == 77 && c::CNTLID.at == c::MDTS.end() && c::VER.at == c::CNTLID.end());
+    assert!(c::RTD3E.at == c::VER.end() + 4 && c::OACS.at == 256);
+    assert!(c::ELPE.at == 262 && c::NPSS.at == c::ELPE.end() && c::APSTA.at == c::NPSS.end() + 1);
+    assert!(c::HMMIN.at == c::HMPRE.end() && c::HMMAXD.at == c::HMMINDS.end());
+    assert!(c::SQES.at == 512 && c::CQES.at == c::SQES.end() && c::NN.at == 516);
+    assert!(c::ONCS.at == c::NN.end() && c::VWC.end() <= IDENTIFY_BYTES);
+    assert!(n::NCAP.at == n::NSZE.end() && n::NUSE.at == n::NCAP.end());
+    assert!(n::NSFEAT.at == n::NUSE.end() && n::NLBAF.at == n::NSFEAT.end());
+    assert!(n::FLBAS.at == n::NLBAF.end() && n::NSATTR.at == 99);
+    assert!(n::LBAF0.at + n::LBA_FORMATS * n::LBAF0.len == 192);
+    assert!(ACTIVE_LIST_ENTRIES == 1024);
+};
+
 fn le(buf: &[u8], at: usize, n: usize) -> u64 {
     let mut v = 0u64;
     for i in (0..n).rev() {
@@ -163,28 +283,29 @@ pub struct IdentifyController {
 impl IdentifyController {
     /// Parses the 4096-byte structure.
     pub fn parse(buf: &[u8]) -> IdentifyController {
+        use controller_field as f;
         IdentifyController {
-            vid: le(buf, 0, 2) as u16,
-            serial: AsciiField::parse(buf, 4),
-            model: AsciiField::parse(buf, 24),
-            firmware: AsciiField::parse(buf, 64),
-            mdts: le(buf, 77, 1) as u8,
-            cntlid: le(buf, 78, 2) as u16,
-            ver: le(buf, 80, 4) as u32,
-            rtd3e_us: le(buf, 88, 4) as u32,
-            oacs: le(buf, 256, 2) as u16,
-            elpe: le(buf, 262, 1) as u8,
-            npss: le(buf, 263, 1) as u8,
-            apsta: le(buf, 265, 1) as u8,
-            hmpre: le(buf, 272, 4) as u32,
-            hmmin: le(buf, 276, 4) as u32,
-            hmminds: le(buf, 332, 4) as u32,
-            hmmaxd: le(buf, 336, 2) as u16,
-            sqes: le(buf, 512, 1) as u8,
-            cqes: le(buf, 513, 1) as u8,
-            nn: le(buf, 516, 4) as u32,
-            oncs: Oncs(le(buf, 520, 2) as u16),
-            vwc: le(buf, 525, 1) as u8,
+            vid: f::VID.read(buf) as u16,
+            serial: AsciiField::parse(buf, f::SN.at),
+            model: AsciiField::parse(buf, f::MN.at),
+            firmware: AsciiField::parse(buf, f::FR.at),
+            mdts: f::MDTS.read(buf) as u8,
+            cntlid: f::CNTLID.read(buf) as u16,
+            ver: f::VER.read(buf) as u32,
+            rtd3e_us: f::RTD3E.read(buf) as u32,
+            oacs: f::OACS.read(buf) as u16,
+            elpe: f::ELPE.read(buf) as u8,
+            npss: f::NPSS.read(buf) as u8,
+            apsta: f::APSTA.read(buf) as u8,
+            hmpre: f::HMPRE.read(buf) as u32,
+            hmmin: f::HMMIN.read(buf) as u32,
+            hmminds: f::HMMINDS.read(buf) as u32,
+            hmmaxd: f::HMMAXD.read(buf) as u16,
+            sqes: f::SQES.read(buf) as u8,
+            cqes: f::CQES.read(buf) as u8,
+            nn: f::NN.read(buf) as u32,
+            oncs: Oncs(f::ONCS.read(buf) as u16),
+            vwc: f::VWC.read(buf) as u8,
         }
     }
 
@@ -273,9 +394,10 @@ pub struct IdentifyNamespace {
 impl IdentifyNamespace {
     /// Parses the 4096-byte structure.
     pub fn parse(buf: &[u8]) -> IdentifyNamespace {
-        let mut formats = [LbaFormat::default(); 16];
+        use namespace_field as n;
+        let mut formats = [LbaFormat::default(); n::LBA_FORMATS];
         for (i, f) in formats.iter_mut().enumerate() {
-            let d = le(buf, 128 + 4 * i, 4) as u32;
+            let d = le(buf, n::LBAF0.at + n::LBAF0.len * i, n::LBAF0.len) as u32;
             *f = LbaFormat {
                 metadata_size: d as u16,
                 lbads: (d >> 16) as u8,
@@ -283,13 +405,13 @@ impl IdentifyNamespace {
             };
         }
         IdentifyNamespace {
-            nsze: le(buf, 0, 8),
-            ncap: le(buf, 8, 8),
-            nuse: le(buf, 16, 8),
-            nsfeat: le(buf, 24, 1) as u8,
-            format_count: (le(buf, 25, 1) as u8).saturating_add(1),
-            flbas: le(buf, 26, 1) as u8,
-            nsattr: le(buf, 99, 1) as u8,
+            nsze: n::NSZE.read(buf),
+            ncap: n::NCAP.read(buf),
+            nuse: n::NUSE.read(buf),
+            nsfeat: n::NSFEAT.read(buf) as u8,
+            format_count: (n::NLBAF.read(buf) as u8).saturating_add(1),
+            flbas: n::FLBAS.read(buf) as u8,
+            nsattr: n::NSATTR.read(buf) as u8,
             formats,
         }
     }
@@ -319,8 +441,8 @@ impl IdentifyNamespace {
 /// Iterates the Active Namespace ID list (§5.15.2.3): up to 1024 NSIDs in
 /// increasing order, terminated by zero.
 pub fn active_namespaces(buf: &[u8]) -> impl Iterator<Item = u32> + '_ {
-    (0..1024)
-        .map(move |i| le(buf, 4 * i, 4) as u32)
+    (0..ACTIVE_LIST_ENTRIES)
+        .map(move |i| le(buf, NSID_BYTES * i, NSID_BYTES) as u32)
         .take_while(|&n| n != 0)
 }
 

@@ -37,7 +37,7 @@
 
 #![forbid(unsafe_code)]
 
-use crate::command::{IdentifyCns, Status};
+use crate::command::{IdentifyCns, Status, StatusCodeType, generic, media};
 use crate::error::Error;
 use crate::identify::{self, IdentifyNamespace};
 use crate::registers::Version;
@@ -137,7 +137,11 @@ pub fn command_set_identifier(list: &[u8]) -> Option<u8> {
 /// Whether a write completing with `status` says the namespace does not
 /// take writes (see the module documentation).
 pub const fn refuses_writes(status: Status) -> bool {
-    matches!((status.sct, status.sc), (0, 0x20) | (2, 0x80))
+    matches!(
+        (status.code_type(), status.sc),
+        (StatusCodeType::Generic, generic::NAMESPACE_WRITE_PROTECTED)
+            | (StatusCodeType::MediaError, media::WRITE_FAULT)
+    )
 }
 
 /// Identify as the probe needs it; the controller implements it over its
@@ -207,7 +211,7 @@ fn active_list<I: IdentifyCommands>(device: &mut I, nn: u32) -> Result<Option<Ve
     let mut ids: Vec<u32> = Vec::new();
     let mut start = 0u32;
     // Each page holds 1024 NSIDs above `start`; at most NN of them exist.
-    let pages = nn / 1024 + 1;
+    let pages = nn / identify::ACTIVE_LIST_ENTRIES as u32 + 1;
     for _ in 0..pages {
         let page = match device.identify(IdentifyCns::ActiveNamespaceList, start, 0) {
             Ok(page) => page,
@@ -223,7 +227,7 @@ fn active_list<I: IdentifyCommands>(device: &mut I, nn: u32) -> Result<Option<Ve
             break;
         }
         match ids.last() {
-            Some(&last) if ids.len() - before == 1024 => start = last,
+            Some(&last) if ids.len() - before == identify::ACTIVE_LIST_ENTRIES => start = last,
             _ => break,
         }
     }

@@ -17,6 +17,13 @@
 use crate::error::Error;
 use crate::hal::{DmaRegion, PhysAddr};
 
+/// Bytes per PRP entry (a 64-bit address).
+const ENTRY_BYTES: usize = 8;
+/// Alignment of PRP1 and of a data pointer: a dword (§4.3).
+const DATA_ALIGN: u64 = 4;
+/// Entries that fit PRP1 and PRP2 without a list.
+const ENTRIES_WITHOUT_LIST: usize = 2;
+
 /// PRP1 and PRP2 of a command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Prps {
@@ -29,7 +36,7 @@ pub(crate) struct Prps {
 /// Largest transfer (bytes) whose PRP list fits in a single list page of
 /// `page` bytes, whatever the offset of the first byte.
 pub(crate) const fn max_transfer_without_chaining(page: usize) -> usize {
-    (page / 8) * page
+    (page / ENTRY_BYTES) * page
 }
 
 /// Number of PRP entries (pages touched) for `len` bytes starting at page
@@ -49,17 +56,17 @@ fn assemble(
     match n {
         0 => None,
         1 => Some(Prps { prp1, prp2: 0 }),
-        2 => Some(Prps {
+        ENTRIES_WITHOUT_LIST => Some(Prps {
             prp1,
             prp2: entry(1)?,
         }),
         _ => {
-            let capacity = list.len().min(page) / 8;
-            if n - 1 > capacity || !list.phys().is_aligned(8) {
+            let capacity = list.len().min(page) / ENTRY_BYTES;
+            if n - 1 > capacity || !list.phys().is_aligned(ENTRY_BYTES as u64) {
                 return None;
             }
             for i in 1..n {
-                list.write_volatile_u64((i - 1) * 8, entry(i)?);
+                list.write_volatile_u64((i - 1) * ENTRY_BYTES, entry(i)?);
             }
             Some(Prps {
                 prp1,
@@ -80,7 +87,7 @@ pub(crate) fn contiguous(
     if len == 0 || page == 0 {
         return Err(Error::InvalidLength);
     }
-    if !phys.is_aligned(4) {
+    if !phys.is_aligned(DATA_ALIGN) {
         return Err(Error::Misaligned);
     }
     let offset = (phys.as_u64() % page as u64) as usize;
@@ -113,7 +120,7 @@ pub(crate) fn translated(
         return None;
     }
     let first = translate(virt)?;
-    if !first.is_aligned(4) {
+    if !first.is_aligned(DATA_ALIGN) {
         return None;
     }
     let offset = (first.as_u64() % page as u64) as usize;

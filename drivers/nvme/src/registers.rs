@@ -177,6 +177,9 @@ pub mod aqa {
     pub const ACQS: Field = Field::new(16, 12);
 }
 
+/// Bytes of one doorbell register (and of its shadow).
+pub const DOORBELL_BYTES: usize = 4;
+
 /// Memory page sizes are `2 ^ (12 + n)` bytes (CAP.MPSMIN, CC.MPS).
 pub const PAGE_SIZE_SHIFT: u32 = 12;
 

@@ -10,7 +10,9 @@
 #![forbid(unsafe_code)]
 
 use super::Controller;
-use crate::command::{CompletionEntry, FeatureId, IdentifyCns, LogPageId, SubmissionEntry};
+use crate::command::{
+    CompletionEntry, DWORD_BYTES, FeatureId, IdentifyCns, LogPageId, SubmissionEntry, field,
+};
 use crate::error::{Error, Stage};
 use crate::hal::{Clock, DmaAllocator, RegisterAccess};
 use crate::log_page::{ERROR_LOG_ENTRY_BYTES, ErrorLogEntry, SMART_LOG_BYTES, SmartLog};
@@ -54,9 +56,12 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
     /// SMART / Health Information log (global).
     pub fn smart_log(&mut self) -> Result<SmartLog, Error> {
         self.scratch.zero();
-        let cmd =
-            SubmissionEntry::get_log_page(LogPageId::SmartHealth, (SMART_LOG_BYTES / 4) as u32, 0)
-                .with_prps(self.scratch.phys().as_u64(), 0);
+        let cmd = SubmissionEntry::get_log_page(
+            LogPageId::SmartHealth,
+            (SMART_LOG_BYTES / DWORD_BYTES) as u32,
+            0,
+        )
+        .with_prps(self.scratch.phys().as_u64(), 0);
         self.admin_checked(cmd)?;
         Ok(SmartLog::parse(self.scratch.as_slice()))
     }
@@ -74,7 +79,7 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
         self.scratch.zero();
         let cmd = SubmissionEntry::get_log_page(
             LogPageId::ErrorInformation,
-            (n * ERROR_LOG_ENTRY_BYTES / 4) as u32,
+            (n * ERROR_LOG_ENTRY_BYTES / DWORD_BYTES) as u32,
             0,
         )
         .with_prps(self.scratch.phys().as_u64(), 0);
@@ -95,7 +100,7 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
         }
         let done =
             self.admin_checked(SubmissionEntry::get_features(FeatureId::VolatileWriteCache))?;
-        Ok(done.dw0 & 1 != 0)
+        Ok(field::WCE.is_set32(done.dw0))
     }
 
     /// Sets the Volatile Write Cache feature.
@@ -116,6 +121,6 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
     /// clear, §5.1).
     pub fn abort(&mut self, sqid: u16, cid: u16) -> Result<bool, Error> {
         let done = self.admin_checked(SubmissionEntry::abort(sqid, cid))?;
-        Ok(done.dw0 & 1 == 0)
+        Ok(!field::ABORT_NOT_ABORTED.is_set32(done.dw0))
     }
 }

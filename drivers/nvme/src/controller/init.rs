@@ -38,7 +38,10 @@
 #![forbid(unsafe_code)]
 
 use super::{Config, Controller, ControllerInfo, State, alloc_pages};
-use crate::command::{FeatureId, IdentifyCns, SubmissionEntry};
+use crate::command::{
+    CompletionEntry, FeatureId, IdentifyCns, MAX_IO_QUEUE_PAIRS, MAX_QUEUE_ENTRIES,
+    MIN_QUEUE_ENTRIES, PREFERRED_PAGE_SIZE, SubmissionEntry, field,
+};
 use crate::error::{Error, Stage};
 use crate::hal::{Clock, DmaAllocator, RegisterAccess, SharedDwords};
 use crate::identify::{self, IDENTIFY_BYTES, IdentifyController, Oncs};
@@ -47,7 +50,8 @@ use crate::prp;
 use crate::queue::{QueuePair, ShadowBuffers};
 use crate::quirks;
 use crate::registers::{
-    Aqa, Cap, Cc, CommandSet, Csts, Doorbells, ShutdownStatus, Version, offset,
+    Aqa, Cap, Cc, CommandSet, Csts, DOORBELL_BYTES, Doorbells, PAGE_SIZE_SHIFT, ShutdownStatus,
+    Version, offset,
 };
 use crate::request::Shared;
 use crate::sync_queue::SyncQueue;
@@ -73,13 +77,14 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
             );
             return Err(Error::Unsupported);
         }
-        let page_size = if cap.min_page_size() <= 4096 && 4096 <= cap.max_page_size() {
-            4096
-        } else {
-            cap.min_page_size()
-        };
-        let admin_entries =
-            (u32::from(config.admin_queue_depth) + 1).clamp(2, cap.mqes().min(Aqa::MAX_ENTRIES));
+        let page_size =
+            if (cap.min_page_size()..=cap.max_page_size()).contains(&PREFERRED_PAGE_SIZE) {
+                PREFERRED_PAGE_SIZE
+            } else {
+                cap.min_page_size()
+            };
+        let admin_entries = (u32::from(config.admin_queue_depth) + 1)
+            .clamp(MIN_QUEUE_ENTRIES, cap.mqes().min(Aqa::MAX_ENTRIES));
         let doorbells = Doorbells::new(cap);
         let (sq_bytes, cq_bytes) = QueuePair::ring_bytes(admin_entries);
         let admin_sq = alloc_pages(&dma, sq_bytes, page_size)?;
@@ -237,12 +242,12 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
             .write64(offset::ASQ, self.admin.sq_region().phys().as_u64());
         self.regs
             .write64(offset::ACQ, self.admin.cq_region().phys().as_u64());
-        let mps = (self.page_size.trailing_zeros() - 12) as u8;
+        let mps = (self.page_size.trailing_zeros() - PAGE_SIZE_SHIFT) as u8;
         let cc = Cc::new()
             .with_command_set(CommandSet::for_capabilities(self.cap))
             .with_mps(mps)
-            .with_iosqes(6)
-            .with_iocqes(4);
+            .with_iosqes(SubmissionEntry::SIZE.trailing_zeros() as u8)
+            .with_iocqes(CompletionEntry::SIZE.trailing_zeros() as u8);
         self.regs.write32(offset::CC, cc.0);
         self.regs.write32(offset::CC, cc.with_enable(true).0);
         if self.quirks.delay_before_ready_check_us != 0 {
@@ -297,24 +302,23 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
             FeatureId::NumberOfQueues,
             value,
         ))?;
-        let sq = (done.dw0 & 0xFFFF) as u16;
-        let cq = (done.dw0 >> 16) as u16;
-        Ok(want.min(sq.saturating_add(1)).min(cq.saturating_add(1)))
+        let (sq, cq) = SubmissionEntry::queues_granted(done.dw0);
+        Ok(want.min(sq).min(cq))
     }
 
     fn negotiate_queues(&mut self) -> Result<(), Error> {
         let want = if self.quirks.single_io_queue {
             1
         } else {
-            self.config.io_queue_pairs.clamp(1, 0xFFFE)
+            self.config.io_queue_pairs.clamp(1, MAX_IO_QUEUE_PAIRS)
         };
         let granted = self.request_queues(want)?;
         if granted == 0 {
             return Err(Error::BadDevice);
         }
         self.io_queue_count = granted;
-        self.io_entries =
-            (u32::from(self.config.io_queue_depth) + 1).clamp(2, self.cap.mqes().min(65_536));
+        self.io_entries = (u32::from(self.config.io_queue_depth) + 1)
+            .clamp(MIN_QUEUE_ENTRIES, self.cap.mqes().min(MAX_QUEUE_ENTRIES));
         Ok(())
     }
 
@@ -330,7 +334,7 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
         }
         let done =
             self.admin_command(SubmissionEntry::get_features(FeatureId::VolatileWriteCache))?;
-        self.info.volatile_write_cache_enabled = done.dw0 & 1 != 0;
+        self.info.volatile_write_cache_enabled = field::WCE.is_set32(done.dw0);
         Ok(())
     }
 
@@ -404,7 +408,7 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
         let last = self.doorbells.completion_head(self.io_queue_count) - offset::DOORBELL_BASE;
         let wanted = self.config.shadow_doorbells
             && self.info.doorbell_buffer_config
-            && last + 4 <= self.page_size;
+            && last + DOORBELL_BYTES <= self.page_size;
         if !wanted {
             return Ok(());
         }
