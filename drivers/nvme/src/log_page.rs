@@ -7,10 +7,18 @@
 
 #![forbid(unsafe_code)]
 
+use crate::registers::Field;
+
 /// Bytes in the SMART / Health Information log page.
 pub const SMART_LOG_BYTES: usize = 512;
 /// Bytes in one Error Information log entry.
 pub const ERROR_LOG_ENTRY_BYTES: usize = 64;
+
+/// Kelvin at 0 degrees Celsius, as the temperature fields round it.
+const KELVIN_AT_ZERO_CELSIUS: i32 = 273;
+/// The Status Field in an error entry's bytes 13:12 (bit 0 is the phase
+/// tag).
+const ERROR_STATUS: Field = Field::new(1, 15);
 
 fn le(buf: &[u8], at: usize, n: usize) -> u128 {
     let mut v = 0u128;
@@ -115,7 +123,7 @@ impl SmartLog {
 
     /// Composite temperature in degrees Celsius.
     pub fn composite_temperature_celsius(&self) -> i32 {
-        i32::from(self.composite_temperature_kelvin) - 273
+        i32::from(self.composite_temperature_kelvin) - KELVIN_AT_ZERO_CELSIUS
     }
 }
 
@@ -149,7 +157,9 @@ impl ErrorLogEntry {
             error_count: le(buf, 0, 8) as u64,
             sqid: le(buf, 8, 2) as u16,
             cid: le(buf, 10, 2) as u16,
-            status: crate::command::Status::from_field((le(buf, 12, 2) as u16) >> 1),
+            status: crate::command::Status::from_field(
+                ERROR_STATUS.get(le(buf, 12, 2) as u64) as u16
+            ),
             parameter_error_location: le(buf, 14, 2) as u16,
             lba: le(buf, 16, 8) as u64,
             nsid: le(buf, 24, 4) as u32,

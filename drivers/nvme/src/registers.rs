@@ -180,6 +180,9 @@ pub mod aqa {
 /// Bytes of one doorbell register (and of its shadow).
 pub const DOORBELL_BYTES: usize = 4;
 
+/// Doorbells per queue pair: submission tail, then completion head.
+const DOORBELLS_PER_QUEUE: usize = 2;
+
 /// Memory page sizes are `2 ^ (12 + n)` bytes (CAP.MPSMIN, CC.MPS).
 pub const PAGE_SIZE_SHIFT: u32 = 12;
 
@@ -500,7 +503,7 @@ impl Doorbells {
     /// Doorbell layout for the controller's capabilities.
     pub const fn new(cap: Cap) -> Doorbells {
         Doorbells {
-            stride: 4usize << cap.dstrd(),
+            stride: DOORBELL_BYTES << cap.dstrd(),
         }
     }
     /// Distance between doorbells in bytes.
@@ -509,11 +512,11 @@ impl Doorbells {
     }
     /// Offset of Submission Queue `qid` Tail Doorbell.
     pub const fn submission_tail(self, qid: u16) -> usize {
-        offset::DOORBELL_BASE + (2 * qid as usize) * self.stride
+        offset::DOORBELL_BASE + (DOORBELLS_PER_QUEUE * qid as usize) * self.stride
     }
     /// Offset of Completion Queue `qid` Head Doorbell.
     pub const fn completion_head(self, qid: u16) -> usize {
-        offset::DOORBELL_BASE + (2 * qid as usize + 1) * self.stride
+        offset::DOORBELL_BASE + (DOORBELLS_PER_QUEUE * qid as usize + 1) * self.stride
     }
 }
 
