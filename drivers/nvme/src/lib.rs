@@ -26,6 +26,7 @@ pub mod quirks;
 pub mod registers;
 pub(crate) mod request;
 pub mod request_path;
+pub mod status;
 pub(crate) mod sync_queue;
 pub mod zoned;
 

@@ -6,7 +6,7 @@
 //! | layer | modules |
 //! |---|---|
 //! | registers and their fields | `registers` |
-//! | submission and completion entries | `command`, `identify`, `log_page`, `zoned` |
+//! | submission and completion entries | `command`, `status`, `identify`, `log_page`, `zoned` |
 //! | PRP building | `prp` |
 //! | the queue ring (phase tag, doorbells, shadow doorbells) | `queue` |
 //! | namespaces | `namespace` |
