@@ -594,6 +594,11 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
                         continue;
                     };
                     let result = if entry.status.is_success() {
+                        if matches!(s.op, IoOp::Write | IoOp::WriteZeroes)
+                            && let Some(gate) = self.shared.writable.get(s.namespace)
+                        {
+                            gate.after_write_ok();
+                        }
                         Ok(())
                     } else if matches!(s.op, IoOp::Write | IoOp::WriteZeroes)
                         && let Some(gate) = self.shared.writable.get(s.namespace)

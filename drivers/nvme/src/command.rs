@@ -348,6 +348,24 @@ pub struct Status {
 }
 
 impl Status {
+    /// Generic "Namespace is Write Protected" (SCT 0h, SC 20h, §4.6.1.2.1):
+    /// the namespace is under Namespace Write Protection.
+    pub const fn is_namespace_write_protected(self) -> bool {
+        self.sct == 0 && self.sc == 0x20
+    }
+
+    /// Media "Write Fault" (SCT 2h, SC 80h, §4.6.1.2.4): the write could
+    /// not be completed on the media.
+    pub const fn is_write_fault(self) -> bool {
+        self.sct == 2 && self.sc == 0x80
+    }
+
+    /// A write that completed with this status was refused as protected or
+    /// faulted: the two statuses behind write protection (see `namespace`).
+    pub const fn refuses_writes(self) -> bool {
+        self.is_namespace_write_protected() || self.is_write_fault()
+    }
+
     /// Successful Completion.
     pub const SUCCESS: Status = Status {
         sct: 0,

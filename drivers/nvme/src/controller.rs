@@ -979,7 +979,12 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
     /// refusal.
     fn execute_write(&mut self, index: usize, cmd: SubmissionEntry) -> Result<(), Error> {
         match self.execute_io(cmd) {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                if let Some(gate) = self.shared.writable.get(index) {
+                    gate.after_write_ok();
+                }
+                Ok(())
+            }
             Err(error) => Err(self
                 .shared
                 .writable
