@@ -6,7 +6,7 @@
 //! calls [`init`] first and [`exit`] last. Test kernels reuse the same
 //! [`init`], so they run on exactly the platform the application gets.
 //!
-//! Modules, bottom to top; each imports only modules above it in this list:
+//! Modules, bottom to top; each imports only modules listed before it:
 //! - `arch`: the CPU and its ports (descriptor tables, TSC, PIT, i8042) and
 //!   the exit path (isa-debug-exit, halt). It prints nothing.
 //! - `memory`: frames, paging, heap, MMIO and DMA mappings.

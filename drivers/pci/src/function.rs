@@ -83,6 +83,24 @@ impl RevisionClass {
     }
 }
 
+/// A type 1 header's bus numbers (0x18): primary, secondary, subordinate.
+#[derive(Clone, Copy)]
+struct BusNumbers(u32);
+
+impl BusNumbers {
+    fn primary(self) -> u8 {
+        self.0 as u8
+    }
+
+    fn secondary(self) -> u8 {
+        (self.0 >> 8) as u8
+    }
+
+    fn subordinate(self) -> u8 {
+        (self.0 >> 16) as u8
+    }
+}
+
 /// The dword at 0x0C, for its header type byte.
 #[derive(Clone, Copy)]
 struct HeaderTypeRegister(u32);
@@ -327,11 +345,11 @@ pub(crate) fn read_function<A: ConfigurationAccess + ?Sized>(
     let (bar_slots, capability_pointer_offset, kind) = match header_type.layout() {
         LAYOUT_ENDPOINT => (6, CAPABILITY_POINTER, HeaderKind::Endpoint),
         LAYOUT_PCI_BRIDGE => {
-            let buses = config.read(BRIDGE_BUS_NUMBERS);
+            let buses = BusNumbers(config.read(BRIDGE_BUS_NUMBERS));
             let kind = HeaderKind::PciBridge {
-                primary: buses as u8,
-                secondary: (buses >> 8) as u8,
-                subordinate: (buses >> 16) as u8,
+                primary: buses.primary(),
+                secondary: buses.secondary(),
+                subordinate: buses.subordinate(),
             };
             (2, CAPABILITY_POINTER, kind)
         }

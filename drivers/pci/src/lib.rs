@@ -10,7 +10,7 @@
 //! without bounding the walk, and writes the status half of the command dword back, clearing its
 //! write-1-to-clear bits). `pci_types` still gives the address and command-register types.
 //!
-//! Modules, bottom to top; each imports only modules above it in this list:
+//! Modules, bottom to top; each imports only modules listed before it:
 //! - `config`: the [`ConfigurationAccess`] trait, the offset check in front of it, register
 //!   offsets.
 //! - `class`: lspci's class and subclass names.
