@@ -191,7 +191,7 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
     };
     if !in_qemu {
         // The report stays on screen until a key is pressed.
-        kernel::arch::reset::wait_for_key_then_restart(&kernel.memory, kernel.rsdp);
+        kernel::reset::wait_for_key_then_restart(&kernel.memory, kernel.rsdp);
     } else if settings.linger_ms > 0 {
         kernel::console::serial::read_byte(settings.linger_ms.saturating_mul(1_000_000));
     }
