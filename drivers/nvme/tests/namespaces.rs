@@ -6,14 +6,12 @@
 //! tests give the new refusals arbitrary requests: each gets its typed
 //! error and nothing reaches the device.
 
-mod sim;
-
 use nvme::command::{IdentifyCns, Status};
 use nvme::namespace::WRITE_FAULTS_BEFORE_PROTECTION;
 use nvme::{Error, IoOp, ZoneInfo};
+use nvme_sim::*;
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
-use sim::*;
 
 const ADMIN_IDENTIFY: u8 = 0x06;
 const NVM_WRITE: u8 = 0x01;

@@ -2,10 +2,8 @@
 //! completions, queue-full accounting, many ring cycles, and a randomized
 //! model check of the synchronous and queued paths.
 
-mod sim;
-
 use nvme::{Error, IoOp};
-use sim::*;
+use nvme_sim::*;
 use std::collections::HashMap;
 
 fn bench(blocks: u64) -> (Bench, TestController) {
