@@ -141,7 +141,10 @@ mod tests {
         region.copy_in(0, b"data");
         let phys = region.phys();
         let lent = region.lend();
-        assert_eq!((lent.phys(), lent.len(), lent.is_empty()), (phys, 8192, false));
+        assert_eq!(
+            (lent.phys(), lent.len(), lent.is_empty()),
+            (phys, 8192, false)
+        );
         let region = lent.reclaim(&after_device_signal());
         assert_eq!(&region.as_slice()[..4], b"data");
     }
@@ -161,6 +164,9 @@ mod tests {
         assert!(slot.into_host().is_some());
         let mut lent = Custody::new(leaked_region(4096));
         lent.lend();
-        assert!(lent.into_host().is_none(), "lent memory is never handed back");
+        assert!(
+            lent.into_host().is_none(),
+            "lent memory is never handed back"
+        );
     }
 }

@@ -203,7 +203,13 @@ mod tests {
         region.write_volatile_u32(2, 0xFFFF_FFFF);
         assert_eq!(region.read_volatile_u32(4096), 0);
         assert_eq!(region.read_volatile_u32(2), 0);
-        assert!(region.as_slice().iter().enumerate().all(|(i, &b)| b == 0 || (8..16).contains(&i)));
+        assert!(
+            region
+                .as_slice()
+                .iter()
+                .enumerate()
+                .all(|(i, &b)| b == 0 || (8..16).contains(&i))
+        );
     }
 
     #[test]

@@ -42,7 +42,12 @@ impl SharedDwords {
             return None;
         }
         // `offset + 4 <= len`: the pointer stays inside the region.
-        let ptr = self.region.virt().as_ptr().wrapping_add(offset).cast::<u32>();
+        let ptr = self
+            .region
+            .virt()
+            .as_ptr()
+            .wrapping_add(offset)
+            .cast::<u32>();
         // SAFETY: in bounds and 4-byte aligned (checked above; the region
         // is page aligned), valid for the region's lifetime
         // (`DmaRegion::new`'s contract), and from now on accessed only

@@ -5,7 +5,11 @@
 //! machines and by a simulated controller in the host tests. Modules are
 //! named after the parts of the NVMe base specification (1.4 numbering in
 //! the doc comments). This file only declares and re-exports.
+//!
+//! No `unsafe` here: memory shared with the device is the `dma` crate's
+//! (see [`hal`]), register access the kernel's.
 #![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 extern crate alloc;
