@@ -6,17 +6,20 @@ pub struct PhysAddr(pub u64);
 
 impl PhysAddr {
     /// The address as a plain integer (for command fields).
+    #[inline]
     pub const fn as_u64(self) -> u64 {
         self.0
     }
 
     /// The address `offset` bytes further on (wrapping; the caller stays
     /// within one region).
+    #[inline]
     pub const fn offset(self, offset: u64) -> PhysAddr {
         PhysAddr(self.0.wrapping_add(offset))
     }
 
     /// Whether the address is a multiple of `align` (a power of two).
+    #[inline]
     pub const fn is_aligned(self, align: u64) -> bool {
         align != 0 && self.0 & (align - 1) == 0
     }

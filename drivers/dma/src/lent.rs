@@ -26,11 +26,13 @@ impl<T> Lent<T> {
     /// Hands `memory` to the device. Whatever the CPU wrote into it becomes
     /// visible to the device at the next
     /// [`crate::ordering::before_doorbell`].
+    #[inline]
     pub fn new(memory: T) -> Lent<T> {
         Lent { memory }
     }
 
     /// Takes the memory back once the device has handed it back.
+    #[inline]
     pub fn reclaim(self, returned: &Returned) -> T {
         let _ = returned;
         self.memory
@@ -39,93 +41,82 @@ impl<T> Lent<T> {
 
 impl Lent<DmaRegion> {
     /// Physical address of the first byte (for the device's pointers).
+    #[inline]
     pub fn phys(&self) -> PhysAddr {
         self.memory.phys()
     }
 
     /// Length in bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.memory.len()
     }
 
     /// Whether the region has no bytes.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.memory.is_empty()
     }
 }
 
-#[derive(Debug)]
-enum State<T> {
-    Host(T),
-    Device(Lent<T>),
-    /// Only between two lines of [`Custody::lend`] / [`Custody::reclaim`].
-    Moving,
-}
-
 /// Memory kept in one place that is either the CPU's or lent to the device
-/// (see the module documentation).
+/// (see the module documentation). The state is a flag beside the memory,
+/// not a move of it, so a loan costs one store on the I/O path; the fields
+/// are private, so the memory is reachable only through [`Self::host`] and
+/// [`Self::host_mut`], which refuse while it is lent.
 #[derive(Debug)]
 pub struct Custody<T> {
-    state: State<T>,
+    memory: T,
+    lent: bool,
 }
 
 impl<T> Custody<T> {
     /// Memory the CPU holds.
+    #[inline]
     pub fn new(memory: T) -> Custody<T> {
         Custody {
-            state: State::Host(memory),
+            memory,
+            lent: false,
         }
     }
 
     /// The memory, unless it is lent to the device.
     #[inline]
     pub fn host(&self) -> Option<&T> {
-        match &self.state {
-            State::Host(memory) => Some(memory),
-            _ => None,
-        }
+        (!self.lent).then_some(&self.memory)
     }
 
     /// The memory for writing, unless it is lent to the device.
     #[inline]
     pub fn host_mut(&mut self) -> Option<&mut T> {
-        match &mut self.state {
-            State::Host(memory) => Some(memory),
-            _ => None,
-        }
+        (!self.lent).then_some(&mut self.memory)
     }
 
     /// Whether the memory is lent to the device.
+    #[inline]
     pub fn is_lent(&self) -> bool {
-        matches!(self.state, State::Device(_))
+        self.lent
     }
 
     /// Lends the memory to the device (nothing if it already is).
     #[inline]
     pub fn lend(&mut self) {
-        self.state = match core::mem::replace(&mut self.state, State::Moving) {
-            State::Host(memory) => State::Device(Lent::new(memory)),
-            other => other,
-        };
+        self.lent = true;
     }
 
     /// Takes the memory back after the device handed it back (nothing if
     /// the CPU holds it).
     #[inline]
     pub fn reclaim(&mut self, returned: &Returned) {
-        self.state = match core::mem::replace(&mut self.state, State::Moving) {
-            State::Device(lent) => State::Host(lent.reclaim(returned)),
-            other => other,
-        };
+        let _ = returned;
+        self.lent = false;
     }
 
     /// The memory if the CPU holds it; memory still lent is given up
     /// (leaked), as the device may still use it.
+    #[inline]
     pub fn into_host(self) -> Option<T> {
-        match self.state {
-            State::Host(memory) => Some(memory),
-            _ => None,
-        }
+        (!self.lent).then_some(self.memory)
     }
 }
 

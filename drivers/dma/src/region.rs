@@ -48,21 +48,25 @@ impl DmaRegion {
     }
 
     /// Physical address of the first byte.
+    #[inline]
     pub fn phys(&self) -> PhysAddr {
         self.phys
     }
 
     /// Virtual address of the first byte.
+    #[inline]
     pub fn virt(&self) -> NonNull<u8> {
         self.virt
     }
 
     /// Length in bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
 
     /// Whether the region has no bytes.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -70,24 +74,28 @@ impl DmaRegion {
     /// The contents as bytes. Only meaningful while the device is not
     /// writing the region (memory lent to it is out of reach, see
     /// [`crate::Lent`]).
+    #[inline]
     pub fn as_slice(&self) -> &[u8] {
         // SAFETY: `new`'s contract: `len` valid bytes owned by this region.
         unsafe { core::slice::from_raw_parts(self.virt.as_ptr(), self.len) }
     }
 
     /// The contents as mutable bytes (same caveat as [`Self::as_slice`]).
+    #[inline]
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         // SAFETY: `new`'s contract; `&mut self` makes the borrow exclusive.
         unsafe { core::slice::from_raw_parts_mut(self.virt.as_ptr(), self.len) }
     }
 
     /// Sets every byte to zero.
+    #[inline]
     pub fn zero(&mut self) {
         self.as_mut_slice().fill(0);
     }
 
     /// The dword at `offset`, if it lies inside the region and `offset` is
     /// a multiple of 4 (so, the region being page aligned, it is aligned).
+    #[inline]
     fn dword(&self, offset: usize) -> Option<NonNull<u32>> {
         let end = offset.checked_add(4)?;
         if end > self.len || !offset.is_multiple_of(4) {
@@ -100,6 +108,7 @@ impl DmaRegion {
 
     /// Volatile read of the dword at `offset` (a multiple of 4); 0 when out
     /// of bounds. For entries the device writes (completion queue).
+    #[inline]
     pub fn read_volatile_u32(&self, offset: usize) -> u32 {
         match self.dword(offset) {
             // SAFETY: in bounds and 4-byte aligned (`dword`), valid for
@@ -111,6 +120,7 @@ impl DmaRegion {
 
     /// Volatile write of the dword at `offset`; ignored when out of bounds.
     /// For entries the device reads (submission queue, PRP lists).
+    #[inline]
     pub fn write_volatile_u32(&mut self, offset: usize, value: u32) {
         if let Some(dword) = self.dword(offset) {
             // SAFETY: as in `read_volatile_u32`; `&mut self` makes this the
@@ -120,6 +130,7 @@ impl DmaRegion {
     }
 
     /// Volatile write of a little-endian qword as two dwords, low first.
+    #[inline]
     pub fn write_volatile_u64(&mut self, offset: usize, value: u64) {
         self.write_volatile_u32(offset, value as u32);
         self.write_volatile_u32(offset.wrapping_add(4), (value >> 32) as u32);
@@ -127,6 +138,7 @@ impl DmaRegion {
 
     /// Copies `src` into the region at `offset`; false (nothing copied) when
     /// it does not fit.
+    #[inline]
     pub fn copy_in(&mut self, offset: usize, src: &[u8]) -> bool {
         match offset.checked_add(src.len()) {
             Some(end) if end <= self.len => {
@@ -139,6 +151,7 @@ impl DmaRegion {
 
     /// Copies from the region at `offset` into `dst`; false when out of
     /// bounds.
+    #[inline]
     pub fn copy_out(&self, offset: usize, dst: &mut [u8]) -> bool {
         match offset.checked_add(dst.len()) {
             Some(end) if end <= self.len => {
@@ -150,6 +163,7 @@ impl DmaRegion {
     }
 
     /// Hands the region to the device (see [`crate::Lent`]).
+    #[inline]
     pub fn lend(self) -> crate::Lent<DmaRegion> {
         crate::Lent::new(self)
     }

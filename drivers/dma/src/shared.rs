@@ -26,16 +26,19 @@ unsafe impl Sync for SharedDwords {}
 
 impl SharedDwords {
     /// Takes over `region`, zeroed.
+    #[inline]
     pub fn new(mut region: DmaRegion) -> SharedDwords {
         region.zero();
         SharedDwords { region }
     }
 
     /// Physical address of the first byte.
+    #[inline]
     pub fn phys(&self) -> PhysAddr {
         self.region.phys()
     }
 
+    #[inline]
     fn dword(&self, offset: usize) -> Option<&AtomicU32> {
         let end = offset.checked_add(4)?;
         if end > self.region.len() || !offset.is_multiple_of(4) {
@@ -56,11 +59,13 @@ impl SharedDwords {
     }
 
     /// Reads the dword at `offset` (0 when out of bounds).
+    #[inline]
     pub fn load(&self, offset: usize) -> u32 {
         self.dword(offset).map_or(0, |d| d.load(Ordering::Acquire))
     }
 
     /// Writes the dword at `offset` (ignored when out of bounds).
+    #[inline]
     pub fn store(&self, offset: usize, value: u32) {
         if let Some(d) = self.dword(offset) {
             d.store(value, Ordering::Release);
@@ -68,6 +73,7 @@ impl SharedDwords {
     }
 
     /// Sets every dword to zero.
+    #[inline]
     pub fn zero(&self) {
         for offset in (0..self.region.len()).step_by(4) {
             self.store(offset, 0);
@@ -81,6 +87,7 @@ mod tests {
     use crate::host::leaked_region;
 
     #[test]
+    #[inline]
     fn dwords_are_independent_and_bounds_checked() {
         let mut region = leaked_region(4096);
         region.copy_in(0, &[0xFF; 16]);
