@@ -10,7 +10,9 @@
 //! [`IoQueue`] is one I/O queue pair owned by one user: no lock, no
 //! allocation per I/O. Buffers in flight are owned by the queue: each slot
 //! has its own DMA buffer (allocated when the queue is taken) and PRP list
-//! page. `submit_write` copies the caller's data into a free slot's buffer;
+//! page, lent to the device (`dma::Custody`) from submission until the
+//! completion (or a finished controller reset) hands them back; memory a
+//! shut-down controller never handed back is not reused. `submit_write` copies the caller's data into a free slot's buffer;
 //! read data is handed to the `poll` callback as a slice of the slot's
 //! buffer, valid only during the callback. So no caller memory is ever
 //! exposed to the device after a call returns, and a timed-out command can
@@ -40,6 +42,7 @@ use crate::registers::{Csts, offset};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
+use dma::{Custody, ordering};
 
 /// Who a namespace is: the controller's identity plus the namespace ID.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -169,10 +172,17 @@ pub struct Completion {
     pub result: Result<(), Error>,
 }
 
+/// A slot's DMA memory: the data buffer and the PRP list page.
 #[derive(Debug)]
-struct SlotData {
+struct SlotMemory {
     buffer: DmaRegion,
     prp_list: DmaRegion,
+}
+
+#[derive(Debug)]
+struct SlotData {
+    /// With the CPU between requests, lent to the device during one.
+    memory: Custody<SlotMemory>,
     tag: u64,
     op: IoOp,
     bytes: usize,
@@ -217,8 +227,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         let slots = buffers
             .into_iter()
             .map(|(buffer, prp_list)| SlotData {
-                buffer,
-                prp_list,
+                memory: Custody::new(SlotMemory { buffer, prp_list }),
                 tag: 0,
                 op: IoOp::Read,
                 bytes: 0,
@@ -305,11 +314,15 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         if self.shared.generation.load(Ordering::Acquire) != self.generation {
             // The device recreated the queue empty after a reset.
             self.pair.reset();
+            self.reclaim_after_reset();
         }
+        // Memory still lent (to a controller that shut down without
+        // handing it back) is left to the device.
         let buffers = self
             .slots
             .into_iter()
-            .map(|s| (s.buffer, s.prp_list))
+            .filter_map(|s| s.memory.into_host())
+            .map(|m| (m.buffer, m.prp_list))
             .collect();
         (self.pair, buffers)
     }
@@ -327,10 +340,20 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
                 return Err(Error::Reset);
             }
             self.pair.reset();
+            self.reclaim_after_reset();
             self.generation = generation;
             self.timed_out = 0;
         }
         Ok(())
+    }
+
+    /// After a finished controller reset (a new generation): the device
+    /// dropped every command, so it is done with every slot's memory.
+    fn reclaim_after_reset(&mut self) {
+        let returned = ordering::after_device_signal();
+        for s in &mut self.slots {
+            s.memory.reclaim(&returned);
+        }
     }
 
     fn namespace(&self, nsid: u32) -> Result<NamespaceLimits, Error> {
@@ -381,7 +404,11 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
     ) -> Result<SubmissionEntry, Error> {
         let page = self.page_size;
         let s = self.slots.get_mut(slot as usize).ok_or(Error::QueueFull)?;
-        let prps = prp::contiguous(s.buffer.phys(), bytes, page, &mut s.prp_list)?;
+        // Memory a shut-down controller kept is never reused.
+        let memory = s.memory.host_mut().ok_or(Error::Dma)?;
+        let prps = prp::contiguous(memory.buffer.phys(), bytes, page, &mut memory.prp_list)?;
+        // The device owns the slot's memory until the command completes.
+        s.memory.lend();
         Ok(cmd.with_prps(prps.prp1, prps.prp2))
     }
 
@@ -443,7 +470,8 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         let copied = self
             .slots
             .get_mut(slot as usize)
-            .is_some_and(|s| s.buffer.copy_in(0, data));
+            .and_then(|s| s.memory.host_mut())
+            .is_some_and(|m| m.buffer.copy_in(0, data));
         let cmd = if copied {
             self.data_command(
                 slot,
@@ -560,6 +588,9 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
                 }
             }
             self.pair.reset();
+            if !shut_down {
+                self.reclaim_after_reset();
+            }
             self.generation = generation;
             self.timed_out = 0;
             self.next_deadline_ns = 0;
@@ -584,15 +615,17 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
                     slot,
                     was_timed_out,
                     entry,
+                    returned,
                 } => {
+                    let Some(s) = self.slots.get_mut(slot as usize) else {
+                        continue;
+                    };
+                    s.memory.reclaim(&returned);
                     if was_timed_out {
                         // Already reported as a timeout; the slot is free again.
                         self.timed_out = self.timed_out.saturating_sub(1);
                         continue;
                     }
-                    let Some(s) = self.slots.get(slot as usize) else {
-                        continue;
-                    };
                     let result = if entry.status.is_success() {
                         if matches!(s.op, IoOp::Write | IoOp::WriteZeroes)
                             && let Some(gate) = self.shared.writable.get(s.namespace)
@@ -608,7 +641,10 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
                         Err(Error::Device(entry.status))
                     };
                     let data = if result.is_ok() && s.op == IoOp::Read {
-                        s.buffer.as_slice().get(..s.bytes).unwrap_or(&[])
+                        s.memory
+                            .host()
+                            .and_then(|m| m.buffer.as_slice().get(..s.bytes))
+                            .unwrap_or(&[])
                     } else {
                         &[]
                     };

@@ -81,6 +81,7 @@ use crate::zoned::ZoneInfo;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use dma::ordering;
 
 /// How often CSTS is polled while waiting for a state change.
 const CSTS_POLL_US: u64 = 100;
@@ -1476,7 +1477,8 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
                     "nvme: Set Features Host Memory Buffer refused ({}): none",
                     status.name()
                 );
-                buffer.free(&self.dma);
+                // The refusal's completion: the controller never took it.
+                buffer.free(&self.dma, &ordering::after_device_signal());
                 Ok(())
             }
             // Whether the controller took the buffer is unknown: it stays
@@ -1498,8 +1500,9 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
                     "nvme: host memory buffer refused after reset ({}): none",
                     status.name()
                 );
+                // The refusal's completion: the controller dropped it.
                 if let Some(buffer) = self.host_memory.take() {
-                    buffer.free(&self.dma);
+                    buffer.free(&self.dma, &ordering::after_device_signal());
                 }
                 self.info.host_memory_buffer_bytes = 0;
                 Ok(())
@@ -1517,8 +1520,9 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
         }
         match self.admin_command(HostMemoryBuffer::disable_command()) {
             Ok(_) => {
+                // The completion confirms the controller stopped using it.
                 if let Some(buffer) = self.host_memory.take() {
-                    buffer.free(&self.dma);
+                    buffer.free(&self.dma, &ordering::after_device_signal());
                 }
                 self.info.host_memory_buffer_bytes = 0;
             }

@@ -6,6 +6,9 @@
 //! named after the parts of the NVMe base specification (1.4 numbering in
 //! the doc comments). This file only declares and re-exports.
 //!
+//! No `unsafe` here: memory shared with the device is the `dma` crate's
+//! (see [`hal`]), register access the kernel's.
+//!
 //! # Examples
 //!
 //! Every example runs as a test against the simulated controller of the
@@ -218,6 +221,7 @@
 //! # Ok::<(), nvme::Error>(())
 //! ```
 #![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 extern crate alloc;
