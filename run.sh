@@ -139,7 +139,8 @@ build_kernel() { # profile app
 }
 
 # Miri over the pure-logic parts (a few minutes): the unit tests of nvme (rings and
-# phase tags, PRP lists, Identify and log parsing), pci and ownership, and the property
+# phase tags, PRP lists, Identify and log parsing), pci, dma (volatile accesses,
+# custody of lent memory) and ownership, and the property
 # tests (the block API over the simulator, random configuration spaces; few cases under
 # Miri). The simulator hands out host memory as DMA addresses and turns them back into
 # pointers, hence permissive provenance; unit tests leak their DMA regions on purpose.
@@ -149,6 +150,7 @@ run_miri() {
     local flags="-Zmiri-permissive-provenance -Zmiri-ignore-leaks"
     MIRIFLAGS="$flags" cargo miri test --package nvme --package pci --lib --test props
     MIRIFLAGS="$flags" cargo miri test --package iommu
+    MIRIFLAGS="$flags" cargo miri test --package dma
     MIRIFLAGS="$flags" cargo miri test --package ownership --lib -- \
         --skip no_single_bit_flip_goes_unnoticed
 }

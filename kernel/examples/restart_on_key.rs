@@ -10,7 +10,7 @@
 #![no_main]
 
 use bootloader_api::{BootInfo, entry_point};
-use kernel::arch::reset::{self, ResetMethod};
+use kernel::reset::{self, ResetMethod};
 
 entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);
 

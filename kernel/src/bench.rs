@@ -201,7 +201,9 @@ fn name_at_depth(job: &Job, depth: usize) -> String {
 
 /// Run `jobs` on namespace `nsid`, touching only bytes from `data_start`.
 /// `writable` says whether the namespace is owned; when it is not, write
-/// jobs are skipped and reported so.
+/// jobs are skipped and reported so. `write_protected` says whether an
+/// earlier step saw the namespace refuse writes (write jobs are then
+/// skipped too), and is set when a write job sees it here.
 pub fn run_all(
     controller: &mut NvmeController,
     nsid: u32,
@@ -209,6 +211,7 @@ pub fn run_all(
     window_ms: u64,
     jobs: &[Job],
     writable: bool,
+    write_protected: &mut bool,
 ) -> Vec<JobResult> {
     let mut queue = match controller.take_io_queue() {
         Ok(queue) => queue,
@@ -225,7 +228,7 @@ pub fn run_all(
     else {
         return Vec::new();
     };
-    let mut write_protected = ns.write_protected
+    *write_protected |= ns.write_protected
         || controller
             .namespace(nsid)
             .is_ok_and(|device| device.info().write_protected);
@@ -280,7 +283,7 @@ pub fn run_all(
         let span = blocks / io_blocks;
         if job.write && ns.zoned.is_some() {
             result.skipped = Some("zoned namespace (no random writes are sent to it)");
-        } else if job.write && write_protected {
+        } else if job.write && *write_protected {
             result.skipped = Some("namespace write-protected (no writes are sent to it)");
         } else if job.write && !writable {
             result.skipped = Some("namespace not owned (writes are never sent to it)");
@@ -343,7 +346,7 @@ pub fn run_all(
                 };
                 match submitted {
                     Ok(()) => {}
-                    Err(nvme::Error::WriteProtected) => {
+                    Err(error) if error.refuses_writes() => {
                         refused = true;
                         break;
                     }
@@ -360,7 +363,7 @@ pub fn run_all(
                 let done = tsc::now();
                 match completion.result {
                     Ok(()) => writes_confirmed = true,
-                    Err(nvme::Error::WriteProtected) => refused = true,
+                    Err(error) if error.refuses_writes() => refused = true,
                     Err(_) => result.errors += 1,
                 }
                 if measuring && completion.tag >= window_start && done <= window_end {
@@ -373,7 +376,7 @@ pub fn run_all(
             });
         }
         if refused {
-            write_protected = true;
+            *write_protected = true;
             result.skipped = Some("namespace refused writes as write-protected; stopped");
             println!(
                 "  bench: {:<20} stopped: namespace refused writes (write-protected)",

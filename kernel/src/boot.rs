@@ -7,8 +7,9 @@ use bootloader_api::info::MemoryRegionKind;
 use spin::Once;
 use x86_64::PhysAddr;
 
-use crate::arch::{gdt, interrupts, tsc};
+use crate::arch::{gdt, tsc};
 use crate::console::{framebuffer, logger, serial};
+use crate::interrupts;
 use crate::memory::{self, Memory, PhysicalMap, frames::FrameBitmap};
 use crate::time;
 

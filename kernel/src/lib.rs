@@ -5,6 +5,22 @@
 //! `bootloader_api::entry_point!(main, config = &kernel::BOOTLOADER_CONFIG)`,
 //! calls [`init`] first and [`exit`] last. Test kernels reuse the same
 //! [`init`], so they run on exactly the platform the application gets.
+//!
+//! Modules, bottom to top; each imports only modules listed before it:
+//! - `arch`: the CPU and its ports (descriptor tables, TSC, PIT, i8042) and
+//!   the exit path (isa-debug-exit, halt). It prints nothing.
+//! - `memory`: frames, paging, heap, MMIO and DMA mappings.
+//! - `acpi`: the firmware's tables.
+//! - `time`: the TSC frequency from CPUID, HPET, PM timer or PIT.
+//! - `console`: serial and framebuffer consoles, `print!`, the `log` backend.
+//! - `testing`: the in-QEMU test runner and the panic path.
+//! - `interrupts`: the CPU exception handlers, which print and end the run
+//!   (or the test that provoked the fault).
+//! - `reset`, `iommu`, `pci`, then `storage` and `soak`: platform services
+//!   for the application.
+//! - `boot`: [`init`], which brings the layers up in order.
+//!
+//! `settings` and `bench` are plain logic that import no other module.
 
 #![no_std]
 #![cfg_attr(test, no_main)]
@@ -20,9 +36,11 @@ pub mod acpi;
 pub mod arch;
 mod boot;
 pub mod console;
+pub mod interrupts;
 pub mod iommu;
 pub mod memory;
 pub mod pci;
+pub mod reset;
 pub mod settings;
 pub mod soak;
 pub mod storage;
@@ -94,10 +112,10 @@ mod tests {
 
     #[test_case]
     fn breakpoint_is_handled_and_execution_resumes() {
-        let before = crate::arch::interrupts::breakpoint_count();
+        let before = crate::interrupts::breakpoint_count();
         x86_64::instructions::interrupts::int3();
         x86_64::instructions::interrupts::int3();
-        assert_eq!(crate::arch::interrupts::breakpoint_count(), before + 2);
+        assert_eq!(crate::interrupts::breakpoint_count(), before + 2);
     }
 
     #[test_case]

@@ -7,8 +7,9 @@
 //! runs comes from the settings file (see `kernel::settings`).
 //!
 //! Write-protected and zoned namespaces. A namespace that is write-protected
-//! (Identify NSATTR, or the drive refuses a write with a write-protect
-//! status, which the driver then remembers) is reported as such once; its
+//! (Identify NSATTR, or the drive refuses a write with "Namespace is Write
+//! Protected" or "Write Fault": `nvme::Error::refuses_writes`; the
+//! application remembers it for the rest of the run) is reported once; its
 //! write steps (verify's write pass, the write benchmark jobs, the soak) are
 //! skipped with one line, or stop at the first refused write, and that
 //! refusal is not counted as an error. Its read steps still run: verify
@@ -142,6 +143,7 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
                     settings.bench_ms,
                     &bench_jobs,
                     result.owned,
+                    &mut result.write_protected,
                 );
             }
             if result.owned && settings.steps.soak {
@@ -189,7 +191,7 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
     };
     if !in_qemu {
         // The report stays on screen until a key is pressed.
-        kernel::arch::reset::wait_for_key_then_restart(&kernel.memory, kernel.rsdp);
+        kernel::reset::wait_for_key_then_restart(&kernel.memory, kernel.rsdp);
     } else if settings.linger_ms > 0 {
         kernel::console::serial::read_byte(settings.linger_ms.saturating_mul(1_000_000));
     }
@@ -422,9 +424,9 @@ fn verify(attached: &mut Attached, nsid: u32, span: u64, result: &mut NamespaceR
                 }
                 match device.write(lba, bytes) {
                     Ok(()) => {}
-                    Err(nvme::Error::WriteProtected) => {
+                    Err(error) if error.refuses_writes() => {
                         println!(
-                            "  verify: write at LBA {lba} refused: namespace is write-protected; write pass stopped, the span is read twice"
+                            "  verify: write at LBA {lba} refused ({error}): namespace taken as write-protected; write pass stopped, the span is read twice"
                         );
                         result.write_protected = true;
                         writing = false;
@@ -496,10 +498,11 @@ fn verify(attached: &mut Attached, nsid: u32, span: u64, result: &mut NamespaceR
 }
 
 fn soak(attached: &mut Attached, nsid: u32, settings: &Settings, result: &mut NamespaceResult) {
-    let write_protected = attached
-        .controller
-        .namespace(nsid)
-        .is_ok_and(|device| device.info().write_protected);
+    let write_protected = result.write_protected
+        || attached
+            .controller
+            .namespace(nsid)
+            .is_ok_and(|device| device.info().write_protected);
     if write_protected {
         result.write_protected = true;
         println!("  soak: skipped: namespace is write-protected (the soak writes before it reads)");

@@ -21,7 +21,7 @@ use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 use core::fmt;
 use pci::{
-    BusRange, ConfigRegionAccess, EcamEntry, Enumeration, Function, PciAddress, StorageHider,
+    BusRange, ConfigurationAccess, EcamEntry, Enumeration, Function, PciAddress, StorageHider,
     VmdDomain,
 };
 use spin::Mutex;
@@ -74,6 +74,9 @@ const CONFIG_ADDRESS: u16 = 0xcf8;
 const CONFIG_DATA: u16 = 0xcfc;
 
 impl ConfigSpace {
+    /// The dword at `offset` of the function at `address`, inside a mapped
+    /// window: `None` unless the offset is dword-aligned and below 4 KiB and
+    /// the window reaches the address (see `EcamEntry::offset_in_window`).
     fn ecam_pointer(windows: &[EcamWindow], address: PciAddress, offset: u16) -> Option<*mut u32> {
         let (window, at) = windows.iter().find_map(|window| {
             let at = window.entry.offset_in_window(address, offset)?;
@@ -82,6 +85,9 @@ impl ConfigSpace {
         (at + 4 <= window.region.len).then(|| (window.region.virt.as_u64() + at) as *mut u32)
     }
 
+    /// The CONFIG_ADDRESS value for `address` and `offset`: `None` unless
+    /// segment 0 and a dword-aligned offset below 256, all the mechanism
+    /// reaches.
     fn port_address(address: PciAddress, offset: u16) -> Option<u32> {
         (address.segment() == 0 && offset < 256 && offset.is_multiple_of(4)).then(|| {
             0x8000_0000
@@ -113,20 +119,26 @@ impl ConfigSpace {
     }
 }
 
-impl ConfigRegionAccess for ConfigSpace {
-    unsafe fn read(&self, address: PciAddress, offset: u16) -> u32 {
+/// Every access is sound whatever the caller passes, as the trait requires:
+/// an offset or address outside what the mechanism reaches reads all-ones and
+/// drops the write (`ecam_pointer`, `port_address`).
+impl ConfigurationAccess for ConfigSpace {
+    fn read(&self, address: PciAddress, offset: u16) -> u32 {
         match self {
             ConfigSpace::Ecam(windows) => match Self::ecam_pointer(windows, address, offset) {
-                // SAFETY: the pointer lies inside an ECAM window mapped
-                // uncached at boot, dword-aligned.
+                // SAFETY: `ecam_pointer` only returns a dword-aligned
+                // pointer whose four bytes lie inside an ECAM window mapped
+                // uncached at boot for the kernel's life; a configuration
+                // read has no effect on memory the kernel owns.
                 Some(pointer) => unsafe { core::ptr::read_volatile(pointer) },
                 None => u32::MAX,
             },
             ConfigSpace::PortIo(lock) => match Self::port_address(address, offset) {
                 Some(selector) => {
                     let _guard = lock.lock();
-                    // SAFETY: 0xCF8/0xCFC are the PCI configuration ports;
-                    // the lock keeps the address/data pair together.
+                    // SAFETY: 0xCF8/0xCFC are the PCI configuration ports,
+                    // used by nothing else in the kernel; the lock keeps the
+                    // address/data pair together.
                     unsafe {
                         Port::<u32>::new(CONFIG_ADDRESS).write(selector);
                         Port::<u32>::new(CONFIG_DATA).read()
@@ -137,12 +149,14 @@ impl ConfigRegionAccess for ConfigSpace {
         }
     }
 
-    unsafe fn write(&self, address: PciAddress, offset: u16, value: u32) {
+    fn write(&self, address: PciAddress, offset: u16, value: u32) {
         match self {
             ConfigSpace::Ecam(windows) => {
                 if let Some(pointer) = Self::ecam_pointer(windows, address, offset) {
-                    // SAFETY: as in `read`; the caller (the pci crate) owns
-                    // the meaning of the write.
+                    // SAFETY: as in `read`, a pointer inside a mapped ECAM
+                    // window; the write changes device registers only, and
+                    // what is written is the pci crate's (or a test's) to
+                    // decide.
                     unsafe { core::ptr::write_volatile(pointer, value) }
                 }
             }

@@ -10,7 +10,9 @@
 //! content unknown (it is then rewritten before it is verified again).
 //!
 //! A namespace that turns out write-protected (the driver reports
-//! `WriteProtected` for a write, at submission or completion) ends the soak
+//! `WriteProtected` for a write, at submission or completion, or the very
+//! first write is refused as protected or faulted; a write fault after a
+//! write succeeded is a bad block, counted as an error) ends the soak
 //! at once: nothing more is submitted, the requests in flight are drained,
 //! and the report says so instead of counting one error per write. Until
 //! the first write has completed, only one request is in flight, so such a
@@ -190,7 +192,13 @@ pub fn run(
                         log::error!("soak: LBA {lba} does not hold generation {generation}");
                     }
                 }
-                (Err(nvme::Error::WriteProtected), true) => {
+                // The driver's verdict, or the very first write refused
+                // (no write has succeeded yet): the namespace does not
+                // take writes. A write fault after that is a bad block.
+                (Err(error), true)
+                    if error == nvme::Error::WriteProtected
+                        || (report.writes == 0 && error.refuses_writes()) =>
+                {
                     report.write_protected = true;
                     generation_of[unit] = UNKNOWN;
                 }

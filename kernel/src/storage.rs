@@ -5,6 +5,7 @@
 use core::ptr::NonNull;
 
 use nvme::{Clock, DmaAllocator, DmaError, DmaRegion, PhysAddr, RegisterAccess};
+use volatile::VolatilePtr;
 use x86_64::VirtAddr;
 
 use alloc::vec::Vec;
@@ -42,28 +43,35 @@ impl Bar0 {
         })
     }
 
-    fn pointer(&self, offset: usize) -> Option<*mut u32> {
+    /// The register at `offset`, if it lies inside the BAR and is dword
+    /// aligned.
+    fn register(&self, offset: usize) -> Option<VolatilePtr<'_, u32>> {
         let in_range = offset.checked_add(4).is_some_and(|end| end <= self.len);
-        (in_range && offset.is_multiple_of(4))
-            .then(|| self.base.as_ptr().wrapping_add(offset).cast())
+        if !in_range || !offset.is_multiple_of(4) {
+            return None;
+        }
+        // SAFETY: `offset + 4 <= len` keeps the pointer inside the mapping
+        // (`Bar0::new`'s contract).
+        let register = unsafe { self.base.add(offset) }.cast::<u32>();
+        // SAFETY: in bounds and dword aligned (checked; the mapping is page
+        // aligned), mapped uncached for as long as `self` lives and used by
+        // this controller's driver only (`Bar0::new`'s contract).
+        Some(unsafe { VolatilePtr::new(register) })
     }
 }
 
 impl RegisterAccess for Bar0 {
     fn read32(&self, offset: usize) -> u32 {
-        match self.pointer(offset) {
-            // SAFETY: in bounds and aligned (checked), mapped uncached per
-            // `Bar0::new`'s contract.
-            Some(pointer) => unsafe { pointer.read_volatile() },
+        match self.register(offset) {
+            Some(register) => register.read(),
             // Outside the BAR reads like a device that is gone.
             None => u32::MAX,
         }
     }
 
     fn write32(&self, offset: usize, value: u32) {
-        if let Some(pointer) = self.pointer(offset) {
-            // SAFETY: as in `read32`.
-            unsafe { pointer.write_volatile(value) }
+        if let Some(register) = self.register(offset) {
+            register.write(value);
         }
     }
 }

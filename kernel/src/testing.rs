@@ -6,8 +6,9 @@
 //! test as FAILED, prints the closing `test result:` line and exits with
 //! failure (a kernel cannot unwind, so the first failure ends the run).
 //! Tests that are meant to fault or panic run in their own kernels
-//! (`harness = false`) and say so first with [`expect_panic`] or
-//! [`crate::arch::interrupts::expect_fault`].
+//! (`harness = false`) and say so first with [`expect_panic`] or, for a CPU
+//! exception, `interrupts::expect_fault` (the exception handlers sit one
+//! layer up and end such a run through [`finish_expected_fault`]).
 
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 

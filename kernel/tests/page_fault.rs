@@ -4,7 +4,7 @@
 #![no_main]
 
 use bootloader_api::{BootInfo, entry_point};
-use kernel::arch::interrupts::{Expected, expect_fault};
+use kernel::interrupts::{Expected, expect_fault};
 
 entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);
 

@@ -10,12 +10,9 @@
 //! keep their own geometry, which fuzzed Identify data would contradict.
 #![no_main]
 
-#[path = "../../nvme/tests/sim/mod.rs"]
-mod sim;
-
 use libfuzzer_sys::fuzz_target;
 use nvme::ErrorLogEntry;
-use sim::{Bench, ERROR_LOG_ENTRIES, SimConfig, test_config};
+use nvme_sim::{Bench, ERROR_LOG_ENTRIES, SimConfig, test_config};
 
 fn part(data: &[u8], start: usize, len: usize) -> Vec<u8> {
     let mut page = vec![0u8; len];

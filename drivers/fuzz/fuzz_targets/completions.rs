@@ -8,12 +8,9 @@
 //! request is reported at most once and only if it was submitted.
 #![no_main]
 
-#[path = "../../nvme/tests/sim/mod.rs"]
-mod sim;
-
 use libfuzzer_sys::fuzz_target;
 use nvme::command::{CompletionEntry, Status};
-use sim::{Bench, SimConfig, test_config};
+use nvme_sim::{Bench, SimConfig, test_config};
 use std::collections::BTreeSet;
 
 /// Enough operations to wrap small rings many times, few enough that a

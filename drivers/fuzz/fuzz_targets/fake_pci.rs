@@ -3,11 +3,11 @@
 //! Every function is 64 dwords of fuzzer-chosen registers with a
 //! fuzzer-chosen writable mask per BAR slot (so BAR sizing reads back
 //! whatever a device might answer) and a writable command register.
-//! Absent functions read all-ones. Accesses outside the contract of
-//! `ConfigRegionAccess` (unaligned or past 0xFC) panic, and every access is
-//! counted so the targets can check the walk is bounded.
+//! Absent functions read all-ones. Accesses the `pci` crate promises never to
+//! make (unaligned or past 0xFC) panic, and every access is counted so the
+//! targets can check the walk is bounded.
 
-use pci::{ConfigRegionAccess, PciAddress};
+use pci::{ConfigurationAccess, PciAddress};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 
@@ -50,8 +50,8 @@ fn check(offset: u16) {
     );
 }
 
-impl ConfigRegionAccess for FakeConfigSpace {
-    unsafe fn read(&self, address: PciAddress, offset: u16) -> u32 {
+impl ConfigurationAccess for FakeConfigSpace {
+    fn read(&self, address: PciAddress, offset: u16) -> u32 {
         check(offset);
         self.accesses.set(self.accesses.get() + 1);
         self.functions
@@ -60,7 +60,7 @@ impl ConfigRegionAccess for FakeConfigSpace {
             .map_or(u32::MAX, |f| f.regs[usize::from(offset / 4)])
     }
 
-    unsafe fn write(&self, address: PciAddress, offset: u16, value: u32) {
+    fn write(&self, address: PciAddress, offset: u16, value: u32) {
         check(offset);
         self.accesses.set(self.accesses.get() + 1);
         if let Some(f) = self.functions.borrow_mut().get_mut(&address) {

@@ -1,7 +1,7 @@
 //! The driver's own cost per 4 KiB read, counted on the host.
 //!
-//! Runs queued 4 KiB reads at depth 1 against the simulated controller of
-//! the host tests and is meant to run under `valgrind --tool=callgrind`
+//! Runs queued 4 KiB reads at depth 1 against the simulated controller
+//! (the `nvme-sim` crate) and is meant to run under `valgrind --tool=callgrind`
 //! with collection switched on only inside [`driver_submit`] and
 //! [`driver_poll`], and off again inside the register accesses (which stand
 //! for single MMIO instructions on hardware but run the whole simulated
@@ -16,18 +16,14 @@
 //!
 //! Without valgrind it simply runs the reads and checks they all succeed.
 
-#[path = "../tests/sim/mod.rs"]
-#[allow(clippy::all, reason = "shared with the tests; linted there")]
-mod sim;
-
 use nvme::RegisterAccess;
-use sim::{Bench, SimConfig};
+use nvme_sim::{Bench, FakeClock, Sim, SimConfig, test_config};
 
 /// The simulated controller behind a call that is never inlined (nor
 /// turned into a tail jump, which callgrind would not see return), so a
 /// profiler can tell device work from driver work.
 #[derive(Clone)]
-struct Registers(sim::Sim);
+struct Registers(Sim);
 
 impl RegisterAccess for Registers {
     #[inline(never)]
@@ -42,7 +38,7 @@ impl RegisterAccess for Registers {
     }
 }
 
-type Queue = nvme::IoQueue<Registers, sim::FakeClock>;
+type Queue = nvme::IoQueue<Registers, FakeClock>;
 
 /// One submission: everything the driver does to queue a 4 KiB read.
 #[inline(never)]
@@ -71,7 +67,7 @@ fn main() {
     let config = nvme::Config {
         io_queue_depth: 128,
         slot_buffer_bytes: 128 * 1024,
-        ..sim::test_config()
+        ..test_config()
     };
     let mut controller = match nvme::Controller::new(
         Registers(bench.sim.clone()),

@@ -109,6 +109,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// A write failed because the namespace does not take writes: it is
+    /// write-protected, or the device answered "Namespace is Write
+    /// Protected" or "Write Fault". An application stops writing to the
+    /// namespace on the first such error; the driver takes it as
+    /// write-protected after a few write faults in a row (see `namespace`).
+    pub const fn refuses_writes(self) -> bool {
+        match self {
+            Error::WriteProtected => true,
+            Error::Device(status) => status.refuses_writes(),
+            _ => false,
+        }
+    }
+
     /// Coarse classification.
     pub const fn kind(self) -> ErrorKind {
         match self {

@@ -15,14 +15,16 @@
 //! drive runs without a buffer.
 //!
 //! Life cycle: enabled once the I/O queues exist, enabled again after a
-//! controller reset (a reset disables it), disabled before shutdown. Its
-//! memory goes back to the allocator only after the controller confirmed it
-//! no longer uses it (or refused to take it).
+//! controller reset (a reset disables it), disabled before shutdown. The
+//! chunks and the list are lent to the device (`dma::Lent`) as soon as the
+//! list is written; they go back to the allocator only with the proof that
+//! the controller confirmed it no longer uses them (or refused to take
+//! them), and are leaked otherwise.
 
 #![forbid(unsafe_code)]
 
 use crate::command::{FeatureId, SubmissionEntry, cdw};
-use crate::hal::{DmaAllocator, DmaRegion};
+use crate::hal::{DmaAllocator, DmaRegion, Lent, Returned};
 use crate::identify::IdentifyController;
 use alloc::vec::Vec;
 
@@ -100,11 +102,12 @@ impl Request {
 }
 
 /// A host memory buffer: its chunks (each with the bytes it lends, a
-/// multiple of the page) and descriptor list.
+/// multiple of the page) and descriptor list, lent to the device.
 #[derive(Debug)]
 pub(crate) struct HostMemoryBuffer {
-    chunks: Vec<(DmaRegion, usize)>,
-    list: DmaRegion,
+    chunks: Lent<Vec<(DmaRegion, usize)>>,
+    chunk_count: usize,
+    list: Lent<DmaRegion>,
     bytes: usize,
     page: usize,
 }
@@ -171,8 +174,9 @@ impl HostMemoryBuffer {
             list.write_volatile_u32(at + DESCRIPTOR_SIZE_AT, (bytes / page) as u32);
         }
         Ok(HostMemoryBuffer {
-            chunks,
-            list,
+            chunk_count: chunks.len(),
+            chunks: Lent::new(chunks),
+            list: list.lend(),
             bytes: total,
             page,
         })
@@ -185,7 +189,7 @@ impl HostMemoryBuffer {
 
     /// Number of chunks (descriptor list entries).
     pub(crate) fn chunk_count(&self) -> usize {
-        self.chunks.len()
+        self.chunk_count
     }
 
     /// Set Features Host Memory Buffer enabling this buffer: EHM set,
@@ -198,7 +202,7 @@ impl HostMemoryBuffer {
         cmd.cdw[cdw::CDW12] = (self.bytes / self.page) as u32;
         cmd.cdw[cdw::CDW13] = list as u32;
         cmd.cdw[cdw::CDW14] = (list >> u32::BITS) as u32;
-        cmd.cdw[cdw::CDW15] = self.chunks.len() as u32;
+        cmd.cdw[cdw::CDW15] = self.chunk_count as u32;
         cmd
     }
 
@@ -208,13 +212,13 @@ impl HostMemoryBuffer {
         SubmissionEntry::set_features(FeatureId::HostMemoryBuffer, 0)
     }
 
-    /// Returns every chunk and the list to the allocator. Only once the
-    /// controller no longer uses them.
-    pub(crate) fn free<D: DmaAllocator>(self, dma: &D) {
-        for (region, _) in self.chunks {
+    /// Returns every chunk and the list to the allocator, once the
+    /// controller has said (`returned`) that it no longer uses them.
+    pub(crate) fn free<D: DmaAllocator>(self, dma: &D, returned: &Returned) {
+        for (region, _) in self.chunks.reclaim(returned) {
             dma.deallocate(region);
         }
-        dma.deallocate(self.list);
+        dma.deallocate(self.list.reclaim(returned));
     }
 }
 

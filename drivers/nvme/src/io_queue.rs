@@ -2,7 +2,10 @@
 //!
 //! [`IoQueue`] is one I/O queue pair: no lock, no allocation per I/O.
 //! Buffers in flight are owned by the queue: each slot has its own DMA
-//! buffer (allocated when the queue is taken) and PRP list page.
+//! buffer (allocated when the queue is taken) and PRP list page, lent to
+//! the device (`dma::Custody`) from submission until the completion (or a
+//! finished controller reset) hands them back; memory a shut-down
+//! controller never handed back is not reused.
 //! `submit_write` copies the caller's data into a free slot's buffer; read
 //! data is handed to the `poll` callback as a slice of the slot's buffer,
 //! valid only during the callback. So no caller memory is ever exposed to
@@ -35,6 +38,7 @@ use crate::request::{IoOp, Limits, Operation, Request, Shared, controller_fatal,
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
+use dma::{Custody, ordering};
 
 /// The outcome of a queued request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,10 +51,17 @@ pub struct Completion {
     pub result: Result<(), Error>,
 }
 
+/// A slot's DMA memory: the data buffer and the PRP list page.
 #[derive(Debug)]
-struct SlotData {
+struct SlotMemory {
     buffer: DmaRegion,
     prp_list: DmaRegion,
+}
+
+#[derive(Debug)]
+struct SlotData {
+    /// With the CPU between requests, lent to the device during one.
+    memory: Custody<SlotMemory>,
     tag: u64,
     op: IoOp,
     bytes: usize,
@@ -105,8 +116,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         let slots = buffers
             .into_iter()
             .map(|(buffer, prp_list)| SlotData {
-                buffer,
-                prp_list,
+                memory: Custody::new(SlotMemory { buffer, prp_list }),
                 tag: 0,
                 op: IoOp::Read,
                 bytes: 0,
@@ -197,13 +207,26 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         if self.shared.generation.load(Ordering::Acquire) != self.generation {
             // The device recreated the queue empty after a reset.
             self.pair.reset();
+            self.reclaim_after_reset();
         }
+        // Memory still lent (to a controller that shut down without
+        // handing it back) is left to the device.
         let buffers = self
             .slots
             .into_iter()
-            .map(|s| (s.buffer, s.prp_list))
+            .filter_map(|s| s.memory.into_host())
+            .map(|m| (m.buffer, m.prp_list))
             .collect();
         (self.pair, buffers)
+    }
+
+    /// After a finished controller reset (a new generation): the device
+    /// dropped every command, so it is done with every slot's memory.
+    fn reclaim_after_reset(&mut self) {
+        let returned = ordering::after_device_signal();
+        for s in &mut self.slots {
+            s.memory.reclaim(&returned);
+        }
     }
 
     /// Checks shutdown, starts afresh after a controller reset if nothing
@@ -220,6 +243,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
                 return Err(Error::Reset);
             }
             self.pair.reset();
+            self.reclaim_after_reset();
             self.generation = generation;
             self.timed_out = 0;
         }
@@ -324,13 +348,24 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
             Operation::Flush => IoOp::Flush,
         };
         if matches!(op, IoOp::Read | IoOp::Write) {
-            let prps = if op == IoOp::Write && !s.buffer.copy_in(0, data) {
-                Err(Error::InvalidLength)
-            } else {
-                prp::contiguous(s.buffer.phys(), bytes, page_size, &mut s.prp_list)
+            // Memory a shut-down controller kept is never reused.
+            let prps = match s.memory.host_mut() {
+                None => Err(Error::Dma),
+                Some(m) => {
+                    if op == IoOp::Write && !m.buffer.copy_in(0, data) {
+                        Err(Error::InvalidLength)
+                    } else {
+                        prp::contiguous(m.buffer.phys(), bytes, page_size, &mut m.prp_list)
+                    }
+                }
             };
             match prps {
-                Ok(prps) => entry = entry.with_prps(prps.prp1, prps.prp2),
+                Ok(prps) => {
+                    entry = entry.with_prps(prps.prp1, prps.prp2);
+                    // The device owns the slot's memory until the command
+                    // completes.
+                    s.memory.lend();
+                }
                 Err(e) => {
                     self.pair.release_slot(slot);
                     return Err(e);
@@ -380,6 +415,9 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
                 }
             }
             self.pair.reset();
+            if !shut_down {
+                self.reclaim_after_reset();
+            }
             self.generation = generation;
             self.timed_out = 0;
             self.next_deadline_ns = 0;
@@ -404,16 +442,21 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
                     slot,
                     was_timed_out,
                     entry,
+                    returned,
                 } => {
+                    let Some(s) = self.slots.get_mut(slot as usize) else {
+                        continue;
+                    };
+                    s.memory.reclaim(&returned);
                     if was_timed_out {
                         // Already reported as a timeout; the slot is free again.
                         self.timed_out = self.timed_out.saturating_sub(1);
                         continue;
                     }
-                    let Some(s) = self.slots.get(slot as usize) else {
-                        continue;
-                    };
                     let result = if entry.status.is_success() {
+                        if matches!(s.op, IoOp::Write | IoOp::WriteZeroes) {
+                            self.shared.after_write_ok(s.namespace);
+                        }
                         Ok(())
                     } else if matches!(s.op, IoOp::Write | IoOp::WriteZeroes) {
                         Err(self
@@ -423,7 +466,10 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
                         Err(Error::Device(entry.status))
                     };
                     let data = if result.is_ok() && s.op == IoOp::Read {
-                        s.buffer.as_slice().get(..s.bytes).unwrap_or(&[])
+                        s.memory
+                            .host()
+                            .and_then(|m| m.buffer.as_slice().get(..s.bytes))
+                            .unwrap_or(&[])
                     } else {
                         &[]
                     };

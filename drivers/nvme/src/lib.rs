@@ -5,7 +5,227 @@
 //! machines and by a simulated controller in the host tests. Modules are
 //! named after the parts of the NVMe base specification (1.4 numbering in
 //! the doc comments). This file only declares and re-exports.
+//!
+//! No `unsafe` here: memory shared with the device is the `dma` crate's
+//! (see [`hal`]), register access the kernel's.
+//!
+//! The modules form a stack, each importing only those below it, and a
+//! request's way from the application to the doorbell and back is told
+//! function by function in [`request_path`].
+//!
+//! # Examples
+//!
+//! Every example runs as a test against the simulated controller of the
+//! `nvme-sim` crate: [`nvme_sim::Bench`] holds a controller ([`Sim`], the
+//! [`RegisterAccess`] side), its DMA memory ([`TestDma`], a
+//! [`DmaAllocator`] over host memory) and its clock ([`FakeClock`], a
+//! [`Clock`] that advances only when read, so deadlines pass at once). On a
+//! machine the kernel passes its MMIO window, DMA allocator and clock in
+//! their place.
+//!
+//! [`nvme_sim::Bench`]: ../nvme_sim/struct.Bench.html
+//! [`Sim`]: ../nvme_sim/struct.Sim.html
+//! [`TestDma`]: ../nvme_sim/struct.TestDma.html
+//! [`FakeClock`]: ../nvme_sim/struct.FakeClock.html
+//!
+//! ## Bring a controller up
+//!
+//! [`Controller::new`] resets the controller, creates the admin and I/O
+//! queues and identifies it and its namespaces.
+//!
+//! ```
+//! use nvme::{Config, Controller};
+//! use nvme_sim::{Bench, SimConfig};
+//!
+//! // One namespace of 8192 blocks of 512 bytes.
+//! let bench = Bench::new(SimConfig::default());
+//! let controller = Controller::new(
+//!     bench.sim.clone(),
+//!     bench.dma.clone(),
+//!     bench.clock.clone(),
+//!     Config::default(),
+//! )?;
+//! let info = controller.info();
+//! assert_eq!(info.model.as_str(), "Simulated NVMe Controller");
+//! assert_eq!(info.io_queues, 4);
+//! let namespace = controller.namespaces()[0];
+//! assert_eq!(
+//!     (namespace.nsid, namespace.block_size, namespace.block_count),
+//!     (1, 512, 8192)
+//! );
+//! # Ok::<(), nvme::Error>(())
+//! ```
+//!
+//! ## Read and write blocks
+//!
+//! [`BlockDevice`] does one command at a time on a namespace, from and to
+//! the caller's buffers. A namespace is read-only until the application
+//! says it owns it.
+//!
+//! ```
+//! use nvme::{Config, Controller, Error};
+//! use nvme_sim::{Bench, SimConfig};
+//!
+//! let bench = Bench::new(SimConfig::default());
+//! let mut controller = Controller::new(
+//!     bench.sim.clone(),
+//!     bench.dma.clone(),
+//!     bench.clock.clone(),
+//!     Config::default(),
+//! )?;
+//! let mut disk = controller.namespace(1)?;
+//! let data: Vec<u8> = (0..4096).map(|i| (i % 251) as u8).collect();
+//! assert_eq!(disk.write(16, &data), Err(Error::NotOwned));
+//!
+//! disk.set_writable(true);
+//! disk.write(16, &data)?; // blocks 16..24
+//! disk.flush()?;
+//! let mut back = vec![0u8; 4096];
+//! disk.read(16, &mut back)?;
+//! assert_eq!(back, data);
+//! // The simulated medium holds it too.
+//! assert_eq!(bench.sim.disk(1, 16, 8), data);
+//! # Ok::<(), nvme::Error>(())
+//! ```
+//!
+//! ## Queue requests and poll for completions
+//!
+//! An [`IoQueue`] is a queue pair of one's own: requests carry a tag, the
+//! data travels in buffers the queue owns, and [`IoQueue::poll`] reports
+//! each request once as a [`Completion`].
+//!
+//! ```
+//! use nvme::{Config, Controller, IoOp};
+//! use nvme_sim::{Bench, SimConfig};
+//!
+//! let bench = Bench::new(SimConfig::default());
+//! let mut controller = Controller::new(
+//!     bench.sim.clone(),
+//!     bench.dma.clone(),
+//!     bench.clock.clone(),
+//!     Config::default(),
+//! )?;
+//! controller.namespace(1)?.set_writable(true);
+//! let mut queue = controller.take_io_queue()?;
+//!
+//! queue.submit_write(1, 100, &[0x5A; 1024], 1)?; // two blocks at LBA 100
+//! queue.submit_read(1, 100, 2, 2)?;
+//! let mut completed = Vec::new();
+//! while queue.in_flight() > 0 {
+//!     queue.poll(|completion, data| {
+//!         assert_eq!(completion.result, Ok(()));
+//!         if completion.op == IoOp::Read {
+//!             assert_eq!(data, &[0x5A; 1024][..]);
+//!         }
+//!         completed.push(completion.tag);
+//!     });
+//! }
+//! assert_eq!(completed, [1, 2]);
+//!
+//! // Handing the queue back frees it for another user.
+//! assert!(controller.return_io_queue(queue).is_ok());
+//! # Ok::<(), nvme::Error>(())
+//! ```
+//!
+//! ## Handle errors
+//!
+//! Bad requests are refused before anything reaches the device; device
+//! failures are values with the specification's names, classified by
+//! [`Error::kind`]. A command the device never completes times out, the
+//! driver resets the controller, and I/O goes on.
+//!
+//! ```
+//! use nvme::{Config, Controller, Error, ErrorKind, Stage};
+//! use nvme_sim::{Bench, Fault, FaultRule, SimConfig};
+//!
+//! let bench = Bench::new(SimConfig::default());
+//! let config = Config {
+//!     command_timeout_ms: 100,
+//!     ..Config::default()
+//! };
+//! let mut controller = Controller::new(
+//!     bench.sim.clone(),
+//!     bench.dma.clone(),
+//!     bench.clock.clone(),
+//!     config,
+//! )?;
+//! let mut block = [0u8; 512];
+//!
+//! // Blocks 8190..8194 of an 8192-block namespace: refused, never sent.
+//! let sent = bench.sim.commands().len();
+//! let mut disk = controller.namespace(1)?;
+//! let error = disk.read(8190, &mut [0u8; 2048]).unwrap_err();
+//! assert_eq!(error, Error::OutOfRange);
+//! assert_eq!(error.kind(), ErrorKind::InvalidInput);
+//! assert_eq!(disk.read(0, &mut block[..100]), Err(Error::InvalidLength));
+//! assert_eq!(bench.sim.commands().len(), sent);
+//!
+//! // The device loses the next Read (opcode 02h): it times out, the
+//! // controller is reset, and the next read works.
+//! bench.sim.add_fault(FaultRule {
+//!     admin: false,
+//!     opcode: 0x02,
+//!     skip: 0,
+//!     fault: Fault::Lose,
+//! });
+//! let error = disk.read(0, &mut block).unwrap_err();
+//! assert_eq!(error, Error::Timeout { stage: Stage::IoCommand });
+//! assert_eq!(error.kind(), ErrorKind::Timeout);
+//! disk.read(0, &mut block)?;
+//! assert_eq!(bench.sim.enables(), 2, "brought up, then reset once");
+//!
+//! // On a queue of one's own, a request past its deadline is reported
+//! // once; the owner then asks the controller to recover.
+//! let mut queue = controller.take_io_queue()?;
+//! bench.sim.add_fault(FaultRule {
+//!     admin: false,
+//!     opcode: 0x02,
+//!     skip: 0,
+//!     fault: Fault::Lose,
+//! });
+//! queue.submit_read(1, 0, 1, 7)?;
+//! let mut reports = Vec::new();
+//! while reports.is_empty() {
+//!     queue.poll(|completion, _| reports.push((completion.tag, completion.result)));
+//! }
+//! assert_eq!(reports, [(7, Err(Error::Timeout { stage: Stage::IoCommand }))]);
+//! assert!(queue.needs_recovery());
+//! controller.recover()?;
+//! queue.poll(|_, _| unreachable!("already reported"));
+//! assert!(!queue.needs_recovery());
+//! # Ok::<(), nvme::Error>(())
+//! ```
+//!
+//! ## Shut down
+//!
+//! [`Controller::shutdown`] tells the controller power is going away and
+//! waits (bounded by what the drive reports) until it has saved its state;
+//! nothing is accepted afterwards.
+//!
+//! ```
+//! use nvme::{Config, Controller, Error};
+//! use nvme_sim::{Bench, SimConfig};
+//!
+//! let bench = Bench::new(SimConfig::default());
+//! let mut controller = Controller::new(
+//!     bench.sim.clone(),
+//!     bench.dma.clone(),
+//!     bench.clock.clone(),
+//!     Config::default(),
+//! )?;
+//! let mut queue = controller.take_io_queue()?;
+//! controller.shutdown()?;
+//! assert!(controller.is_shut_down());
+//! assert_eq!(queue.submit_read(1, 0, 1, 1), Err(Error::ShutDown));
+//! let mut block = [0u8; 512];
+//! let read = controller
+//!     .namespace(1)
+//!     .and_then(|mut disk| disk.read(0, &mut block));
+//! assert_eq!(read, Err(Error::ShutDown));
+//! # Ok::<(), nvme::Error>(())
+//! ```
 #![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 extern crate alloc;

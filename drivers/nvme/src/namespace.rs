@@ -24,26 +24,27 @@
 //!
 //! Writes: each namespace has a `WriteGate` shared by the controller and
 //! every `IoQueue`. A write passes only if the namespace is not zoned, not
-//! write-protected and marked owned by the application. A write the device
-//! refuses with a write-protect status marks the namespace write-protected
-//! for good (one log line), so later writes never reach the device. Two
-//! statuses count: Generic "Namespace is Write Protected" (SCT 0, SC 20h,
-//! §4.6.1.2.1), the status for a namespace under Namespace Write Protection,
-//! and Media "Write Fault" (SCT 2, SC 80h, §4.6.1.2.4), which drives that
-//! turned read-only at end of life (and QEMU for a `readonly=on` drive)
-//! report for every write. A transient write fault therefore also stops
-//! writes to that namespace until the next bring-up: for a disk tool,
-//! stopping is the safe side.
+//! write-protected and marked owned by the application. Two refusals mark
+//! the namespace write-protected for good (one log line), so later writes
+//! never reach the device:
+//! - Generic "Namespace is Write Protected" (SCT 0, SC 20h, §4.6.1.2.1),
+//!   the status of a namespace under Namespace Write Protection: at once;
+//! - Media "Write Fault" (SCT 2, SC 80h, §4.6.1.2.4) again and again:
+//!   [`WRITE_FAULTS_BEFORE_PROTECTION`] in a row with no successful write
+//!   between. Drives that turned read-only at end of life (and QEMU for a
+//!   `readonly=on` drive) answer every write so, while one bad block of a
+//!   healthy drive fails only its own writes. Until the count is reached a
+//!   write fault is returned as the device's status.
 
 #![forbid(unsafe_code)]
 
-use crate::command::{IdentifyCns, Status, StatusCodeType, generic, media};
+use crate::command::{IdentifyCns, Status};
 use crate::error::Error;
 use crate::identify::{self, IdentifyNamespace};
 use crate::registers::Version;
 use crate::zoned::{IdentifyZonedNamespace, ZONED_COMMAND_SET, ZoneInfo};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 /// One active namespace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,6 +103,9 @@ impl Namespace {
     }
 }
 
+/// Write faults in a row, with no successful write between, after which a
+/// namespace is taken as write-protected.
+pub const WRITE_FAULTS_BEFORE_PROTECTION: u32 = 3;
 /// Most NSIDs probed per controller (one Active Namespace ID list page).
 pub const MAX_NAMESPACES: usize = 1024;
 /// Command Set Identifier of the NVM command set.
@@ -137,11 +141,7 @@ pub fn command_set_identifier(list: &[u8]) -> Option<u8> {
 /// Whether a write completing with `status` says the namespace does not
 /// take writes (see the module documentation).
 pub const fn refuses_writes(status: Status) -> bool {
-    matches!(
-        (status.code_type(), status.sc),
-        (StatusCodeType::Generic, generic::NAMESPACE_WRITE_PROTECTED)
-            | (StatusCodeType::MediaError, media::WRITE_FAULT)
-    )
+    status.refuses_writes()
 }
 
 /// Identify as the probe needs it; the controller implements it over its
@@ -336,6 +336,8 @@ pub(crate) struct WriteGate {
     zoned: bool,
     owned: AtomicBool,
     protected: AtomicBool,
+    /// Write faults since the last successful write.
+    write_faults: AtomicU32,
 }
 
 impl WriteGate {
@@ -346,6 +348,7 @@ impl WriteGate {
             zoned: info.zoned.is_some(),
             owned: AtomicBool::new(false),
             protected: AtomicBool::new(info.write_protected),
+            write_faults: AtomicU32::new(0),
         }
     }
 
@@ -372,23 +375,43 @@ impl WriteGate {
         }
     }
 
-    /// A write to the namespace failed with `error`: a write-protect status
-    /// marks it write-protected (logged the first time) and is reported as
-    /// [`Error::WriteProtected`]; anything else is returned as it is.
-    pub(crate) fn after_write_error(&self, error: Error) -> Error {
-        match error {
-            Error::Device(status) if refuses_writes(status) => {
-                if !self.protected.swap(true, Ordering::AcqRel) {
-                    log::warn!(
-                        "nvme: namespace {}: write refused ({}); write-protected from now on, no further writes are sent",
-                        self.nsid,
-                        status.name()
-                    );
-                }
-                Error::WriteProtected
-            }
-            other => other,
+    /// A write to the namespace completed successfully: write faults are
+    /// no longer in a row.
+    pub(crate) fn after_write_ok(&self) {
+        if self.write_faults.load(Ordering::Relaxed) != 0 {
+            self.write_faults.store(0, Ordering::Relaxed);
         }
+    }
+
+    /// A write to the namespace failed with `error`. "Namespace is Write
+    /// Protected", or the [`WRITE_FAULTS_BEFORE_PROTECTION`]th write fault
+    /// in a row, marks it write-protected (logged the first time) and is
+    /// reported as [`Error::WriteProtected`], as is any refusal once it is
+    /// marked; an earlier write fault and anything else are returned as
+    /// they are.
+    pub(crate) fn after_write_error(&self, error: Error) -> Error {
+        let Error::Device(status) = error else {
+            return error;
+        };
+        let protect = if status.is_namespace_write_protected() {
+            true
+        } else if status.is_write_fault() {
+            let faults = self.write_faults.fetch_add(1, Ordering::AcqRel) + 1;
+            faults >= WRITE_FAULTS_BEFORE_PROTECTION || self.is_protected()
+        } else {
+            false
+        };
+        if !protect {
+            return error;
+        }
+        if !self.protected.swap(true, Ordering::AcqRel) {
+            log::warn!(
+                "nvme: namespace {}: write refused ({}); write-protected from now on, no further writes are sent",
+                self.nsid,
+                status.name()
+            );
+        }
+        Error::WriteProtected
     }
 }
 

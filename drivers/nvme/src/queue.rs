@@ -2,10 +2,12 @@
 //!
 //! A [`QueuePair`] owns the DMA memory of one submission queue and its
 //! completion queue (NVMe 1.4 §4.1), so nothing else can alias it. Memory
-//! ordering lives here and only here: a release fence before every doorbell
-//! write (entries must be visible before the device is told about them) and
-//! an acquire fence after observing a phase flip (the rest of the entry must
-//! not be read before its phase bit).
+//! ordering is `dma::ordering`'s, called from here only: a release fence
+//! before every doorbell write (entries must be visible before the device
+//! is told about them) and an acquire fence after observing a phase flip
+//! (the rest of the entry must not be read before its phase bit); the
+//! completion carries the proof ([`dma::Returned`]) that the device handed
+//! back the memory lent for the command.
 //!
 //! Command identifiers: a queue of depth `d` has `d` slots. A command's CID
 //! is its slot index in the low bits and a rolling sequence number in the
@@ -37,11 +39,11 @@
 #![forbid(unsafe_code)]
 
 use crate::command::{CompletionEntry, SubmissionEntry};
-use crate::hal::{DmaRegion, RegisterAccess, SharedDwords};
+use crate::hal::{DmaRegion, RegisterAccess, Returned, SharedDwords};
 use crate::registers::{Doorbells, offset};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{Ordering, fence};
+use dma::ordering;
 
 /// Bytes per dword of a queue entry.
 const DWORD_BYTES: usize = 4;
@@ -95,7 +97,7 @@ struct Slot {
 }
 
 /// Result of looking at the completion queue once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Polled {
     /// No new entry.
     Empty,
@@ -107,6 +109,8 @@ pub(crate) enum Polled {
         was_timed_out: bool,
         /// The entry.
         entry: CompletionEntry,
+        /// The device is done with the command's memory.
+        returned: Returned,
     },
     /// An entry whose CID (or SQ ID) is not in flight; consumed and ignored.
     Unknown(CompletionEntry),
@@ -331,7 +335,7 @@ impl QueuePair {
     pub(crate) fn ring_submissions<R: RegisterAccess>(&mut self, regs: &R) {
         if self.sq_tail != self.sq_rung {
             // The entries must be visible to the device before the doorbell.
-            fence(Ordering::Release);
+            ordering::before_doorbell();
             let slot = self.shadow.as_ref().map(|s| s.sq);
             self.ring(regs, self.sq_doorbell, slot, self.sq_tail, self.sq_rung);
             self.sq_rung = self.sq_tail;
@@ -367,7 +371,7 @@ impl QueuePair {
         let notify = match (&self.shadow, shadow_slot) {
             (Some(shadow), Some(slot)) => {
                 shadow.buffers.doorbells.store(slot, new);
-                fence(Ordering::SeqCst);
+                ordering::between_store_and_load();
                 let event = shadow.buffers.event_indexes.load(slot);
                 needs_event(self.entries, event, new, old)
             }
@@ -397,7 +401,7 @@ impl QueuePair {
             return Polled::Empty;
         }
         // The phase flip is seen; read the rest of the entry only now.
-        fence(Ordering::Acquire);
+        let returned = ordering::after_device_signal();
         let mut dwords = [dw3; CompletionEntry::DWORDS];
         for (i, dword) in dwords
             .iter_mut()
@@ -427,6 +431,7 @@ impl QueuePair {
                     slot: index as u16,
                     was_timed_out,
                     entry,
+                    returned,
                 }
             }
             _ => Polled::Unknown(entry),

@@ -230,6 +230,14 @@ impl Shared {
             .map_or(Err(Error::NotOwned), WriteGate::check)
     }
 
+    /// A write to namespace `index` completed successfully: write faults
+    /// are no longer in a row (see `namespace`).
+    pub(crate) fn after_write_ok(&self, index: usize) {
+        if let Some(gate) = self.writable.get(index) {
+            gate.after_write_ok();
+        }
+    }
+
     /// A write to namespace `index` failed with `error`: notes a
     /// write-protect refusal (see `namespace`) and returns the error to
     /// report.

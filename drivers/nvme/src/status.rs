@@ -110,6 +110,25 @@ impl Status {
         }
     }
 
+    /// Generic "Namespace is Write Protected" (§4.6.1.2.1): the namespace
+    /// is under Namespace Write Protection.
+    pub const fn is_namespace_write_protected(self) -> bool {
+        matches!(self.code_type(), StatusCodeType::Generic)
+            && self.sc == generic::NAMESPACE_WRITE_PROTECTED
+    }
+
+    /// Media "Write Fault" (§4.6.1.2.4): the write could not be completed
+    /// on the media.
+    pub const fn is_write_fault(self) -> bool {
+        matches!(self.code_type(), StatusCodeType::MediaError) && self.sc == media::WRITE_FAULT
+    }
+
+    /// A write that completed with this status was refused as protected or
+    /// faulted: the two statuses behind write protection (see `namespace`).
+    pub const fn refuses_writes(self) -> bool {
+        self.is_namespace_write_protected() || self.is_write_fault()
+    }
+
     /// Whether the command succeeded.
     pub const fn is_success(self) -> bool {
         self.sct == 0 && self.sc == 0

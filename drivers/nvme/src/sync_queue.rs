@@ -260,6 +260,10 @@ impl SyncQueue {
             device.unknown,
         );
         match result {
+            Ok(done) if entry.writes() => {
+                device.shared.after_write_ok(ns.index);
+                Ok(done)
+            }
             Err(error) if entry.writes() => Err(device.shared.after_write_error(ns.index, error)),
             other => other,
         }

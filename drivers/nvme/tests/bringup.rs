@@ -1,11 +1,9 @@
 //! Bring-up from every starting state, odd capabilities, identify data,
 //! features, logs and shutdown against the simulated controller.
 
-mod sim;
-
 use nvme::registers::ShutdownStatus;
 use nvme::{Error, Quirks, Stage};
-use sim::*;
+use nvme_sim::*;
 
 #[test]
 fn brings_up_from_each_starting_state() {

@@ -1,10 +1,8 @@
 //! Fault injection: lost completions, fatal status, unknown command
 //! identifiers, vanished devices; recovery and I/O afterwards.
 
-mod sim;
-
 use nvme::{Error, ErrorKind, IoOp, Stage};
-use sim::*;
+use nvme_sim::*;
 
 fn writable_bench() -> (Bench, TestController) {
     let bench = Bench::new(SimConfig::default());

@@ -2,12 +2,10 @@
 //! minimum only, not enough memory, refusal, reset, and release before
 //! shutdown.
 
-mod sim;
-
 use nvme::command::Status;
 use nvme::registers::ShutdownNotification;
-use sim::real_drive::{HmbCommand, RealDrive};
-use sim::*;
+use nvme_sim::real_drive::{HmbCommand, RealDrive};
+use nvme_sim::*;
 
 const MIB: usize = 1 << 20;
 /// 4 MiB preferred, 1 MiB minimum (4 KiB units).

@@ -1,11 +1,9 @@
 //! Synchronous block I/O: data paths, PRP building, MDTS splitting, phase
 //! wrap-around, optional commands and input validation.
 
-mod sim;
-
 use nvme::command::Status;
 use nvme::{Error, ErrorKind, Quirks};
-use sim::*;
+use nvme_sim::*;
 
 fn ns(nsid: u32, block_size: usize, blocks: u64) -> NsConfig {
     NsConfig {

@@ -6,13 +6,12 @@
 //! tests give the new refusals arbitrary requests: each gets its typed
 //! error and nothing reaches the device.
 
-mod sim;
-
 use nvme::command::{IdentifyCns, Status};
+use nvme::namespace::WRITE_FAULTS_BEFORE_PROTECTION;
 use nvme::{Error, IoOp, ZoneInfo};
+use nvme_sim::*;
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
-use sim::*;
 
 const ADMIN_IDENTIFY: u8 = 0x06;
 const NVM_WRITE: u8 = 0x01;
@@ -197,7 +196,13 @@ fn nsattr_write_protected_namespace_takes_no_write() {
 
 #[test]
 fn a_write_refused_as_write_protected_stops_every_later_write() {
-    for status in [Status::new(0, 0x20), Status::new(2, 0x80)] {
+    // "Namespace is Write Protected" marks the namespace at once; "Write
+    // Fault" on the third write in a row, the first two being returned as
+    // the device's status.
+    for (status, refusals) in [
+        (Status::new(0, 0x20), 1),
+        (Status::new(2, 0x80), WRITE_FAULTS_BEFORE_PROTECTION as u64),
+    ] {
         let bench = bench(NVME_1_4, &[1]);
         bench.sim.refuse_writes(1, status);
         let mut ctrl = bench.controller(test_config()).unwrap();
@@ -205,16 +210,22 @@ fn a_write_refused_as_write_protected_stops_every_later_write() {
         let mut dev = ctrl.namespace(1).unwrap();
         dev.set_writable(true);
         let data = vec![7u8; 4096];
-        // The first write reaches the device and is refused; it is reported
-        // as write protection and no later write is sent.
+        for _ in 1..refusals {
+            let refused = dev.write(0, &data);
+            assert_eq!(refused, Err(Error::Device(status)));
+            assert!(refused.unwrap_err().refuses_writes());
+            assert!(!dev.info().write_protected);
+        }
+        // The last refusal reaches the device; it is reported as write
+        // protection and no later write is sent.
         assert_eq!(dev.write(0, &data), Err(Error::WriteProtected));
-        assert_eq!(bench.sim.writes_refused(), 1);
+        assert_eq!(bench.sim.writes_refused(), refusals);
         for lba in 8..40 {
             assert_eq!(dev.write(lba, &data[..512]), Err(Error::WriteProtected));
         }
         assert_eq!(dev.write_zeroes(0, 8), Err(Error::WriteProtected));
-        assert_eq!(bench.sim.writes_refused(), 1);
-        assert_eq!(writes_sent(&bench), 1);
+        assert_eq!(bench.sim.writes_refused(), refusals);
+        assert_eq!(writes_sent(&bench) as u64, refusals);
         assert!(dev.info().write_protected);
         assert!(!dev.is_writable());
         let mut back = vec![0u8; 512];
@@ -224,7 +235,7 @@ fn a_write_refused_as_write_protected_stops_every_later_write() {
             queue.submit_write(1, 0, &data[..512], 0),
             Err(Error::WriteProtected)
         );
-        assert_eq!(writes_sent(&bench), 1, "status {status:?}");
+        assert_eq!(writes_sent(&bench) as u64, refusals, "status {status:?}");
     }
 }
 
@@ -240,15 +251,30 @@ fn queued_writes_refused_as_write_protected_complete_typed_then_stop() {
             .submit_write(1, tag * 8, &[tag as u8; 512], tag)
             .unwrap();
     }
-    let mut refused = 0;
+    // The first write faults come back as the device's status, then the
+    // namespace is taken as write-protected.
+    let mut results = Vec::new();
     while queue.in_flight() > 0 {
         queue.poll(|c, _| {
             assert_eq!(c.op, IoOp::Write);
-            assert_eq!(c.result, Err(Error::WriteProtected));
-            refused += 1;
+            assert!(c.result.is_err_and(Error::refuses_writes));
+            results.push(c.result);
         });
     }
-    assert_eq!(refused, 4);
+    let faults = WRITE_FAULTS_BEFORE_PROTECTION as usize - 1;
+    assert_eq!(results.len(), 4);
+    assert!(
+        results[..faults]
+            .iter()
+            .all(|r| *r == Err(Error::Device(Status::new(2, 0x80)))),
+        "{results:?}"
+    );
+    assert!(
+        results[faults..]
+            .iter()
+            .all(|r| *r == Err(Error::WriteProtected)),
+        "{results:?}"
+    );
     assert_eq!(
         queue.submit_write(1, 0, &[0u8; 512], 9),
         Err(Error::WriteProtected)
@@ -256,6 +282,26 @@ fn queued_writes_refused_as_write_protected_complete_typed_then_stop() {
     assert_eq!(writes_sent(&bench), 4);
     assert!(ctrl.return_io_queue(queue).is_ok());
     assert!(ctrl.namespace(1).unwrap().info().write_protected);
+}
+
+#[test]
+fn a_write_fault_between_successful_writes_is_a_bad_block_not_protection() {
+    let bench = bench(NVME_1_4, &[1]);
+    let mut ctrl = bench.controller(test_config()).unwrap();
+    let mut dev = ctrl.namespace(1).unwrap();
+    dev.set_writable(true);
+    let fault = Status::new(2, 0x80);
+    for round in 0..(2 * WRITE_FAULTS_BEFORE_PROTECTION) {
+        bench.sim.fail_io(NVM_WRITE, fault);
+        assert_eq!(
+            dev.write(0, &[1u8; 512]),
+            Err(Error::Device(fault)),
+            "{round}"
+        );
+        dev.write(8, &[2u8; 512]).unwrap();
+    }
+    assert!(!dev.info().write_protected);
+    dev.write(0, &[3u8; 512]).unwrap();
 }
 
 #[test]

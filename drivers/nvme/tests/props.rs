@@ -9,12 +9,10 @@
 //! Every case brings a fresh simulated controller up; the case counts are
 //! kept small so the whole file runs in a few seconds (fewer under Miri).
 
-mod sim;
-
 use nvme::{Error, IoOp};
+use nvme_sim::*;
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
-use sim::*;
 
 /// Namespace 1: 512-byte blocks; 2: 4096-byte blocks; 3: has metadata
 /// (unusable); any other NSID does not exist. Small under Miri, which

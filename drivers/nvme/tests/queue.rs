@@ -1,11 +1,10 @@
 //! The queue API at depth 32: data verified by tag, out-of-order
-//! completions, queue-full accounting, many ring cycles, and a randomized
-//! model check of the synchronous and queued paths.
-
-mod sim;
+//! completions, queue-full accounting, many ring cycles, a randomized
+//! model check of the synchronous and queued paths, and slot memory lent to
+//! the device coming back only when the device hands it back.
 
 use nvme::{Error, IoOp};
-use sim::*;
+use nvme_sim::*;
 use std::collections::HashMap;
 
 fn bench(blocks: u64) -> (Bench, TestController) {
@@ -324,5 +323,80 @@ fn queues_can_be_returned_and_taken_again() {
     assert_eq!(
         bench.sim.commands().iter().filter(|c| c.qid == qid).count(),
         96
+    );
+}
+
+/// The PRP1 of the last read submitted on queue `qid` (its slot buffer).
+fn last_read_buffer(bench: &Bench, qid: u16) -> u64 {
+    let reads = bench.sim.commands();
+    let read = reads
+        .iter()
+        .rev()
+        .find(|c| c.qid == qid && c.entry.opcode == 0x02);
+    read.expect("the read reached the device").entry.prp1
+}
+
+#[test]
+fn slot_memory_the_device_kept_at_shutdown_is_never_freed() {
+    let (bench, mut ctrl) = bench(4096);
+    let mut q = ctrl.take_io_queue().unwrap();
+    let (qid, depth) = (q.queue_id(), q.depth());
+    bench.sim.add_fault(FaultRule {
+        admin: false,
+        opcode: 0x02,
+        skip: 0,
+        fault: Fault::Lose,
+    });
+    q.submit_read(1, 0, 1, 7).unwrap();
+    let lent = last_read_buffer(&bench, qid);
+    assert_eq!(q.poll(|_, _| panic!("nothing completed")), 0);
+    ctrl.shutdown().unwrap();
+    let mut reported = Vec::new();
+    q.poll(|c, _| reported.push((c.tag, c.result)));
+    assert_eq!(reported, [(7, Err(Error::ShutDown))]);
+    let freed_before = bench.dma.freed().len();
+    assert!(ctrl.return_io_queue(q).is_ok());
+    // The lost read's buffer and PRP list stay with the device; every
+    // other slot's memory goes back.
+    assert!(bench.dma.is_allocated(lent), "lent buffer freed");
+    assert!(!bench.dma.freed().contains(&lent));
+    assert_eq!(bench.dma.freed().len() - freed_before, 2 * (depth - 1));
+}
+
+#[test]
+fn slot_memory_comes_back_after_a_controller_reset() {
+    let (bench, mut ctrl) = bench(4096);
+    let mut q = ctrl.take_io_queue().unwrap();
+    let (qid, depth) = (q.queue_id(), q.depth());
+    bench.sim.add_fault(FaultRule {
+        admin: false,
+        opcode: 0x02,
+        skip: 0,
+        fault: Fault::Lose,
+    });
+    q.submit_read(1, 0, 1, 7).unwrap();
+    let lent = last_read_buffer(&bench, qid);
+    bench.clock.advance_ms(test_config().command_timeout_ms + 1);
+    let mut reported = Vec::new();
+    q.poll(|c, _| reported.push((c.tag, c.result)));
+    assert!(matches!(reported[..], [(7, Err(Error::Timeout { .. }))]));
+    assert!(q.needs_recovery());
+    ctrl.recover().unwrap();
+    // The reset dropped the read: its slot and memory serve again.
+    q.poll(|_, _| panic!("the timed-out read was already reported"));
+    for tag in 0..depth as u64 {
+        q.submit_read(1, tag, 1, tag).unwrap();
+    }
+    let mut n = 0;
+    while n < depth {
+        n += q.poll(|c, d| {
+            assert_eq!(c.result, Ok(()));
+            assert_eq!(d.len(), 512);
+        });
+    }
+    assert!(ctrl.return_io_queue(q).is_ok());
+    assert!(
+        bench.dma.freed().contains(&lent),
+        "reclaimed buffer not freed"
     );
 }

@@ -1,12 +1,10 @@
 //! Each quirk kind of the table changes behaviour: the same simulated
 //! controller with a quirked PCI vendor/device ID and with QEMU's.
 
-mod sim;
-
 use nvme::quirks::{self, READY_CHECK_DELAY_US};
 use nvme::{Error, IoOp};
-use sim::real_drive::{RealDrive, apst_entry, apst_target};
-use sim::*;
+use nvme_sim::real_drive::{RealDrive, apst_entry, apst_target};
+use nvme_sim::*;
 
 /// QEMU's NVMe controller (Red Hat 1b36:0010): no quirk that matters here.
 const PLAIN: (u16, u16) = (0x1b36, 0x0010);

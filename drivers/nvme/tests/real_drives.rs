@@ -2,11 +2,9 @@
 //! DMA allocation is aligned to it, even from an allocator that gives no
 //! more alignment than asked for.
 
-mod sim;
-
 use nvme::DmaAllocator;
-use sim::real_drive::RealDrive;
-use sim::*;
+use nvme_sim::real_drive::RealDrive;
+use nvme_sim::*;
 
 const PAGE: usize = 8192;
 

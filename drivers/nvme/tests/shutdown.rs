@@ -1,12 +1,10 @@
 //! Shutdown waits as long as the drive says (RTD3E), bounded, on the
 //! simulated clock.
 
-mod sim;
-
 use nvme::controller::{SHUTDOWN_WAIT_MAX_MS, SHUTDOWN_WAIT_MIN_MS, shutdown_wait_ms};
 use nvme::{Error, Stage};
-use sim::real_drive::RealDrive;
-use sim::*;
+use nvme_sim::real_drive::RealDrive;
+use nvme_sim::*;
 
 const MS: u64 = 1_000_000;
 

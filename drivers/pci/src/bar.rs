@@ -27,9 +27,9 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use pci_types::{CommandRegister, ConfigRegionAccess, PciAddress};
+use pci_types::{CommandRegister, PciAddress};
 
-use crate::config::{BAR0, COMMAND_STATUS, Config};
+use crate::config::{BAR0, COMMAND_STATUS, Config, ConfigurationAccess};
 use crate::error::{BarDefect, Problem};
 
 /// The number of BAR slots in a type 0 (endpoint) header.
@@ -132,7 +132,7 @@ struct RawSlot {
 /// Probes and decodes the first `slots` BARs of a function.
 ///
 /// `keep_decoding` is set for host bridges (see the module notes).
-pub(crate) fn read_bars<A: ConfigRegionAccess + ?Sized>(
+pub(crate) fn read_bars<A: ConfigurationAccess + ?Sized>(
     config: &Config<'_, A>,
     slots: usize,
     keep_decoding: bool,
@@ -144,7 +144,7 @@ pub(crate) fn read_bars<A: ConfigRegionAccess + ?Sized>(
 }
 
 /// The address `bar`'s registers hold now (the firmware's, unless something reset them).
-pub(crate) fn current_address<A: ConfigRegionAccess + ?Sized>(
+pub(crate) fn current_address<A: ConfigurationAccess + ?Sized>(
     config: &Config<'_, A>,
     bar: &DecodedBar,
 ) -> u64 {
@@ -165,7 +165,7 @@ pub(crate) fn current_address<A: ConfigRegionAccess + ?Sized>(
 
 /// Writes `bar`'s decoded address back to its registers (the flag bits are read-only, so the
 /// address alone is written), as after a reset that cleared them; decoding must be off.
-pub(crate) fn write_address<A: ConfigRegionAccess + ?Sized>(
+pub(crate) fn write_address<A: ConfigurationAccess + ?Sized>(
     config: &Config<'_, A>,
     bar: &DecodedBar,
 ) {
@@ -182,7 +182,7 @@ fn slot_offset(index: usize) -> u16 {
 }
 
 /// Saves and size-probes every slot, with I/O and memory decoding off unless `keep_decoding`.
-fn probe<A: ConfigRegionAccess + ?Sized>(
+fn probe<A: ConfigurationAccess + ?Sized>(
     config: &Config<'_, A>,
     slots: usize,
     keep_decoding: bool,

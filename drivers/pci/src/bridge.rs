@@ -16,11 +16,9 @@
 
 use core::fmt;
 
-use pci_types::ConfigRegionAccess;
-
 use crate::config::{
     BRIDGE_MEMORY_BASE_LIMIT, BRIDGE_PREFETCHABLE_BASE_LIMIT, BRIDGE_PREFETCHABLE_BASE_UPPER,
-    BRIDGE_PREFETCHABLE_LIMIT_UPPER, Config,
+    BRIDGE_PREFETCHABLE_LIMIT_UPPER, Config, ConfigurationAccess,
 };
 
 /// Address bits 19..0 that a window's limit implies (1 MiB granularity).
@@ -118,7 +116,7 @@ impl BridgeWindows {
 }
 
 /// Reads the memory windows of the type 1 function behind `config`.
-pub(crate) fn read_windows<A: ConfigRegionAccess + ?Sized>(
+pub(crate) fn read_windows<A: ConfigurationAccess + ?Sized>(
     config: &Config<'_, A>,
 ) -> BridgeWindows {
     let memory = BaseLimit(config.read(BRIDGE_MEMORY_BASE_LIMIT));

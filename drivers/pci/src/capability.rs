@@ -16,9 +16,9 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use pci_types::{ConfigRegionAccess, PciAddress};
+use pci_types::PciAddress;
 
-use crate::config::{CAPABILITY_AREA_START, Config, LAST_DWORD};
+use crate::config::{CAPABILITY_AREA_START, Config, ConfigurationAccess, LAST_DWORD};
 use crate::error::{CapabilityDefect, Problem};
 
 /// Capability IDs (PCI Code and ID Assignment Specification, section 2).
@@ -173,7 +173,7 @@ impl fmt::Display for Capability {
 }
 
 /// Walks the capability list starting at `pointer` (the header's capabilities pointer).
-pub(crate) fn read_capabilities<A: ConfigRegionAccess + ?Sized>(
+pub(crate) fn read_capabilities<A: ConfigurationAccess + ?Sized>(
     config: &Config<'_, A>,
     pointer: u8,
     problems: &mut Vec<Problem>,
@@ -239,7 +239,7 @@ fn record(problems: &mut Vec<Problem>, address: PciAddress, offset: u8, defect: 
 }
 
 /// Decodes one capability; `None` if its registers would extend past the 256-byte space.
-fn decode<A: ConfigRegionAccess + ?Sized>(
+fn decode<A: ConfigurationAccess + ?Sized>(
     config: &Config<'_, A>,
     offset: u16,
     id: u8,

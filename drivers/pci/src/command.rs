@@ -8,9 +8,9 @@
 //! a read-back without it is only logged. Memory decode and bus mastering must stick, or the
 //! driver could not work: their absence is an [`Error`].
 
-use pci_types::{CommandRegister, ConfigRegionAccess, PciAddress};
+use pci_types::{CommandRegister, PciAddress};
 
-use crate::config::{COMMAND_STATUS, Config, ID};
+use crate::config::{COMMAND_STATUS, Config, ConfigurationAccess, ID};
 use crate::error::Error;
 
 /// Enables memory-space decoding and bus mastering and disables INTx for the function at
@@ -18,7 +18,7 @@ use crate::error::Error;
 ///
 /// Fails with [`Error::FunctionAbsent`] if nothing answers at `address`, and with
 /// [`Error::CommandNotAccepted`] if memory decoding or bus mastering did not stick.
-pub fn enable_for_dma(access: &impl ConfigRegionAccess, address: PciAddress) -> Result<(), Error> {
+pub fn enable_for_dma(access: &impl ConfigurationAccess, address: PciAddress) -> Result<(), Error> {
     let config = Config::new(access, address);
     let read_back = set_command_bits(&config, DMA_BITS | CommandRegister::INTERRUPT_DISABLE)?;
     if !read_back.contains(CommandRegister::INTERRUPT_DISABLE) {
@@ -30,7 +30,7 @@ pub fn enable_for_dma(access: &impl ConfigRegionAccess, address: PciAddress) -> 
 /// Enables memory-space decoding (forwarding of the memory windows downstream) and bus
 /// mastering (forwarding of the functions' DMA upstream) on the PCI-to-PCI bridge at `config`,
 /// leaving every other command bit as it is. Nothing is written if both are already on.
-pub(crate) fn enable_bridge_forwarding<A: ConfigRegionAccess + ?Sized>(
+pub(crate) fn enable_bridge_forwarding<A: ConfigurationAccess + ?Sized>(
     config: &Config<'_, A>,
 ) -> Result<(), Error> {
     set_command_bits(config, DMA_BITS).map(|_| ())
@@ -42,7 +42,7 @@ const DMA_BITS: CommandRegister =
 
 /// Sets `bits` in the command register (writing only if one is missing) and checks that
 /// memory decoding and bus mastering stuck; returns the register as read back.
-fn set_command_bits<A: ConfigRegionAccess + ?Sized>(
+fn set_command_bits<A: ConfigurationAccess + ?Sized>(
     config: &Config<'_, A>,
     bits: CommandRegister,
 ) -> Result<CommandRegister, Error> {

@@ -25,8 +25,9 @@
 use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 
-use pci_types::{ConfigRegionAccess, PciAddress};
+use pci_types::PciAddress;
 
+use crate::config::ConfigurationAccess;
 use crate::error::{BridgeDefect, Problem};
 use crate::function::{
     Function, HOST_BRIDGE, HeaderKind, class_of, is_multifunction, is_present, read_function,
@@ -137,13 +138,13 @@ impl Enumeration {
 }
 
 /// Enumerates every function in `ranges` with the default [`EnumerationOptions`] (sweep on).
-pub fn enumerate(access: &impl ConfigRegionAccess, ranges: &[BusRange]) -> Enumeration {
+pub fn enumerate(access: &impl ConfigurationAccess, ranges: &[BusRange]) -> Enumeration {
     enumerate_with(access, ranges, EnumerationOptions::default())
 }
 
 /// Enumerates every function in `ranges` (see the module notes for the order of the walk).
 pub fn enumerate_with(
-    access: &impl ConfigRegionAccess,
+    access: &impl ConfigurationAccess,
     ranges: &[BusRange],
     options: EnumerationOptions,
 ) -> Enumeration {
@@ -162,14 +163,14 @@ pub fn enumerate_with(
 }
 
 /// State of one enumeration.
-struct Walk<'a, A: ConfigRegionAccess + ?Sized> {
+struct Walk<'a, A: ConfigurationAccess + ?Sized> {
     access: &'a A,
     result: Enumeration,
     /// (segment, bus) already scanned or queued.
     visited: BTreeSet<(u16, u8)>,
 }
 
-impl<A: ConfigRegionAccess + ?Sized> Walk<'_, A> {
+impl<A: ConfigurationAccess + ?Sized> Walk<'_, A> {
     fn range(&mut self, range: BusRange, options: EnumerationOptions) {
         let BusRange {
             segment,

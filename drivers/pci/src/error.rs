@@ -9,7 +9,7 @@ use core::fmt;
 
 use pci_types::PciAddress;
 
-use crate::power::PowerState;
+use crate::power_state::PowerState;
 
 /// Why an operation on one function failed.
 #[non_exhaustive]

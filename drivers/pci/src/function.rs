@@ -1,6 +1,6 @@
 //! One PCI function: identification, header kind, BARs, capabilities, and an lspci-like display.
 //!
-//! Identification fields are read with `pci_types`' `PciHeader` and `PciPciBridgeHeader`;
+//! Identification fields are read from the header's dwords (PCI Local Bus 3.0, section 6.1);
 //! BARs and capabilities with this crate's own probing ([`crate::bar`], [`crate::capability`]).
 //!
 //! A function is absent when its vendor ID reads 0xFFFF (nothing answered: master abort or
@@ -13,13 +13,16 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use pci_types::{ConfigRegionAccess, HeaderType, PciAddress, PciHeader, PciPciBridgeHeader};
+use pci_types::PciAddress;
 
 use crate::bar::{self, DecodedBar};
 use crate::bridge::{self, BridgeWindows, MemoryWindow};
 use crate::capability::{self, Capability, CapabilityKind};
 use crate::class::class_name;
-use crate::config::{CAPABILITY_POINTER, CARDBUS_CAPABILITY_POINTER, Config, INTERRUPT};
+use crate::config::{
+    BRIDGE_BUS_NUMBERS, CAPABILITY_POINTER, CARDBUS_CAPABILITY_POINTER, COMMAND_STATUS, Config,
+    ConfigurationAccess, HEADER_TYPE, ID, INTERRUPT, REVISION_CLASS, STATUS_CAPABILITY_LIST,
+};
 use crate::error::Problem;
 use crate::storage_mode::StorageHider;
 
@@ -27,6 +30,91 @@ use crate::storage_mode::StorageHider;
 pub(crate) const HOST_BRIDGE: (u8, u8) = (0x06, 0x00);
 /// NVM Express: mass storage (01h), non-volatile memory (08h), NVM Express interface (02h).
 const NVME: (u8, u8, u8) = (0x01, 0x08, 0x02);
+/// Vendor IDs that mean nothing answered: all-ones (master abort) and 0000h (never assigned).
+const VENDOR_ABSENT: [u16; 2] = [0xffff, 0x0000];
+/// Header type byte (bits 16..24 of its dword), bit 7: the device has more than one function.
+const HEADER_MULTIFUNCTION: u32 = 1 << 23;
+/// Header type byte, bits 6..0: the header layout.
+const HEADER_LAYOUT_SHIFT: u32 = 16;
+const HEADER_LAYOUT_MASK: u32 = 0x7f;
+/// Header layouts (PCI Local Bus 3.0, section 6.1; PCI-to-PCI Bridge 1.2, section 3.2).
+const LAYOUT_ENDPOINT: u8 = 0x00;
+const LAYOUT_PCI_BRIDGE: u8 = 0x01;
+const LAYOUT_CARDBUS: u8 = 0x02;
+
+/// The identification dword at 0x00.
+#[derive(Clone, Copy)]
+struct Id(u32);
+
+impl Id {
+    fn vendor(self) -> u16 {
+        self.0 as u16
+    }
+
+    fn device(self) -> u16 {
+        (self.0 >> 16) as u16
+    }
+
+    /// Whether a function answered (vendor ID neither FFFFh nor 0000h).
+    fn present(self) -> bool {
+        !VENDOR_ABSENT.contains(&self.vendor())
+    }
+}
+
+/// The dword at 0x08: revision ID, programming interface, subclass, class.
+#[derive(Clone, Copy)]
+struct RevisionClass(u32);
+
+impl RevisionClass {
+    fn revision(self) -> u8 {
+        self.0 as u8
+    }
+
+    fn prog_if(self) -> u8 {
+        (self.0 >> 8) as u8
+    }
+
+    fn subclass(self) -> u8 {
+        (self.0 >> 16) as u8
+    }
+
+    fn class(self) -> u8 {
+        (self.0 >> 24) as u8
+    }
+}
+
+/// A type 1 header's bus numbers (0x18): primary, secondary, subordinate.
+#[derive(Clone, Copy)]
+struct BusNumbers(u32);
+
+impl BusNumbers {
+    fn primary(self) -> u8 {
+        self.0 as u8
+    }
+
+    fn secondary(self) -> u8 {
+        (self.0 >> 8) as u8
+    }
+
+    fn subordinate(self) -> u8 {
+        (self.0 >> 16) as u8
+    }
+}
+
+/// The dword at 0x0C, for its header type byte.
+#[derive(Clone, Copy)]
+struct HeaderTypeRegister(u32);
+
+impl HeaderTypeRegister {
+    /// Bits 6..0 of the header type: the header layout.
+    fn layout(self) -> u8 {
+        ((self.0 >> HEADER_LAYOUT_SHIFT) & HEADER_LAYOUT_MASK) as u8
+    }
+
+    fn multifunction(self) -> bool {
+        self.0 & HEADER_MULTIFUNCTION != 0
+    }
+}
 
 /// Which configuration header layout a function has, with the bridge's bus numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,6 +214,18 @@ pub fn is_nvme(function: &Function) -> bool {
     function.is_nvme()
 }
 
+impl StorageHider {
+    /// Whether `function` hides drives, and how.
+    pub fn of(function: &Function) -> Option<StorageHider> {
+        StorageHider::identify(
+            function.vendor_id,
+            function.device_id,
+            function.class,
+            function.subclass,
+        )
+    }
+}
+
 impl fmt::Display for Function {
     /// An lspci-like summary:
     ///
@@ -208,57 +308,53 @@ impl fmt::Display for WindowText {
 }
 
 /// Whether a function answers at `address` (vendor ID neither 0xFFFF nor 0x0000).
-pub(crate) fn is_present<A: ConfigRegionAccess + ?Sized>(access: &A, address: PciAddress) -> bool {
-    let (vendor, _) = PciHeader::new(address).id(access);
-    vendor != 0xffff && vendor != 0x0000
+pub(crate) fn is_present<A: ConfigurationAccess + ?Sized>(access: &A, address: PciAddress) -> bool {
+    Id(Config::new(access, address).read(ID)).present()
 }
 
 /// Whether the function at `address` has the multi-function bit set.
-pub(crate) fn is_multifunction<A: ConfigRegionAccess + ?Sized>(
+pub(crate) fn is_multifunction<A: ConfigurationAccess + ?Sized>(
     access: &A,
     address: PciAddress,
 ) -> bool {
-    PciHeader::new(address).has_multiple_functions(access)
+    HeaderTypeRegister(Config::new(access, address).read(HEADER_TYPE)).multifunction()
 }
 
 /// The (class, subclass) of the function at `address`.
-pub(crate) fn class_of<A: ConfigRegionAccess + ?Sized>(
+pub(crate) fn class_of<A: ConfigurationAccess + ?Sized>(
     access: &A,
     address: PciAddress,
 ) -> (u8, u8) {
-    let (_, class, subclass, _) = PciHeader::new(address).revision_and_class(access);
-    (class, subclass)
+    let class = RevisionClass(Config::new(access, address).read(REVISION_CLASS));
+    (class.class(), class.subclass())
 }
 
 /// Reads the function at `address`: `None` if it is absent or has an unknown header type
 /// (recorded in `problems`). Probes its BARs (see [`crate::bar`]).
-pub(crate) fn read_function<A: ConfigRegionAccess + ?Sized>(
+pub(crate) fn read_function<A: ConfigurationAccess + ?Sized>(
     access: &A,
     address: PciAddress,
     problems: &mut Vec<Problem>,
 ) -> Option<Function> {
-    let header = PciHeader::new(address);
-    let (vendor_id, device_id) = header.id(access);
-    if vendor_id == 0xffff || vendor_id == 0x0000 {
+    let config = Config::new(access, address);
+    let id = Id(config.read(ID));
+    if !id.present() {
         return None;
     }
-    let (bar_slots, capability_pointer_offset, kind) = match header.header_type(access) {
-        HeaderType::Endpoint => (6, CAPABILITY_POINTER, HeaderKind::Endpoint),
-        HeaderType::PciPciBridge => {
-            let bridge = PciPciBridgeHeader::from_header(PciHeader::new(address), access)?;
+    let header_type = HeaderTypeRegister(config.read(HEADER_TYPE));
+    let (bar_slots, capability_pointer_offset, kind) = match header_type.layout() {
+        LAYOUT_ENDPOINT => (6, CAPABILITY_POINTER, HeaderKind::Endpoint),
+        LAYOUT_PCI_BRIDGE => {
+            let buses = BusNumbers(config.read(BRIDGE_BUS_NUMBERS));
             let kind = HeaderKind::PciBridge {
-                primary: bridge.primary_bus_number(access),
-                secondary: bridge.secondary_bus_number(access),
-                subordinate: bridge.subordinate_bus_number(access),
+                primary: buses.primary(),
+                secondary: buses.secondary(),
+                subordinate: buses.subordinate(),
             };
             (2, CAPABILITY_POINTER, kind)
         }
-        HeaderType::CardBusBridge => (1, CARDBUS_CAPABILITY_POINTER, HeaderKind::CardBus),
-        other => {
-            let header_type = match other {
-                HeaderType::Unknown(value) => value,
-                _ => 0xff,
-            };
+        LAYOUT_CARDBUS => (1, CARDBUS_CAPABILITY_POINTER, HeaderKind::CardBus),
+        header_type => {
             log::warn!("pci {address}: unknown header type {header_type:#04x}, skipped");
             problems.push(Problem::UnknownHeaderType {
                 address,
@@ -267,14 +363,13 @@ pub(crate) fn read_function<A: ConfigRegionAccess + ?Sized>(
             return None;
         }
     };
-    let (revision, class, subclass, prog_if) = header.revision_and_class(access);
-    let multifunction = header.has_multiple_functions(access);
+    let identity = RevisionClass(config.read(REVISION_CLASS));
+    let (class, subclass) = (identity.class(), identity.subclass());
 
-    let config = Config::new(access, address);
     let keep_decoding = (class, subclass) == HOST_BRIDGE;
     let bars = bar::read_bars(&config, bar_slots, keep_decoding, problems);
 
-    let capabilities = if header.status(access).has_capability_list() {
+    let capabilities = if config.read(COMMAND_STATUS) & STATUS_CAPABILITY_LIST != 0 {
         let pointer = config.read(capability_pointer_offset) as u8;
         capability::read_capabilities(&config, pointer, problems)
     } else {
@@ -284,14 +379,14 @@ pub(crate) fn read_function<A: ConfigRegionAccess + ?Sized>(
 
     Some(Function {
         address,
-        vendor_id,
-        device_id,
-        revision,
+        vendor_id: id.vendor(),
+        device_id: id.device(),
+        revision: identity.revision(),
         class,
         subclass,
-        prog_if,
+        prog_if: identity.prog_if(),
         kind,
-        multifunction,
+        multifunction: header_type.multifunction(),
         bars,
         capabilities,
         interrupt_pin,

@@ -15,20 +15,13 @@
 //! A function without the capability is always in D0 (the capability is optional for
 //! conventional PCI); nothing is written to it.
 
-use core::fmt;
-
-use pci_types::ConfigRegionAccess;
-
 use crate::capability::{Capability, CapabilityKind};
-use crate::config::{Config, LAST_DWORD};
+use crate::config::{Config, ConfigurationAccess, LAST_DWORD};
 use crate::error::Error;
+use crate::power_state::{Pmcsr, PowerState};
 
 /// Offset of PMCSR from the start of the capability (section 3.2).
 const PMCSR_OFFSET: u16 = 4;
-/// Wait after D3hot to D0, in microseconds (table 5-6: 10 ms).
-pub const D3HOT_TO_D0_DELAY_US: u32 = 10_000;
-/// Wait after D2 to D0, in microseconds (table 5-6: 200 us).
-pub const D2_TO_D0_DELAY_US: u32 = 200;
 
 /// Waits on the caller's clock; the crate never reads time itself.
 ///
@@ -44,74 +37,6 @@ impl<F: FnMut(u32)> Delay for F {
     }
 }
 
-/// A device power state (PMCSR bits 1..0).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PowerState {
-    /// Fully on.
-    D0,
-    /// Light sleep.
-    D1,
-    /// Deeper sleep.
-    D2,
-    /// Off, configuration space still reachable.
-    D3Hot,
-}
-
-impl PowerState {
-    /// Microseconds to wait after moving from this state to D0 (table 5-6).
-    pub fn delay_to_d0_us(self) -> u32 {
-        match self {
-            PowerState::D0 | PowerState::D1 => 0,
-            PowerState::D2 => D2_TO_D0_DELAY_US,
-            PowerState::D3Hot => D3HOT_TO_D0_DELAY_US,
-        }
-    }
-}
-
-impl fmt::Display for PowerState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PowerState::D0 => "D0",
-            PowerState::D1 => "D1",
-            PowerState::D2 => "D2",
-            PowerState::D3Hot => "D3hot",
-        })
-    }
-}
-
-/// The PMCSR dword (PMCSR, PMCSR_BSE, Data), section 3.2.4.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Pmcsr(u32);
-
-impl Pmcsr {
-    /// Bits 1..0: PowerState.
-    const POWER_STATE_MASK: u32 = 0b11;
-    /// Bit 3: No_Soft_Reset (the function keeps its configuration across D3hot to D0).
-    const NO_SOFT_RESET: u32 = 1 << 3;
-    /// Bit 15: PME_Status, write-1-to-clear.
-    const PME_STATUS: u32 = 1 << 15;
-
-    /// The current power state.
-    pub(crate) fn power_state(self) -> PowerState {
-        match self.0 & Self::POWER_STATE_MASK {
-            0b00 => PowerState::D0,
-            0b01 => PowerState::D1,
-            0b10 => PowerState::D2,
-            _ => PowerState::D3Hot,
-        }
-    }
-
-    /// Whether the function keeps its configuration (BARs, command) when leaving D3hot.
-    pub(crate) fn no_soft_reset(self) -> bool {
-        self.0 & Self::NO_SOFT_RESET != 0
-    }
-
-    /// The value to write to enter D0: the other writable bits as read, PME_Status zero.
-    fn with_d0(self) -> Pmcsr {
-        Pmcsr(self.0 & !(Self::POWER_STATE_MASK | Self::PME_STATUS))
-    }
-}
-
 /// What [`set_d0`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct PowerUp {
@@ -123,7 +48,7 @@ pub(crate) struct PowerUp {
 
 /// Brings the function behind `config` to D0 if it has a power-management capability and is
 /// not there yet; waits as the specification requires and confirms the state.
-pub(crate) fn set_d0<A: ConfigRegionAccess + ?Sized>(
+pub(crate) fn set_d0<A: ConfigurationAccess + ?Sized>(
     config: &Config<'_, A>,
     capabilities: &[Capability],
     delay: &mut impl Delay,
@@ -172,22 +97,4 @@ pub(crate) fn set_d0<A: ConfigRegionAccess + ?Sized>(
         from,
         configuration_reset: from == PowerState::D3Hot && !pmcsr.no_soft_reset(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pmcsr_fields() {
-        let pmcsr = Pmcsr(0x0000_8103);
-        assert_eq!(pmcsr.power_state(), PowerState::D3Hot);
-        assert!(!pmcsr.no_soft_reset());
-        // PME_En (bit 8) kept, PME_Status (bit 15) not written back, state D0.
-        assert_eq!(pmcsr.with_d0(), Pmcsr(0x0000_0100));
-        assert!(Pmcsr(0x0000_0008).no_soft_reset());
-        assert_eq!(Pmcsr(0x2).power_state(), PowerState::D2);
-        assert_eq!(PowerState::D3Hot.delay_to_d0_us(), 10_000);
-        assert_eq!(PowerState::D1.delay_to_d0_us(), 0);
-    }
 }

@@ -19,16 +19,15 @@
 //! above it was not followed, and is listed as a problem), so nothing above it is checked or
 //! enabled.
 
-use pci_types::ConfigRegionAccess;
-
 use crate::bar::{self, DecodedBar};
 use crate::bridge;
 use crate::command::{enable_bridge_forwarding, enable_for_dma};
-use crate::config::Config;
+use crate::config::{Config, ConfigurationAccess};
 use crate::enumerate::Enumeration;
 use crate::error::Error;
 use crate::function::Function;
-use crate::power::{self, Delay, PowerState};
+use crate::power::{self, Delay};
+use crate::power_state::PowerState;
 use crate::vmd::VmdDomain;
 
 /// Prepares `function` (found by `enumeration`) for a driver that uses its memory BAR in slot
@@ -40,7 +39,7 @@ use crate::vmd::VmdDomain;
 /// the function did not keep memory decoding or bus mastering), [`Error::PowerStateNotD0`],
 /// [`Error::BarNotRestored`], [`Error::FunctionAbsent`].
 pub fn prepare_for_driver(
-    access: &impl ConfigRegionAccess,
+    access: &impl ConfigurationAccess,
     enumeration: &Enumeration,
     function: &Function,
     bar_index: u8,
@@ -88,7 +87,7 @@ pub fn prepare_for_driver(
 /// ([`Error::BarOutsideVmdWindow`] if not, before anything is written) and turning on the VMD's
 /// memory decoding and bus mastering.
 pub fn prepare_behind_vmd(
-    access: &impl ConfigRegionAccess,
+    access: &impl ConfigurationAccess,
     enumeration: &Enumeration,
     domain: &VmdDomain,
     function: &Function,
@@ -123,7 +122,7 @@ fn assigned_memory_bar(function: &Function, index: u8) -> Result<DecodedBar, Err
 
 /// Writes `bar`'s firmware address back if it no longer reads so (a function without
 /// No_Soft_Reset loses its configuration when it leaves D3hot), and checks that it stuck.
-fn restore_bar<A: ConfigRegionAccess + ?Sized>(
+fn restore_bar<A: ConfigurationAccess + ?Sized>(
     config: &Config<'_, A>,
     bar: &DecodedBar,
 ) -> Result<(), Error> {

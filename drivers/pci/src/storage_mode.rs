@@ -9,11 +9,10 @@
 //! mode to AHCI/NVMe in the firmware setup and the drives appear as plain NVMe functions.
 //!
 //! Recognised by the Intel VMD device IDs that Linux's VMD driver binds to, and by the
-//! mass-storage RAID class code.
+//! mass-storage RAID class code: from identification fields alone, so this module sits below
+//! `function`, which asks it about each function it reads (`StorageHider::of`).
 
 use core::fmt;
-
-use crate::function::Function;
 
 /// Intel's PCI vendor ID.
 const VENDOR_INTEL: u16 = 0x8086;
@@ -38,12 +37,16 @@ pub enum StorageHider {
 }
 
 impl StorageHider {
-    /// Whether `function` hides drives, and how.
-    pub fn of(function: &Function) -> Option<StorageHider> {
-        if function.vendor_id == VENDOR_INTEL && INTEL_VMD_DEVICE_IDS.contains(&function.device_id)
-        {
+    /// Whether a function with these identification fields hides drives, and how.
+    pub(crate) fn identify(
+        vendor_id: u16,
+        device_id: u16,
+        class: u8,
+        subclass: u8,
+    ) -> Option<StorageHider> {
+        if vendor_id == VENDOR_INTEL && INTEL_VMD_DEVICE_IDS.contains(&device_id) {
             Some(StorageHider::IntelVmd)
-        } else if (function.class, function.subclass) == RAID_CLASS {
+        } else if (class, subclass) == RAID_CLASS {
             Some(StorageHider::RaidController)
         } else {
             None

@@ -18,12 +18,12 @@
 //! Interrupts behind a VMD are remapped through its MSI-X table; this project polls and needs
 //! none.
 
-use pci_types::{ConfigRegionAccess, PciAddress};
+use pci_types::PciAddress;
 
 use crate::bar::DecodedBar;
 use crate::bridge::MemoryWindow;
 use crate::command::enable_bridge_forwarding;
-use crate::config::Config;
+use crate::config::{Config, ConfigurationAccess};
 use crate::ecam::{BUS_WINDOW_SIZE, EcamEntry};
 use crate::enumerate::BusRange;
 use crate::error::Error;
@@ -91,7 +91,7 @@ impl VmdDomain {
     /// CFGBAR; [`Error::VmdBusRestrictionReserved`]; [`Error::EcamEntryInvalid`] for a CFGBAR
     /// smaller than one bus.
     pub fn read(
-        access: &impl ConfigRegionAccess,
+        access: &impl ConfigurationAccess,
         function: &Function,
         segment: u16,
     ) -> Result<VmdDomain, Error> {
@@ -182,7 +182,7 @@ impl VmdDomain {
 
     /// Turns on the VMD's memory decoding (its CFGBAR and windows) and bus mastering (the
     /// domain's DMA), leaving its other command bits as they are.
-    pub fn enable(&self, access: &impl ConfigRegionAccess) -> Result<(), Error> {
+    pub fn enable(&self, access: &impl ConfigurationAccess) -> Result<(), Error> {
         enable_bridge_forwarding(&Config::new(access, self.controller))
     }
 }

@@ -7,7 +7,7 @@ use std::cell::RefCell;
 
 use common::{FakeConfigSpace, FakeFunction};
 use pci::{
-    BUS_WINDOW_SIZE, BusRange, ConfigRegionAccess, EcamDefect, EcamEntry, Error, PciAddress,
+    BUS_WINDOW_SIZE, BusRange, ConfigurationAccess, EcamDefect, EcamEntry, Error, PciAddress,
     enumerate,
 };
 
@@ -141,23 +141,21 @@ impl EcamMemory {
     }
 }
 
-impl ConfigRegionAccess for EcamMemory {
-    unsafe fn read(&self, address: PciAddress, offset: u16) -> u32 {
+impl ConfigurationAccess for EcamMemory {
+    fn read(&self, address: PciAddress, offset: u16) -> u32 {
         let Some(physical) = self.physical(address, offset) else {
             return u32::MAX;
         };
         self.physical_reads.borrow_mut().push(physical);
         match self.decode(physical) {
-            // SAFETY: the fake accepts every address; offsets come from the crate (< 0x100).
-            Some((at, offset)) => unsafe { self.functions.read(at, offset) },
+            Some((at, offset)) => self.functions.read(at, offset),
             None => u32::MAX,
         }
     }
 
-    unsafe fn write(&self, address: PciAddress, offset: u16, value: u32) {
+    fn write(&self, address: PciAddress, offset: u16, value: u32) {
         if let Some((at, offset)) = self.physical(address, offset).and_then(|p| self.decode(p)) {
-            // SAFETY: as for `read`.
-            unsafe { self.functions.write(at, offset, value) }
+            self.functions.write(at, offset, value)
         }
     }
 }

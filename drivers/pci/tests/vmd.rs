@@ -10,8 +10,8 @@ use common::{
     COMMAND_BUS_MASTER, COMMAND_INTX_DISABLE, COMMAND_MEMORY, FakeConfigSpace, FakeFunction,
 };
 use pci::{
-    BusRange, ConfigRegionAccess, EcamEntry, Error, MemoryWindow, PciAddress, VmdDomain, enumerate,
-    prepare_behind_vmd,
+    BusRange, ConfigurationAccess, EcamEntry, Error, MemoryWindow, PciAddress, VmdDomain,
+    enumerate, prepare_behind_vmd,
 };
 
 const VMD: (u8, u8) = (0, 0x0e);
@@ -87,27 +87,23 @@ impl Machine {
     }
 }
 
-impl ConfigRegionAccess for Machine {
-    unsafe fn read(&self, address: PciAddress, offset: u16) -> u32 {
+impl ConfigurationAccess for Machine {
+    fn read(&self, address: PciAddress, offset: u16) -> u32 {
         if address.segment() == 0 {
-            // SAFETY: the fake accepts any address; offsets come from the crate.
-            return unsafe { self.platform.read(address, offset) };
+            return self.platform.read(address, offset);
         }
         match self.decode(address, offset) {
-            // SAFETY: as above.
-            Some((at, offset)) => unsafe { self.domain.read(at, offset) },
+            Some((at, offset)) => self.domain.read(at, offset),
             None => u32::MAX,
         }
     }
 
-    unsafe fn write(&self, address: PciAddress, offset: u16, value: u32) {
+    fn write(&self, address: PciAddress, offset: u16, value: u32) {
         if address.segment() == 0 {
-            // SAFETY: as for `read`.
-            return unsafe { self.platform.write(address, offset, value) };
+            return self.platform.write(address, offset, value);
         }
         if let Some((at, offset)) = self.decode(address, offset) {
-            // SAFETY: as for `read`.
-            unsafe { self.domain.write(at, offset, value) }
+            self.domain.write(at, offset, value)
         }
     }
 }

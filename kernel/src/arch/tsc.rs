@@ -1,10 +1,10 @@
 //! The time-stamp counter: reading it, and turning ticks into nanoseconds
-//! with the frequency [`crate::time`] found at boot.
+//! with the frequency found at boot.
 //!
 //! `qemu64` advertises no invariant TSC, and real machines differ, so the
-//! frequency is never assumed from the CPU model; [`crate::time`] reads it
-//! from CPUID or measures it against a counter of known frequency (HPET, ACPI
-//! PM timer, PIT) and stores it here. Until then, and on a machine where no
+//! frequency is never assumed from the CPU model; the `time` module, one
+//! layer up, reads it from CPUID or measures it against a counter of known
+//! frequency (HPET, ACPI PM timer, PIT) and stores it here. Until then, and on a machine where no
 //! source answers, the frequency is taken as [`ASSUMED_HZ`]: higher than any
 //! real TSC, so a deadline converted with it lasts at least as long in real
 //! time as asked (longer, never shorter).
@@ -14,8 +14,11 @@ use core::sync::atomic::{AtomicU64, Ordering};
 static FREQUENCY_HZ: AtomicU64 = AtomicU64::new(0);
 static ENTRY: AtomicU64 = AtomicU64::new(0);
 
-/// The frequency used before calibration and when no source answers.
-pub const ASSUMED_HZ: u64 = crate::time::select::MAX_PLAUSIBLE_HZ;
+/// The frequency used before calibration and when no source answers: the
+/// fastest TSC the kernel believes in (the `time` module rejects anything
+/// faster), so a deadline converted with it lasts at least as long in real
+/// time as asked.
+pub const ASSUMED_HZ: u64 = 10_000_000_000;
 
 /// Read the time-stamp counter.
 #[inline]

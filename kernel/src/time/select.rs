@@ -7,13 +7,15 @@
 use core::fmt;
 use core::sync::atomic::{AtomicU32, Ordering};
 
+use crate::arch::tsc;
+
 /// Slowest TSC this kernel believes: every x86_64 CPU runs faster. A
 /// result below it (a PIT that fired at once gives a few MHz) is wrong.
 pub const MIN_PLAUSIBLE_HZ: u64 = 100_000_000;
 /// Fastest TSC this kernel believes. Also the frequency assumed when no
-/// source answers: a deadline converted with it lasts at least as long in
-/// real time as asked.
-pub const MAX_PLAUSIBLE_HZ: u64 = 10_000_000_000;
+/// source answers ([`tsc::ASSUMED_HZ`]): a deadline converted with it lasts
+/// at least as long in real time as asked.
+pub const MAX_PLAUSIBLE_HZ: u64 = tsc::ASSUMED_HZ;
 /// Two sources agree when they differ by at most 1 / this of the larger.
 const AGREEMENT_PARTS: u64 = 100;
 /// A timed window is trusted when the uncertainty of its two ends is at

@@ -5,7 +5,7 @@
 
 use kernel::Kernel;
 use kernel::pci::Pci;
-use pci::ConfigRegionAccess;
+use pci::ConfigurationAccess;
 use spin::Once;
 
 static KERNEL: Once<&'static Kernel> = Once::new();
@@ -84,8 +84,7 @@ pub fn assert_nvme_ready(expected: usize) -> usize {
         let bar = pci
             .prepare_nvme(&kernel.memory, function)
             .expect("NVMe BAR0 mapped");
-        // SAFETY: reading the command register of a function the scan found.
-        let command = unsafe { pci.config.read(function.address, COMMAND) };
+        let command = pci.config.read(function.address, COMMAND);
         assert_eq!(
             command & (MEMORY_SPACE | BUS_MASTER | INTX_DISABLE),
             MEMORY_SPACE | BUS_MASTER | INTX_DISABLE

@@ -1,7 +1,7 @@
 //! The two PCI topologies the PCI tests boot, each under BIOS and UEFI:
 //! what QEMU is given, and exactly what the scan must find.
 
-use pci::ConfigRegionAccess;
+use pci::ConfigurationAccess;
 
 use super::Expected;
 
@@ -71,24 +71,20 @@ pub fn check_bridge_path_enabled_by_prepare(bridges: usize) {
     assert_eq!(path.len(), bridges, "bridges above {}", behind.address);
     assert_eq!(path.last().map(|b| b.address), behind.upstream);
     for bridge in &path {
-        // SAFETY: a bridge the scan found; the command register is at 0x04,
-        // and writing the status half as zero leaves its
-        // write-1-to-clear bits alone.
-        unsafe {
-            let command = pci.config.read(bridge.address, COMMAND) & 0xffff;
-            pci.config.write(
-                bridge.address,
-                COMMAND,
-                command & !(MEMORY_SPACE | BUS_MASTER),
-            );
-        }
+        // The command register is at 0x04; writing the status half as
+        // zero leaves its write-1-to-clear bits alone.
+        let command = pci.config.read(bridge.address, COMMAND) & 0xffff;
+        pci.config.write(
+            bridge.address,
+            COMMAND,
+            command & !(MEMORY_SPACE | BUS_MASTER),
+        );
     }
     let bar = pci
         .prepare_nvme(&kernel.memory, behind)
         .expect("NVMe behind the bridge prepared");
     for bridge in &path {
-        // SAFETY: as above, a read of the bridge's command register.
-        let command = unsafe { pci.config.read(bridge.address, COMMAND) };
+        let command = pci.config.read(bridge.address, COMMAND);
         assert_eq!(
             command & (MEMORY_SPACE | BUS_MASTER),
             MEMORY_SPACE | BUS_MASTER,

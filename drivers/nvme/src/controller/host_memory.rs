@@ -11,6 +11,7 @@ use super::Controller;
 use crate::error::Error;
 use crate::hal::{Clock, DmaAllocator, RegisterAccess};
 use crate::hmb::{self, HostMemoryBuffer};
+use dma::ordering;
 
 impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
     /// Lends the controller a Host Memory Buffer if it asks for one and
@@ -66,7 +67,8 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
                     "nvme: Set Features Host Memory Buffer refused ({}): none",
                     status.name()
                 );
-                buffer.free(&self.dma);
+                // The refusal's completion: the controller never took it.
+                buffer.free(&self.dma, &ordering::after_device_signal());
                 Ok(())
             }
             // Whether the controller took the buffer is unknown: it stays
@@ -88,8 +90,9 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
                     "nvme: host memory buffer refused after reset ({}): none",
                     status.name()
                 );
+                // The refusal's completion: the controller dropped it.
                 if let Some(buffer) = self.host_memory.take() {
-                    buffer.free(&self.dma);
+                    buffer.free(&self.dma, &ordering::after_device_signal());
                 }
                 self.info.host_memory_buffer_bytes = 0;
                 Ok(())
@@ -107,8 +110,9 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
         }
         match self.admin_command(HostMemoryBuffer::disable_command()) {
             Ok(_) => {
+                // The completion confirms the controller stopped using it.
                 if let Some(buffer) = self.host_memory.take() {
-                    buffer.free(&self.dma);
+                    buffer.free(&self.dma, &ordering::after_device_signal());
                 }
                 self.info.host_memory_buffer_bytes = 0;
             }

@@ -10,13 +10,13 @@
 //!
 //! Every write is logged with the command register value at the moment of the write, so tests
 //! can check that BARs were sized with decoding off. The fake panics on an access at an
-//! unaligned offset or past 0xFF, which would break the contract of `ConfigRegionAccess`.
-#![allow(dead_code, unsafe_code, missing_docs)]
+//! unaligned offset or past 0xFF, which the crate promises never to make.
+#![allow(dead_code, missing_docs)]
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
-use pci::{ConfigRegionAccess, PciAddress};
+use pci::{ConfigurationAccess, PciAddress};
 
 pub const COMMAND_IO: u16 = 1 << 0;
 pub const COMMAND_MEMORY: u16 = 1 << 1;
@@ -312,14 +312,14 @@ impl FakeConfigSpace {
     }
 }
 
-impl ConfigRegionAccess for FakeConfigSpace {
-    unsafe fn read(&self, address: PciAddress, offset: u16) -> u32 {
+impl ConfigurationAccess for FakeConfigSpace {
+    fn read(&self, address: PciAddress, offset: u16) -> u32 {
         Self::check_offset(offset);
         self.reads.set(self.reads.get() + 1);
         self.peek(address, offset)
     }
 
-    unsafe fn write(&self, address: PciAddress, offset: u16, value: u32) {
+    fn write(&self, address: PciAddress, offset: u16, value: u32) {
         Self::check_offset(offset);
         let mut functions = self.functions.borrow_mut();
         let Some(f) = functions.get_mut(&address) else {

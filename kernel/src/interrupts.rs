@@ -17,7 +17,7 @@ use spin::Once;
 use x86_64::registers::control::Cr2;
 use x86_64::structures::idt::{InterruptDescriptorTable, InterruptStackFrame, PageFaultErrorCode};
 
-use super::exit::{ExitStatus, exit};
+use crate::arch::exit::{ExitStatus, exit};
 use crate::console::emergency_print;
 
 static IDT: Once<InterruptDescriptorTable> = Once::new();
@@ -77,7 +77,7 @@ pub fn init() {
         unsafe {
             idt.double_fault
                 .set_handler_fn(double_fault)
-                .set_stack_index(super::gdt::DOUBLE_FAULT_IST_INDEX);
+                .set_stack_index(crate::arch::gdt::DOUBLE_FAULT_IST_INDEX);
         }
         idt.invalid_tss.set_handler_fn(invalid_tss);
         idt.segment_not_present.set_handler_fn(segment_not_present);

@@ -1,4 +1,4 @@
-//! A simulated NVMe controller for host tests.
+//! A simulated NVMe controller: the hardware behind the nvme crate's host tests.
 //!
 //! It implements `RegisterAccess` (sees every register access), models the
 //! CC.EN / CSTS.RDY / shutdown transitions with a configurable delay on a
@@ -9,7 +9,31 @@
 //! protocol violation (doorbell beyond the queue, CID reuse, PRP misuse,
 //! transfer over MDTS, DMA outside allocated memory, CC misuse) panics,
 //! failing the test. Faults can be injected per command.
-#![allow(dead_code)]
+//!
+//! Used by the nvme crate's tests, its documentation's examples, the cost
+//! example (`./run.sh cost`) and the fuzz targets. The parts:
+//! [`FakeClock`] (time that only moves when read or delayed), [`TestDma`]
+//! (the DMA allocator over host memory), [`Sim`] (the controller,
+//! configured by [`SimConfig`], with [`real_drive`] behaviours) and
+//! [`Bench`], which ties the three together.
+//!
+//! The `unsafe` here is the device side of DMA: allocating host memory for
+//! regions and reading and writing it as the controller would, always after
+//! checking the range lies inside memory handed out (or registered).
+//!
+//! ```
+//! use nvme_sim::{Bench, SimConfig, test_config};
+//!
+//! let bench = Bench::new(SimConfig::default());
+//! let mut controller = bench.controller(test_config())?;
+//! let mut block = [0u8; 512];
+//! controller.namespace(1)?.read(0, &mut block)?;
+//! // The simulator saw the Read (opcode 02h) on I/O queue 1.
+//! let last = bench.sim.commands().pop().unwrap();
+//! assert_eq!((last.qid, last.entry.opcode), (1, 0x02));
+//! # Ok::<(), nvme::Error>(())
+//! ```
+#![warn(missing_docs)]
 
 use nvme::command::{CompletionEntry, Status, SubmissionEntry};
 use nvme::registers::{Cc, Csts, ShutdownNotification, ShutdownStatus, offset};
@@ -33,9 +57,11 @@ use real_drive::RealDrive;
 pub struct FakeClock(Arc<AtomicU64>);
 
 impl FakeClock {
+    /// The time now in nanoseconds, without advancing it.
     pub fn peek(&self) -> u64 {
         self.0.load(Ordering::SeqCst)
     }
+    /// Moves time forward by `ms` milliseconds.
     pub fn advance_ms(&self, ms: u64) {
         self.0.fetch_add(ms * 1_000_000, Ordering::SeqCst);
     }
@@ -98,6 +124,8 @@ impl Drop for DmaInner {
 pub struct TestDma(Arc<Mutex<DmaInner>>);
 
 impl TestDma {
+    /// An allocator aligning every region to at least `align` bytes (and
+    /// always to 4 KiB).
     pub fn new(align: usize) -> TestDma {
         let mut inner = DmaInner::default();
         inner.align = align;
@@ -115,6 +143,7 @@ impl TestDma {
             .registered
             .push((buf.as_ptr() as usize, buf.len()));
     }
+    /// Allocations that succeeded so far.
     pub fn allocations(&self) -> usize {
         self.0.lock().unwrap().allocations
     }
@@ -234,38 +263,68 @@ impl DmaAllocator for TestDma {
 
 // ----------------------------------------------------------- simulation --
 
+/// The state firmware (or an earlier driver) left the controller in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StartState {
+    /// CC.EN = 0, CSTS.RDY = 0.
     Disabled,
+    /// CC.EN = 1, CSTS.RDY = 1.
     EnabledReady,
+    /// CC.EN = 1, CSTS.RDY becoming 1 after the ready delay.
     EnabledNotReady,
+    /// CC.EN = 1, CSTS.SHST = shutdown occurring (complete after the ready
+    /// delay).
     ShutdownInProgress,
+    /// CC.EN = 1, CSTS.CFS = 1.
     Fatal,
 }
 
+/// One namespace of the simulated controller.
 #[derive(Clone, Debug)]
 pub struct NsConfig {
+    /// Namespace identifier.
     pub nsid: u32,
+    /// Bytes per logical block (a power of two).
     pub block_size: usize,
+    /// Number of logical blocks (NSZE = NCAP).
     pub blocks: u64,
+    /// Metadata bytes per block of the formatted LBA format (MS).
     pub metadata: u16,
 }
 
+/// What the simulated controller reports and how it behaves.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
+    /// CAP.MQES: maximum queue entries, 0-based.
     pub mqes: u16,
+    /// CAP.DSTRD: doorbell stride is `4 << dstrd` bytes.
     pub dstrd: u8,
+    /// CAP.TO: worst-case ready time, 500 ms units.
     pub to: u8,
+    /// CAP.MPSMIN: smallest memory page is `4096 << mpsmin` bytes.
     pub mpsmin: u8,
+    /// CAP.MPSMAX: largest memory page is `4096 << mpsmax` bytes.
     pub mpsmax: u8,
+    /// Identify Controller MDTS: largest transfer is `2^mdts` minimum
+    /// pages (0: no limit).
     pub mdts: u8,
+    /// Identify Controller ONCS (bit 2 Dataset Management, bit 3 Write
+    /// Zeroes).
     pub oncs: u16,
+    /// Identify Controller VWC: a volatile write cache is present.
     pub vwc: bool,
+    /// Most I/O submission and completion queues Set Features Number of
+    /// Queues grants.
     pub max_io_queues: u16,
+    /// Time CSTS.RDY (and CSTS.SHST) take to follow CC, milliseconds.
     pub ready_delay_ms: u64,
+    /// The state at power-on.
     pub start: StartState,
+    /// VS: the NVMe version (`0x0001_0400` is 1.4).
     pub version: u32,
+    /// Identify CNS 02h (Active Namespace ID list) is supported.
     pub active_list: bool,
+    /// The namespaces, each with zero-filled blocks.
     pub namespaces: Vec<NsConfig>,
     /// Real-drive behaviours (see `real_drive`).
     pub real: real_drive::RealDrive,
@@ -298,26 +357,42 @@ impl Default for SimConfig {
     }
 }
 
+/// What happens to a command a [`FaultRule`] picks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
+    /// It completes with this status, doing nothing else.
     Status(Status),
+    /// It never completes (a lost completion: the driver's deadline runs
+    /// out).
     Lose,
+    /// The controller sets CSTS.CFS and the command never completes.
     Fatal,
 }
 
+/// A fault for one command: the first matching command after `skip`
+/// matching ones gets `fault`; the rule is then used up.
 #[derive(Clone, Copy, Debug)]
 pub struct FaultRule {
+    /// Match admin commands (queue 0) rather than I/O commands.
     pub admin: bool,
+    /// Match this opcode.
     pub opcode: u8,
+    /// Matching commands to let through first.
     pub skip: u32,
+    /// What happens to the command picked.
     pub fault: Fault,
 }
 
+/// One command the controller fetched, in the order fetched.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommandRecord {
+    /// Submission queue it came from (0: admin).
     pub qid: u16,
+    /// Command identifier.
     pub cid: u16,
+    /// The submission entry as decoded.
     pub entry: SubmissionEntry,
+    /// The status it completed (or, when lost, would have completed) with.
     pub status: Status,
 }
 
@@ -397,6 +472,8 @@ fn violation(msg: String) -> ! {
 }
 
 impl Sim {
+    /// A controller in `cfg.start` state, on `clock`, doing DMA in the
+    /// memory `dma` hands out.
     pub fn new(cfg: SimConfig, clock: FakeClock, dma: TestDma) -> Sim {
         let disks = cfg
             .namespaces
@@ -475,9 +552,11 @@ impl Sim {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Adds a fault rule (rules are tried in the order added).
     pub fn add_fault(&self, rule: FaultRule) {
         self.lock().faults.push(rule);
     }
+    /// The next I/O command with `opcode` completes with `status`.
     pub fn fail_io(&self, opcode: u8, status: Status) {
         self.add_fault(FaultRule {
             admin: false,
@@ -486,18 +565,26 @@ impl Sim {
             fault: Fault::Status(status),
         });
     }
+    /// CSTS.RDY never becomes 1 after CC.EN is set.
     pub fn set_never_ready(&self, on: bool) {
         self.lock().never_ready = on;
     }
+    /// Every register reads as all-ones and writes are ignored (the device
+    /// is gone from the bus).
     pub fn set_all_ones(&self, on: bool) {
         self.lock().all_ones = on;
     }
+    /// Sets (or clears) CSTS.CFS, Controller Fatal Status; while set, no
+    /// submission is processed.
     pub fn set_cfs(&self, on: bool) {
         self.lock().cfs = on;
     }
+    /// Before the next completion, post one with a command identifier that
+    /// is not in flight.
     pub fn inject_unknown_cid(&self) {
         self.lock().unknown_cid_next = true;
     }
+    /// Hold I/O completions back until [`Sim::release_completions`].
     pub fn set_defer(&self, on: bool) {
         self.lock().defer = on;
     }
@@ -543,12 +630,15 @@ impl Sim {
             unsafe { std::ptr::write_volatile((addr as usize + i * 4) as *mut u32, *v) };
         }
     }
+    /// Doorbell register writes so far.
     pub fn doorbell_writes(&self) -> u64 {
         self.lock().doorbell_writes
     }
+    /// Register writes of any kind so far.
     pub fn register_writes(&self) -> u64 {
         self.lock().register_writes
     }
+    /// Times CC.EN went from 0 to 1.
     pub fn enables(&self) -> u32 {
         self.lock().enables
     }
@@ -556,24 +646,30 @@ impl Sim {
     pub fn resets_during_shutdown(&self) -> u32 {
         self.lock().reset_during_shutdown
     }
+    /// Every command fetched so far (see [`Sim::clear_commands`]).
     pub fn commands(&self) -> Vec<CommandRecord> {
         self.lock().commands.clone()
     }
+    /// Forgets the commands recorded so far.
     pub fn clear_commands(&self) {
         self.lock().commands.clear();
     }
+    /// Submission queues that exist now, the admin queue included.
     pub fn io_queue_count(&self) -> usize {
         self.lock().sqs.len()
     }
+    /// The Controller Configuration register as last written.
     pub fn cc(&self) -> Cc {
         self.lock().cc
     }
+    /// CSTS.SHST now.
     pub fn shutdown_status(&self) -> ShutdownStatus {
         let mut s = self.lock();
         let now = self.clock.peek();
         s.settle(now);
         s.shst
     }
+    /// Whether the volatile write cache is enabled (Set Features 06h).
     pub fn vwc_enabled(&self) -> bool {
         self.lock().vwc_enabled
     }
@@ -584,6 +680,7 @@ impl Sim {
         let bs = d.cfg.block_size;
         d.data[lba as usize * bs..(lba + count) as usize * bs].to_vec()
     }
+    /// Sets byte `i` of namespace `nsid` to `f(i)`, for every byte.
     pub fn fill_disk(&self, nsid: u32, f: impl Fn(usize) -> u8) {
         let mut s = self.lock();
         let d = s.disks.iter_mut().find(|d| d.cfg.nsid == nsid).unwrap();
@@ -591,6 +688,8 @@ impl Sim {
             *b = f(i);
         }
     }
+    /// A hash of namespace `nsid`'s whole content, to tell whether it
+    /// changed.
     pub fn disk_checksum(&self, nsid: u32) -> u64 {
         let s = self.lock();
         let d = s.disks.iter().find(|d| d.cfg.nsid == nsid).unwrap();
@@ -1357,24 +1456,33 @@ pub const ERROR_LOG_ENTRIES: u8 = 8;
 
 // -------------------------------------------------------------- harness --
 
+/// The driver's controller over the simulated one.
 pub type TestController = nvme::Controller<Sim, TestDma, FakeClock>;
 
+/// A simulated controller with its clock and DMA memory, ready for a
+/// driver to be brought up on.
 pub struct Bench {
+    /// The controller (a handle to it; clones share it).
     pub sim: Sim,
+    /// Its DMA memory.
     pub dma: TestDma,
+    /// Its clock.
     pub clock: FakeClock,
 }
 
 impl Bench {
+    /// A controller as `cfg` says, DMA regions aligned to 4 KiB.
     pub fn new(cfg: SimConfig) -> Bench {
         Bench::with_align(cfg, 4096)
     }
+    /// A controller as `cfg` says, DMA regions aligned to at least `align`.
     pub fn with_align(cfg: SimConfig, align: usize) -> Bench {
         let clock = FakeClock::default();
         let dma = TestDma::new(align);
         let sim = Sim::new(cfg, clock.clone(), dma.clone());
         Bench { sim, dma, clock }
     }
+    /// Brings the driver up on the simulated controller.
     pub fn controller(&self, config: nvme::Config) -> Result<TestController, nvme::Error> {
         nvme::Controller::new(
             self.sim.clone(),

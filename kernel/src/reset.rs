@@ -20,9 +20,9 @@ use x86_64::instructions::port::{Port, PortWriteOnly};
 use x86_64::structures::DescriptorTablePointer;
 use x86_64::{PhysAddr, VirtAddr};
 
-use super::keyboard::{Command, Keyboard};
-use super::tsc;
 use crate::acpi::Acpi;
+use crate::arch::keyboard::{Command, Keyboard};
+use crate::arch::tsc;
 use crate::console::serial;
 use crate::memory::Memory;
 
@@ -149,7 +149,7 @@ pub fn wait_for_key_then_restart_from(
     let serial_present = serial::present();
     if keyboard.is_none() && !serial_present {
         crate::println!("\nNo keyboard controller found: power the machine off when done.");
-        super::halt_forever();
+        crate::arch::halt_forever();
     }
     if let Some(keyboard) = keyboard.as_mut() {
         keyboard.flush();
@@ -194,7 +194,7 @@ pub fn restart_from(memory: &Memory, rsdp: Option<PhysAddr>, first: ResetMethod)
         }
     }
     // The triple fault does not return; halting is for the impossible case.
-    super::halt_forever()
+    crate::arch::halt_forever()
 }
 
 /// Restart the machine, trying every method in turn.

@@ -1,0 +1,242 @@
+//! DMA regions and the allocator trait that hands them out.
+//!
+//! A [`DmaRegion`] is physically contiguous, aligned to at least 4 KiB and
+//! owned by exactly one driver object (a queue, a buffer pool), so the
+//! driver never aliases it. Entries the device reads or writes while the
+//! driver works on the same region (queue rings, PRP and descriptor lists)
+//! are accessed one dword at a time through [`VolatilePtr`]; data buffers
+//! are copied with plain copies, because the driver touches them only while
+//! the device does not (see [`crate::Lent`]).
+
+use crate::PhysAddr;
+use core::ptr::NonNull;
+use volatile::VolatilePtr;
+
+/// The DMA allocator could not provide memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DmaError;
+
+/// A physically contiguous, page-aligned (at least 4 KiB), zeroed DMA region.
+///
+/// Dropping a region does not free it: memory goes back through
+/// [`DmaAllocator::deallocate`], and drivers leak regions the device might
+/// still access rather than free them too early.
+#[derive(Debug)]
+pub struct DmaRegion {
+    virt: NonNull<u8>,
+    phys: PhysAddr,
+    len: usize,
+}
+
+// SAFETY: a `DmaRegion` is the exclusive owner of its memory (contract of
+// `DmaRegion::new`), like a `Box<[u8]>`; nothing in it is tied to a thread.
+unsafe impl Send for DmaRegion {}
+
+impl DmaRegion {
+    /// Wraps memory the allocator handed out.
+    ///
+    /// # Safety
+    ///
+    /// `virt` must point to `len` bytes that are valid for reads and writes
+    /// for as long as the region (or anything moved out of it) exists, that
+    /// nothing else accesses while the region owns them (the device only
+    /// while the driver lets it), that are physically contiguous starting at
+    /// `phys` and reachable by the device's DMA, and that are aligned to at
+    /// least 4 KiB.
+    pub unsafe fn new(virt: NonNull<u8>, phys: PhysAddr, len: usize) -> DmaRegion {
+        DmaRegion { virt, phys, len }
+    }
+
+    /// Physical address of the first byte.
+    #[inline]
+    pub fn phys(&self) -> PhysAddr {
+        self.phys
+    }
+
+    /// Virtual address of the first byte.
+    #[inline]
+    pub fn virt(&self) -> NonNull<u8> {
+        self.virt
+    }
+
+    /// Length in bytes.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the region has no bytes.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The contents as bytes. Only meaningful while the device is not
+    /// writing the region (memory lent to it is out of reach, see
+    /// [`crate::Lent`]).
+    #[inline]
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: `new`'s contract: `len` valid bytes owned by this region.
+        unsafe { core::slice::from_raw_parts(self.virt.as_ptr(), self.len) }
+    }
+
+    /// The contents as mutable bytes (same caveat as [`Self::as_slice`]).
+    #[inline]
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: `new`'s contract; `&mut self` makes the borrow exclusive.
+        unsafe { core::slice::from_raw_parts_mut(self.virt.as_ptr(), self.len) }
+    }
+
+    /// Sets every byte to zero.
+    #[inline]
+    pub fn zero(&mut self) {
+        self.as_mut_slice().fill(0);
+    }
+
+    /// The dword at `offset`, if it lies inside the region and `offset` is
+    /// a multiple of 4 (so, the region being page aligned, it is aligned).
+    #[inline]
+    fn dword(&self, offset: usize) -> Option<NonNull<u32>> {
+        let end = offset.checked_add(4)?;
+        if end > self.len || !offset.is_multiple_of(4) {
+            return None;
+        }
+        // SAFETY: `offset + 4 <= len`, so the pointer stays inside the
+        // region's memory (`new`'s contract).
+        Some(unsafe { self.virt.add(offset) }.cast::<u32>())
+    }
+
+    /// Volatile read of the dword at `offset` (a multiple of 4); 0 when out
+    /// of bounds. For entries the device writes (completion queue).
+    #[inline]
+    pub fn read_volatile_u32(&self, offset: usize) -> u32 {
+        match self.dword(offset) {
+            // SAFETY: in bounds and 4-byte aligned (`dword`), valid for
+            // reads per `new`'s contract; the pointer lives for this read.
+            Some(dword) => unsafe { VolatilePtr::new_read_only(dword) }.read(),
+            None => 0,
+        }
+    }
+
+    /// Volatile write of the dword at `offset`; ignored when out of bounds.
+    /// For entries the device reads (submission queue, PRP lists).
+    #[inline]
+    pub fn write_volatile_u32(&mut self, offset: usize, value: u32) {
+        if let Some(dword) = self.dword(offset) {
+            // SAFETY: as in `read_volatile_u32`; `&mut self` makes this the
+            // only access from the CPU side.
+            unsafe { VolatilePtr::new(dword) }.write(value);
+        }
+    }
+
+    /// Volatile write of a little-endian qword as two dwords, low first.
+    #[inline]
+    pub fn write_volatile_u64(&mut self, offset: usize, value: u64) {
+        self.write_volatile_u32(offset, value as u32);
+        self.write_volatile_u32(offset.wrapping_add(4), (value >> 32) as u32);
+    }
+
+    /// Copies `src` into the region at `offset`; false (nothing copied) when
+    /// it does not fit.
+    #[inline]
+    pub fn copy_in(&mut self, offset: usize, src: &[u8]) -> bool {
+        match offset.checked_add(src.len()) {
+            Some(end) if end <= self.len => {
+                self.as_mut_slice()[offset..end].copy_from_slice(src);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Copies from the region at `offset` into `dst`; false when out of
+    /// bounds.
+    #[inline]
+    pub fn copy_out(&self, offset: usize, dst: &mut [u8]) -> bool {
+        match offset.checked_add(dst.len()) {
+            Some(end) if end <= self.len => {
+                dst.copy_from_slice(&self.as_slice()[offset..end]);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Hands the region to the device (see [`crate::Lent`]).
+    #[inline]
+    pub fn lend(self) -> crate::Lent<DmaRegion> {
+        crate::Lent::new(self)
+    }
+}
+
+/// Source of DMA memory; the kernel's implementation hands out physically
+/// contiguous, zeroed frames.
+///
+/// Drivers ask for the alignment their device needs: for NVMe its memory
+/// page size (CC.MPS, NVMe 1.4 §3.1.5), which is above 4 KiB on controllers
+/// whose CAP.MPSMIN is not 0.
+pub trait DmaAllocator {
+    /// Allocates `len` bytes (rounded up by the allocator as it likes) whose
+    /// physical address is a multiple of `align` (a power of two, at least
+    /// 4096).
+    fn allocate(&self, len: usize, align: usize) -> Result<DmaRegion, DmaError>;
+    /// Returns a region obtained from [`Self::allocate`].
+    fn deallocate(&self, region: DmaRegion);
+    /// Physical address of a virtual address, if the memory is DMA-able
+    /// (used for zero-copy of caller buffers; `None` => bounce buffer).
+    fn translate(&self, virt: *const u8) -> Option<PhysAddr>;
+}
+
+impl<T: DmaAllocator + ?Sized> DmaAllocator for &T {
+    fn allocate(&self, len: usize, align: usize) -> Result<DmaRegion, DmaError> {
+        (**self).allocate(len, align)
+    }
+    fn deallocate(&self, region: DmaRegion) {
+        (**self).deallocate(region)
+    }
+    fn translate(&self, virt: *const u8) -> Option<PhysAddr> {
+        (**self).translate(virt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::host::leaked_region;
+
+    #[test]
+    fn volatile_dwords_are_little_endian_and_bounds_checked() {
+        let mut region = leaked_region(4096);
+        region.write_volatile_u64(8, 0x1122_3344_5566_7788);
+        assert_eq!(region.read_volatile_u32(8), 0x5566_7788);
+        assert_eq!(region.read_volatile_u32(12), 0x1122_3344);
+        assert_eq!(region.as_slice()[8], 0x88);
+        // Out of bounds or misaligned: reads give 0, writes do nothing.
+        region.write_volatile_u32(4094, 0xFFFF_FFFF);
+        region.write_volatile_u32(4096, 0xFFFF_FFFF);
+        region.write_volatile_u32(usize::MAX - 1, 0xFFFF_FFFF);
+        region.write_volatile_u32(2, 0xFFFF_FFFF);
+        assert_eq!(region.read_volatile_u32(4096), 0);
+        assert_eq!(region.read_volatile_u32(2), 0);
+        assert!(
+            region
+                .as_slice()
+                .iter()
+                .enumerate()
+                .all(|(i, &b)| b == 0 || (8..16).contains(&i))
+        );
+    }
+
+    #[test]
+    fn copies_refuse_what_does_not_fit() {
+        let mut region = leaked_region(4096);
+        assert!(region.copy_in(4092, &[1, 2, 3, 4]));
+        assert!(!region.copy_in(4093, &[1, 2, 3, 4]));
+        assert!(!region.copy_in(usize::MAX, &[1]));
+        let mut out = [0u8; 4];
+        assert!(region.copy_out(4092, &mut out));
+        assert_eq!(out, [1, 2, 3, 4]);
+        assert!(!region.copy_out(4093, &mut out));
+        region.zero();
+        assert!(region.as_slice().iter().all(|&b| b == 0));
+    }
+}
