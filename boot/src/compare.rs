@@ -49,6 +49,14 @@ pub const ALL_JOBS: [&str; 10] = [
     "read-128k-qd8",
     "write-128k-qd8",
 ];
+/// The default application's short set (`--jobs short`).
+pub const SHORT_JOBS: [&str; 5] = [
+    "randread-4k-qd1",
+    "randread-4k-qd32",
+    "randwrite-4k-qd32",
+    "read-128k-qd8",
+    "write-128k-qd8",
+];
 /// Controller serial: the unikernel's disk is stamped for it.
 const SERIAL: &str = "UNIKERNEL0";
 /// Size of the NVMe namespace.
