@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::qemu::{self, Firmware, Machine, NvmeDisk, Outcome};
+use crate::qemu::{self, Firmware, Machine, NvmeController, NvmeDisk, NvmeNamespace, Outcome};
 use crate::{disk, image};
 
 const MARKER: &[u8] = b"UNIKERNEL-QEMU:";
@@ -210,27 +210,21 @@ pub fn run_test(kernel: &Path, echo: bool) -> Result<(qemu::Run, std::result::Re
     machine.memory = spec.memory.clone();
     machine.extra = spec.qemu.clone();
     for (c, (properties, namespaces)) in spec.controllers.iter().enumerate() {
-        let mut device = format!("nvme,id=ctrl{c},serial=TESTCTRL{c}");
-        for property in properties {
-            device.push(',');
-            device.push_str(property);
-        }
-        machine.extra.extend(["-device".to_owned(), device]);
+        let mut controller = NvmeController {
+            id: format!("ctrl{c}"),
+            serial: format!("TESTCTRL{c}"),
+            properties: properties.clone(),
+            namespaces: Vec::new(),
+        };
         for (n, (size, properties)) in namespaces.iter().enumerate() {
             let path = scratch.path().join(format!("ctrl{c}-ns{n}.img"));
             disk::create_if_missing(&path, *size)?;
-            machine.extra.push("-drive".into());
-            machine.extra.push(format!(
-                "if=none,id=ctrl{c}ns{n},file={},format=raw",
-                path.display()
-            ));
-            let mut device = format!("nvme-ns,drive=ctrl{c}ns{n},bus=ctrl{c},nsid={}", n + 1);
-            for property in properties {
-                device.push(',');
-                device.push_str(property);
-            }
-            machine.extra.extend(["-device".to_owned(), device]);
+            let properties = properties.clone();
+            controller
+                .namespaces
+                .push(NvmeNamespace { path, properties });
         }
+        machine.controllers.push(controller);
     }
     for (index, (size, properties)) in spec.nvme.iter().enumerate() {
         let path = scratch.path().join(format!("nvme{index}.img"));

@@ -24,10 +24,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     name = "run.sh",
     bin_name = "./run.sh",
     args_conflicts_with_subcommands = true,
-    after_help = "Without a command: run. Exit status of run, bench and soak: the kernel's \
-                  (0 success, 1 failure, 2 panic, 3 CPU exception, 4 triple fault or reset, \
-                  5 timeout, 6 QEMU error); 2 also for a bad command line.\n\
-                  Environment: CARGO_TARGET_DIR is honoured."
+    after_help = after_help()
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -304,6 +301,19 @@ pub struct FlashArgs {
     /// Settings file put on the stick.
     #[arg(long, value_name = "FILE")]
     settings: Option<PathBuf>,
+}
+
+/// The closing lines of `--help`: the default command, exit statuses.
+fn after_help() -> String {
+    let statuses: Vec<String> = boot::qemu::EXIT_STATUSES
+        .iter()
+        .map(|(status, meaning)| format!("{status} {meaning}"))
+        .collect();
+    format!(
+        "Without a command: run. Exit status of run, bench and soak: the kernel's ({}); \
+         2 also for a bad command line.\nEnvironment: CARGO_TARGET_DIR is honoured.",
+        statuses.join(", ")
+    )
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {
