@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use boot::qemu::{self, Firmware, Machine, NvmeDisk};
-use boot::{compare, disk, flash, image, runner};
+use boot::{disk, flash, image, runner};
 
 use crate::workspace;
 use crate::{BackendArg, BenchArgs, BuildArgs, CompareArgs, FlashArgs, ImageArgs, MachineArgs};

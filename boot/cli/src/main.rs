@@ -341,16 +341,14 @@ pub struct JobList(Vec<String>);
 
 fn parse_compare_jobs(text: &str) -> Result<JobList, String> {
     match text {
-        "all" => Ok(JobList(boot::compare::ALL_JOBS.map(String::from).to_vec())),
-        "short" => Ok(JobList(
-            boot::compare::SHORT_JOBS.map(String::from).to_vec(),
-        )),
+        "all" => Ok(JobList(compare::ALL_JOBS.map(String::from).to_vec())),
+        "short" => Ok(JobList(compare::SHORT_JOBS.map(String::from).to_vec())),
         _ => check_jobs(text).map(JobList),
     }
 }
 
 fn check_jobs(text: &str) -> Result<Vec<String>, String> {
-    let all = boot::compare::ALL_JOBS;
+    let all = compare::ALL_JOBS;
     let mut jobs = Vec::new();
     for name in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         if !all.contains(&name) {
@@ -458,7 +456,7 @@ mod tests {
         let Some(Command::Compare(args)) = cli.command else {
             panic!("compare")
         };
-        assert_eq!(args.jobs.0, boot::compare::SHORT_JOBS);
+        assert_eq!(args.jobs.0, compare::SHORT_JOBS);
         assert_eq!(args.systems, ["unikernel", "libaio"]);
     }
 }

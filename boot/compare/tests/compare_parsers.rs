@@ -6,12 +6,12 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use boot::compare::parse::{self, SerialLine, ThreadGroup, ThreadTime};
-use boot::compare::report::{Spread, summarize};
-use boot::compare::{
+use compare::linux::{Cpio, depends_of, module_depends, parse_readelf};
+use compare::parse::{self, SerialLine, ThreadGroup, ThreadTime};
+use compare::report::{Spread, summarize};
+use compare::{
     Backend, BootRun, Collected, Comparison, Environment, JobRun, System, protocol_machine,
 };
-use boot::linux::{Cpio, depends_of, module_depends, parse_readelf};
 
 const LINUX_IO_URING: &str = include_str!("data/compare/serial-linux-io_uring.txt");
 const LINUX_LIBAIO: &str = include_str!("data/compare/serial-linux-libaio.txt");

@@ -17,6 +17,7 @@
 //! `-name ...,debug-threads=on`), giving the busy percentage of the vCPU,
 //! the main loop and the I/O workers per job.
 
+pub mod linux;
 pub mod parse;
 pub mod report;
 
@@ -31,9 +32,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::linux::{self, Guest};
-use crate::qemu::{BootDevice, DirectKernel, Machine, NvmeDisk, Outcome};
-use crate::{disk, image};
+use boot::qemu::{BootDevice, DirectKernel, Machine, NvmeDisk, Outcome};
+use boot::{disk, image};
+use linux::Guest;
 use parse::{Measurement, SerialLine, ThreadGroup, ThreadTime};
 
 /// Every job of the protocol, in the order both guests run them.
