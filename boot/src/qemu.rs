@@ -31,6 +31,15 @@ pub enum Firmware {
     Uefi,
 }
 
+impl fmt::Display for Firmware {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Firmware::Bios => "BIOS",
+            Firmware::Uefi => "UEFI",
+        })
+    }
+}
+
 /// What stores an NVMe disk's blocks on the host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
