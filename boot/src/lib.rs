@@ -15,5 +15,6 @@
 pub mod disk;
 pub mod flash;
 pub mod image;
+pub mod progress;
 pub mod qemu;
 pub mod runner;

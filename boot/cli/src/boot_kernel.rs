@@ -1,10 +1,12 @@
 //! The commands that build a kernel and boot or write it: run, bench, soak,
 //! image, flash; and compare, which boots the unikernel and Linux in turn.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use boot::progress::{Progress, Unit};
 use boot::qemu::{self, Firmware, Machine, NvmeDisk};
 use boot::{disk, flash, image, runner};
 
@@ -51,6 +53,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         },
         timeout,
         &[],
+        Box::new(std::io::stdout()),
     )
 }
 
@@ -73,14 +76,22 @@ pub fn soak(args: &SoakArgs) -> Result<i32> {
         paths,
         fresh: false,
     };
-    boot(
+    // The guest is quiet while it soaks: the bar follows the clock.
+    let progress = Progress::new("soak", args.seconds, Unit::Seconds);
+    progress.follow_clock(args.seconds);
+    let echo = progress.serial_writer(|_, _| {});
+    let timeout = Duration::from_secs(timeout);
+    let status = boot(
         &kernel,
         settings,
         &args.run.machine,
         disks,
-        Duration::from_secs(timeout),
+        timeout,
         &[],
-    )
+        echo,
+    );
+    progress.finish();
+    status
 }
 
 /// `bench`: the benchmark alone, on a fresh disk or the null backend.
@@ -116,14 +127,27 @@ pub fn bench(args: &BenchArgs) -> Result<i32> {
         "-name".to_owned(),
         "unikernel-bench,debug-threads=on".to_owned(),
     ];
-    boot(
+    // One step per job: the guest brackets each timed window with markers.
+    let progress = Progress::new("bench", jobs as u64, Unit::Steps);
+    let echo = progress.serial_writer(|progress, line| {
+        if let Some(job) = line.strip_prefix("BENCH-BEGIN ") {
+            progress.step(job.trim());
+        } else if line.starts_with("BENCH-END ") {
+            progress.inc(1);
+        }
+    });
+    let timeout = Duration::from_secs(timeout);
+    let status = boot(
         &kernel,
         settings,
         &args.machine,
         disks,
-        Duration::from_secs(timeout),
+        timeout,
         &names,
-    )
+        echo,
+    );
+    progress.finish();
+    status
 }
 
 /// `image`: build the bootable image and print its path.
@@ -237,6 +261,7 @@ fn boot(
     disks: Disks<'_>,
     timeout: Duration,
     extra: &[String],
+    echo: Box<dyn Write + Send>,
 ) -> Result<i32> {
     let firmware = if args.uefi {
         Firmware::Uefi
@@ -285,7 +310,7 @@ fn boot(
             }
         }
     }
-    let result = qemu::run(&machine, timeout, Some(Box::new(std::io::stdout())))?;
+    let result = qemu::run(&machine, timeout, Some(echo))?;
     if let Err(reason) = runner::judge(&result) {
         eprintln!("\n{reason}");
     }

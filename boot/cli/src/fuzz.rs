@@ -1,8 +1,13 @@
 //! `fuzz`: libFuzzer over the code that trusts device data.
 
-use std::process::{Command, Stdio};
+use std::io::{Read, Seek, SeekFrom};
+use std::process::{Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+
+use boot::progress::{Progress, Unit};
 
 use crate::workspace::{self, run_step};
 
@@ -84,15 +89,20 @@ pub fn run(arguments: &[Argument]) -> Result<i32> {
         );
     }
     let mut failed = 0;
-    for target in chosen {
+    let total = seconds * chosen.len() as u64;
+    let progress = Progress::new("fuzz", total, Unit::Seconds);
+    for (done, target) in chosen.iter().enumerate() {
+        let target = *target;
         let max_len = TARGETS
             .iter()
             .find(|(n, _)| *n == target)
             .map_or(4096, |(_, l)| *l);
         let corpus = workspace::target_dir().join("fuzz-corpus").join(target);
         std::fs::create_dir_all(&corpus)?;
-        eprintln!("run.sh: fuzzing {target} for {seconds} s");
-        let output = Command::new("cargo")
+        progress.step(&format!("fuzzing {target} for {seconds} s"));
+        let mut stdout = tempfile::tempfile()?;
+        let mut stderr = tempfile::tempfile()?;
+        let mut child = Command::new("cargo")
             .current_dir(&fuzz_dir)
             .args(["fuzz", "run", "--fuzz-dir", ".", target])
             .arg(&corpus)
@@ -101,8 +111,25 @@ pub fn run(arguments: &[Argument]) -> Result<i32> {
             .arg(format!("-max_total_time={seconds}"))
             .arg(format!("-max_len={max_len}"))
             .args(["-timeout=10", "-print_final_stats=1"])
-            .output()
+            .stdout(stdout.try_clone()?)
+            .stderr(stderr.try_clone()?)
+            .spawn()
             .context("running cargo fuzz")?;
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            let elapsed = started.elapsed().as_secs().min(seconds);
+            progress.set_position(done as u64 * seconds + elapsed);
+            thread::sleep(Duration::from_millis(250));
+        };
+        progress.set_position((done as u64 + 1) * seconds);
+        let output = Output {
+            status,
+            stdout: read_all(&mut stdout)?,
+            stderr: read_all(&mut stderr)?,
+        };
         let log = format!(
             "{}{}",
             String::from_utf8_lossy(&output.stdout),
@@ -110,22 +137,33 @@ pub fn run(arguments: &[Argument]) -> Result<i32> {
         );
         if !output.status.success() {
             failed += 1;
-            eprintln!("{}", crash_report(&log));
-            eprintln!(
+            progress.println(&crash_report(&log));
+            progress.println(&format!(
                 "run.sh: {target}: crash or timeout; the input is in drivers/fuzz/artifacts/{target}"
-            );
+            ));
         }
         let executions = log
             .lines()
             .rev()
             .find_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
             .map_or("?".to_owned(), |n| n.trim().to_owned());
-        println!("{target:<14} {executions:>12} executions in {seconds} s");
+        progress.print_result(&format!(
+            "{target:<14} {executions:>12} executions in {seconds} s"
+        ));
     }
+    progress.finish();
     if failed > 0 {
         bail!("{failed} fuzz target(s) failed");
     }
     Ok(0)
+}
+
+/// Everything written to `file`, from its start.
+fn read_all(file: &mut std::fs::File) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    file.seek(SeekFrom::Start(0))?;
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// The part of libFuzzer's output that says what went wrong: from the

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use boot::progress::{Progress, Unit};
 use boot::qemu::{BootDevice, DirectKernel, Machine, NvmeDisk, Outcome};
 use boot::{disk, image};
 use linux::Guest;
@@ -280,6 +281,8 @@ pub fn run(options: &Options) -> Result<Comparison> {
 
     let mut boots = Vec::new();
     let mut linux_info = BTreeMap::new();
+    let boots_total = u64::from(options.runs) * options.systems.len() as u64;
+    let progress = Progress::new("compare", boots_total, Unit::Steps);
     for round in 1..=options.runs {
         for &system in &options.systems {
             let boot = Boot {
@@ -296,31 +299,33 @@ pub fn run(options: &Options) -> Result<Comparison> {
                 scratch: work.clone(),
                 ticks,
             };
-            eprintln!(
-                "compare: round {round}/{} {} ({} backend, {} jobs)",
+            progress.step(&format!(
+                "round {round}/{} {} ({} backend, {} jobs)",
                 options.runs,
                 system.label(),
                 options.backend.name(),
                 jobs.len()
-            );
+            ));
             let mut result = boot.run()?;
+            progress.inc(1);
             result.round = round;
             if system != System::Unikernel && linux_info.is_empty() {
                 linux_info = result.guest_info.clone();
             }
             for job in &result.jobs {
-                eprintln!(
+                progress.println(&format!(
                     "compare:   {:<20} {:>9.0} IOPS  p50 {:>8.1} us  p99 {:>8.1} us  vCPU {:>3.0}%",
                     job.measurement.job,
                     job.measurement.iops,
                     job.measurement.lat_p50_us,
                     job.measurement.lat_p99_us,
                     job.busy.get(&ThreadGroup::Vcpu).copied().unwrap_or(0.0)
-                );
+                ));
             }
             boots.push(result);
         }
     }
+    progress.finish();
     let _ = fs::remove_file(&disk_path);
     let common = protocol_machine(
         "<name>",
