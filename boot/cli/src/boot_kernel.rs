@@ -76,10 +76,16 @@ pub fn soak(args: &SoakArgs) -> Result<i32> {
         paths,
         fresh: false,
     };
-    // The guest is quiet while it soaks: the bar follows the clock.
+    // The guest is quiet while it soaks: from its first line on, the bar
+    // follows the clock.
     let progress = Progress::new("soak", args.seconds, Unit::Seconds);
-    progress.follow_clock(args.seconds);
-    let echo = progress.serial_writer(|_, _| {});
+    let seconds = args.seconds;
+    let mut booted = false;
+    let echo = progress.serial_writer(move |progress, _| {
+        if !std::mem::replace(&mut booted, true) {
+            progress.follow_clock(seconds);
+        }
+    });
     let timeout = Duration::from_secs(timeout);
     let status = boot(
         &kernel,
