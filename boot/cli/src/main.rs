@@ -35,49 +35,68 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Boot the application in QEMU (the default command)
+    ///
     /// Build the kernel and its bootable image, create the scratch NVMe disk
     /// if there is none (stamped as owned), boot it in QEMU and run the
-    /// application; serial output is shown here (the default command).
+    /// application; serial output is shown here.
     Run(RunArgs),
-    /// Every test: format and lint checks, host tests of the host and
-    /// driver crates, the drivers' logic under Miri, then the kernel tests
-    /// in QEMU.
+    /// Every test: lints, host tests, Miri, kernel tests in QEMU
+    ///
+    /// Format and lint checks, host tests of the host and driver crates,
+    /// the drivers' logic under Miri, then the kernel tests in QEMU.
     Test,
+    /// The fio-like benchmark alone, on a fresh owned disk
+    ///
     /// The fio-like benchmark alone (optimised build unless --debug) on a
     /// FRESH owned disk (disks/bench.img, re-created and stamped every run);
     /// prints the table, and on serial BENCH-BEGIN/END/RESULT lines per job
     /// and BENCH-FIRST-IO-MS.
     Bench(BenchArgs),
+    /// The benchmark against Debian's Linux + fio on the same NVMe device
+    ///
     /// The unikernel's benchmark against Debian's Linux + fio (io_uring with
     /// hipri, and libaio) on the same emulated NVMe device, boots alternating
     /// round after round, each on a fresh disk; prints medians, ranges, the
     /// ratio and QEMU's thread load per job. The Linux guest is built once
     /// from Debian packages (apt-get download, no install).
     Compare(CompareArgs),
+    /// The driver's own instructions per 4 KiB read (callgrind)
+    ///
     /// The driver's own instructions per 4 KiB read, submit to completion,
     /// against the simulated controller, counted with valgrind's callgrind
-    /// (installed with apt-get when missing).
+    /// (installed with apt-get when missing). Also: bench --driver-cost.
     Cost(CostArgs),
+    /// Fuzz the code that trusts device data (cargo-fuzz)
+    ///
     /// Fuzz the code that trusts device data (Identify and log pages,
     /// completion entries, PCI configuration space) with cargo-fuzz /
     /// libFuzzer; prints executions per target. Seeds in drivers/fuzz/seeds,
     /// the growing corpus in the target directory, crash inputs in
     /// drivers/fuzz/artifacts. Installs cargo-fuzz (crates.io) when missing.
     Fuzz(FuzzArgs),
-    /// Long run: random mixed 4 KiB reads and writes at depth 32 on the
-    /// scratch disk, every block's content verified; prints I/Os,
+    /// Long run of verified random reads and writes on the scratch disk
+    ///
+    /// Random mixed 4 KiB reads and writes at depth 32 on the scratch disk
+    /// for SECONDS, every block's content verified; prints I/Os,
     /// verification failures, errors.
     Soak(SoakArgs),
-    /// Mark an existing raw disk image as owned by the unikernel (the
-    /// ownership signature). Only owned namespaces are ever written.
+    /// Mark an existing raw disk image as owned by the unikernel
+    ///
+    /// Writes the ownership signature for controller SERIAL, namespace 1.
+    /// Only owned namespaces are ever written.
     Stamp(StampArgs),
     /// Build the bootable image only and print its path.
     Image(ImageArgs),
-    /// Write the image (boots under BIOS and UEFI) to a USB stick: refuses
-    /// devices that are mounted, hold the running system, or are not
-    /// removable; asks before writing; verifies after. Or to a file.
+    /// Write the image to a USB stick (or a file)
+    ///
+    /// The image boots under BIOS and UEFI. Refuses devices that are
+    /// mounted, hold the running system, or are not removable; asks before
+    /// writing; verifies after.
     Flash(FlashArgs),
-    /// Check what run.sh installed (toolchain, QEMU, OVMF) and stop.
+    /// Install what is missing (toolchain, QEMU, OVMF) and stop
+    ///
+    /// run.sh installs them before handing over; this checks they are there.
     Setup,
     /// Cargo's runner: boot one kernel ELF as a test and judge it.
     #[command(hide = true)]
