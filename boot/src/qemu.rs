@@ -251,7 +251,7 @@ impl Machine {
     /// The QEMU arguments for this machine (see [`Machine::command`]):
     /// [`Machine::common_arguments`], then how it boots.
     pub fn arguments(&self) -> Result<Vec<String>> {
-        let mut args = self.common_arguments()?;
+        let (mut args, tail) = self.head_and_tail()?;
         let mut push = |words: &[&str]| args.extend(words.iter().map(|w| w.to_string()));
         let image = self.image.display();
         match &self.boot_device {
@@ -270,14 +270,25 @@ impl Machine {
                 push(&["-append", &linux.append]);
             }
         }
+        args.extend(tail);
         Ok(args)
     }
 
     /// Every QEMU argument except those saying what boots: the machine,
     /// firmware, consoles, the exit device, extra devices, NVMe, tracing.
     pub fn common_arguments(&self) -> Result<Vec<String>> {
-        let mut args: Vec<String> = Vec::new();
-        let mut push = |words: &[&str]| args.extend(words.iter().map(|w| w.to_string()));
+        let (mut args, tail) = self.head_and_tail()?;
+        args.extend(tail);
+        Ok(args)
+    }
+
+    /// The arguments before the boot device (machine, CPUs, memory,
+    /// consoles, the exit device) and after it (display, firmware, extra
+    /// devices, NVMe, tracing). The boot image comes first among the disks,
+    /// so SeaBIOS tries it before any NVMe namespace.
+    fn head_and_tail(&self) -> Result<(Vec<String>, Vec<String>)> {
+        let mut head: Vec<String> = Vec::new();
+        let mut push = |words: &[&str]| head.extend(words.iter().map(|w| w.to_string()));
         push(&["-machine", &self.machine, "-cpu", "qemu64"]);
         push(&["-smp", &self.cpus, "-m", &self.memory]);
         if let Some(name) = &self.name {
@@ -286,6 +297,8 @@ impl Machine {
         push(&["-no-reboot", "-serial", "stdio", "-monitor", "none"]);
         let exit = format!("isa-debug-exit,iobase={DEBUG_EXIT_PORT:#x},iosize=0x04");
         push(&["-device", &exit]);
+        let mut args: Vec<String> = Vec::new();
+        let mut push = |words: &[&str]| args.extend(words.iter().map(|w| w.to_string()));
         if !self.window {
             push(&["-display", "none"]);
         }
@@ -340,7 +353,7 @@ impl Machine {
             ]);
             push(&["-D", &self.trace_log.display().to_string()]);
         }
-        Ok(args)
+        Ok((head, args))
     }
 }
 
