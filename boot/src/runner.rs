@@ -312,7 +312,7 @@ pub fn judge(run: &qemu::Run) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// `boot runner ELF`: what cargo calls for every kernel binary.
+/// `./run.sh runner ELF` (hidden): what cargo calls for every kernel binary.
 pub fn main(kernel: &Path) -> Result<i32> {
     let name = test_name(kernel);
     let (run, verdict) = run_test(kernel, true)?;
