@@ -82,7 +82,7 @@ mod tests {
 
 /// Stamp the ownership signature into a raw image: the disk then belongs to
 /// the unikernel when it is attached as namespace `nsid` of a controller
-/// with serial `serial` (what `boot run` gives disk N: `UNIKERNEL<N>`).
+/// with serial `serial` (what `./run.sh run` gives disk N: `UNIKERNEL<N>`).
 pub fn stamp(path: &Path, serial: &str, nsid: u32) -> Result<()> {
     use std::io::{Seek, SeekFrom, Write};
     let mut file = OpenOptions::new()

@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+use crate::progress::{Progress, Unit};
+
 /// Overrides and answers for [`flash`].
 #[derive(Clone, Debug, Default)]
 pub struct FlashOptions {
@@ -262,6 +264,9 @@ pub fn flash(
     Ok(())
 }
 
+/// Bytes written or read back between progress updates.
+const CHUNK: usize = 1 << 20;
+
 /// Copy `image` to the start of `target`, sync, and compare by reading back.
 pub fn write_and_verify(image: &Path, target: &Path, create: bool) -> Result<()> {
     let data = fs::read(image).with_context(|| format!("reading {}", image.display()))?;
@@ -271,17 +276,28 @@ pub fn write_and_verify(image: &Path, target: &Path, create: bool) -> Result<()>
         .truncate(create)
         .open(target)
         .with_context(|| format!("opening {} for writing", target.display()))?;
-    out.write_all(&data)
-        .with_context(|| format!("writing {}", target.display()))?;
+    // Written, then read back: the bar covers both passes.
+    let progress = Progress::new("flash", 2 * data.len() as u64, Unit::Bytes);
+    progress.step(&format!("writing {}", target.display()));
+    for (index, chunk) in data.chunks(CHUNK).enumerate() {
+        out.write_all(chunk)
+            .with_context(|| format!("writing {}", target.display()))?;
+        progress.set_position((index * CHUNK + chunk.len()) as u64);
+    }
     out.sync_all()
         .with_context(|| format!("syncing {}", target.display()))?;
     drop_cache(&out);
     drop(out);
     let mut back = File::open(target)?;
     drop_cache(&back);
+    progress.step(&format!("verifying {}", target.display()));
     let mut read = vec![0u8; data.len()];
-    back.read_exact(&mut read)
-        .with_context(|| format!("reading back {}", target.display()))?;
+    for (index, chunk) in read.chunks_mut(CHUNK).enumerate() {
+        back.read_exact(chunk)
+            .with_context(|| format!("reading back {}", target.display()))?;
+        progress.set_position((data.len() + index * CHUNK + chunk.len()) as u64);
+    }
+    progress.finish();
     if let Some(offset) = data.iter().zip(&read).position(|(a, b)| a != b) {
         bail!(
             "verification failed: {} differs from the image at byte {offset}",

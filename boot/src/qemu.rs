@@ -31,6 +31,15 @@ pub enum Firmware {
     Uefi,
 }
 
+impl fmt::Display for Firmware {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Firmware::Bios => "BIOS",
+            Firmware::Uefi => "UEFI",
+        })
+    }
+}
+
 /// What stores an NVMe disk's blocks on the host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -109,36 +118,93 @@ impl NvmeDisk {
     }
 }
 
-/// How the bootable image is attached to the machine.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum BootDevice {
-    /// The machine's default disk interface (IDE on `pc`, AHCI on `q35`).
-    #[default]
-    Disk,
-    /// A USB mass-storage stick on an xHCI controller, first in the boot
-    /// order: how the image reaches a real PC.
-    UsbStick,
+/// An `nvme-ns` namespace on an [`NvmeController`]: its disk file and
+/// device properties (`logical_block_size=4096`, `zoned=true`, ...).
+#[derive(Clone, Debug)]
+pub struct NvmeNamespace {
+    /// Backing raw file.
+    pub path: PathBuf,
+    /// Extra `-device nvme-ns` properties.
+    pub properties: Vec<String>,
 }
 
-/// Everything about one boot.
+/// An NVMe controller without a drive of its own, holding `nvme-ns`
+/// namespaces (NSIDs 1, 2, ... in order).
+#[derive(Clone, Debug)]
+pub struct NvmeController {
+    /// Device id, which the namespaces name as their bus.
+    pub id: String,
+    /// Controller serial number.
+    pub serial: String,
+    /// Extra `-device nvme` properties, such as `mdts=3`.
+    pub properties: Vec<String>,
+    /// Its namespaces.
+    pub namespaces: Vec<NvmeNamespace>,
+}
+
+/// A Linux kernel QEMU loads itself (`-kernel`, `-initrd`, `-append`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectKernel {
+    /// The kernel image.
+    pub kernel: PathBuf,
+    /// The initial RAM disk.
+    pub initrd: PathBuf,
+    /// The kernel command line.
+    pub append: String,
+}
+
+/// How the machine boots.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum BootDevice {
+    /// [`Machine::image`] on the machine's default disk interface (IDE on
+    /// `pc`, AHCI on `q35`).
+    #[default]
+    Disk,
+    /// [`Machine::image`] on a USB mass-storage stick on an xHCI
+    /// controller, first in the boot order: how the image reaches a real PC.
+    UsbStick,
+    /// No image: QEMU loads a Linux kernel and initrd directly (the
+    /// comparison's guest).
+    Kernel(DirectKernel),
+}
+
+/// The isa-debug-exit device's I/O port: the kernel writes its status
+/// there (kernel/src/arch/exit.rs uses the same port).
+pub const DEBUG_EXIT_PORT: u16 = 0xf4;
+
+/// Everything about one boot: a typed description of the QEMU machine
+/// that [`Machine::command`] renders as a command line.
 #[derive(Clone, Debug)]
 pub struct Machine {
     /// The bootable image.
     pub image: PathBuf,
     /// Firmware.
     pub firmware: Firmware,
-    /// `-machine` type: `pc` or `q35`.
+    /// `-machine` type: `pc` or `q35`, with options (`q35,pit=off`).
     pub machine: String,
     /// Guest memory, as QEMU spells it (`512M`).
     pub memory: String,
-    /// NVMe disks.
+    /// `-smp`: under TCG `1,maxcpus=2` keeps guest memory barriers (plain
+    /// `1` drops them and shadow doorbells hang).
+    pub cpus: String,
+    /// `-name NAME,debug-threads=on`: QEMU's threads carry names the host
+    /// can read in /proc (the comparison measures them).
+    pub name: Option<String>,
+    /// NVMe disks, one controller each.
     pub disks: Vec<NvmeDisk>,
+    /// NVMe controllers with `nvme-ns` namespaces.
+    pub controllers: Vec<NvmeController>,
     /// Show a window (otherwise `-display none`).
     pub window: bool,
-    /// Extra arguments, placed before the NVMe devices.
+    /// Extra arguments, placed before the NVMe devices (they may define the
+    /// buses the controllers sit on).
     pub extra: Vec<String>,
-    /// What the image is attached as: a plain disk, or a USB stick.
+    /// How the machine boots: the image as a disk or a USB stick, or a
+    /// Linux kernel.
     pub boot_device: BootDevice,
+    /// Record QEMU's NVMe trace events (`pci_nvme_ub_*`, `pci_nvme_err_*`)
+    /// in [`Machine::trace_log`].
+    pub trace: bool,
     /// Where the NVMe trace log goes.
     pub trace_log: PathBuf,
     /// Directory for per-boot scratch files (OVMF variables).
@@ -146,17 +212,22 @@ pub struct Machine {
 }
 
 impl Machine {
-    /// A headless `pc` machine with 512 MiB and no disks.
+    /// A headless `pc` machine with 512 MiB, one CPU, NVMe tracing on,
+    /// and no disks.
     pub fn new(image: PathBuf, scratch_dir: PathBuf) -> Machine {
         Machine {
             image,
             firmware: Firmware::Bios,
             machine: "pc".into(),
             memory: "512M".into(),
+            cpus: "1,maxcpus=2".into(),
+            name: None,
             disks: Vec::new(),
+            controllers: Vec::new(),
             window: false,
             extra: Vec::new(),
             boot_device: BootDevice::Disk,
+            trace: true,
             trace_log: scratch_dir.join("nvme-trace.log"),
             scratch_dir,
         }
@@ -169,32 +240,67 @@ impl Machine {
             .push(format!("unix:{},server=on,wait=off", socket.display()));
     }
 
-    /// The QEMU command for this machine.
+    /// The QEMU command for this machine. Under UEFI it copies OVMF's
+    /// variable store into [`Machine::scratch_dir`].
     pub fn command(&self) -> Result<Command> {
         let mut cmd = Command::new("qemu-system-x86_64");
-        cmd.args(["-machine", &self.machine])
-            .args(["-cpu", "qemu64", "-smp", "1,maxcpus=2", "-m", &self.memory])
-            .args(["-no-reboot", "-serial", "stdio", "-monitor", "none"])
-            .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
-        match self.boot_device {
-            BootDevice::Disk => {
-                cmd.arg("-drive").arg(format!(
-                    "format=raw,media=disk,file={}",
-                    self.image.display()
-                ));
-            }
+        cmd.args(self.arguments()?);
+        Ok(cmd)
+    }
+
+    /// The QEMU arguments for this machine (see [`Machine::command`]):
+    /// [`Machine::common_arguments`], then how it boots.
+    pub fn arguments(&self) -> Result<Vec<String>> {
+        let (mut args, tail) = self.head_and_tail()?;
+        let mut push = |words: &[&str]| args.extend(words.iter().map(|w| w.to_string()));
+        let image = self.image.display();
+        match &self.boot_device {
+            BootDevice::Disk => push(&["-drive", &format!("format=raw,media=disk,file={image}")]),
             BootDevice::UsbStick => {
-                cmd.arg("-drive")
-                    .arg(format!(
-                        "if=none,id=stick,format=raw,file={}",
-                        self.image.display()
-                    ))
-                    .args(["-device", "qemu-xhci,id=xhci"])
-                    .args(["-device", "usb-storage,bus=xhci.0,drive=stick,bootindex=0"]);
+                push(&[
+                    "-drive",
+                    &format!("if=none,id=stick,format=raw,file={image}"),
+                ]);
+                push(&["-device", "qemu-xhci,id=xhci"]);
+                push(&["-device", "usb-storage,bus=xhci.0,drive=stick,bootindex=0"]);
+            }
+            BootDevice::Kernel(linux) => {
+                push(&["-kernel", &linux.kernel.display().to_string()]);
+                push(&["-initrd", &linux.initrd.display().to_string()]);
+                push(&["-append", &linux.append]);
             }
         }
+        args.extend(tail);
+        Ok(args)
+    }
+
+    /// Every QEMU argument except those saying what boots: the machine,
+    /// firmware, consoles, the exit device, extra devices, NVMe, tracing.
+    pub fn common_arguments(&self) -> Result<Vec<String>> {
+        let (mut args, tail) = self.head_and_tail()?;
+        args.extend(tail);
+        Ok(args)
+    }
+
+    /// The arguments before the boot device (machine, CPUs, memory,
+    /// consoles, the exit device) and after it (display, firmware, extra
+    /// devices, NVMe, tracing). The boot image comes first among the disks,
+    /// so SeaBIOS tries it before any NVMe namespace.
+    fn head_and_tail(&self) -> Result<(Vec<String>, Vec<String>)> {
+        let mut head: Vec<String> = Vec::new();
+        let mut push = |words: &[&str]| head.extend(words.iter().map(|w| w.to_string()));
+        push(&["-machine", &self.machine, "-cpu", "qemu64"]);
+        push(&["-smp", &self.cpus, "-m", &self.memory]);
+        if let Some(name) = &self.name {
+            push(&["-name", &format!("{name},debug-threads=on")]);
+        }
+        push(&["-no-reboot", "-serial", "stdio", "-monitor", "none"]);
+        let exit = format!("isa-debug-exit,iobase={DEBUG_EXIT_PORT:#x},iosize=0x04");
+        push(&["-device", &exit]);
+        let mut args: Vec<String> = Vec::new();
+        let mut push = |words: &[&str]| args.extend(words.iter().map(|w| w.to_string()));
         if !self.window {
-            cmd.args(["-display", "none"]);
+            push(&["-display", "none"]);
         }
         if self.firmware == Firmware::Uefi {
             let vars = self.scratch_dir.join("OVMF_VARS.fd");
@@ -202,34 +308,62 @@ impl Machine {
             fs::copy(OVMF_VARS, &vars).with_context(|| {
                 format!("copying {OVMF_VARS} (is Debian's `ovmf` package installed?)")
             })?;
-            cmd.arg("-drive")
-                .arg(format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"))
-                .arg("-drive")
-                .arg(format!("if=pflash,format=raw,file={}", vars.display()));
+            push(&[
+                "-drive",
+                &format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"),
+            ]);
+            push(&[
+                "-drive",
+                &format!("if=pflash,format=raw,file={}", vars.display()),
+            ]);
         }
-        // Extra arguments come before the disks: they may define the buses
-        // (bridges, root ports) the NVMe devices sit on.
-        cmd.args(&self.extra);
-        for (index, disk) in self.disks.iter().enumerate() {
-            cmd.arg("-drive")
-                .arg(disk.drive_argument(&format!("nvme{index}")));
-            let mut device = format!("nvme,serial={},drive=nvme{index}", disk.serial);
-            for property in &disk.properties {
-                device.push(',');
-                device.push_str(property);
+        // Extra arguments come before the NVMe devices: they may define the
+        // buses (bridges, root ports) the controllers sit on.
+        args.extend(self.extra.iter().cloned());
+        let mut push = |words: &[&str]| args.extend(words.iter().map(|w| w.to_string()));
+        for controller in &self.controllers {
+            let id = &controller.id;
+            let device = with_properties(
+                format!("nvme,id={id},serial={}", controller.serial),
+                &controller.properties,
+            );
+            push(&["-device", &device]);
+            for (n, namespace) in controller.namespaces.iter().enumerate() {
+                let drive = format!("{id}ns{n}");
+                let file = namespace.path.display();
+                push(&[
+                    "-drive",
+                    &format!("if=none,id={drive},file={file},format=raw"),
+                ]);
+                let device = format!("nvme-ns,drive={drive},bus={id},nsid={}", n + 1);
+                push(&["-device", &with_properties(device, &namespace.properties)]);
             }
-            cmd.arg("-device").arg(device);
         }
-        cmd.args([
-            "-trace",
-            "enable=pci_nvme_ub_*",
-            "-trace",
-            "enable=pci_nvme_err_*",
-        ])
-        .arg("-D")
-        .arg(&self.trace_log);
-        Ok(cmd)
+        for (index, disk) in self.disks.iter().enumerate() {
+            push(&["-drive", &disk.drive_argument(&format!("nvme{index}"))]);
+            let device = format!("nvme,serial={},drive=nvme{index}", disk.serial);
+            push(&["-device", &with_properties(device, &disk.properties)]);
+        }
+        if self.trace {
+            push(&[
+                "-trace",
+                "enable=pci_nvme_ub_*",
+                "-trace",
+                "enable=pci_nvme_err_*",
+            ]);
+            push(&["-D", &self.trace_log.display().to_string()]);
+        }
+        Ok((head, args))
     }
+}
+
+/// `device` with `,property` appended for each property.
+fn with_properties(mut device: String, properties: &[String]) -> String {
+    for property in properties {
+        device.push(',');
+        device.push_str(property);
+    }
+    device
 }
 
 /// How a boot ended.
@@ -280,7 +414,7 @@ impl Outcome {
         *self == Outcome::Success
     }
 
-    /// The process exit code `./run.sh` passes on.
+    /// The process exit code `./run.sh` passes on (see [`EXIT_STATUSES`]).
     pub fn exit_code(&self) -> i32 {
         match self {
             Outcome::Success => 0,
@@ -293,6 +427,18 @@ impl Outcome {
         }
     }
 }
+
+/// What each exit status of `./run.sh run`, `bench` and `soak` means, in
+/// the words of its help text: [`Outcome::exit_code`]'s table.
+pub const EXIT_STATUSES: [(i32, &str); 7] = [
+    (0, "success"),
+    (1, "failure"),
+    (2, "panic"),
+    (3, "CPU exception"),
+    (4, "triple fault or reset"),
+    (5, "timeout"),
+    (6, "QEMU error"),
+];
 
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -472,6 +618,77 @@ pub fn check_installed(firmware: Firmware) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exit_statuses_follow_the_outcomes() {
+        let outcomes = [
+            Outcome::Success,
+            Outcome::Failure,
+            Outcome::Panic,
+            Outcome::CpuException,
+            Outcome::Reset,
+            Outcome::Timeout(Duration::from_secs(1)),
+            Outcome::QemuError(1),
+        ];
+        for (outcome, (status, _)) in outcomes.iter().zip(EXIT_STATUSES) {
+            assert_eq!(outcome.exit_code(), status, "{outcome}");
+        }
+        // isa-debug-exit makes QEMU exit with (value << 1) | 1; the kernel
+        // adds DEBUG_EXIT_BASE to its status.
+        use std::os::unix::process::ExitStatusExt;
+        let exit = |value: i32| Outcome::from_exit(ExitStatus::from_raw(((value << 1) | 1) << 8));
+        assert_eq!(exit(DEBUG_EXIT_BASE), Outcome::Success);
+        assert_eq!(exit(DEBUG_EXIT_BASE + 2), Outcome::Panic);
+        assert_eq!(exit(DEBUG_EXIT_BASE + 9), Outcome::UnknownStatus(9));
+    }
+
+    #[test]
+    fn controllers_render_with_their_namespaces_before_the_disks() {
+        let mut machine = Machine::new(PathBuf::from("x.img"), std::env::temp_dir());
+        machine.extra = vec!["-device".into(), "pcie-root-port,id=rp1".into()];
+        machine.controllers.push(NvmeController {
+            id: "ctrl0".into(),
+            serial: "C0".into(),
+            properties: vec!["bus=rp1".into()],
+            namespaces: vec![NvmeNamespace {
+                path: PathBuf::from("ns.img"),
+                properties: vec!["logical_block_size=4096".into()],
+            }],
+        });
+        machine
+            .disks
+            .push(NvmeDisk::new(PathBuf::from("d.img"), "D0"));
+        machine.name = Some("probe".into());
+        machine.trace = false;
+        let args = machine.arguments().unwrap();
+        let at = |word: &str| args.iter().position(|a| a == word).unwrap_or(usize::MAX);
+        assert!(at("pcie-root-port,id=rp1") < at("nvme,id=ctrl0,serial=C0,bus=rp1"));
+        assert!(
+            at("nvme,id=ctrl0,serial=C0,bus=rp1")
+                < at("if=none,id=ctrl0ns0,file=ns.img,format=raw")
+        );
+        assert!(
+            at("nvme-ns,drive=ctrl0ns0,bus=ctrl0,nsid=1,logical_block_size=4096")
+                < at("nvme,serial=D0,drive=nvme0")
+        );
+        assert!(args.contains(&"probe,debug-threads=on".to_owned()));
+        assert!(args.contains(&"isa-debug-exit,iobase=0xf4,iosize=0x04".to_owned()));
+        assert!(!args.contains(&"-trace".to_owned()), "tracing off");
+    }
+
+    #[test]
+    fn a_direct_kernel_boot_has_no_image() {
+        let mut machine = Machine::new(PathBuf::from("x.img"), std::env::temp_dir());
+        machine.boot_device = BootDevice::Kernel(DirectKernel {
+            kernel: PathBuf::from("vmlinuz"),
+            initrd: PathBuf::from("initrd"),
+            append: "console=ttyS0".into(),
+        });
+        let args = machine.arguments().unwrap();
+        assert!(!args.iter().any(|a| a.contains("x.img")), "{args:?}");
+        let at = args.iter().position(|a| a == "-append").unwrap();
+        assert_eq!(args[at + 1], "console=ttyS0");
+    }
 
     #[test]
     fn drive_arguments_name_the_backend() {

@@ -4,7 +4,8 @@
 //! A test kernel states the machine it needs inside its own ELF, as a
 //! string `UNIKERNEL-QEMU:` followed by `key=value` lines and a NUL byte
 //! (see the kernel's `qemu_machine!` macro). Keys:
-//! `machine=pc|q35`, `firmware=bios|uefi`, `memory=512M`, `timeout=SECS`,
+//! `machine=pc|q35`, `firmware=bios|uefi|bios,uefi` (a list boots the
+//! same test once under each, in order), `memory=512M`, `timeout=SECS`,
 //! `nvme=SIZE[,property...]` (one NVMe controller with a fresh disk of that
 //! size; repeatable; `nvme=none` for no disk), `qemu=ARG` (one extra QEMU argument; repeatable).
 //! Without it a test gets a `pc` machine under BIOS with one 64 MiB disk.
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::qemu::{self, Firmware, Machine, NvmeDisk, Outcome};
+use crate::qemu::{self, Firmware, Machine, NvmeController, NvmeDisk, NvmeNamespace, Outcome};
 use crate::{disk, image};
 
 const MARKER: &[u8] = b"UNIKERNEL-QEMU:";
@@ -27,8 +28,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct TestMachine {
     /// `-machine` type.
     pub machine: String,
-    /// Firmware.
-    pub firmware: Firmware,
+    /// Firmware to boot under, each in turn (one boot per entry).
+    pub firmwares: Vec<Firmware>,
     /// Guest memory.
     pub memory: String,
     /// Deadline.
@@ -72,7 +73,7 @@ impl Default for TestMachine {
     fn default() -> Self {
         TestMachine {
             machine: "pc".into(),
-            firmware: Firmware::Bios,
+            firmwares: vec![Firmware::Bios],
             memory: "512M".into(),
             timeout: DEFAULT_TIMEOUT,
             nvme: vec![(64 << 20, Vec::new())],
@@ -108,10 +109,13 @@ impl TestMachine {
                 "machine" => machine.machine = value.into(),
                 "memory" => machine.memory = value.into(),
                 "firmware" => {
-                    machine.firmware = match value {
-                        "bios" => Firmware::Bios,
-                        "uefi" => Firmware::Uefi,
-                        _ => bail!("unknown firmware {value:?}"),
+                    machine.firmwares = Vec::new();
+                    for name in value.split(',') {
+                        machine.firmwares.push(match name {
+                            "bios" => Firmware::Bios,
+                            "uefi" => Firmware::Uefi,
+                            _ => bail!("unknown firmware {name:?}"),
+                        });
                     }
                 }
                 "timeout" => {
@@ -192,45 +196,65 @@ pub fn test_name(kernel: &Path) -> String {
     }
 }
 
-/// Boot a kernel ELF as a test and judge it. Returns the run and a verdict:
-/// `Ok(())` when it passed, `Err(reason)` with a readable reason otherwise.
+/// Boot a kernel ELF as a test, under each firmware it asks for, and judge
+/// it. Returns the last run (or the first that failed) and a verdict:
+/// `Ok(())` when every boot passed, `Err(reason)` with a readable reason
+/// otherwise.
 pub fn run_test(kernel: &Path, echo: bool) -> Result<(qemu::Run, std::result::Result<(), String>)> {
     let elf = std::fs::read(kernel).with_context(|| format!("reading {}", kernel.display()))?;
     let spec = TestMachine::from_elf(&elf)?;
-    qemu::check_installed(spec.firmware)?;
     let image_path = PathBuf::from(format!("{}.img", kernel.display()));
     image::build(kernel, &image_path, &image::ImageSpec::default())?;
+    let mut last = None;
+    for &firmware in &spec.firmwares {
+        qemu::check_installed(firmware)?;
+        let several = spec.firmwares.len() > 1;
+        if echo && several {
+            println!("runner: booting under {firmware}");
+        }
+        let (run, verdict) = boot_once(&spec, firmware, &image_path, echo)?;
+        match verdict {
+            Err(reason) if several => return Ok((run, Err(format!("under {firmware}: {reason}")))),
+            Err(reason) => return Ok((run, Err(reason))),
+            Ok(()) => last = Some(run),
+        }
+    }
+    let run = last.context("the machine description names no firmware")?;
+    Ok((run, Ok(())))
+}
+
+/// One boot of `spec` under `firmware`, with fresh disks.
+fn boot_once(
+    spec: &TestMachine,
+    firmware: Firmware,
+    image_path: &Path,
+    echo: bool,
+) -> Result<(qemu::Run, std::result::Result<(), String>)> {
     let scratch = tempfile::Builder::new()
         .prefix("unikernel-test-")
         .tempdir()
         .context("scratch directory")?;
-    let mut machine = Machine::new(image_path, scratch.path().to_path_buf());
-    machine.firmware = spec.firmware;
+    let mut machine = Machine::new(image_path.to_path_buf(), scratch.path().to_path_buf());
+    machine.firmware = firmware;
     machine.machine = spec.machine.clone();
     machine.memory = spec.memory.clone();
     machine.extra = spec.qemu.clone();
     for (c, (properties, namespaces)) in spec.controllers.iter().enumerate() {
-        let mut device = format!("nvme,id=ctrl{c},serial=TESTCTRL{c}");
-        for property in properties {
-            device.push(',');
-            device.push_str(property);
-        }
-        machine.extra.extend(["-device".to_owned(), device]);
+        let mut controller = NvmeController {
+            id: format!("ctrl{c}"),
+            serial: format!("TESTCTRL{c}"),
+            properties: properties.clone(),
+            namespaces: Vec::new(),
+        };
         for (n, (size, properties)) in namespaces.iter().enumerate() {
             let path = scratch.path().join(format!("ctrl{c}-ns{n}.img"));
             disk::create_if_missing(&path, *size)?;
-            machine.extra.push("-drive".into());
-            machine.extra.push(format!(
-                "if=none,id=ctrl{c}ns{n},file={},format=raw",
-                path.display()
-            ));
-            let mut device = format!("nvme-ns,drive=ctrl{c}ns{n},bus=ctrl{c},nsid={}", n + 1);
-            for property in properties {
-                device.push(',');
-                device.push_str(property);
-            }
-            machine.extra.extend(["-device".to_owned(), device]);
+            let properties = properties.clone();
+            controller
+                .namespaces
+                .push(NvmeNamespace { path, properties });
         }
+        machine.controllers.push(controller);
     }
     for (index, (size, properties)) in spec.nvme.iter().enumerate() {
         let path = scratch.path().join(format!("nvme{index}.img"));
@@ -288,7 +312,7 @@ pub fn judge(run: &qemu::Run) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// `boot runner ELF`: what cargo calls for every kernel binary.
+/// `./run.sh runner ELF` (hidden): what cargo calls for every kernel binary.
 pub fn main(kernel: &Path) -> Result<i32> {
     let name = test_name(kernel);
     let (run, verdict) = run_test(kernel, true)?;
@@ -314,7 +338,7 @@ mod tests {
         elf.extend_from_slice(b"UNIKERNEL-QEMU:machine=q35\nfirmware=uefi\nnvme=16M,mdts=2\nnvme=8M\nqemu=-device\nqemu=pci-bridge,chassis_nr=1\ntimeout=30\0tail");
         let m = TestMachine::from_elf(&elf).unwrap();
         assert_eq!(m.machine, "q35");
-        assert_eq!(m.firmware, Firmware::Uefi);
+        assert_eq!(m.firmwares, [Firmware::Uefi]);
         assert_eq!(m.timeout, Duration::from_secs(30));
         assert_eq!(
             m.nvme,
@@ -368,6 +392,13 @@ mod tests {
     }
 
     #[test]
+    fn one_test_names_several_firmwares() {
+        let m = TestMachine::parse("machine=q35\nfirmware=bios,uefi").unwrap();
+        assert_eq!(m.firmwares, [Firmware::Bios, Firmware::Uefi]);
+        assert_eq!(TestMachine::default().firmwares, [Firmware::Bios]);
+    }
+
+    #[test]
     fn default_machine_without_description() {
         assert_eq!(
             TestMachine::from_elf(b"no marker here").unwrap(),
@@ -378,6 +409,7 @@ mod tests {
     #[test]
     fn bad_descriptions_are_errors() {
         assert!(TestMachine::parse("firmware=coreboot").is_err());
+        assert!(TestMachine::parse("firmware=bios,").is_err());
         assert!(TestMachine::parse("colour=blue").is_err());
         assert!(TestMachine::parse("just words").is_err());
         assert!(TestMachine::parse("nvme=12Q").is_err());

@@ -1,10 +1,9 @@
 //! The in-image benchmark as the benchmark protocol describes it: a very
 //! short run on an owned disk prints parseable `BENCH-RESULT` lines with
-//! I/Os and no errors, bracketed by `BENCH-BEGIN` / `BENCH-END`; on QEMU's
-//! null backend (`boot run --backend null`) the read jobs run, the write
-//! jobs are skipped, and no disk file is created.
+//! I/Os and no errors, bracketed by `BENCH-BEGIN` / `BENCH-END`. The null
+//! backend (`./run.sh bench --backend null`) is tested with the command
+//! line, in boot/cli/tests/bench_null.rs.
 
-use std::process::Command;
 use std::time::Duration;
 
 mod support;
@@ -72,44 +71,4 @@ fn short_bench_on_an_owned_disk_reports_every_job() {
     }
     let ms = first_io_ms(&run.serial);
     assert!(ms > 0.0 && ms < 10_000.0, "{ms}");
-}
-
-#[test]
-fn null_backend_runs_reads_and_skips_writes_without_a_disk_file() {
-    let kernel = support::kernel("bin", "kernel");
-    let dir = tempfile::tempdir().unwrap();
-    let settings = dir.path().join("settings.txt");
-    std::fs::write(
-        &settings,
-        "steps = identify,bench\nbench_ms = 150\nbench_jobs = randread-4k-qd1,write-128k-qd8\nbench_unowned_reads = yes\n",
-    )
-    .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_boot"))
-        .current_dir(dir.path())
-        .arg("run")
-        .arg("--kernel")
-        .arg(&kernel)
-        .arg("--out")
-        .arg(dir.path().join("image.img"))
-        .arg("--settings")
-        .arg(&settings)
-        .args(["--backend", "null", "--timeout", "120"])
-        .output()
-        .unwrap();
-    let serial = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(0), "{serial}");
-    assert!(serial.contains("read-only"), "{serial}");
-    let results = results(&serial);
-    assert_eq!(results.len(), 1, "{serial}");
-    assert_eq!(results[0]["job"], "randread-4k-qd1");
-    assert!(results[0]["ios"].as_u64().unwrap() > 0);
-    assert_eq!(results[0]["errors"], 0);
-    assert!(
-        serial.contains("write-128k-qd8") && serial.contains("skipped: namespace not owned"),
-        "{serial}"
-    );
-    assert!(!serial.contains("BENCH-BEGIN write-128k-qd8"), "{serial}");
-    // Nothing was written anywhere: no default scratch disk appeared.
-    assert!(!dir.path().join("disks").exists());
-    first_io_ms(&serial);
 }

@@ -6,12 +6,12 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use boot::compare::parse::{self, SerialLine, ThreadGroup, ThreadTime};
-use boot::compare::report::{Spread, summarize};
-use boot::compare::{
-    Backend, BootRun, Collected, Comparison, Environment, JobRun, System, qemu_arguments,
+use compare::linux::{Cpio, depends_of, module_depends, parse_readelf};
+use compare::parse::{self, SerialLine, ThreadGroup, ThreadTime};
+use compare::report::{Spread, summarize};
+use compare::{
+    Backend, BootRun, Collected, Comparison, Environment, JobRun, System, protocol_machine,
 };
-use boot::linux::{Cpio, depends_of, module_depends, parse_readelf};
 
 const LINUX_IO_URING: &str = include_str!("data/compare/serial-linux-io_uring.txt");
 const LINUX_LIBAIO: &str = include_str!("data/compare/serial-linux-libaio.txt");
@@ -318,14 +318,17 @@ fn job_names_split_into_fio_terms() {
 
 #[test]
 fn both_systems_share_the_nvme_command_line() {
-    let file = qemu_arguments("linux", Backend::File, "/tmp/d.img".as_ref());
-    let text = file.join(" ");
+    let scratch = std::env::temp_dir();
+    let file = protocol_machine("linux", Backend::File, "/tmp/d.img".as_ref(), &scratch);
+    let text = file.common_arguments().unwrap().join(" ");
     assert!(text.contains("-smp 1,maxcpus=2"));
     assert!(text.contains("-name linux,debug-threads=on"));
-    assert!(text.contains("-drive if=none,id=nvm,file=/tmp/d.img,format=raw"));
-    assert!(text.contains("-device nvme,serial=UNIKERNEL0,drive=nvm"));
-    let null = qemu_arguments("x", Backend::Null, "/tmp/d.img".as_ref()).join(" ");
-    assert!(null.contains("driver=null-co,size=1G,read-zeroes=on"));
+    assert!(text.contains("-drive if=none,id=nvme0,file=/tmp/d.img,format=raw"));
+    assert!(text.contains("-device nvme,serial=UNIKERNEL0,drive=nvme0"));
+    assert!(!text.contains("-trace"), "no NVMe tracing in a measurement");
+    let null = protocol_machine("x", Backend::Null, "/tmp/d.img".as_ref(), &scratch);
+    let null = null.common_arguments().unwrap().join(" ");
+    assert!(null.contains("driver=null-co,size=1073741824,read-zeroes=on"));
     assert!(!null.contains("/tmp/d.img"));
 }
 

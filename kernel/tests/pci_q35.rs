@@ -1,6 +1,7 @@
-//! PCI on QEMU's `pc` machine under UEFI (port I/O configuration access):
-//! the exact devices, an NVMe controller behind a PCI-to-PCI bridge, and a
-//! second one on the root bus, both enabled and mapped.
+//! PCI on QEMU's `q35` machine, booted under BIOS and then UEFI (ECAM
+//! through ACPI MCFG): the exact devices, an NVMe controller behind a PCIe
+//! root port, and a second one on the root complex, both enabled and
+//! mapped.
 
 #![no_std]
 #![no_main]
@@ -13,17 +14,17 @@ extern crate alloc;
 mod common;
 
 use bootloader_api::{BootInfo, entry_point};
-use common::topologies::PC_WITH_BRIDGE;
+use common::topologies::{Q35_WITH_ROOT_PORT, check_q35_specifics};
 
 entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);
 kernel::qemu_machine!(
-    "machine=pc",
-    "firmware=uefi",
+    "machine=q35",
+    "firmware=bios,uefi",
     "qemu=-nic",
     "qemu=none",
     "qemu=-device",
-    "qemu=pci-bridge,id=br1,chassis_nr=1,bus=pci.0,addr=5",
-    "nvme=16M,bus=br1,addr=3",
+    "qemu=pcie-root-port,id=rp1,chassis=1,bus=pcie.0,addr=4",
+    "nvme=16M,bus=rp1",
     "nvme=16M,addr=6",
 );
 
@@ -36,12 +37,17 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
 
 #[test_case]
 fn finds_exactly_the_devices_qemu_was_given() {
-    common::assert_exact_devices(PC_WITH_BRIDGE);
+    common::assert_exact_devices(Q35_WITH_ROOT_PORT);
 }
 
 #[test_case]
 fn both_nvme_controllers_are_enabled_and_mapped() {
     common::assert_nvme_ready(2);
+}
+
+#[test_case]
+fn ecam_and_the_root_port_device_capabilities() {
+    check_q35_specifics();
 }
 
 #[test_case]

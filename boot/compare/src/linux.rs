@@ -7,7 +7,7 @@
 //! the shared libraries its ELF `NEEDED` entries reach, the NVMe modules in
 //! dependency order (Debian builds `nvme` and `nvme-core` as modules and
 //! ships no `modules.dep`: the order comes from each module's `depends=`
-//! field), and `/init` from `boot/linux/init.sh`.
+//! field), and `/init` from `boot/compare/linux/init.sh`.
 //!
 //! The built kernel and initramfs are cached in a directory and rebuilt only
 //! when missing.

@@ -1,5 +1,5 @@
 #!/bin/busybox sh
-# /init of the Linux comparison guest (see boot/src/linux.rs).
+# /init of the Linux comparison guest (see boot/compare/src/linux.rs).
 #
 # Loads the NVMe driver with one poll queue, then runs the benchmark jobs
 # named on the kernel command line with fio on /dev/nvme0n1 and powers off.

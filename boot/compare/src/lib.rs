@@ -9,7 +9,7 @@
 //! history the same for every system: each sees a fresh file and the jobs
 //! in the same order. The QEMU command line is the same for all three except
 //! for what is booted (protocol: `/work/notes/protocol.txt`, summarised in
-//! [`qemu_arguments`]).
+//! [`protocol_machine`]).
 //!
 //! Both guests print `BENCH-BEGIN <job>` / `BENCH-END <job>` around each
 //! job's timed window. At each marker the harness reads the CPU time of
@@ -17,6 +17,7 @@
 //! `-name ...,debug-threads=on`), giving the busy percentage of the vCPU,
 //! the main loop and the I/O workers per job.
 
+pub mod linux;
 pub mod parse;
 pub mod report;
 
@@ -31,9 +32,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::linux::{self, Guest};
-use crate::qemu::Outcome;
-use crate::{disk, image};
+use boot::progress::{Progress, Unit};
+use boot::qemu::{BootDevice, DirectKernel, Machine, NvmeDisk, Outcome};
+use boot::{disk, image};
+use linux::Guest;
 use parse::{Measurement, SerialLine, ThreadGroup, ThreadTime};
 
 /// Every job of the protocol, in the order both guests run them.
@@ -46,6 +48,14 @@ pub const ALL_JOBS: [&str; 10] = [
     "randwrite-4k-qd8",
     "randwrite-4k-qd32",
     "randwrite-4k-qd128",
+    "read-128k-qd8",
+    "write-128k-qd8",
+];
+/// The default application's short set (`--jobs short`).
+pub const SHORT_JOBS: [&str; 5] = [
+    "randread-4k-qd1",
+    "randread-4k-qd32",
+    "randwrite-4k-qd32",
     "read-128k-qd8",
     "write-128k-qd8",
 ];
@@ -271,6 +281,8 @@ pub fn run(options: &Options) -> Result<Comparison> {
 
     let mut boots = Vec::new();
     let mut linux_info = BTreeMap::new();
+    let boots_total = u64::from(options.runs) * options.systems.len() as u64;
+    let progress = Progress::new("compare", boots_total, Unit::Steps);
     for round in 1..=options.runs {
         for &system in &options.systems {
             let boot = Boot {
@@ -284,39 +296,44 @@ pub fn run(options: &Options) -> Result<Comparison> {
                     "{}-round{round}-{system:?}.log",
                     options.backend.name()
                 )),
+                scratch: work.clone(),
                 ticks,
             };
-            eprintln!(
-                "compare: round {round}/{} {} ({} backend, {} jobs)",
+            progress.step(&format!(
+                "round {round}/{} {} ({} backend, {} jobs)",
                 options.runs,
                 system.label(),
                 options.backend.name(),
                 jobs.len()
-            );
+            ));
             let mut result = boot.run()?;
+            progress.inc(1);
             result.round = round;
             if system != System::Unikernel && linux_info.is_empty() {
                 linux_info = result.guest_info.clone();
             }
             for job in &result.jobs {
-                eprintln!(
+                progress.println(&format!(
                     "compare:   {:<20} {:>9.0} IOPS  p50 {:>8.1} us  p99 {:>8.1} us  vCPU {:>3.0}%",
                     job.measurement.job,
                     job.measurement.iops,
                     job.measurement.lat_p50_us,
                     job.measurement.lat_p99_us,
                     job.busy.get(&ThreadGroup::Vcpu).copied().unwrap_or(0.0)
-                );
+                ));
             }
             boots.push(result);
         }
     }
+    progress.finish();
     let _ = fs::remove_file(&disk_path);
-    let common = qemu_arguments(
+    let common = protocol_machine(
         "<name>",
         options.backend,
         Path::new("<fresh-1GiB-raw-file>"),
-    );
+        &work,
+    )
+    .common_arguments()?;
     let environment = Environment {
         date: utc_now(),
         qemu_version: first_line(&command_output("qemu-system-x86_64", &["--version"])),
@@ -358,41 +375,18 @@ pub fn run(options: &Options) -> Result<Comparison> {
     })
 }
 
-/// The QEMU arguments every boot shares (the protocol's command line), for
-/// a machine called `name` with its namespace on `disk`.
-pub fn qemu_arguments(name: &str, backend: Backend, disk: &Path) -> Vec<String> {
-    let drive = match backend {
-        Backend::File => format!("if=none,id=nvm,file={},format=raw", disk.display()),
-        Backend::Null => "if=none,id=nvm,driver=null-co,size=1G,read-zeroes=on".to_owned(),
-    };
-    [
-        "-machine",
-        "pc",
-        "-cpu",
-        "qemu64",
-        "-smp",
-        "1,maxcpus=2",
-        "-m",
-        "512M",
-        "-name",
-        &format!("{name},debug-threads=on"),
-        "-no-reboot",
-        "-display",
-        "none",
-        "-serial",
-        "stdio",
-        "-monitor",
-        "none",
-        "-device",
-        "isa-debug-exit,iobase=0xf4,iosize=0x04",
-        "-drive",
-        &drive,
-        "-device",
-        &format!("nvme,serial={SERIAL},drive=nvm"),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+/// The machine every boot shares (the protocol's command line), called
+/// `name`, with its namespace on `disk`; what boots is added per system.
+/// QEMU's NVMe trace stays off: it would cost the device model time.
+pub fn protocol_machine(name: &str, backend: Backend, disk: &Path, scratch: &Path) -> Machine {
+    let mut machine = Machine::new(PathBuf::new(), scratch.to_path_buf());
+    machine.name = Some(name.to_owned());
+    machine.trace = false;
+    machine.disks.push(match backend {
+        Backend::File => NvmeDisk::new(disk.to_path_buf(), SERIAL),
+        Backend::Null => NvmeDisk::null(DISK_BYTES, SERIAL),
+    });
+    machine
 }
 
 fn shell_words(words: &[String]) -> String {
@@ -450,6 +444,7 @@ struct Boot<'a> {
     unikernel_image: &'a Path,
     guest: &'a Guest,
     log: PathBuf,
+    scratch: PathBuf,
     ticks: f64,
 }
 
@@ -553,31 +548,25 @@ impl Boot<'_> {
             System::Unikernel => "unikernel",
             _ => "linux",
         };
-        let mut command = Command::new("qemu-system-x86_64");
-        command.args(qemu_arguments(name, self.options.backend, self.disk));
-        match self.system.fio_engine() {
+        let mut machine = protocol_machine(name, self.options.backend, self.disk, &self.scratch);
+        machine.boot_device = match self.system.fio_engine() {
             None => {
-                command.arg("-drive").arg(format!(
-                    "format=raw,media=disk,file={}",
-                    self.unikernel_image.display()
-                ));
+                machine.image = self.unikernel_image.to_path_buf();
+                BootDevice::Disk
             }
-            Some(engine) => {
-                command
-                    .arg("-kernel")
-                    .arg(&self.guest.kernel)
-                    .arg("-initrd")
-                    .arg(&self.guest.initramfs)
-                    .arg("-append")
-                    .arg(format!(
-                        "{} fio_engine={engine} fio_jobs={} fio_seconds={} fio_ramp={}",
-                        linux::KERNEL_COMMAND_LINE,
-                        self.jobs.join(","),
-                        self.options.seconds,
-                        self.options.ramp
-                    ));
-            }
-        }
+            Some(engine) => BootDevice::Kernel(DirectKernel {
+                kernel: self.guest.kernel.clone(),
+                initrd: self.guest.initramfs.clone(),
+                append: format!(
+                    "{} fio_engine={engine} fio_jobs={} fio_seconds={} fio_ramp={}",
+                    linux::KERNEL_COMMAND_LINE,
+                    self.jobs.join(","),
+                    self.options.seconds,
+                    self.options.ramp
+                ),
+            }),
+        };
+        let mut command = machine.command()?;
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

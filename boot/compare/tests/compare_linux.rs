@@ -2,18 +2,19 @@
 //! (`hipri`) must work on QEMU's NVMe device under TCG with
 //! `-smp 1,maxcpus=2`. This is a slow benchmark boot (downloads packages the
 //! first time), so it stays out of the default run:
-//! `cargo test -p boot --test compare_linux -- --ignored`.
+//! `cargo test -p compare --test compare_linux -- --ignored`.
 
 use std::path::{Path, PathBuf};
 
-use boot::compare::parse::ThreadGroup;
-use boot::compare::{self, Backend, Options, System};
+use compare::parse::ThreadGroup;
+use compare::{self, Backend, Options, System};
 
 #[test]
 #[ignore = "boots Linux under TCG; run with --ignored"]
 fn linux_guest_polls_with_io_uring_hipri() {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
+        .ancestors()
+        .nth(2)
         .expect("workspace")
         .to_path_buf();
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")

@@ -1,6 +1,7 @@
-//! PCI on QEMU's `pc` machine under BIOS (port I/O configuration access):
-//! the exact devices, an NVMe controller behind a PCI-to-PCI bridge, and a
-//! second one on the root bus, both enabled and mapped.
+//! PCI on QEMU's `pc` machine, booted under BIOS and then UEFI (port I/O
+//! configuration access): the exact devices, an NVMe controller behind a
+//! PCI-to-PCI bridge, and a second one on the root bus, both enabled and
+//! mapped.
 
 #![no_std]
 #![no_main]
@@ -18,7 +19,7 @@ use common::topologies::PC_WITH_BRIDGE;
 entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);
 kernel::qemu_machine!(
     "machine=pc",
-    "firmware=bios",
+    "firmware=bios,uefi",
     "qemu=-nic",
     "qemu=none",
     "qemu=-device",
