@@ -385,7 +385,9 @@ proptest! {
                         expect_transfer(nsid, lba, bytes, false, false)?;
                         if bytes > buffer_size { Err(Error::InvalidLength) } else { Ok(bytes) }
                     });
-                    let result = queue.submit_read(nsid, lba, blocks, tag);
+                    let result = ctrl
+                        .namespace_handle(nsid)
+                        .and_then(|ns| queue.submit_read(&ns, lba, blocks, tag));
                     let data = match expected {
                         Ok(bytes) if !full => shadow.range(nsid, lba, bytes).to_vec(),
                         _ => Vec::new(),
@@ -398,11 +400,13 @@ proptest! {
                         if len > buffer_size { Err(Error::InvalidLength) } else { Ok(()) }
                     });
                     let data = pattern(len, tag);
-                    let result = if fua {
-                        queue.submit_write_fua(nsid, lba, &data, tag)
-                    } else {
-                        queue.submit_write(nsid, lba, &data, tag)
-                    };
+                    let result = ctrl.namespace_handle(nsid).and_then(|ns| {
+                        if fua {
+                            queue.submit_write_fua(&ns, lba, &data, tag)
+                        } else {
+                            queue.submit_write(&ns, lba, &data, tag)
+                        }
+                    });
                     if expected.is_ok() && !full {
                         shadow.range(nsid, lba, len).copy_from_slice(&data);
                     }
@@ -415,7 +419,9 @@ proptest! {
                         }
                         expect_blocks(nsid, lba, u64::from(blocks), true, writable_ns(nsid))
                     });
-                    let result = queue.submit_write_zeroes(nsid, lba, blocks, tag);
+                    let result = ctrl
+                        .namespace_handle(nsid)
+                        .and_then(|ns| queue.submit_write_zeroes(&ns, lba, blocks, tag));
                     if expected.is_ok() && !full {
                         let (bs, _) = geometry(nsid);
                         shadow.range(nsid, lba, blocks as usize * bs).fill(0);
@@ -424,7 +430,8 @@ proptest! {
                 }
                 QueueOp::Flush { nsid } => {
                     let expected = expect_namespace(nsid);
-                    (expected, queue.submit_flush(nsid, tag), (IoOp::Flush, Vec::new()))
+                    let result = ctrl.namespace_handle(nsid).and_then(|ns| queue.submit_flush(&ns, tag));
+                    (expected, result, (IoOp::Flush, Vec::new()))
                 }
                 QueueOp::Poll => {
                     let mut seen = 0;
@@ -480,17 +487,18 @@ proptest! {
     fn queue_full_is_refused_before_the_device(depth in 1u16..=16, extra in 1usize..=OPS / 4) {
         let bench = bench();
         let mut ctrl = bench.controller(nvme::Config { io_queue_depth: depth, ..config() }).unwrap();
+        let ns = ctrl.namespace_handle(1).unwrap();
         let mut queue = ctrl.take_io_queue().unwrap();
         prop_assert_eq!(queue.depth(), usize::from(depth));
         for tag in 0..usize::from(depth) {
-            prop_assert_eq!(queue.submit_read(1, tag as u64, 1, tag as u64), Ok(()));
+            prop_assert_eq!(queue.submit_read(&ns, tag as u64, 1, tag as u64), Ok(()));
         }
         let before = device_activity(&bench);
         for tag in 0..extra {
             let tag = 100 + tag as u64;
-            prop_assert_eq!(queue.submit_read(1, 0, 1, tag), Err(Error::QueueFull));
-            prop_assert_eq!(queue.submit_write(1, 0, &[0; 512], tag), Err(Error::NotOwned));
-            prop_assert_eq!(queue.submit_flush(1, tag), Err(Error::QueueFull));
+            prop_assert_eq!(queue.submit_read(&ns, 0, 1, tag), Err(Error::QueueFull));
+            prop_assert_eq!(queue.submit_write(&ns, 0, &[0; 512], tag), Err(Error::NotOwned));
+            prop_assert_eq!(queue.submit_flush(&ns, tag), Err(Error::QueueFull));
         }
         prop_assert_eq!(device_activity(&bench), before);
         let mut done = 0;
@@ -499,7 +507,7 @@ proptest! {
             done += 1;
         });
         prop_assert_eq!(done, usize::from(depth));
-        prop_assert_eq!(queue.submit_read(1, 0, 1, 7), Ok(()));
+        prop_assert_eq!(queue.submit_read(&ns, 0, 1, 7), Ok(()));
     }
 
     /// After shutdown nothing reaches the device: every request of either
@@ -514,10 +522,11 @@ proptest! {
         let bench = bench();
         let mut ctrl = bench.controller(config()).unwrap();
         ctrl.namespace(1).unwrap().set_writable(true);
+        let ns = ctrl.namespace_handle(1).unwrap();
         let mut queue = ctrl.take_io_queue().unwrap();
         bench.sim.set_defer(true);
         for tag in 0..in_flight {
-            queue.submit_read(1, 0, 1, tag as u64).unwrap();
+            queue.submit_read(&ns, 0, 1, tag as u64).unwrap();
         }
         ctrl.shutdown().unwrap();
         let before = device_activity(&bench);
@@ -527,12 +536,15 @@ proptest! {
         prop_assert_eq!(reported, want);
         for (tag, op) in ops.into_iter().enumerate() {
             let tag = tag as u64;
+            // A handle exists only for a usable namespace; other NSIDs are
+            // sent through namespace 1's.
+            let handle = |nsid: u32| ctrl.namespace_handle(nsid).unwrap_or(ns);
             let result = match op {
-                QueueOp::Read { nsid, lba, blocks } => queue.submit_read(nsid, lba, blocks, tag),
-                QueueOp::Write { nsid, lba, len, fua: false } => queue.submit_write(nsid, lba, &vec![1; len], tag),
-                QueueOp::Write { nsid, lba, len, fua: true } => queue.submit_write_fua(nsid, lba, &vec![1; len], tag),
-                QueueOp::Zeroes { nsid, lba, blocks } => queue.submit_write_zeroes(nsid, lba, blocks, tag),
-                QueueOp::Flush { nsid } => queue.submit_flush(nsid, tag),
+                QueueOp::Read { nsid, lba, blocks } => queue.submit_read(&handle(nsid), lba, blocks, tag),
+                QueueOp::Write { nsid, lba, len, fua: false } => queue.submit_write(&handle(nsid), lba, &vec![1; len], tag),
+                QueueOp::Write { nsid, lba, len, fua: true } => queue.submit_write_fua(&handle(nsid), lba, &vec![1; len], tag),
+                QueueOp::Zeroes { nsid, lba, blocks } => queue.submit_write_zeroes(&handle(nsid), lba, blocks, tag),
+                QueueOp::Flush { nsid } => queue.submit_flush(&handle(nsid), tag),
                 QueueOp::Poll => {
                     prop_assert_eq!(queue.poll(|_, _| panic!("nothing is in flight")), 0);
                     continue;
