@@ -213,6 +213,13 @@ pub fn run_all(
     writable: bool,
     write_protected: &mut bool,
 ) -> Vec<JobResult> {
+    let handle = match controller.namespace_handle(nsid) {
+        Ok(handle) => handle,
+        Err(error) => {
+            println!("  bench: namespace {nsid}: {error}; skipped");
+            return Vec::new();
+        }
+    };
     let mut queue = match controller.take_io_queue() {
         Ok(queue) => queue,
         Err(error) => {
@@ -340,9 +347,9 @@ pub fn run_all(
                 let lba = first + slot * io_blocks;
                 let tag = tsc::now();
                 let submitted = if job.write {
-                    queue.submit_write(nsid, lba, &write_data[..io_bytes as usize], tag)
+                    queue.submit_write(&handle, lba, &write_data[..io_bytes as usize], tag)
                 } else {
-                    queue.submit_read(nsid, lba, io_blocks as u32, tag)
+                    queue.submit_read(&handle, lba, io_blocks as u32, tag)
                 };
                 match submitted {
                     Ok(()) => {}

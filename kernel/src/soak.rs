@@ -71,7 +71,10 @@ pub struct SoakReport {
 pub enum SoakError {
     /// No I/O queue pair to spare.
     Queue(nvme::Error),
-    /// The namespace is missing or smaller than one unit after `first_byte`.
+    /// The namespace cannot take I/O (no such NSID, or a format the driver
+    /// does not use).
+    Namespace(nvme::Error),
+    /// The namespace is smaller than one unit after `first_byte`.
     TooSmall,
 }
 
@@ -94,17 +97,14 @@ pub fn run(
     progress: &mut dyn FnMut(&SoakReport, u64),
 ) -> Result<SoakReport, SoakError> {
     let ns = controller
-        .namespaces()
-        .iter()
-        .find(|n| n.nsid == nsid)
-        .copied()
-        .ok_or(SoakError::TooSmall)?;
-    let block_size = ns.block_size;
+        .namespace_handle(nsid)
+        .map_err(SoakError::Namespace)?;
+    let block_size = ns.block_size();
     let blocks_per_unit = (UNIT_BYTES / block_size as u64).max(1);
     let unit_bytes = blocks_per_unit * block_size as u64;
     let first = first_byte.div_ceil(block_size as u64);
     let units =
-        (ns.block_count.saturating_sub(first) / blocks_per_unit).min(span_bytes / unit_bytes);
+        (ns.block_count().saturating_sub(first) / blocks_per_unit).min(span_bytes / unit_bytes);
     if units == 0 {
         return Err(SoakError::TooSmall);
     }
@@ -150,10 +150,10 @@ pub fn run(
                 };
                 fill(&mut data, lba, block_size, u64::from(generation));
                 pending[unit] = (true, generation);
-                queue.submit_write(nsid, lba, &data, unit as u64)
+                queue.submit_write(&ns, lba, &data, unit as u64)
             } else {
                 pending[unit] = (false, generation_of[unit]);
-                queue.submit_read(nsid, lba, blocks_per_unit as u32, unit as u64)
+                queue.submit_read(&ns, lba, blocks_per_unit as u32, unit as u64)
             };
             match submitted {
                 Ok(()) => busy[unit] = true,

@@ -99,6 +99,7 @@ fn t3_queued_reads_fail_exactly_where_the_device_fails() {
             // Write around the bad read sector (writes there succeed).
             dev.write(8000, &data).unwrap();
         }
+        let ns = controller.namespace_handle(1).unwrap();
         let mut queue = controller.take_io_queue().unwrap();
         let mut failed: Vec<u64> = Vec::new();
         let mut verified = 0;
@@ -107,7 +108,7 @@ fn t3_queued_reads_fail_exactly_where_the_device_fails() {
         let mut done = 0;
         while done < 256 {
             while next < 8256 && queue.in_flight() < queue.depth().min(32) {
-                queue.submit_read(1, next, 1, next).unwrap();
+                queue.submit_read(&ns, next, 1, next).unwrap();
                 next += 1;
             }
             done += queue.poll(|c, data| match c.result {

@@ -193,6 +193,7 @@ fn t3_bad_requests_are_refused() {
 fn t8_queued_io_at_depth_32_verifies() {
     with_nvme(|all| {
         let controller = &mut all[0].controller;
+        let ns = controller.namespace_handle(1).unwrap();
         let mut queue = controller.take_io_queue().unwrap();
         let depth = queue.depth().min(32);
         assert!(depth >= 16, "queue depth {depth}");
@@ -207,7 +208,7 @@ fn t8_queued_io_at_depth_32_verifies() {
             while next < total && queue.in_flight() < depth {
                 fill_pattern(&mut block, 4096 + next * 8, 512, 9);
                 queue
-                    .submit_write(1, 4096 + next * 8, &block, next)
+                    .submit_write(&ns, 4096 + next * 8, &block, next)
                     .unwrap();
                 next += 1;
             }
@@ -226,7 +227,9 @@ fn t8_queued_io_at_depth_32_verifies() {
         done = 0;
         while done < total as usize {
             while next < total && queue.in_flight() < depth {
-                queue.submit_read(1, 4096 + next * 8, blocks, next).unwrap();
+                queue
+                    .submit_read(&ns, 4096 + next * 8, blocks, next)
+                    .unwrap();
                 next += 1;
             }
             done += queue.poll(|c, data| {

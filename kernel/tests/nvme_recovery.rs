@@ -54,6 +54,7 @@ fn reset_in_the_middle_of_a_depth_32_workload() {
         fill_pattern(&mut data, 0, 512, 8);
         dev.write(0, &data).unwrap();
     }
+    let ns = controller.namespace_handle(1).unwrap();
     let mut queue = controller.take_io_queue().unwrap();
     queue.set_doorbell_batching(true);
     let depth = queue.depth().min(32) as u64;
@@ -66,7 +67,7 @@ fn reset_in_the_middle_of_a_depth_32_workload() {
     while seen.contains(&0) {
         assert!(tsc::now_ns() < deadline, "requests never ended: {seen:?}");
         while next < 64 && (queue.in_flight() as u64) < depth {
-            match queue.submit_read(1, next, 1, next) {
+            match queue.submit_read(&ns, next, 1, next) {
                 Ok(()) => next += 1,
                 Err(Error::Reset) => break,
                 Err(other) => panic!("submit {next}: {other}"),

@@ -87,20 +87,22 @@ fn zoned_namespace_takes_no_write_and_reads() {
             dev.read(2048 - 64, &mut across).unwrap();
             assert!(across.iter().all(|&b| b == 0));
         }
+        let zoned = c.namespace_handle(ZONED).unwrap();
+        assert!(zoned.zoned().is_some() && !zoned.writable());
         let mut queue = c.take_io_queue().unwrap();
         assert_eq!(
-            queue.submit_write(ZONED, 0, &[0u8; 512], 1),
+            queue.submit_write(&zoned, 0, &[0u8; 512], 1),
             Err(Error::ZonedNamespace)
         );
         assert_eq!(
-            queue.submit_write_zeroes(ZONED, 0, 1, 2),
+            queue.submit_write_zeroes(&zoned, 0, 1, 2),
             Err(Error::ZonedNamespace)
         );
         assert_eq!(
-            queue.submit_read(ZONED, 2044, 8, 3),
+            queue.submit_read(&zoned, 2044, 8, 3),
             Err(Error::ZoneBoundary)
         );
-        queue.submit_read(ZONED, 8, 8, 3).unwrap();
+        queue.submit_read(&zoned, 8, 8, 3).unwrap();
         let mut done = 0;
         while queue.in_flight() > 0 {
             queue.poll(|completion, data| {

@@ -54,6 +54,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     ctrl.namespace(1).unwrap().set_writable(true);
+    let Ok(ns) = ctrl.namespace_handle(1) else {
+        return;
+    };
     let Ok(mut queue) = ctrl.take_io_queue() else {
         return;
     };
@@ -72,9 +75,9 @@ fuzz_target!(|data: &[u8]| {
                 let lba = u64::from(input.byte().unwrap_or(0));
                 next_tag += 1;
                 let result = match op % 3 {
-                    0 => queue.submit_read(1, lba, 1, next_tag),
-                    1 => queue.submit_write(1, lba, &block, next_tag),
-                    _ => queue.submit_flush(1, next_tag),
+                    0 => queue.submit_read(&ns, lba, 1, next_tag),
+                    1 => queue.submit_write(&ns, lba, &block, next_tag),
+                    _ => queue.submit_flush(&ns, next_tag),
                 };
                 if result.is_ok() {
                     outstanding.insert(next_tag);

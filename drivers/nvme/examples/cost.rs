@@ -42,8 +42,8 @@ type Queue = nvme::IoQueue<Registers, FakeClock>;
 
 /// One submission: everything the driver does to queue a 4 KiB read.
 #[inline(never)]
-fn driver_submit(queue: &mut Queue, lba: u64, tag: u64) -> bool {
-    queue.submit_read(1, lba, 8, tag).is_ok()
+fn driver_submit(queue: &mut Queue, ns: &nvme::Namespace, lba: u64, tag: u64) -> bool {
+    queue.submit_read(ns, lba, 8, tag).is_ok()
 }
 
 /// One poll: everything the driver does to find and report completions.
@@ -81,7 +81,14 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let blocks = controller.namespaces()[0].block_count;
+    let ns = match controller.namespace_handle(1) {
+        Ok(ns) => ns,
+        Err(error) => {
+            eprintln!("cost: namespace 1: {error}");
+            std::process::exit(1);
+        }
+    };
+    let blocks = ns.block_count();
     let mut queue = match controller.take_io_queue() {
         Ok(queue) => queue,
         Err(error) => {
@@ -93,7 +100,7 @@ fn main() {
     let mut lba = 0u64;
     for tag in 0..reads {
         lba = (lba + 4104) % (blocks - 8);
-        if !driver_submit(&mut queue, lba & !7, tag) {
+        if !driver_submit(&mut queue, &ns, lba & !7, tag) {
             failed += 1;
             continue;
         }

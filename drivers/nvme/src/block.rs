@@ -12,7 +12,8 @@
 //!
 //! [`IoQueue`] is one I/O queue pair owned by one user: no lock, no
 //! allocation per I/O, and no caller memory exposed to the device after a
-//! call returns.
+//! call returns. Its submissions take a [`Namespace`] handle, found and
+//! checked once by [`Controller::namespace_handle`].
 //!
 //! Validation happens before anything reaches the device: unknown
 //! namespace, zero or non-multiple lengths, LBA ranges beyond the namespace
@@ -61,7 +62,7 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
     /// Block device handle for namespace `nsid`, doing synchronous I/O on
     /// I/O queue 1. Read-only until [`BlockDevice::set_writable`].
     pub fn namespace(&mut self, nsid: u32) -> Result<BlockDevice<'_, R, D, C>, Error> {
-        let ns = self.find_namespace(nsid)?;
+        let ns = self.namespace_handle(nsid)?;
         Ok(BlockDevice { ctrl: self, ns })
     }
 }

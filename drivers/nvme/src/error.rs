@@ -77,6 +77,9 @@ pub enum Error {
     Unsupported,
     /// No namespace with that identifier.
     NoSuchNamespace,
+    /// A namespace handle made by another controller than the one whose
+    /// queue it was given to; nothing was sent.
+    ForeignNamespace,
     /// The namespace's LBA format carries metadata, which the driver does
     /// not use; the namespace is refused.
     NamespaceHasMetadata,
@@ -129,6 +132,7 @@ impl Error {
             | Error::InvalidLength
             | Error::Misaligned
             | Error::NoSuchNamespace
+            | Error::ForeignNamespace
             | Error::NamespaceHasMetadata => ErrorKind::InvalidInput,
             Error::NotOwned | Error::WriteProtected => ErrorKind::PermissionDenied,
             Error::ZonedNamespace => ErrorKind::Unsupported,
@@ -165,6 +169,9 @@ impl fmt::Display for Error {
             Error::ZoneBoundary => f.write_str("read crosses a zone boundary"),
             Error::Unsupported => f.write_str("operation not supported by the controller"),
             Error::NoSuchNamespace => f.write_str("no such namespace"),
+            Error::ForeignNamespace => {
+                f.write_str("namespace handle belongs to another controller")
+            }
             Error::NamespaceHasMetadata => {
                 f.write_str("namespace format has metadata (unsupported)")
             }

@@ -12,9 +12,11 @@
 //! the device after a call returns, and a timed-out command can only
 //! scribble on memory the queue still owns.
 //!
-//! Every `submit_*` goes through `IoQueue::submit`: the request is
-//! checked once against its namespace (`Request::check`; the namespace
-//! table was built when the queue was taken), a slot and its PRPs are
+//! Every `submit_*` takes a [`Namespace`] handle (made once by
+//! `Controller::namespace_handle`; the queue only checks it is one of its
+//! own controller's, with no lookup) and goes through `IoQueue::submit`:
+//! the request is checked once against the handle (`Request::check`), a
+//! slot and its PRPs are
 //! prepared, the entry is written into the ring with its deadline
 //! (`QueuePair::push`) and, unless doorbells are batched, the tail
 //! doorbell is rung (`QueuePair::ring_submissions`). [`IoQueue::poll`] is
@@ -31,7 +33,7 @@
 use crate::command::MAX_BLOCKS_PER_COMMAND;
 use crate::error::{Error, Stage};
 use crate::hal::{Clock, DmaRegion, RegisterAccess};
-use crate::namespace::{Namespace, NamespaceInfo};
+use crate::namespace::{ControllerId, Namespace};
 use crate::prp;
 use crate::queue::{Polled, QueuePair};
 use crate::request::{IoOp, Limits, Operation, Request, Shared, controller_fatal, deadline_ns};
@@ -77,8 +79,8 @@ pub struct IoQueue<R: RegisterAccess, C: Clock> {
     slots: Vec<SlotData>,
     shared: Arc<Shared>,
     generation: u32,
-    /// Every namespace by NSID: its handle, or why it cannot take I/O.
-    namespaces: Vec<(u32, Result<Namespace, Error>)>,
+    /// The controller whose namespace handles the queue takes.
+    controller: ControllerId,
     page_size: usize,
     buffer_size: usize,
     timeout_ms: u64,
@@ -109,7 +111,6 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         pair: QueuePair,
         buffers: Vec<(DmaRegion, DmaRegion)>,
         shared: Arc<Shared>,
-        namespaces: &[NamespaceInfo],
         setup: IoQueueSetup,
     ) -> Self {
         let generation = shared.generation.load(Ordering::Acquire);
@@ -123,10 +124,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
                 namespace: 0,
             })
             .collect();
-        let namespaces = namespaces
-            .iter()
-            .map(|n| (n.nsid, Namespace::find(namespaces, n.nsid)))
-            .collect();
+        let controller = shared.id;
         IoQueue {
             regs,
             clock,
@@ -134,7 +132,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
             slots,
             shared,
             generation,
-            namespaces,
+            controller,
             page_size: setup.page_size,
             buffer_size: setup.buffer_size,
             timeout_ms: setup.timeout_ms,
@@ -231,8 +229,9 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
 
     /// Checks shutdown, starts afresh after a controller reset if nothing
     /// is in flight (otherwise `poll` must report the lost requests first),
-    /// and returns the handle of namespace `nsid`.
-    fn ready(&mut self, nsid: u32) -> Result<Namespace, Error> {
+    /// and checks that `ns` is a handle of this queue's controller.
+    #[inline]
+    fn ready(&mut self, ns: &Namespace) -> Result<(), Error> {
         if self.shared.shut_down.load(Ordering::Acquire) {
             return Err(Error::ShutDown);
         }
@@ -247,65 +246,73 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
             self.generation = generation;
             self.timed_out = 0;
         }
-        self.namespaces
-            .iter()
-            .find(|(id, _)| *id == nsid)
-            .map_or(Err(Error::NoSuchNamespace), |(_, ns)| *ns)
+        if ns.belongs_to(self.controller) {
+            Ok(())
+        } else {
+            Err(Error::ForeignNamespace)
+        }
     }
 
-    /// Queues a read of `blocks` blocks at `lba`; the data arrives in the
-    /// `poll` callback. At most [`Self::buffer_size`] bytes.
-    pub fn submit_read(&mut self, nsid: u32, lba: u64, blocks: u32, tag: u64) -> Result<(), Error> {
-        let ns = self.ready(nsid)?;
+    /// Queues a read of `blocks` blocks at `lba` of `ns`; the data arrives
+    /// in the `poll` callback. At most [`Self::buffer_size`] bytes.
+    pub fn submit_read(
+        &mut self,
+        ns: &Namespace,
+        lba: u64,
+        blocks: u32,
+        tag: u64,
+    ) -> Result<(), Error> {
+        self.ready(ns)?;
         let request = Request::blocks(Operation::Read, lba, u64::from(blocks));
-        self.submit(&ns, &request, &[], tag)
+        self.submit(ns, &request, &[], tag)
     }
 
     /// Queues a write of `data` (whole blocks, at most
-    /// [`Self::buffer_size`] bytes) at `lba`; the data is copied into the
-    /// slot's buffer before this returns.
+    /// [`Self::buffer_size`] bytes) at `lba` of `ns`; the data is copied
+    /// into the slot's buffer before this returns.
     pub fn submit_write(
         &mut self,
-        nsid: u32,
+        ns: &Namespace,
         lba: u64,
         data: &[u8],
         tag: u64,
     ) -> Result<(), Error> {
-        let ns = self.ready(nsid)?;
-        let request = Request::bytes(Operation::Write { fua: false }, &ns, lba, data.len());
-        self.submit(&ns, &request, data, tag)
+        self.ready(ns)?;
+        let request = Request::bytes(Operation::Write { fua: false }, ns, lba, data.len());
+        self.submit(ns, &request, data, tag)
     }
 
     /// As [`Self::submit_write`], with Force Unit Access.
     pub fn submit_write_fua(
         &mut self,
-        nsid: u32,
+        ns: &Namespace,
         lba: u64,
         data: &[u8],
         tag: u64,
     ) -> Result<(), Error> {
-        let ns = self.ready(nsid)?;
-        let request = Request::bytes(Operation::Write { fua: true }, &ns, lba, data.len());
-        self.submit(&ns, &request, data, tag)
+        self.ready(ns)?;
+        let request = Request::bytes(Operation::Write { fua: true }, ns, lba, data.len());
+        self.submit(ns, &request, data, tag)
     }
 
-    /// Queues a flush.
-    pub fn submit_flush(&mut self, nsid: u32, tag: u64) -> Result<(), Error> {
-        let ns = self.ready(nsid)?;
-        self.submit(&ns, &Request::blocks(Operation::Flush, 0, 0), &[], tag)
+    /// Queues a flush of `ns`.
+    pub fn submit_flush(&mut self, ns: &Namespace, tag: u64) -> Result<(), Error> {
+        self.ready(ns)?;
+        self.submit(ns, &Request::blocks(Operation::Flush, 0, 0), &[], tag)
     }
 
-    /// Queues a Write Zeroes of `blocks` (1..=65536) blocks.
+    /// Queues a Write Zeroes of `blocks` (1..=65536) blocks at `lba` of
+    /// `ns`.
     pub fn submit_write_zeroes(
         &mut self,
-        nsid: u32,
+        ns: &Namespace,
         lba: u64,
         blocks: u32,
         tag: u64,
     ) -> Result<(), Error> {
-        let ns = self.ready(nsid)?;
+        self.ready(ns)?;
         let request = Request::blocks(Operation::WriteZeroes, lba, u64::from(blocks));
-        self.submit(&ns, &request, &[], tag)
+        self.submit(ns, &request, &[], tag)
     }
 
     /// Checks `request`, writes its entry into a free slot (with `data`

@@ -90,9 +90,10 @@
 //!
 //! ## Queue requests and poll for completions
 //!
-//! An [`IoQueue`] is a queue pair of one's own: requests carry a tag, the
-//! data travels in buffers the queue owns, and [`IoQueue::poll`] reports
-//! each request once as a [`Completion`].
+//! An [`IoQueue`] is a queue pair of one's own: requests name a
+//! [`Namespace`] handle (obtained once from the controller) and carry a
+//! tag, the data travels in buffers the queue owns, and [`IoQueue::poll`]
+//! reports each request once as a [`Completion`].
 //!
 //! ```
 //! use nvme::{Config, Controller, IoOp};
@@ -106,10 +107,13 @@
 //!     Config::default(),
 //! )?;
 //! controller.namespace(1)?.set_writable(true);
+//! let ns = controller.namespace_handle(1)?;
+//! assert_eq!((ns.nsid(), ns.block_size(), ns.block_count()), (1, 512, 8192));
+//! assert!(ns.writable() && ns.zoned().is_none());
 //! let mut queue = controller.take_io_queue()?;
 //!
-//! queue.submit_write(1, 100, &[0x5A; 1024], 1)?; // two blocks at LBA 100
-//! queue.submit_read(1, 100, 2, 2)?;
+//! queue.submit_write(&ns, 100, &[0x5A; 1024], 1)?; // two blocks at LBA 100
+//! queue.submit_read(&ns, 100, 2, 2)?;
 //! let mut completed = Vec::new();
 //! while queue.in_flight() > 0 {
 //!     queue.poll(|completion, data| {
@@ -176,6 +180,7 @@
 //!
 //! // On a queue of one's own, a request past its deadline is reported
 //! // once; the owner then asks the controller to recover.
+//! let ns = controller.namespace_handle(1)?;
 //! let mut queue = controller.take_io_queue()?;
 //! bench.sim.add_fault(FaultRule {
 //!     admin: false,
@@ -183,7 +188,7 @@
 //!     skip: 0,
 //!     fault: Fault::Lose,
 //! });
-//! queue.submit_read(1, 0, 1, 7)?;
+//! queue.submit_read(&ns, 0, 1, 7)?;
 //! let mut reports = Vec::new();
 //! while reports.is_empty() {
 //!     queue.poll(|completion, _| reports.push((completion.tag, completion.result)));
@@ -213,10 +218,11 @@
 //!     bench.clock.clone(),
 //!     Config::default(),
 //! )?;
+//! let ns = controller.namespace_handle(1)?;
 //! let mut queue = controller.take_io_queue()?;
 //! controller.shutdown()?;
 //! assert!(controller.is_shut_down());
-//! assert_eq!(queue.submit_read(1, 0, 1, 1), Err(Error::ShutDown));
+//! assert_eq!(queue.submit_read(&ns, 0, 1, 1), Err(Error::ShutDown));
 //! let mut block = [0u8; 512];
 //! let read = controller
 //!     .namespace(1)
@@ -257,5 +263,6 @@ pub use error::{Error, ErrorKind, Stage};
 pub use hal::{Clock, DmaAllocator, DmaError, DmaRegion, PhysAddr, RegisterAccess};
 pub use identify::{IdentifyController, IdentifyNamespace, LbaFormat, Oncs};
 pub use log_page::{CriticalWarning, ErrorLogEntry, SmartLog};
+pub use namespace::Namespace;
 pub use quirks::Quirks;
 pub use zoned::ZoneInfo;

@@ -44,7 +44,7 @@ use crate::identify::{self, IdentifyNamespace};
 use crate::registers::Version;
 use crate::zoned::{IdentifyZonedNamespace, ZONED_COMMAND_SET, ZoneInfo};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// One active namespace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,27 +79,111 @@ impl NamespaceInfo {
     }
 }
 
-/// A usable namespace as a request path holds it: found by NSID once, when
-/// the handle (a `BlockDevice`) or the queue (an `IoQueue`) is made, and
-/// checked usable then.
+/// Which controller made a [`Namespace`] handle: a number given to each
+/// controller's shared state when it is made, never given twice while the
+/// program runs (so a handle outliving its controller never matches a later
+/// one either).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Namespace {
+pub(crate) struct ControllerId(u64);
+
+/// The next [`ControllerId`]; only ever counts up.
+static NEXT_CONTROLLER_ID: AtomicU64 = AtomicU64::new(1);
+
+impl ControllerId {
+    /// A number no other controller has.
+    pub(crate) fn fresh() -> ControllerId {
+        ControllerId(NEXT_CONTROLLER_ID.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// A handle of one usable namespace of one controller, obtained once
+/// ([`Controller::namespace_handle`](crate::Controller::namespace_handle))
+/// and given to every submission on an [`IoQueue`](crate::IoQueue): the
+/// namespace is found and checked usable (no metadata, a block size the
+/// driver can use) when the handle is made, never looked up again per
+/// request.
+///
+/// It is `Copy` and holds only values: the NSID, the block size and count,
+/// whether the namespace is zoned, whether it took writes when the handle
+/// was made, and which controller it belongs to. A queue refuses a handle
+/// of another controller ([`Error::ForeignNamespace`]) before anything
+/// reaches the device. Whether a write may be sent is decided at each
+/// submission by the namespace's write gate (owned, not write-protected,
+/// not zoned), not by [`Self::writable`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Namespace {
+    /// The controller that made the handle.
+    controller: ControllerId,
     /// Index in the controller's namespace list (and its write gates).
     pub(crate) index: usize,
     /// What Identify said.
     pub(crate) info: NamespaceInfo,
+    /// Whether writes passed the write gate when the handle was made.
+    writable: bool,
 }
 
 impl Namespace {
-    /// The namespace `nsid` of `namespaces`, if it exists and is usable.
-    pub(crate) fn find(namespaces: &[NamespaceInfo], nsid: u32) -> Result<Namespace, Error> {
+    /// The namespace `nsid` of `namespaces` (the list of controller
+    /// `controller`), if it exists and is usable; `writable` says whether
+    /// the namespace at an index takes writes now.
+    pub(crate) fn find(
+        namespaces: &[NamespaceInfo],
+        controller: ControllerId,
+        nsid: u32,
+        writable: impl FnOnce(usize) -> bool,
+    ) -> Result<Namespace, Error> {
         let index = namespaces
             .iter()
             .position(|n| n.nsid == nsid)
             .ok_or(Error::NoSuchNamespace)?;
         let info = namespaces[index];
         info.usable()?;
-        Ok(Namespace { index, info })
+        Ok(Namespace {
+            controller,
+            index,
+            info,
+            writable: writable(index),
+        })
+    }
+
+    /// Whether the handle was made by controller `controller`.
+    #[inline]
+    pub(crate) fn belongs_to(&self, controller: ControllerId) -> bool {
+        self.controller == controller
+    }
+
+    /// Namespace identifier.
+    pub const fn nsid(&self) -> u32 {
+        self.info.nsid
+    }
+
+    /// Data bytes per block.
+    pub const fn block_size(&self) -> usize {
+        self.info.block_size
+    }
+
+    /// Size in blocks (NSZE).
+    pub const fn block_count(&self) -> u64 {
+        self.info.block_count
+    }
+
+    /// Whether writes were allowed (owned, not write-protected, not zoned)
+    /// when the handle was made. The write gate decides at each
+    /// submission; a namespace marked owned or found write-protected later
+    /// does not change this value.
+    pub const fn writable(&self) -> bool {
+        self.writable
+    }
+
+    /// The zone details of a zoned namespace, `None` for a conventional
+    /// one.
+    pub const fn zoned(&self) -> Option<ZoneInfo> {
+        self.info.zoned
+    }
+
+    /// What Identify Namespace said at bring-up.
+    pub const fn info(&self) -> NamespaceInfo {
+        self.info
     }
 }
 

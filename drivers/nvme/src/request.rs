@@ -18,7 +18,7 @@
 use crate::command::{CompletionEntry, SubmissionEntry};
 use crate::error::{Error, Stage};
 use crate::hal::{Clock, RegisterAccess};
-use crate::namespace::{Namespace, WriteGate};
+use crate::namespace::{ControllerId, Namespace, WriteGate};
 use crate::queue::{Polled, QueuePair};
 use crate::registers::{Csts, offset};
 use alloc::vec::Vec;
@@ -205,6 +205,8 @@ impl Request {
 /// State shared between the controller and the I/O queues it handed out.
 #[derive(Debug)]
 pub(crate) struct Shared {
+    /// Which controller this is (the identity in its namespace handles).
+    pub(crate) id: ControllerId,
     /// Bumped after every controller reset.
     pub(crate) generation: AtomicU32,
     /// Set once shutdown started.
@@ -214,9 +216,11 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Generation 0, running, with these write gates.
+    /// Generation 0, running, with these write gates and a fresh
+    /// controller identity.
     pub(crate) fn new(writable: Vec<WriteGate>) -> Shared {
         Shared {
+            id: ControllerId::fresh(),
             generation: AtomicU32::new(0),
             shut_down: AtomicBool::new(false),
             writable,

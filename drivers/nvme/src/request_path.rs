@@ -16,14 +16,17 @@
 //!
 //! # Queued: `IoQueue::submit_read` and `IoQueue::poll`
 //!
-//! The namespace table of an [`IoQueue`](crate::IoQueue) is built once,
-//! when `Controller::take_io_queue` hands the queue out (each namespace
-//! found and checked usable then).
+//! The namespace is found once, when the application asks the controller
+//! for its handle: `Controller::namespace_handle(nsid)` looks the NSID up
+//! in the controller's list, checks the namespace usable and returns a
+//! [`Namespace`](crate::Namespace) (NSID, block size and count, zoned or
+//! not, writable then, and which controller made it). Submissions take
+//! that handle; nothing is looked up per request.
 //!
-//! 1. `IoQueue::submit_read(nsid, lba, blocks, tag)`: the application's
+//! 1. `IoQueue::submit_read(&ns, lba, blocks, tag)`: the application's
 //!    call.
-//! 2. `IoQueue::ready`: shutdown and reset state, the namespace handle from
-//!    the queue's table.
+//! 2. `IoQueue::ready`: shutdown and reset state, and whether the handle
+//!    was made by this queue's controller (one comparison).
 //! 3. `IoQueue::submit`: the one submission routine of the queue; in turn:
 //! 4. `Request::check`: the one check of the request against the namespace
 //!    (length, range, write permission, buffer size, zone boundary,

@@ -282,6 +282,7 @@ fn abort_command_is_sent() {
 fn shutdown_is_clean_and_idempotent() {
     let bench = Bench::new(SimConfig::default());
     let mut ctrl = bench.controller(test_config()).unwrap();
+    let ns = ctrl.namespace_handle(1).unwrap();
     let mut q = ctrl.take_io_queue().unwrap();
     ctrl.shutdown().unwrap();
     assert_eq!(bench.sim.shutdown_status(), ShutdownStatus::Complete);
@@ -308,7 +309,7 @@ fn shutdown_is_clean_and_idempotent() {
         ctrl.namespace(1).unwrap().read(0, &mut buf),
         Err(Error::ShutDown)
     );
-    assert_eq!(q.submit_read(1, 0, 1, 0), Err(Error::ShutDown));
+    assert_eq!(q.submit_read(&ns, 0, 1, 0), Err(Error::ShutDown));
     assert_eq!(ctrl.smart_log().err(), Some(Error::ShutDown));
     assert_eq!(ctrl.recover(), Err(Error::ShutDown));
 }
@@ -351,8 +352,9 @@ fn doorbells_follow_the_stride() {
             ..SimConfig::default()
         });
         let mut ctrl = bench.controller(test_config()).unwrap();
+        let ns = ctrl.namespace_handle(1).unwrap();
         let mut q = ctrl.take_io_queue().unwrap();
-        q.submit_read(1, 0, 1, 9).unwrap();
+        q.submit_read(&ns, 0, 1, 9).unwrap();
         let mut seen = 0;
         while seen == 0 {
             q.poll(|c, _| {

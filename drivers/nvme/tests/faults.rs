@@ -94,9 +94,10 @@ fn unknown_command_id_is_not_trusted() {
     assert_eq!(ctrl.unknown_completions(), 1);
     assert_eq!(bench.sim.enables(), 1);
 
+    let ns = ctrl.namespace_handle(1).unwrap();
     let mut q = ctrl.take_io_queue().unwrap();
     bench.sim.inject_unknown_cid();
-    q.submit_read(1, 2, 1, 77).unwrap();
+    q.submit_read(&ns, 2, 1, 77).unwrap();
     let mut got = Vec::new();
     while got.is_empty() {
         q.poll(|c, d| got.push((c, d.to_vec())));
@@ -144,6 +145,7 @@ fn never_ready_during_recovery_is_reported() {
 #[test]
 fn io_queue_timeout_and_recovery() {
     let (bench, mut ctrl) = writable_bench();
+    let ns = ctrl.namespace_handle(1).unwrap();
     let mut q = ctrl.take_io_queue().unwrap();
     bench.sim.add_fault(FaultRule {
         admin: false,
@@ -151,9 +153,9 @@ fn io_queue_timeout_and_recovery() {
         skip: 1,
         fault: Fault::Lose,
     });
-    q.submit_read(1, 0, 1, 1).unwrap();
-    q.submit_read(1, 1, 1, 2).unwrap(); // lost
-    q.submit_read(1, 2, 1, 3).unwrap();
+    q.submit_read(&ns, 0, 1, 1).unwrap();
+    q.submit_read(&ns, 1, 1, 2).unwrap(); // lost
+    q.submit_read(&ns, 2, 1, 3).unwrap();
     let mut results = Vec::new();
     while results.len() < 3 {
         q.poll(|c, _| results.push((c.tag, c.result)));
@@ -177,8 +179,8 @@ fn io_queue_timeout_and_recovery() {
     assert_eq!(q.poll(|_, _| panic!("nothing to report")), 0);
     assert!(!q.needs_recovery());
     assert_eq!(q.in_flight(), 0);
-    q.submit_write(1, 5, &pattern(512, 9), 10).unwrap();
-    q.submit_read(1, 5, 1, 11).unwrap();
+    q.submit_write(&ns, 5, &pattern(512, 9), 10).unwrap();
+    q.submit_read(&ns, 5, 1, 11).unwrap();
     let mut seen = Vec::new();
     while seen.len() < 2 {
         q.poll(|c, d| seen.push((c.tag, c.op, c.result, d.to_vec())));
@@ -191,10 +193,11 @@ fn io_queue_timeout_and_recovery() {
 #[test]
 fn io_queue_reports_requests_lost_in_a_reset() {
     let (bench, mut ctrl) = writable_bench();
+    let ns = ctrl.namespace_handle(1).unwrap();
     let mut q = ctrl.take_io_queue().unwrap();
     bench.sim.set_defer(true);
     for i in 0..5 {
-        q.submit_read(1, i, 1, i).unwrap();
+        q.submit_read(&ns, i, 1, i).unwrap();
     }
     // Another user's failure resets the controller.
     bench.sim.add_fault(FaultRule {
@@ -207,7 +210,7 @@ fn io_queue_reports_requests_lost_in_a_reset() {
     let mut buf = vec![0u8; 512];
     assert!(ctrl.namespace(1).unwrap().read(0, &mut buf).is_err());
     assert_eq!(
-        q.submit_read(1, 0, 1, 99),
+        q.submit_read(&ns, 0, 1, 99),
         Err(Error::Reset),
         "lost requests must be polled first"
     );
@@ -217,7 +220,7 @@ fn io_queue_reports_requests_lost_in_a_reset() {
         lost,
         (0..5).map(|t| (t, Err(Error::Reset))).collect::<Vec<_>>()
     );
-    q.submit_read(1, 0, 1, 100).unwrap();
+    q.submit_read(&ns, 0, 1, 100).unwrap();
     let mut n = 0;
     while n == 0 {
         n = q.poll(|c, _| assert_eq!((c.tag, c.result), (100, Ok(()))));
@@ -227,9 +230,10 @@ fn io_queue_reports_requests_lost_in_a_reset() {
 #[test]
 fn late_completion_after_timeout_frees_the_slot_silently() {
     let (bench, mut ctrl) = writable_bench();
+    let ns = ctrl.namespace_handle(1).unwrap();
     let mut q = ctrl.take_io_queue().unwrap();
     bench.sim.set_defer(true);
-    q.submit_read(1, 0, 1, 1).unwrap();
+    q.submit_read(&ns, 0, 1, 1).unwrap();
     let mut reports = Vec::new();
     while reports.is_empty() {
         q.poll(|c, _| reports.push(c.result));
@@ -246,7 +250,7 @@ fn late_completion_after_timeout_frees_the_slot_silently() {
     assert!(!q.needs_recovery());
     assert_eq!(q.in_flight(), 0);
     bench.sim.set_defer(false);
-    q.submit_read(1, 0, 1, 2).unwrap();
+    q.submit_read(&ns, 0, 1, 2).unwrap();
     let mut n = 0;
     while n == 0 {
         n = q.poll(|c, _| assert_eq!((c.tag, c.result), (2, Ok(()))));
@@ -256,6 +260,7 @@ fn late_completion_after_timeout_frees_the_slot_silently() {
 #[test]
 fn fatal_status_seen_by_an_io_queue() {
     let (bench, mut ctrl) = writable_bench();
+    let ns = ctrl.namespace_handle(1).unwrap();
     let mut q = ctrl.take_io_queue().unwrap();
     bench.sim.add_fault(FaultRule {
         admin: false,
@@ -263,14 +268,14 @@ fn fatal_status_seen_by_an_io_queue() {
         skip: 0,
         fault: Fault::Fatal,
     });
-    q.submit_read(1, 0, 1, 1).unwrap();
+    q.submit_read(&ns, 0, 1, 1).unwrap();
     let mut reports = Vec::new();
     while reports.is_empty() {
         q.poll(|c, _| reports.push(c.result));
     }
     assert_eq!(reports, [Err(Error::ControllerFatal)]);
     ctrl.recover().unwrap();
-    q.submit_read(1, 0, 1, 2).unwrap();
+    q.submit_read(&ns, 0, 1, 2).unwrap();
     let mut n = 0;
     while n == 0 {
         n = q.poll(|c, _| assert_eq!((c.tag, c.result), (2, Ok(()))));

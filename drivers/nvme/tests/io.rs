@@ -356,23 +356,28 @@ fn bad_input_never_reaches_the_device() {
         writes,
         "no register write at all"
     );
+    let ns = ctrl.namespace_handle(1).unwrap();
     let mut q = ctrl.take_io_queue().unwrap();
     let writes = bench.sim.register_writes();
-    assert_eq!(q.submit_read(1, 100, 1, 0), Err(Error::OutOfRange));
-    assert_eq!(q.submit_read(1, u64::MAX, 1, 0), Err(Error::OutOfRange));
-    assert_eq!(q.submit_read(1, 0, 0, 0), Err(Error::InvalidLength));
+    assert_eq!(q.submit_read(&ns, 100, 1, 0), Err(Error::OutOfRange));
+    assert_eq!(q.submit_read(&ns, u64::MAX, 1, 0), Err(Error::OutOfRange));
+    assert_eq!(q.submit_read(&ns, 0, 0, 0), Err(Error::InvalidLength));
     assert_eq!(
-        q.submit_read(1, 0, 100, 0),
+        q.submit_read(&ns, 0, 100, 0),
         Err(Error::InvalidLength),
         "over the slot buffer"
     );
-    assert_eq!(q.submit_read(7, 0, 1, 0), Err(Error::NoSuchNamespace));
-    assert_eq!(q.submit_write(1, 0, &[0u8; 512], 0), Err(Error::NotOwned));
     assert_eq!(
-        q.submit_write(1, 0, &[0u8; 100], 0),
+        ctrl.namespace_handle(7)
+            .and_then(|ns7| q.submit_read(&ns7, 0, 1, 0)),
+        Err(Error::NoSuchNamespace)
+    );
+    assert_eq!(q.submit_write(&ns, 0, &[0u8; 512], 0), Err(Error::NotOwned));
+    assert_eq!(
+        q.submit_write(&ns, 0, &[0u8; 100], 0),
         Err(Error::InvalidLength)
     );
-    assert_eq!(q.submit_write_zeroes(1, 0, 1, 0), Err(Error::NotOwned));
+    assert_eq!(q.submit_write_zeroes(&ns, 0, 1, 0), Err(Error::NotOwned));
     assert_eq!(
         bench.sim.register_writes(),
         writes,
@@ -388,11 +393,16 @@ fn writable_flag_is_per_namespace_and_shared_with_queues() {
         ..SimConfig::default()
     });
     let mut ctrl = bench.controller(test_config()).unwrap();
+    let ns1 = ctrl.namespace_handle(1).unwrap();
+    let ns2 = ctrl.namespace_handle(2).unwrap();
     let mut q = ctrl.take_io_queue().unwrap();
     ctrl.namespace(2).unwrap().set_writable(true);
     assert!(!ctrl.namespace(1).unwrap().is_writable());
-    assert_eq!(q.submit_write(1, 0, &[0u8; 512], 0), Err(Error::NotOwned));
-    q.submit_write(2, 0, &[7u8; 512], 0).unwrap();
+    assert_eq!(
+        q.submit_write(&ns1, 0, &[0u8; 512], 0),
+        Err(Error::NotOwned)
+    );
+    q.submit_write(&ns2, 0, &[7u8; 512], 0).unwrap();
     let mut done = 0;
     while done == 0 {
         done += q.poll(|c, _| assert_eq!(c.result, Ok(())));

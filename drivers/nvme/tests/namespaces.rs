@@ -167,16 +167,17 @@ fn nsattr_write_protected_namespace_takes_no_write() {
         dev.read(0, &mut back).unwrap();
         assert_eq!(back[..4], [0, 1, 2, 3]);
     }
+    let ns = ctrl.namespace_handle(1).unwrap();
     let mut queue = ctrl.take_io_queue().unwrap();
     assert_eq!(
-        queue.submit_write(1, 0, &[0u8; 512], 1),
+        queue.submit_write(&ns, 0, &[0u8; 512], 1),
         Err(Error::WriteProtected)
     );
     assert_eq!(
-        queue.submit_write_zeroes(1, 0, 1, 2),
+        queue.submit_write_zeroes(&ns, 0, 1, 2),
         Err(Error::WriteProtected)
     );
-    queue.submit_read(1, 0, 1, 3).unwrap();
+    queue.submit_read(&ns, 0, 1, 3).unwrap();
     let mut reads = 0;
     while queue.in_flight() > 0 {
         queue.poll(|c, data| {
@@ -230,9 +231,10 @@ fn a_write_refused_as_write_protected_stops_every_later_write() {
         assert!(!dev.is_writable());
         let mut back = vec![0u8; 512];
         dev.read(0, &mut back).unwrap();
+        let ns = ctrl.namespace_handle(1).unwrap();
         let mut queue = ctrl.take_io_queue().unwrap();
         assert_eq!(
-            queue.submit_write(1, 0, &data[..512], 0),
+            queue.submit_write(&ns, 0, &data[..512], 0),
             Err(Error::WriteProtected)
         );
         assert_eq!(writes_sent(&bench) as u64, refusals, "status {status:?}");
@@ -245,10 +247,11 @@ fn queued_writes_refused_as_write_protected_complete_typed_then_stop() {
     bench.sim.refuse_writes(1, Status::new(2, 0x80));
     let mut ctrl = bench.controller(test_config()).unwrap();
     ctrl.namespace(1).unwrap().set_writable(true);
+    let ns = ctrl.namespace_handle(1).unwrap();
     let mut queue = ctrl.take_io_queue().unwrap();
     for tag in 0..4 {
         queue
-            .submit_write(1, tag * 8, &[tag as u8; 512], tag)
+            .submit_write(&ns, tag * 8, &[tag as u8; 512], tag)
             .unwrap();
     }
     // The first write faults come back as the device's status, then the
@@ -276,7 +279,7 @@ fn queued_writes_refused_as_write_protected_complete_typed_then_stop() {
         "{results:?}"
     );
     assert_eq!(
-        queue.submit_write(1, 0, &[0u8; 512], 9),
+        queue.submit_write(&ns, 0, &[0u8; 512], 9),
         Err(Error::WriteProtected)
     );
     assert_eq!(writes_sent(&bench), 4);
@@ -360,13 +363,14 @@ fn zoned_namespace_is_identified_with_its_zone_size_and_takes_no_write() {
         dev.read(0, &mut back).unwrap();
         assert!(back.iter().all(|&b| b == 0));
     }
+    let zoned = ctrl.namespace_handle(2).unwrap();
     let mut queue = ctrl.take_io_queue().unwrap();
     assert_eq!(
-        queue.submit_write(2, 0, &[0u8; 512], 0),
+        queue.submit_write(&zoned, 0, &[0u8; 512], 0),
         Err(Error::ZonedNamespace)
     );
     assert_eq!(
-        queue.submit_write_zeroes(2, 0, 1, 0),
+        queue.submit_write_zeroes(&zoned, 0, 1, 0),
         Err(Error::ZonedNamespace)
     );
     // The NVM namespace beside it is an ordinary one.
@@ -400,11 +404,15 @@ fn reads_of_a_zoned_namespace_stop_at_zone_boundaries() {
             .enumerate()
             .all(|(i, b)| b.iter().all(|&x| x == (200 + i) as u8))
     );
+    let zoned = ctrl.namespace_handle(2).unwrap();
     let mut queue = ctrl.take_io_queue().unwrap();
     let before = bench.sim.commands().len();
-    assert_eq!(queue.submit_read(2, 250, 8, 0), Err(Error::ZoneBoundary));
+    assert_eq!(
+        queue.submit_read(&zoned, 250, 8, 0),
+        Err(Error::ZoneBoundary)
+    );
     assert_eq!(bench.sim.commands().len(), before);
-    queue.submit_read(2, 248, 8, 0).unwrap();
+    queue.submit_read(&zoned, 248, 8, 0).unwrap();
     let mut ok = 0;
     while queue.in_flight() > 0 {
         queue.poll(|c, _| {
@@ -491,12 +499,13 @@ fn write_op() -> impl Strategy<Value = WriteOp> {
 fn refused_everywhere(bench: &Bench, ops: &[WriteOp]) -> Result<(), TestCaseError> {
     let mut ctrl = bench.controller(test_config()).unwrap();
     ctrl.namespace(2).unwrap().set_writable(true);
+    let ns2 = ctrl.namespace_handle(2).unwrap();
     let mut queue = ctrl.take_io_queue().unwrap();
     let before = (bench.sim.commands().len(), bench.sim.doorbell_writes());
     for op in ops {
         let result = match *op {
-            WriteOp::QueueWrite(lba, len) => queue.submit_write(2, lba, &vec![9u8; len], 0),
-            WriteOp::QueueWriteZeroes(lba, count) => queue.submit_write_zeroes(2, lba, count, 0),
+            WriteOp::QueueWrite(lba, len) => queue.submit_write(&ns2, lba, &vec![9u8; len], 0),
+            WriteOp::QueueWriteZeroes(lba, count) => queue.submit_write_zeroes(&ns2, lba, count, 0),
             _ => {
                 let mut dev = ctrl.namespace(2).unwrap();
                 match *op {

@@ -2,14 +2,14 @@
 //! input from the caller (LBAs out of range or overflowing, zero, odd and
 //! huge lengths, misaligned buffers, unknown or metadata namespaces, too
 //! many requests in flight, requests after shutdown, writes to a namespace
-//! not marked writable) gets the documented error and never reaches the
-//! device (the simulator sees no new command and no doorbell write), and
+//! not marked writable, a namespace handle of another controller) gets the
+//! documented error and never reaches the device (the simulator sees no new command and no doorbell write), and
 //! valid random requests succeed with their data verified.
 //!
 //! Every case brings a fresh simulated controller up; the case counts are
 //! kept small so the whole file runs in a few seconds (fewer under Miri).
 
-use nvme::{Error, IoOp};
+use nvme::{Error, IoOp, IoQueue, Namespace};
 use nvme_sim::*;
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
@@ -385,7 +385,9 @@ proptest! {
                         expect_transfer(nsid, lba, bytes, false, false)?;
                         if bytes > buffer_size { Err(Error::InvalidLength) } else { Ok(bytes) }
                     });
-                    let result = queue.submit_read(nsid, lba, blocks, tag);
+                    let result = ctrl
+                        .namespace_handle(nsid)
+                        .and_then(|ns| queue.submit_read(&ns, lba, blocks, tag));
                     let data = match expected {
                         Ok(bytes) if !full => shadow.range(nsid, lba, bytes).to_vec(),
                         _ => Vec::new(),
@@ -398,11 +400,13 @@ proptest! {
                         if len > buffer_size { Err(Error::InvalidLength) } else { Ok(()) }
                     });
                     let data = pattern(len, tag);
-                    let result = if fua {
-                        queue.submit_write_fua(nsid, lba, &data, tag)
-                    } else {
-                        queue.submit_write(nsid, lba, &data, tag)
-                    };
+                    let result = ctrl.namespace_handle(nsid).and_then(|ns| {
+                        if fua {
+                            queue.submit_write_fua(&ns, lba, &data, tag)
+                        } else {
+                            queue.submit_write(&ns, lba, &data, tag)
+                        }
+                    });
                     if expected.is_ok() && !full {
                         shadow.range(nsid, lba, len).copy_from_slice(&data);
                     }
@@ -415,7 +419,9 @@ proptest! {
                         }
                         expect_blocks(nsid, lba, u64::from(blocks), true, writable_ns(nsid))
                     });
-                    let result = queue.submit_write_zeroes(nsid, lba, blocks, tag);
+                    let result = ctrl
+                        .namespace_handle(nsid)
+                        .and_then(|ns| queue.submit_write_zeroes(&ns, lba, blocks, tag));
                     if expected.is_ok() && !full {
                         let (bs, _) = geometry(nsid);
                         shadow.range(nsid, lba, blocks as usize * bs).fill(0);
@@ -424,7 +430,8 @@ proptest! {
                 }
                 QueueOp::Flush { nsid } => {
                     let expected = expect_namespace(nsid);
-                    (expected, queue.submit_flush(nsid, tag), (IoOp::Flush, Vec::new()))
+                    let result = ctrl.namespace_handle(nsid).and_then(|ns| queue.submit_flush(&ns, tag));
+                    (expected, result, (IoOp::Flush, Vec::new()))
                 }
                 QueueOp::Poll => {
                     let mut seen = 0;
@@ -480,17 +487,18 @@ proptest! {
     fn queue_full_is_refused_before_the_device(depth in 1u16..=16, extra in 1usize..=OPS / 4) {
         let bench = bench();
         let mut ctrl = bench.controller(nvme::Config { io_queue_depth: depth, ..config() }).unwrap();
+        let ns = ctrl.namespace_handle(1).unwrap();
         let mut queue = ctrl.take_io_queue().unwrap();
         prop_assert_eq!(queue.depth(), usize::from(depth));
         for tag in 0..usize::from(depth) {
-            prop_assert_eq!(queue.submit_read(1, tag as u64, 1, tag as u64), Ok(()));
+            prop_assert_eq!(queue.submit_read(&ns, tag as u64, 1, tag as u64), Ok(()));
         }
         let before = device_activity(&bench);
         for tag in 0..extra {
             let tag = 100 + tag as u64;
-            prop_assert_eq!(queue.submit_read(1, 0, 1, tag), Err(Error::QueueFull));
-            prop_assert_eq!(queue.submit_write(1, 0, &[0; 512], tag), Err(Error::NotOwned));
-            prop_assert_eq!(queue.submit_flush(1, tag), Err(Error::QueueFull));
+            prop_assert_eq!(queue.submit_read(&ns, 0, 1, tag), Err(Error::QueueFull));
+            prop_assert_eq!(queue.submit_write(&ns, 0, &[0; 512], tag), Err(Error::NotOwned));
+            prop_assert_eq!(queue.submit_flush(&ns, tag), Err(Error::QueueFull));
         }
         prop_assert_eq!(device_activity(&bench), before);
         let mut done = 0;
@@ -499,7 +507,7 @@ proptest! {
             done += 1;
         });
         prop_assert_eq!(done, usize::from(depth));
-        prop_assert_eq!(queue.submit_read(1, 0, 1, 7), Ok(()));
+        prop_assert_eq!(queue.submit_read(&ns, 0, 1, 7), Ok(()));
     }
 
     /// After shutdown nothing reaches the device: every request of either
@@ -514,10 +522,11 @@ proptest! {
         let bench = bench();
         let mut ctrl = bench.controller(config()).unwrap();
         ctrl.namespace(1).unwrap().set_writable(true);
+        let ns = ctrl.namespace_handle(1).unwrap();
         let mut queue = ctrl.take_io_queue().unwrap();
         bench.sim.set_defer(true);
         for tag in 0..in_flight {
-            queue.submit_read(1, 0, 1, tag as u64).unwrap();
+            queue.submit_read(&ns, 0, 1, tag as u64).unwrap();
         }
         ctrl.shutdown().unwrap();
         let before = device_activity(&bench);
@@ -527,12 +536,15 @@ proptest! {
         prop_assert_eq!(reported, want);
         for (tag, op) in ops.into_iter().enumerate() {
             let tag = tag as u64;
+            // A handle exists only for a usable namespace; other NSIDs are
+            // sent through namespace 1's.
+            let handle = |nsid: u32| ctrl.namespace_handle(nsid).unwrap_or(ns);
             let result = match op {
-                QueueOp::Read { nsid, lba, blocks } => queue.submit_read(nsid, lba, blocks, tag),
-                QueueOp::Write { nsid, lba, len, fua: false } => queue.submit_write(nsid, lba, &vec![1; len], tag),
-                QueueOp::Write { nsid, lba, len, fua: true } => queue.submit_write_fua(nsid, lba, &vec![1; len], tag),
-                QueueOp::Zeroes { nsid, lba, blocks } => queue.submit_write_zeroes(nsid, lba, blocks, tag),
-                QueueOp::Flush { nsid } => queue.submit_flush(nsid, tag),
+                QueueOp::Read { nsid, lba, blocks } => queue.submit_read(&handle(nsid), lba, blocks, tag),
+                QueueOp::Write { nsid, lba, len, fua: false } => queue.submit_write(&handle(nsid), lba, &vec![1; len], tag),
+                QueueOp::Write { nsid, lba, len, fua: true } => queue.submit_write_fua(&handle(nsid), lba, &vec![1; len], tag),
+                QueueOp::Zeroes { nsid, lba, blocks } => queue.submit_write_zeroes(&handle(nsid), lba, blocks, tag),
+                QueueOp::Flush { nsid } => queue.submit_flush(&handle(nsid), tag),
                 QueueOp::Poll => {
                     prop_assert_eq!(queue.poll(|_, _| panic!("nothing is in flight")), 0);
                     continue;
@@ -572,4 +584,220 @@ fn unusable_and_unknown_namespaces_are_refused() {
         assert_eq!(ctrl.namespace(nsid).err(), Some(Error::NoSuchNamespace));
     }
     assert_eq!(device_activity(&bench), before);
+}
+
+/// Sends `op` through `ns` on `queue` (a poll for [`QueueOp::Poll`]);
+/// the NSID in `op` is ignored.
+fn submit_through<R: nvme::RegisterAccess, C: nvme::Clock>(
+    queue: &mut IoQueue<R, C>,
+    ns: &Namespace,
+    op: QueueOp,
+    tag: u64,
+) -> Option<Result<(), Error>> {
+    Some(match op {
+        QueueOp::Read { lba, blocks, .. } => queue.submit_read(ns, lba, blocks, tag),
+        QueueOp::Write { lba, len, fua, .. } => {
+            let data = vec![1; len];
+            if fua {
+                queue.submit_write_fua(ns, lba, &data, tag)
+            } else {
+                queue.submit_write(ns, lba, &data, tag)
+            }
+        }
+        QueueOp::Zeroes { lba, blocks, .. } => queue.submit_write_zeroes(ns, lba, blocks, tag),
+        QueueOp::Flush { .. } => queue.submit_flush(ns, tag),
+        QueueOp::Poll => return None,
+    })
+}
+
+/// Reads block `lba` of `ns` through `queue` and returns the data.
+fn read_one<R: nvme::RegisterAccess, C: nvme::Clock>(
+    queue: &mut IoQueue<R, C>,
+    ns: &Namespace,
+    lba: u64,
+) -> Result<Vec<u8>, Error> {
+    queue.submit_read(ns, lba, 1, 0)?;
+    let mut got = None;
+    while got.is_none() {
+        queue.poll(|c, data| got = Some(c.result.map(|()| data.to_vec())));
+    }
+    got.unwrap_or(Err(Error::Reset))
+}
+
+proptest! {
+    #![proptest_config(cases(24))]
+
+    /// A namespace handle is good only on queues of the controller that
+    /// made it: on another controller's queue every request, valid or not,
+    /// is refused with `ForeignNamespace`, and neither simulated device
+    /// sees a command or a doorbell write. The queue's own handle of the
+    /// same NSID works afterwards.
+    #[test]
+    fn a_handle_from_another_controller_is_refused(
+        ops in prop::collection::vec(queue_op(), 1..OPS),
+        writable in any::<bool>(),
+    ) {
+        let (bench_a, bench_b) = (bench(), bench());
+        let mut a = bench_a.controller(config()).unwrap();
+        let mut b = bench_b.controller(config()).unwrap();
+        for &(nsid, _, _) in &NS {
+            a.namespace(nsid).unwrap().set_writable(writable);
+            b.namespace(nsid).unwrap().set_writable(writable);
+        }
+        let mut queue = b.take_io_queue().unwrap();
+        let before = (device_activity(&bench_a), device_activity(&bench_b));
+        for (tag, op) in ops.into_iter().enumerate() {
+            let nsid = match op {
+                QueueOp::Read { nsid, .. }
+                | QueueOp::Write { nsid, .. }
+                | QueueOp::Zeroes { nsid, .. }
+                | QueueOp::Flush { nsid } => nsid,
+                QueueOp::Poll => 1,
+            };
+            // Usable NSIDs have a handle on both controllers; the others
+            // are sent through namespace 1's.
+            let foreign = a.namespace_handle(nsid).or_else(|_| a.namespace_handle(1)).unwrap();
+            let own = b.namespace_handle(foreign.nsid()).unwrap();
+            prop_assert_eq!(
+                (own.nsid(), own.block_size(), own.block_count(), own.zoned()),
+                (foreign.nsid(), foreign.block_size(), foreign.block_count(), foreign.zoned())
+            );
+            prop_assert_ne!(own, foreign);
+            match submit_through(&mut queue, &foreign, op, tag as u64) {
+                Some(result) => prop_assert_eq!(result, Err(Error::ForeignNamespace)),
+                None => prop_assert_eq!(queue.poll(|_, _| panic!("nothing is in flight")), 0),
+            }
+            prop_assert_eq!(queue.in_flight(), 0);
+        }
+        prop_assert_eq!(
+            (device_activity(&bench_a), device_activity(&bench_b)),
+            before,
+            "a foreign handle's request reached a device"
+        );
+        let own = b.namespace_handle(1).unwrap();
+        prop_assert_eq!(read_one(&mut queue, &own, 3), Ok(bench_b.sim.disk(1, 3, 1)));
+    }
+
+    /// A handle used after shutdown, whether made before it or asked for
+    /// after it (the handle is a value; making one sends nothing): every
+    /// request, valid or not, fails with `ShutDown` (shutdown is reported
+    /// before a foreign handle), and the device sees nothing.
+    #[test]
+    fn a_handle_used_after_shutdown_is_refused(
+        ops in prop::collection::vec(queue_op(), 1..OPS),
+        made_after in any::<bool>(),
+        foreign in any::<bool>(),
+    ) {
+        let other_bench = bench();
+        let bench = bench();
+        let other = other_bench.controller(config()).unwrap();
+        let mut ctrl = bench.controller(config()).unwrap();
+        ctrl.namespace(1).unwrap().set_writable(true);
+        let made_before = ctrl.namespace_handle(1).unwrap();
+        let mut queue = ctrl.take_io_queue().unwrap();
+        ctrl.shutdown().unwrap();
+        let before = device_activity(&bench);
+        let ns = if foreign {
+            other.namespace_handle(1).unwrap()
+        } else if made_after {
+            let ns = ctrl.namespace_handle(1).unwrap();
+            prop_assert_eq!(ns, made_before);
+            ns
+        } else {
+            made_before
+        };
+        for (tag, op) in ops.into_iter().enumerate() {
+            match submit_through(&mut queue, &ns, op, tag as u64) {
+                Some(result) => prop_assert_eq!(result, Err(Error::ShutDown)),
+                None => prop_assert_eq!(queue.poll(|_, _| panic!("nothing is in flight")), 0),
+            }
+        }
+        prop_assert_eq!(device_activity(&bench), before, "request after shutdown reached the device");
+    }
+
+    /// Through a handle: a range past the end of the namespace or
+    /// overflowing gets `OutOfRange`; a zero length, a length that is not
+    /// whole blocks, and one larger than the slot buffer get
+    /// `InvalidLength`. Nothing reaches the device, nothing stays in
+    /// flight, and a valid read works afterwards.
+    #[test]
+    fn out_of_range_and_bad_lengths_through_a_handle_are_refused(
+        nsid in 1u32..=2,
+        past in prop_oneof![0u64..8, Just(u64::MAX / 2)],
+        overflow in 0u64..64,
+        blocks in 1u32..=8,
+        odd in 1usize..512,
+    ) {
+        let bench = bench();
+        let mut ctrl = bench.controller(config()).unwrap();
+        ctrl.namespace(nsid).unwrap().set_writable(true);
+        let ns = ctrl.namespace_handle(nsid).unwrap();
+        let (bs, count) = geometry(nsid);
+        prop_assert_eq!((ns.nsid(), ns.block_size(), ns.block_count()), (nsid, bs, count));
+        prop_assert!(ns.writable() && ns.zoned().is_none());
+        let mut queue = ctrl.take_io_queue().unwrap();
+        let too_many = (queue.buffer_size() / bs + 1) as u32;
+        let before = device_activity(&bench);
+        let beyond = count.saturating_add(past);
+        let wrapping = u64::MAX - overflow;
+        let data = vec![0u8; blocks as usize * bs];
+        for lba in [beyond, wrapping, count - u64::from(blocks) + 1] {
+            prop_assert_eq!(queue.submit_read(&ns, lba, blocks, 1), Err(Error::OutOfRange));
+            prop_assert_eq!(queue.submit_write(&ns, lba, &data, 2), Err(Error::OutOfRange));
+            prop_assert_eq!(queue.submit_write_fua(&ns, lba, &data, 3), Err(Error::OutOfRange));
+            prop_assert_eq!(queue.submit_write_zeroes(&ns, lba, blocks, 4), Err(Error::OutOfRange));
+        }
+        prop_assert_eq!(queue.submit_read(&ns, 0, 0, 5), Err(Error::InvalidLength));
+        prop_assert_eq!(queue.submit_write_zeroes(&ns, 0, 0, 6), Err(Error::InvalidLength));
+        prop_assert_eq!(queue.submit_write(&ns, 0, &[], 7), Err(Error::InvalidLength));
+        let uneven = vec![0u8; data.len() + odd.min(bs - 1)];
+        prop_assert_eq!(queue.submit_write(&ns, 0, &uneven, 8), Err(Error::InvalidLength));
+        prop_assert_eq!(queue.submit_write_fua(&ns, 0, &uneven[..odd.min(bs - 1)], 9), Err(Error::InvalidLength));
+        prop_assert_eq!(queue.submit_read(&ns, 0, too_many, 10), Err(Error::InvalidLength));
+        let big = vec![0u8; too_many as usize * bs];
+        prop_assert_eq!(queue.submit_write(&ns, 0, &big, 11), Err(Error::InvalidLength));
+        prop_assert_eq!(queue.in_flight(), 0);
+        prop_assert_eq!(device_activity(&bench), before, "a refused request reached the device");
+        prop_assert_eq!(read_one(&mut queue, &ns, count - 1), Ok(bench.sim.disk(nsid, count - 1, 1)));
+    }
+}
+
+/// A handle outliving its controller is not taken by a controller made
+/// later (identities are never reused), and asking for a handle of an
+/// unknown or unusable namespace fails without reaching the device.
+#[test]
+fn a_handle_of_a_dropped_controller_is_refused() {
+    let old = {
+        let bench = bench();
+        let ctrl = bench.controller(config()).unwrap();
+        ctrl.namespace_handle(1).unwrap()
+    };
+    let bench = bench();
+    let mut ctrl = bench.controller(config()).unwrap();
+    ctrl.namespace(1).unwrap().set_writable(true);
+    let before = device_activity(&bench);
+    assert_eq!(
+        ctrl.namespace_handle(METADATA_NSID),
+        Err(Error::NamespaceHasMetadata)
+    );
+    for nsid in [0, 4, u32::MAX] {
+        assert_eq!(ctrl.namespace_handle(nsid), Err(Error::NoSuchNamespace));
+    }
+    assert_eq!(device_activity(&bench), before);
+    let mut queue = ctrl.take_io_queue().unwrap();
+    let before_io = device_activity(&bench);
+    assert_eq!(
+        queue.submit_read(&old, 0, 1, 1),
+        Err(Error::ForeignNamespace)
+    );
+    assert_eq!(
+        queue.submit_write(&old, 0, &[0u8; 512], 2),
+        Err(Error::ForeignNamespace)
+    );
+    assert_eq!(queue.submit_flush(&old, 3), Err(Error::ForeignNamespace));
+    assert_eq!(device_activity(&bench), before_io);
+    assert_eq!(
+        Error::ForeignNamespace.kind(),
+        nvme::ErrorKind::InvalidInput
+    );
 }

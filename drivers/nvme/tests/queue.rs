@@ -25,16 +25,20 @@ fn bench(blocks: u64) -> (Bench, TestController) {
 #[test]
 fn depth_32_writes_then_reads_with_data_verified() {
     let (bench, mut ctrl) = bench(4096);
+    let ns = ctrl.namespace_handle(1).unwrap();
     let mut q = ctrl.take_io_queue().unwrap();
     assert_eq!(q.depth(), 32);
     bench.sim.set_defer(true);
     for t in 0..32u64 {
-        q.submit_write(1, t * 8, &pattern(4096, t), t).unwrap();
+        q.submit_write(&ns, t * 8, &pattern(4096, t), t).unwrap();
     }
     assert_eq!(q.in_flight(), 32);
     let doorbells = bench.sim.doorbell_writes();
-    assert_eq!(q.submit_write(1, 0, &[0u8; 512], 99), Err(Error::QueueFull));
-    assert_eq!(q.submit_read(1, 0, 1, 99), Err(Error::QueueFull));
+    assert_eq!(
+        q.submit_write(&ns, 0, &[0u8; 512], 99),
+        Err(Error::QueueFull)
+    );
+    assert_eq!(q.submit_read(&ns, 0, 1, 99), Err(Error::QueueFull));
     assert_eq!(
         bench.sim.doorbell_writes(),
         doorbells,
@@ -53,7 +57,7 @@ fn depth_32_writes_then_reads_with_data_verified() {
         assert_eq!(bench.sim.disk(1, t * 8, 8), pattern(4096, t));
     }
     for t in 0..32u64 {
-        q.submit_read(1, t * 8, 8, 100 + t).unwrap();
+        q.submit_read(&ns, t * 8, 8, 100 + t).unwrap();
     }
     bench.sim.release_completions(false);
     let mut reads = HashMap::new();
@@ -71,6 +75,7 @@ fn depth_32_writes_then_reads_with_data_verified() {
 #[test]
 fn many_ring_cycles_with_mixed_completion_order() {
     let (bench, mut ctrl) = bench(4096);
+    let ns = ctrl.namespace_handle(1).unwrap();
     let mut q = ctrl.take_io_queue().unwrap();
     bench.sim.set_defer(true);
     let mut expected = vec![0u8; 4096 * 512];
@@ -79,7 +84,7 @@ fn many_ring_cycles_with_mixed_completion_order() {
         for i in 0..n as u64 {
             let lba = (round * 37 + i * 3) % 4000;
             let data = pattern(1024, round * 1000 + i);
-            q.submit_write(1, lba, &data, i).unwrap();
+            q.submit_write(&ns, lba, &data, i).unwrap();
             // Later writes to the same blocks win only in submission order
             // if they do not overlap within a round; keep them disjoint.
             expected[lba as usize * 512..lba as usize * 512 + 1024].copy_from_slice(&data);
@@ -98,11 +103,12 @@ fn many_ring_cycles_with_mixed_completion_order() {
 #[test]
 fn flush_and_write_zeroes_through_the_queue() {
     let (bench, mut ctrl) = bench(4096);
+    let ns = ctrl.namespace_handle(1).unwrap();
     let mut q = ctrl.take_io_queue().unwrap();
     bench.sim.fill_disk(1, |_| 0x55);
-    q.submit_flush(1, 1).unwrap();
-    q.submit_write_fua(1, 0, &[9u8; 512], 2).unwrap();
-    q.submit_write_zeroes(1, 10, 20, 3).unwrap();
+    q.submit_flush(&ns, 1).unwrap();
+    q.submit_write_fua(&ns, 0, &[9u8; 512], 2).unwrap();
+    q.submit_write_zeroes(&ns, 10, 20, 3).unwrap();
     let mut ops = Vec::new();
     while ops.len() < 3 {
         q.poll(|c, _| ops.push((c.tag, c.op, c.result)));
@@ -130,10 +136,11 @@ fn flush_and_write_zeroes_through_the_queue() {
 #[test]
 fn device_error_is_reported_per_request() {
     let (bench, mut ctrl) = bench(4096);
+    let ns = ctrl.namespace_handle(1).unwrap();
     let mut q = ctrl.take_io_queue().unwrap();
     let status = nvme::Status::new(0, 0x80);
     bench.sim.fail_io(0x02, status);
-    q.submit_read(1, 0, 1, 5).unwrap();
+    q.submit_read(&ns, 0, 1, 5).unwrap();
     let mut got = None;
     while got.is_none() {
         q.poll(|c, d| {
@@ -147,11 +154,12 @@ fn device_error_is_reported_per_request() {
 #[test]
 fn several_queues_and_sync_io_coexist() {
     let (bench, mut ctrl) = bench(4096);
+    let ns = ctrl.namespace_handle(1).unwrap();
     let mut a = ctrl.take_io_queue().unwrap();
     let mut b = ctrl.take_io_queue().unwrap();
     assert_ne!(a.queue_id(), b.queue_id());
-    a.submit_write(1, 0, &[1u8; 512], 1).unwrap();
-    b.submit_write(1, 1, &[2u8; 512], 2).unwrap();
+    a.submit_write(&ns, 0, &[1u8; 512], 1).unwrap();
+    b.submit_write(&ns, 1, &[2u8; 512], 2).unwrap();
     ctrl.namespace(1).unwrap().write(2, &[3u8; 512]).unwrap();
     let mut n = 0;
     while n < 2 {
@@ -289,12 +297,13 @@ fn randomized_against_a_model() {
 #[test]
 fn queues_can_be_returned_and_taken_again() {
     let (bench, mut ctrl) = bench(4096);
+    let ns = ctrl.namespace_handle(1).unwrap();
     let mut taken: Vec<_> = (0..3).map(|_| ctrl.take_io_queue().unwrap()).collect();
     assert_eq!(ctrl.take_io_queue().err(), Some(Error::NoFreeQueue));
     let mut q = taken.pop().unwrap();
     let qid = q.queue_id();
     bench.sim.set_defer(true);
-    q.submit_write(1, 0, &[4u8; 512], 1).unwrap();
+    q.submit_write(&ns, 0, &[4u8; 512], 1).unwrap();
     let mut q = ctrl.return_io_queue(q).expect_err("busy queue refused");
     bench.sim.release_completions(false);
     while q.poll(|c, _| assert_eq!(c.result, Ok(()))) == 0 {}
@@ -309,7 +318,7 @@ fn queues_can_be_returned_and_taken_again() {
     assert_eq!(bench.dma.allocations(), allocations + 2 * q.depth());
     for round in 0..3u64 {
         for t in 0..32 {
-            q.submit_read(1, t, 1, t).unwrap();
+            q.submit_read(&ns, t, 1, t).unwrap();
         }
         let mut n = 0;
         while n < 32 {
@@ -339,6 +348,7 @@ fn last_read_buffer(bench: &Bench, qid: u16) -> u64 {
 #[test]
 fn slot_memory_the_device_kept_at_shutdown_is_never_freed() {
     let (bench, mut ctrl) = bench(4096);
+    let ns = ctrl.namespace_handle(1).unwrap();
     let mut q = ctrl.take_io_queue().unwrap();
     let (qid, depth) = (q.queue_id(), q.depth());
     bench.sim.add_fault(FaultRule {
@@ -347,7 +357,7 @@ fn slot_memory_the_device_kept_at_shutdown_is_never_freed() {
         skip: 0,
         fault: Fault::Lose,
     });
-    q.submit_read(1, 0, 1, 7).unwrap();
+    q.submit_read(&ns, 0, 1, 7).unwrap();
     let lent = last_read_buffer(&bench, qid);
     assert_eq!(q.poll(|_, _| panic!("nothing completed")), 0);
     ctrl.shutdown().unwrap();
@@ -366,6 +376,7 @@ fn slot_memory_the_device_kept_at_shutdown_is_never_freed() {
 #[test]
 fn slot_memory_comes_back_after_a_controller_reset() {
     let (bench, mut ctrl) = bench(4096);
+    let ns = ctrl.namespace_handle(1).unwrap();
     let mut q = ctrl.take_io_queue().unwrap();
     let (qid, depth) = (q.queue_id(), q.depth());
     bench.sim.add_fault(FaultRule {
@@ -374,7 +385,7 @@ fn slot_memory_comes_back_after_a_controller_reset() {
         skip: 0,
         fault: Fault::Lose,
     });
-    q.submit_read(1, 0, 1, 7).unwrap();
+    q.submit_read(&ns, 0, 1, 7).unwrap();
     let lent = last_read_buffer(&bench, qid);
     bench.clock.advance_ms(test_config().command_timeout_ms + 1);
     let mut reported = Vec::new();
@@ -385,7 +396,7 @@ fn slot_memory_comes_back_after_a_controller_reset() {
     // The reset dropped the read: its slot and memory serve again.
     q.poll(|_, _| panic!("the timed-out read was already reported"));
     for tag in 0..depth as u64 {
-        q.submit_read(1, tag, 1, tag).unwrap();
+        q.submit_read(&ns, tag, 1, tag).unwrap();
     }
     let mut n = 0;
     while n < depth {

@@ -64,12 +64,13 @@ fn write_zeroes_is_never_sent_to_drives_that_mishandle_it() {
         assert_eq!(ctrl.info().write_zeroes, !quirked);
         assert_eq!(ctrl.info().quirks.no_write_zeroes, quirked);
         bench.sim.fill_disk(1, |_| 0xAA);
+        let ns = ctrl.namespace_handle(1).unwrap();
         let mut q = ctrl.take_io_queue().unwrap();
         {
             let mut dev = ctrl.namespace(1).unwrap();
             dev.set_writable(true);
             let sync = dev.write_zeroes(0, 8);
-            let queued = q.submit_write_zeroes(1, 8, 8, 1);
+            let queued = q.submit_write_zeroes(&ns, 8, 8, 1);
             if quirked {
                 assert_eq!(sync, Err(Error::Unsupported));
                 assert_eq!(queued, Err(Error::Unsupported));

@@ -69,14 +69,15 @@ fn io_on_8k_pages_with_prp_lists() {
         assert_eq!(bench.sim.disk(1, 16, 192), data);
     }
     // Queued path: slot buffers and their PRP lists.
+    let ns = ctrl.namespace_handle(1).unwrap();
     let mut q = ctrl.take_io_queue().unwrap();
     let data = pattern(64 * 1024, 9);
-    q.submit_write(1, 512, &data, 1).unwrap();
+    q.submit_write(&ns, 512, &data, 1).unwrap();
     let mut done = 0;
     while done == 0 {
         done += q.poll(|c, _| assert_eq!(c.result, Ok(())));
     }
-    q.submit_read(1, 512, 128, 2).unwrap();
+    q.submit_read(&ns, 512, 128, 2).unwrap();
     let mut read = Vec::new();
     while read.is_empty() {
         q.poll(|c, bytes| {

@@ -250,9 +250,17 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
         self.unknown_completions
     }
 
-    /// The handle of namespace `nsid` (found once, checked usable).
-    pub(crate) fn find_namespace(&self, nsid: u32) -> Result<Namespace, Error> {
-        Namespace::find(&self.namespaces, nsid)
+    /// The handle of namespace `nsid` for submissions on this
+    /// controller's [`IoQueue`]s: found and checked usable once, here.
+    /// Fails with [`Error::NoSuchNamespace`] for an NSID that is not
+    /// active and [`Error::NamespaceHasMetadata`] or
+    /// [`Error::Unsupported`] for a namespace the driver cannot do I/O on.
+    /// A queue of another controller refuses the handle
+    /// ([`Error::ForeignNamespace`]).
+    pub fn namespace_handle(&self, nsid: u32) -> Result<Namespace, Error> {
+        Namespace::find(&self.namespaces, self.shared.id, nsid, |index| {
+            self.shared.check_write(index).is_ok()
+        })
     }
 
     pub(crate) fn namespace_info(&self, index: usize) -> NamespaceInfo {
@@ -358,7 +366,6 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
             pair,
             slots,
             self.shared.clone(),
-            &self.namespaces,
             IoQueueSetup {
                 page_size: self.page_size,
                 buffer_size,
