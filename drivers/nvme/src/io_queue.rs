@@ -262,7 +262,6 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         blocks: u32,
         tag: u64,
     ) -> Result<(), Error> {
-        self.ready(ns)?;
         let request = Request::blocks(Operation::Read, lba, u64::from(blocks));
         self.submit(ns, &request, &[], tag)
     }
@@ -277,7 +276,6 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         data: &[u8],
         tag: u64,
     ) -> Result<(), Error> {
-        self.ready(ns)?;
         let request = Request::bytes(Operation::Write { fua: false }, ns, lba, data.len());
         self.submit(ns, &request, data, tag)
     }
@@ -290,14 +288,12 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         data: &[u8],
         tag: u64,
     ) -> Result<(), Error> {
-        self.ready(ns)?;
         let request = Request::bytes(Operation::Write { fua: true }, ns, lba, data.len());
         self.submit(ns, &request, data, tag)
     }
 
     /// Queues a flush of `ns`.
     pub fn submit_flush(&mut self, ns: &Namespace, tag: u64) -> Result<(), Error> {
-        self.ready(ns)?;
         self.submit(ns, &Request::blocks(Operation::Flush, 0, 0), &[], tag)
     }
 
@@ -310,7 +306,6 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         blocks: u32,
         tag: u64,
     ) -> Result<(), Error> {
-        self.ready(ns)?;
         let request = Request::blocks(Operation::WriteZeroes, lba, u64::from(blocks));
         self.submit(ns, &request, &[], tag)
     }
@@ -325,6 +320,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         data: &[u8],
         tag: u64,
     ) -> Result<(), Error> {
+        self.ready(ns)?;
         let limits = Limits {
             max_blocks: match request.op {
                 Operation::WriteZeroes => Some(MAX_BLOCKS_PER_COMMAND),

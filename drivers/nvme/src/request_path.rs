@@ -25,9 +25,9 @@
 //!
 //! 1. `IoQueue::submit_read(&ns, lba, blocks, tag)`: the application's
 //!    call.
-//! 2. `IoQueue::ready`: shutdown and reset state, and whether the handle
+//! 2. `IoQueue::submit`: the one submission routine of the queue; in turn:
+//! 3. `IoQueue::ready`: shutdown and reset state, and whether the handle
 //!    was made by this queue's controller (one comparison).
-//! 3. `IoQueue::submit`: the one submission routine of the queue; in turn:
 //! 4. `Request::check`: the one check of the request against the namespace
 //!    (length, range, write permission, buffer size, zone boundary,
 //!    support), before anything reaches the device.
