@@ -20,7 +20,9 @@
 //!   for the application.
 //! - `boot`: [`init`], which brings the layers up in order.
 //!
-//! `settings` and `bench` are plain logic that import no other module.
+//! `settings` and `bench` are plain logic that import no other module;
+//! so is `executor`, the `async` runtime whose idle step polls the NVMe
+//! queue pairs in use.
 
 #![no_std]
 #![cfg_attr(test, no_main)]
@@ -36,6 +38,7 @@ pub mod acpi;
 pub mod arch;
 mod boot;
 pub mod console;
+pub mod executor;
 pub mod interrupts;
 pub mod iommu;
 pub mod memory;
