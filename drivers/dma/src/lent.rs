@@ -6,20 +6,23 @@
 //! only through [`Lent::reclaim`], which needs a [`Returned`], made by
 //! [`crate::ordering::after_device_signal`] once the device said it is
 //! done (a completion, a finished reset). Dropping a `Lent` leaks the
-//! memory, which is what a driver must do with memory it cannot prove the
-//! device has finished with.
+//! memory, whatever its type (a [`crate::DmaBuffer`] that would free
+//! itself is kept in a `ManuallyDrop`): that is what a driver must do with
+//! memory it cannot prove the device has finished with.
 //!
 //! [`Custody`] is the same hand-over for an owner that keeps the memory in
 //! one place across many loans (a queue slot's data buffer and PRP list):
 //! with the CPU ([`Custody::host`]) or lent to the device, never both.
 
 use crate::{DmaRegion, PhysAddr, Returned};
+use core::mem::ManuallyDrop;
 
 /// Memory lent to the device (see the module documentation).
 #[derive(Debug)]
 #[must_use = "dropping lent memory leaks it"]
 pub struct Lent<T> {
-    memory: T,
+    /// Never dropped: only `reclaim` takes it out.
+    memory: ManuallyDrop<T>,
 }
 
 impl<T> Lent<T> {
@@ -28,14 +31,23 @@ impl<T> Lent<T> {
     /// [`crate::ordering::before_doorbell`].
     #[inline]
     pub fn new(memory: T) -> Lent<T> {
-        Lent { memory }
+        Lent {
+            memory: ManuallyDrop::new(memory),
+        }
     }
 
     /// Takes the memory back once the device has handed it back.
     #[inline]
     pub fn reclaim(self, returned: &Returned) -> T {
         let _ = returned;
-        self.memory
+        ManuallyDrop::into_inner(self.memory)
+    }
+
+    /// The memory, for its address and length only (crate-internal: the
+    /// bytes stay out of reach).
+    #[inline]
+    pub(crate) fn peek(&self) -> &T {
+        &self.memory
     }
 }
 

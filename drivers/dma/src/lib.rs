@@ -13,6 +13,9 @@
 //!   crate's [`volatile::VolatilePtr`].
 //! - [`SharedDwords`] is a page several queues (on several cores) and the
 //!   device share one aligned dword at a time, through atomics.
+//! - [`DmaBuffer`] is memory an application owns and passes into a
+//!   request by value: page aligned, its physical address known, freed
+//!   through its allocator (a [`DmaHome`]) when dropped.
 //! - [`Lent`] and [`Custody`] say in types which memory the device may be
 //!   using: memory lent to it shows only its bus address until a
 //!   [`Returned`] proves the device gave it back.
@@ -25,6 +28,7 @@
 extern crate alloc;
 
 mod addr;
+mod buffer;
 #[cfg(any(test, feature = "host"))]
 pub mod host;
 mod lent;
@@ -33,6 +37,7 @@ mod region;
 mod shared;
 
 pub use addr::PhysAddr;
+pub use buffer::{DmaBuffer, DmaHome};
 pub use lent::{Custody, Lent};
 pub use ordering::Returned;
 pub use region::{DmaAllocator, DmaError, DmaRegion};

@@ -37,7 +37,9 @@
 
 use nvme::command::{CompletionEntry, Status, SubmissionEntry};
 use nvme::registers::{Cc, Csts, ShutdownNotification, ShutdownStatus, offset};
-use nvme::{Clock, DmaAllocator, DmaError, DmaRegion, PhysAddr, RegisterAccess};
+use nvme::{
+    Clock, DmaAllocator, DmaBuffer, DmaError, DmaHome, DmaRegion, PhysAddr, RegisterAccess,
+};
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::collections::HashMap;
 use std::ptr::NonNull;
@@ -130,6 +132,30 @@ impl TestDma {
         let mut inner = DmaInner::default();
         inner.align = align;
         TestDma(Arc::new(Mutex::new(inner)))
+    }
+    /// This memory as the home of [`DmaBuffer`]s: they come from it and go
+    /// back to it when dropped (so [`Self::freed`] and
+    /// [`Self::outstanding_bytes`] count them too).
+    pub fn home(&self) -> DmaHome {
+        Arc::new(self.clone())
+    }
+    /// A zeroed buffer of `len` bytes, 4 KiB aligned (or as this allocator
+    /// aligns everything), or why not (see [`Self::fail_after`]).
+    pub fn try_buffer(&self, len: usize) -> Result<DmaBuffer, DmaError> {
+        DmaBuffer::allocate(&self.home(), len, 4096)
+    }
+    /// As [`Self::try_buffer`]; panics if the allocator refuses (tests).
+    pub fn buffer(&self, len: usize) -> DmaBuffer {
+        match self.try_buffer(len) {
+            Ok(buffer) => buffer,
+            Err(DmaError) => panic!("test DMA memory refused a buffer of {len} bytes"),
+        }
+    }
+    /// A buffer holding a copy of `data` (see [`Self::buffer`]).
+    pub fn buffer_from(&self, data: &[u8]) -> DmaBuffer {
+        let mut buffer = self.buffer(data.len());
+        buffer.as_mut_slice().copy_from_slice(data);
+        buffer
     }
     /// Make `translate` give identity addresses for any pointer.
     pub fn set_translate_any(&self, on: bool) {

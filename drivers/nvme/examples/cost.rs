@@ -1,6 +1,7 @@
 //! The driver's own cost per 4 KiB read, counted on the host.
 //!
-//! Runs queued 4 KiB reads at depth 1 against the simulated controller
+//! Runs queued 4 KiB reads at depth 1 against the simulated controller,
+//! into one DMA buffer that each completion hands back for the next read
 //! (the `nvme-sim` crate) and is meant to run under `valgrind --tool=callgrind`
 //! with collection switched on only inside [`driver_submit`] and
 //! [`driver_poll`], and off again inside the register accesses (which stand
@@ -16,7 +17,7 @@
 //!
 //! Without valgrind it simply runs the reads and checks they all succeed.
 
-use nvme::RegisterAccess;
+use nvme::{DmaBuffer, RegisterAccess};
 use nvme_sim::{Bench, FakeClock, Sim, SimConfig, test_config};
 
 /// The simulated controller behind a call that is never inlined (nor
@@ -40,20 +41,38 @@ impl RegisterAccess for Registers {
 
 type Queue = nvme::IoQueue<Registers, FakeClock>;
 
-/// One submission: everything the driver does to queue a 4 KiB read.
+/// One submission: everything the driver does to queue a 4 KiB read
+/// into `buffer`; a refused buffer comes back.
 #[inline(never)]
-fn driver_submit(queue: &mut Queue, ns: &nvme::Namespace, lba: u64, tag: u64) -> bool {
-    queue.submit_read(ns, lba, 8, tag).is_ok()
+fn driver_submit(
+    queue: &mut Queue,
+    ns: &nvme::Namespace,
+    lba: u64,
+    buffer: DmaBuffer,
+    tag: u64,
+) -> Result<(), DmaBuffer> {
+    queue
+        .submit_read(ns, lba, buffer, tag)
+        .map_err(|rejected| rejected.buffer)
 }
 
-/// One poll: everything the driver does to find and report completions.
+/// One poll: everything the driver does to find and report completions;
+/// the buffer handed back goes to `spare`.
 #[inline(never)]
-fn driver_poll(queue: &mut Queue, done: &mut u64, failed: &mut u64) -> usize {
-    queue.poll(|completion, _data| {
+fn driver_poll(
+    queue: &mut Queue,
+    spare: &mut Option<DmaBuffer>,
+    done: &mut u64,
+    failed: &mut u64,
+) -> usize {
+    queue.poll(|completion| {
         if completion.result.is_ok() {
             *done += 1;
         } else {
             *failed += 1;
+        }
+        if completion.buffer.is_some() {
+            *spare = completion.buffer;
         }
     })
 }
@@ -66,7 +85,6 @@ fn main() {
     let bench = Bench::new(SimConfig::default());
     let config = nvme::Config {
         io_queue_depth: 128,
-        slot_buffer_bytes: 128 * 1024,
         ..test_config()
     };
     let mut controller = match nvme::Controller::new(
@@ -98,14 +116,20 @@ fn main() {
     };
     let (mut done, mut failed) = (0u64, 0u64);
     let mut lba = 0u64;
+    let mut spare = Some(bench.dma.buffer(4096));
     for tag in 0..reads {
         lba = (lba + 4104) % (blocks - 8);
-        if !driver_submit(&mut queue, &ns, lba & !7, tag) {
+        let Some(buffer) = spare.take() else {
+            eprintln!("cost: the buffer did not come back");
+            std::process::exit(1);
+        };
+        if let Err(buffer) = driver_submit(&mut queue, &ns, lba & !7, buffer, tag) {
+            spare = Some(buffer);
             failed += 1;
             continue;
         }
         while queue.in_flight() > 0 {
-            driver_poll(&mut queue, &mut done, &mut failed);
+            driver_poll(&mut queue, &mut spare, &mut done, &mut failed);
         }
     }
     println!("cost: {reads} reads of 4 KiB at depth 1: {done} completed, {failed} failed");

@@ -11,8 +11,8 @@
 //! blocks) are split into several commands.
 //!
 //! [`IoQueue`] is one I/O queue pair owned by one user: no lock, no
-//! allocation per I/O, and no caller memory exposed to the device after a
-//! call returns. Its submissions take a [`Namespace`] handle, found and
+//! allocation per I/O; the data travels in the caller's `DmaBuffer`s,
+//! moved into the queue while the device owns them. Its submissions take a [`Namespace`] handle, found and
 //! checked once by [`Controller::namespace_handle`].
 //!
 //! Validation happens before anything reaches the device: unknown
@@ -28,7 +28,7 @@
 
 #![forbid(unsafe_code)]
 
-pub use crate::io_queue::{Completion, IoQueue};
+pub use crate::io_queue::{Completion, IoQueue, Rejected};
 pub use crate::request::IoOp;
 
 use crate::controller::Controller;

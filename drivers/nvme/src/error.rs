@@ -94,8 +94,13 @@ pub enum Error {
     ControllerFatal,
     /// CSTS.RDY never became 1 within CAP.TO after enabling.
     NeverReady,
-    /// The queue has no free slot.
+    /// The queue has no free slot (or not as many as the request needs
+    /// commands); try again after a completion.
     QueueFull,
+    /// A queued request needs more commands (one per
+    /// `IoQueue::max_transfer_bytes`) than the queue has slots: it can
+    /// never be sent on this queue; nothing was sent.
+    RequestTooLarge,
     /// DMA memory could not be allocated or is unsuitably aligned.
     Dma,
     /// A completion carried a command identifier that is not in flight.
@@ -133,6 +138,7 @@ impl Error {
             | Error::Misaligned
             | Error::NoSuchNamespace
             | Error::ForeignNamespace
+            | Error::RequestTooLarge
             | Error::NamespaceHasMetadata => ErrorKind::InvalidInput,
             Error::NotOwned | Error::WriteProtected => ErrorKind::PermissionDenied,
             Error::ZonedNamespace => ErrorKind::Unsupported,
@@ -187,6 +193,9 @@ impl fmt::Display for Error {
             Error::ControllerFatal => f.write_str("controller fatal status or device gone"),
             Error::NeverReady => f.write_str("controller never became ready"),
             Error::QueueFull => f.write_str("queue full"),
+            Error::RequestTooLarge => {
+                f.write_str("request needs more commands than the queue has slots")
+            }
             Error::Dma => f.write_str("DMA memory unavailable or unusable"),
             Error::UnknownCommandId => f.write_str("completion with unknown command identifier"),
             Error::ShutDown => f.write_str("controller shut down"),

@@ -5,13 +5,15 @@
 //! from the kernel's DMA allocator, a calibrated TSC) and against the
 //! simulated controller of the host tests.
 //!
-//! DMA memory ([`DmaRegion`], [`PhysAddr`], [`DmaAllocator`],
+//! DMA memory ([`DmaRegion`], [`DmaBuffer`], [`PhysAddr`], [`DmaAllocator`],
 //! [`SharedDwords`]) is the `dma` crate's, re-exported here: that crate
 //! holds the `unsafe` of memory shared with the device, its hand-over
 //! (`dma::Lent`) and the memory ordering (`dma::ordering`), so this crate
 //! forbids `unsafe` code.
 
-pub use dma::{DmaAllocator, DmaError, DmaRegion, Lent, PhysAddr, Returned, SharedDwords};
+pub use dma::{
+    DmaAllocator, DmaBuffer, DmaError, DmaHome, DmaRegion, Lent, PhysAddr, Returned, SharedDwords,
+};
 
 /// Register access to the controller's BAR0 (offsets in bytes).
 ///

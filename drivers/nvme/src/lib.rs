@@ -92,8 +92,10 @@
 //!
 //! An [`IoQueue`] is a queue pair of one's own: requests name a
 //! [`Namespace`] handle (obtained once from the controller) and carry a
-//! tag, the data travels in buffers the queue owns, and [`IoQueue::poll`]
-//! reports each request once as a [`Completion`].
+//! tag, the data travels in the application's own [`DmaBuffer`]s (moved
+//! into the request, never copied), and [`IoQueue::poll`] reports each
+//! request once as a [`Completion`], which hands the buffer back. A
+//! refused request gives the buffer back at once ([`Rejected`]).
 //!
 //! ```
 //! use nvme::{Config, Controller, IoOp};
@@ -112,19 +114,29 @@
 //! assert!(ns.writable() && ns.zoned().is_none());
 //! let mut queue = controller.take_io_queue()?;
 //!
-//! queue.submit_write(&ns, 100, &[0x5A; 1024], 1)?; // two blocks at LBA 100
-//! queue.submit_read(&ns, 100, 2, 2)?;
+//! // DMA memory of the application's own (the kernel's allocator on a
+//! // machine): filled once, then lent to the device.
+//! let mut data = bench.dma.buffer(1024);
+//! data.as_mut_slice().fill(0x5A);
+//! queue.submit_write(&ns, 100, data, 1)?; // two blocks at LBA 100
+//! queue.submit_read(&ns, 100, bench.dma.buffer(1024), 2)?;
 //! let mut completed = Vec::new();
 //! while queue.in_flight() > 0 {
-//!     queue.poll(|completion, data| {
+//!     queue.poll(|completion| {
 //!         assert_eq!(completion.result, Ok(()));
+//!         let buffer = completion.buffer.expect("reads and writes hand it back");
 //!         if completion.op == IoOp::Read {
-//!             assert_eq!(data, &[0x5A; 1024][..]);
+//!             assert_eq!(buffer.as_slice(), &[0x5A; 1024][..]);
 //!         }
 //!         completed.push(completion.tag);
 //!     });
 //! }
 //! assert_eq!(completed, [1, 2]);
+//!
+//! // Bad input comes back with the buffer; nothing reached the device.
+//! let refused = queue.submit_read(&ns, 8191, bench.dma.buffer(1024), 3).unwrap_err();
+//! assert_eq!(refused.error, nvme::Error::OutOfRange);
+//! assert_eq!(refused.buffer.len(), 1024);
 //!
 //! // Handing the queue back frees it for another user.
 //! assert!(controller.return_io_queue(queue).is_ok());
@@ -188,16 +200,22 @@
 //!     skip: 0,
 //!     fault: Fault::Lose,
 //! });
-//! queue.submit_read(&ns, 0, 1, 7)?;
+//! let buffer = bench.dma.buffer(512);
+//! let address = buffer.phys().as_u64();
+//! queue.submit_read(&ns, 0, buffer, 7)?;
 //! let mut reports = Vec::new();
 //! while reports.is_empty() {
-//!     queue.poll(|completion, _| reports.push((completion.tag, completion.result)));
+//!     queue.poll(|c| reports.push((c.tag, c.result, c.buffer.is_some())));
 //! }
-//! assert_eq!(reports, [(7, Err(Error::Timeout { stage: Stage::IoCommand }))]);
+//! // Reported without the buffer: the device may still write to it.
+//! let timeout = Err(Error::Timeout { stage: Stage::IoCommand });
+//! assert_eq!(reports, [(7, timeout, false)]);
 //! assert!(queue.needs_recovery());
 //! controller.recover()?;
-//! queue.poll(|_, _| unreachable!("already reported"));
-//! assert!(!queue.needs_recovery());
+//! // The reset gave the buffer back; the queue freed it.
+//! assert!(bench.dma.is_allocated(address));
+//! queue.poll(|_| unreachable!("already reported"));
+//! assert!(!queue.needs_recovery() && !bench.dma.is_allocated(address));
 //! # Ok::<(), nvme::Error>(())
 //! ```
 //!
@@ -222,7 +240,8 @@
 //! let mut queue = controller.take_io_queue()?;
 //! controller.shutdown()?;
 //! assert!(controller.is_shut_down());
-//! assert_eq!(queue.submit_read(&ns, 0, 1, 1), Err(Error::ShutDown));
+//! let refused = queue.submit_read(&ns, 0, bench.dma.buffer(512), 1);
+//! assert_eq!(refused.map_err(|r| r.error), Err(Error::ShutDown));
 //! let mut block = [0u8; 512];
 //! let read = controller
 //!     .namespace(1)
@@ -256,11 +275,13 @@ pub mod status;
 pub(crate) mod sync_queue;
 pub mod zoned;
 
-pub use block::{BlockDevice, Completion, Identity, IoOp, IoQueue};
+pub use block::{BlockDevice, Completion, Identity, IoOp, IoQueue, Rejected};
 pub use command::{Status, StatusCodeType};
 pub use controller::{Config, Controller, ControllerInfo, NamespaceInfo};
 pub use error::{Error, ErrorKind, Stage};
-pub use hal::{Clock, DmaAllocator, DmaError, DmaRegion, PhysAddr, RegisterAccess};
+pub use hal::{
+    Clock, DmaAllocator, DmaBuffer, DmaError, DmaHome, DmaRegion, PhysAddr, RegisterAccess,
+};
 pub use identify::{IdentifyController, IdentifyNamespace, LbaFormat, Oncs};
 pub use log_page::{CriticalWarning, ErrorLogEntry, SmartLog};
 pub use namespace::Namespace;

@@ -285,6 +285,14 @@ impl QueuePair {
         self.free.pop()
     }
 
+    /// Slots that [`Self::alloc_slot`] can hand out now: free, and with
+    /// room for their entries in the submission ring.
+    pub(crate) fn free_slots(&self) -> usize {
+        let used = (self.sq_tail + self.entries - self.sq_head) % self.entries;
+        let ring_room = self.entries.saturating_sub(1 + used) as usize;
+        self.free.len().min(ring_room)
+    }
+
     /// Returns a slot obtained from [`Self::alloc_slot`] but not submitted.
     pub(crate) fn release_slot(&mut self, slot: u16) {
         if let Some(s) = self.slots.get(slot as usize)
@@ -469,15 +477,6 @@ impl QueuePair {
             .get(slot as usize)
             .filter(|s| s.busy)
             .map(|s| s.cid)
-    }
-
-    /// Slots in flight and not yet reported as timed out, in slot order.
-    pub(crate) fn unreported_slots(&self) -> impl Iterator<Item = u16> + '_ {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.busy && !s.timed_out)
-            .map(|(i, _)| i as u16)
     }
 }
 

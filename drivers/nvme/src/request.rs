@@ -38,14 +38,23 @@ pub(crate) const fn deadline_ns(now_ns: u64, timeout_ms: u64) -> u64 {
 /// Kind of a queued request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IoOp {
-    /// Read into the slot buffer.
+    /// Read into the caller's buffer.
     Read,
-    /// Write from the slot buffer.
+    /// Write from the caller's buffer.
     Write,
     /// Flush.
     Flush,
     /// Write Zeroes.
     WriteZeroes,
+    /// Discard (Dataset Management, deallocate).
+    Discard,
+}
+
+impl IoOp {
+    /// Whether the request changes the namespace's contents.
+    pub(crate) const fn writes(self) -> bool {
+        matches!(self, IoOp::Write | IoOp::WriteZeroes | IoOp::Discard)
+    }
 }
 
 /// What a request does to the namespace.

@@ -10,7 +10,7 @@
 //! | PRP building | `prp` |
 //! | the queue ring (phase tag, doorbells, shadow doorbells) | `queue` |
 //! | namespaces | `namespace` |
-//! | the request paths | `request`, `io_queue` (queued), `sync_queue` (synchronous) |
+//! | the request paths | `request`, `io_queue` (queued, with `in_flight`), `sync_queue` (synchronous) |
 //! | the controller | `controller` (`init`, `admin`, `recovery`, `shutdown`, `host_memory`) |
 //! | the application's handle | `block` ([`BlockDevice`](crate::BlockDevice)) |
 //!
@@ -23,20 +23,32 @@
 //! not, writable then, and which controller made it). Submissions take
 //! that handle; nothing is looked up per request.
 //!
-//! 1. `IoQueue::submit_read(&ns, lba, blocks, tag)`: the application's
-//!    call.
-//! 2. `IoQueue::submit`: the one submission routine of the queue; in turn:
+//! The data travels in the application's own `DmaBuffer` (memory from the
+//! kernel's DMA allocator, its physical address known): it is moved into
+//! the request and handed back with the completion, never copied.
+//!
+//! 1. `IoQueue::submit_read(&ns, lba, buffer, tag)`: the application's
+//!    call; the transfer is the whole buffer.
+//! 2. `IoQueue::submit_transfer`: the submission routine of reads and
+//!    writes (flush, Write Zeroes and discard take `submit_command`); in
+//!    turn:
 //! 3. `IoQueue::ready`: shutdown and reset state, and whether the handle
 //!    was made by this queue's controller (one comparison).
-//! 4. `Request::check`: the one check of the request against the namespace
-//!    (length, range, write permission, buffer size, zone boundary,
-//!    support), before anything reaches the device.
-//! 5. `QueuePair::alloc_slot`: a free slot (its buffer and PRP list page).
-//! 6. `Request::entry` (`SubmissionEntry::read`): the command.
-//! 7. `prp::contiguous`: PRP1 and PRP2 for the slot's buffer.
-//! 8. `request::deadline_ns`: the deadline, computed in this one place.
-//! 9. `QueuePair::push`: the one place that writes an entry into a
+//! 4. `IoQueue::plan` and `Request::check`: the one check of the request
+//!    against the namespace (length, range, write permission, zone
+//!    boundary, support), before anything reaches the device; then how
+//!    many commands the transfer limit makes of it (one, for 4 KiB).
+//! 5. `IoQueue::claim`: a request record (`in_flight::Requests`) and a
+//!    free slot per command (`QueuePair::alloc_slot`), each with its PRPs
+//!    (`prp::contiguous` over the buffer's physical range, the slot's PRP
+//!    list page when it spans more than two pages); a failure gives all of
+//!    it back, and the buffer goes back to the caller in `Rejected`.
+//! 6. `request::deadline_ns`: the deadline, computed in this one place.
+//! 7. `Request::entry` (`SubmissionEntry::read`): the command.
+//! 8. `QueuePair::push`: the one place that writes an entry into a
 //!    submission ring (`SubmissionEntry::to_dwords` lays it out).
+//! 9. `Requests::start`: the record keeps the tag and the buffer, lent to
+//!    the device (`dma::Lent`).
 //! 10. `QueuePair::ring_submissions` and `QueuePair::ring`: the one place
 //!     that rings a doorbell (release fence, shadow doorbell and EventIdx,
 //!     MMIO write).
@@ -47,9 +59,12 @@
 //! 12. `QueuePair::take`: the one place that reads a completion entry:
 //!     phase tag, acquire fence, decoding (`CompletionEntry::from_dwords`),
 //!     command identifier check, submission queue head.
-//! 13. `QueuePair::ring_completions` and `QueuePair::ring`: one head
+//! 13. `Requests::part_done`: the request's last command is back, so is
+//!     its buffer (`Lent::reclaim`); the `Completion` hands it over.
+//! 14. `QueuePair::ring_completions` and `QueuePair::ring`: one head
 //!     doorbell for everything the walk consumed. Requests past their
-//!     deadline are reported by `poll` too (`QueuePair::take_expired`).
+//!     deadline are reported by `poll` too (`IoQueue::report_expired`,
+//!     `QueuePair::take_expired`).
 //!
 //! # Synchronous: `BlockDevice::read`
 //!

@@ -309,7 +309,11 @@ fn shutdown_is_clean_and_idempotent() {
         ctrl.namespace(1).unwrap().read(0, &mut buf),
         Err(Error::ShutDown)
     );
-    assert_eq!(q.submit_read(&ns, 0, 1, 0), Err(Error::ShutDown));
+    let refused = q.submit_read(&ns, 0, bench.dma.buffer(512), 0).unwrap_err();
+    assert_eq!(
+        (refused.error, refused.buffer.len()),
+        (Error::ShutDown, 512)
+    );
     assert_eq!(ctrl.smart_log().err(), Some(Error::ShutDown));
     assert_eq!(ctrl.recover(), Err(Error::ShutDown));
 }
@@ -354,10 +358,10 @@ fn doorbells_follow_the_stride() {
         let mut ctrl = bench.controller(test_config()).unwrap();
         let ns = ctrl.namespace_handle(1).unwrap();
         let mut q = ctrl.take_io_queue().unwrap();
-        q.submit_read(&ns, 0, 1, 9).unwrap();
+        q.submit_read(&ns, 0, bench.dma.buffer(512), 9).unwrap();
         let mut seen = 0;
         while seen == 0 {
-            q.poll(|c, _| {
+            q.poll(|c| {
                 assert_eq!(c.result, Ok(()));
                 seen += 1;
             });

@@ -97,13 +97,14 @@ fn unknown_command_id_is_not_trusted() {
     let ns = ctrl.namespace_handle(1).unwrap();
     let mut q = ctrl.take_io_queue().unwrap();
     bench.sim.inject_unknown_cid();
-    q.submit_read(&ns, 2, 1, 77).unwrap();
+    q.submit_read(&ns, 2, bench.dma.buffer(512), 77).unwrap();
     let mut got = Vec::new();
     while got.is_empty() {
-        q.poll(|c, d| got.push((c, d.to_vec())));
+        q.poll(|c| got.push(c));
     }
-    assert_eq!(got[0].0.tag, 77);
-    assert_eq!(got[0].1, bench.sim.disk(1, 2, 1));
+    assert_eq!(got[0].tag, 77);
+    let data = got[0].buffer.as_ref().unwrap().as_slice();
+    assert_eq!(data, bench.sim.disk(1, 2, 1));
     assert_eq!(q.unknown_completions(), 1);
 }
 
@@ -153,12 +154,18 @@ fn io_queue_timeout_and_recovery() {
         skip: 1,
         fault: Fault::Lose,
     });
-    q.submit_read(&ns, 0, 1, 1).unwrap();
-    q.submit_read(&ns, 1, 1, 2).unwrap(); // lost
-    q.submit_read(&ns, 2, 1, 3).unwrap();
+    let lost_buffer = bench.dma.buffer(512);
+    let lost_address = lost_buffer.phys().as_u64();
+    q.submit_read(&ns, 0, bench.dma.buffer(512), 1).unwrap();
+    q.submit_read(&ns, 1, lost_buffer, 2).unwrap(); // lost
+    q.submit_read(&ns, 2, bench.dma.buffer(512), 3).unwrap();
     let mut results = Vec::new();
     while results.len() < 3 {
-        q.poll(|c, _| results.push((c.tag, c.result)));
+        q.poll(|c| {
+            // Only the timed-out request comes back without its buffer.
+            assert_eq!(c.buffer.is_none(), c.tag == 2);
+            results.push((c.tag, c.result));
+        });
     }
     results.sort_by_key(|r| r.0);
     assert_eq!(results[0], (1, Ok(())));
@@ -174,16 +181,26 @@ fn io_queue_timeout_and_recovery() {
     assert_eq!(results[2], (3, Ok(())));
     assert!(q.needs_recovery());
     assert_eq!(q.in_flight(), 1, "timed-out slot stays reserved");
+    assert!(
+        bench.dma.is_allocated(lost_address),
+        "the device may still own it"
+    );
     ctrl.recover().unwrap();
-    // Nothing unreported was in flight: the queue starts afresh.
-    assert_eq!(q.poll(|_, _| panic!("nothing to report")), 0);
+    // Nothing unreported was in flight: the queue starts afresh, and frees
+    // the buffer the reset gave back.
+    assert_eq!(q.poll(|_| panic!("nothing to report")), 0);
     assert!(!q.needs_recovery());
     assert_eq!(q.in_flight(), 0);
-    q.submit_write(&ns, 5, &pattern(512, 9), 10).unwrap();
-    q.submit_read(&ns, 5, 1, 11).unwrap();
+    assert!(!bench.dma.is_allocated(lost_address));
+    q.submit_write(&ns, 5, bench.dma.buffer_from(&pattern(512, 9)), 10)
+        .unwrap();
+    q.submit_read(&ns, 5, bench.dma.buffer(512), 11).unwrap();
     let mut seen = Vec::new();
     while seen.len() < 2 {
-        q.poll(|c, d| seen.push((c.tag, c.op, c.result, d.to_vec())));
+        q.poll(|c| {
+            let data = c.buffer.as_ref().unwrap().as_slice().to_vec();
+            seen.push((c.tag, c.op, c.result, data));
+        });
     }
     seen.sort_by_key(|s| s.0);
     assert_eq!((seen[0].1, seen[0].2), (IoOp::Write, Ok(())));
@@ -197,7 +214,7 @@ fn io_queue_reports_requests_lost_in_a_reset() {
     let mut q = ctrl.take_io_queue().unwrap();
     bench.sim.set_defer(true);
     for i in 0..5 {
-        q.submit_read(&ns, i, 1, i).unwrap();
+        q.submit_read(&ns, i, bench.dma.buffer(512), i).unwrap();
     }
     // Another user's failure resets the controller.
     bench.sim.add_fault(FaultRule {
@@ -210,20 +227,24 @@ fn io_queue_reports_requests_lost_in_a_reset() {
     let mut buf = vec![0u8; 512];
     assert!(ctrl.namespace(1).unwrap().read(0, &mut buf).is_err());
     assert_eq!(
-        q.submit_read(&ns, 0, 1, 99),
+        q.submit_read(&ns, 0, bench.dma.buffer(512), 99)
+            .map_err(|r| r.error),
         Err(Error::Reset),
         "lost requests must be polled first"
     );
     let mut lost = Vec::new();
-    q.poll(|c, _| lost.push((c.tag, c.result)));
+    // The device dropped them: each comes back with its buffer.
+    q.poll(|c| lost.push((c.tag, c.result, c.buffer.map(|b| b.len()))));
     assert_eq!(
         lost,
-        (0..5).map(|t| (t, Err(Error::Reset))).collect::<Vec<_>>()
+        (0..5)
+            .map(|t| (t, Err(Error::Reset), Some(512)))
+            .collect::<Vec<_>>()
     );
-    q.submit_read(&ns, 0, 1, 100).unwrap();
+    q.submit_read(&ns, 0, bench.dma.buffer(512), 100).unwrap();
     let mut n = 0;
     while n == 0 {
-        n = q.poll(|c, _| assert_eq!((c.tag, c.result), (100, Ok(()))));
+        n = q.poll(|c| assert_eq!((c.tag, c.result), (100, Ok(()))));
     }
 }
 
@@ -233,10 +254,15 @@ fn late_completion_after_timeout_frees_the_slot_silently() {
     let ns = ctrl.namespace_handle(1).unwrap();
     let mut q = ctrl.take_io_queue().unwrap();
     bench.sim.set_defer(true);
-    q.submit_read(&ns, 0, 1, 1).unwrap();
+    let buffer = bench.dma.buffer(512);
+    let address = buffer.phys().as_u64();
+    q.submit_read(&ns, 0, buffer, 1).unwrap();
     let mut reports = Vec::new();
     while reports.is_empty() {
-        q.poll(|c, _| reports.push(c.result));
+        q.poll(|c| {
+            assert!(c.buffer.is_none());
+            reports.push(c.result);
+        });
     }
     assert_eq!(
         reports,
@@ -245,15 +271,20 @@ fn late_completion_after_timeout_frees_the_slot_silently() {
         })]
     );
     assert!(q.needs_recovery());
+    assert!(bench.dma.is_allocated(address));
     bench.sim.release_completions(false);
-    assert_eq!(q.poll(|_, _| panic!("already reported")), 0);
+    assert_eq!(q.poll(|_| panic!("already reported")), 0);
     assert!(!q.needs_recovery());
     assert_eq!(q.in_flight(), 0);
+    assert!(
+        !bench.dma.is_allocated(address),
+        "the late completion gave the buffer back; the queue freed it"
+    );
     bench.sim.set_defer(false);
-    q.submit_read(&ns, 0, 1, 2).unwrap();
+    q.submit_read(&ns, 0, bench.dma.buffer(512), 2).unwrap();
     let mut n = 0;
     while n == 0 {
-        n = q.poll(|c, _| assert_eq!((c.tag, c.result), (2, Ok(()))));
+        n = q.poll(|c| assert_eq!((c.tag, c.result), (2, Ok(()))));
     }
 }
 
@@ -268,16 +299,16 @@ fn fatal_status_seen_by_an_io_queue() {
         skip: 0,
         fault: Fault::Fatal,
     });
-    q.submit_read(&ns, 0, 1, 1).unwrap();
+    q.submit_read(&ns, 0, bench.dma.buffer(512), 1).unwrap();
     let mut reports = Vec::new();
     while reports.is_empty() {
-        q.poll(|c, _| reports.push(c.result));
+        q.poll(|c| reports.push(c.result));
     }
     assert_eq!(reports, [Err(Error::ControllerFatal)]);
     ctrl.recover().unwrap();
-    q.submit_read(&ns, 0, 1, 2).unwrap();
+    q.submit_read(&ns, 0, bench.dma.buffer(512), 2).unwrap();
     let mut n = 0;
     while n == 0 {
-        n = q.poll(|c, _| assert_eq!((c.tag, c.result), (2, Ok(()))));
+        n = q.poll(|c| assert_eq!((c.tag, c.result), (2, Ok(()))));
     }
 }

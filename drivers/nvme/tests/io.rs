@@ -318,12 +318,7 @@ fn bad_input_never_reaches_the_device() {
         namespaces: vec![ns(1, 512, 100)],
         ..SimConfig::default()
     });
-    let mut ctrl = bench
-        .controller(nvme::Config {
-            slot_buffer_bytes: 4096,
-            ..test_config()
-        })
-        .unwrap();
+    let mut ctrl = bench.controller(test_config()).unwrap();
     let writes = bench.sim.register_writes();
     {
         let mut dev = ctrl.namespace(1).unwrap();
@@ -359,25 +354,39 @@ fn bad_input_never_reaches_the_device() {
     let ns = ctrl.namespace_handle(1).unwrap();
     let mut q = ctrl.take_io_queue().unwrap();
     let writes = bench.sim.register_writes();
-    assert_eq!(q.submit_read(&ns, 100, 1, 0), Err(Error::OutOfRange));
-    assert_eq!(q.submit_read(&ns, u64::MAX, 1, 0), Err(Error::OutOfRange));
-    assert_eq!(q.submit_read(&ns, 0, 0, 0), Err(Error::InvalidLength));
+    let buf = |len| bench.dma.buffer(len);
+    let error = |r: Result<(), nvme::Rejected>| r.map_err(|r| r.error);
     assert_eq!(
-        q.submit_read(&ns, 0, 100, 0),
-        Err(Error::InvalidLength),
-        "over the slot buffer"
+        error(q.submit_read(&ns, 100, buf(512), 0)),
+        Err(Error::OutOfRange)
     );
     assert_eq!(
-        ctrl.namespace_handle(7)
-            .and_then(|ns7| q.submit_read(&ns7, 0, 1, 0)),
-        Err(Error::NoSuchNamespace)
+        error(q.submit_read(&ns, u64::MAX, buf(512), 0)),
+        Err(Error::OutOfRange)
     );
-    assert_eq!(q.submit_write(&ns, 0, &[0u8; 512], 0), Err(Error::NotOwned));
     assert_eq!(
-        q.submit_write(&ns, 0, &[0u8; 100], 0),
+        error(q.submit_read(&ns, 0, buf(0), 0)),
+        Err(Error::InvalidLength)
+    );
+    assert_eq!(
+        error(q.submit_read(&ns, 0, buf(513), 0)),
+        Err(Error::InvalidLength)
+    );
+    assert_eq!(
+        error(q.submit_read(&ns, 0, buf(101 * 512), 0)),
+        Err(Error::OutOfRange)
+    );
+    assert_eq!(ctrl.namespace_handle(7).err(), Some(Error::NoSuchNamespace));
+    assert_eq!(
+        error(q.submit_write(&ns, 0, buf(512), 0)),
+        Err(Error::NotOwned)
+    );
+    assert_eq!(
+        error(q.submit_write(&ns, 0, buf(100), 0)),
         Err(Error::InvalidLength)
     );
     assert_eq!(q.submit_write_zeroes(&ns, 0, 1, 0), Err(Error::NotOwned));
+    assert_eq!(q.submit_discard(&ns, 0, 1, 0), Err(Error::NotOwned));
     assert_eq!(
         bench.sim.register_writes(),
         writes,
@@ -399,13 +408,15 @@ fn writable_flag_is_per_namespace_and_shared_with_queues() {
     ctrl.namespace(2).unwrap().set_writable(true);
     assert!(!ctrl.namespace(1).unwrap().is_writable());
     assert_eq!(
-        q.submit_write(&ns1, 0, &[0u8; 512], 0),
+        q.submit_write(&ns1, 0, bench.dma.buffer(512), 0)
+            .map_err(|r| r.error),
         Err(Error::NotOwned)
     );
-    q.submit_write(&ns2, 0, &[7u8; 512], 0).unwrap();
+    q.submit_write(&ns2, 0, bench.dma.buffer_from(&[7u8; 512]), 0)
+        .unwrap();
     let mut done = 0;
     while done == 0 {
-        done += q.poll(|c, _| assert_eq!(c.result, Ok(())));
+        done += q.poll(|c| assert_eq!(c.result, Ok(())));
     }
     assert_eq!(bench.sim.disk(2, 0, 1), vec![7u8; 512]);
     let before = bench.sim.disk_checksum(1);

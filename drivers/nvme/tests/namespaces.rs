@@ -170,19 +170,25 @@ fn nsattr_write_protected_namespace_takes_no_write() {
     let ns = ctrl.namespace_handle(1).unwrap();
     let mut queue = ctrl.take_io_queue().unwrap();
     assert_eq!(
-        queue.submit_write(&ns, 0, &[0u8; 512], 1),
+        queue
+            .submit_write(&ns, 0, bench.dma.buffer(512), 1)
+            .map_err(|r| r.error),
         Err(Error::WriteProtected)
     );
     assert_eq!(
         queue.submit_write_zeroes(&ns, 0, 1, 2),
         Err(Error::WriteProtected)
     );
-    queue.submit_read(&ns, 0, 1, 3).unwrap();
+    assert_eq!(
+        queue.submit_discard(&ns, 0, 1, 2),
+        Err(Error::WriteProtected)
+    );
+    queue.submit_read(&ns, 0, bench.dma.buffer(512), 3).unwrap();
     let mut reads = 0;
     while queue.in_flight() > 0 {
-        queue.poll(|c, data| {
+        queue.poll(|c| {
             assert_eq!(c.result, Ok(()));
-            assert_eq!(data[..4], [0, 1, 2, 3]);
+            assert_eq!(c.buffer.unwrap().as_slice()[..4], [0, 1, 2, 3]);
             reads += 1;
         });
     }
@@ -234,7 +240,9 @@ fn a_write_refused_as_write_protected_stops_every_later_write() {
         let ns = ctrl.namespace_handle(1).unwrap();
         let mut queue = ctrl.take_io_queue().unwrap();
         assert_eq!(
-            queue.submit_write(&ns, 0, &data[..512], 0),
+            queue
+                .submit_write(&ns, 0, bench.dma.buffer_from(&data[..512]), 0)
+                .map_err(|r| r.error),
             Err(Error::WriteProtected)
         );
         assert_eq!(writes_sent(&bench) as u64, refusals, "status {status:?}");
@@ -251,14 +259,14 @@ fn queued_writes_refused_as_write_protected_complete_typed_then_stop() {
     let mut queue = ctrl.take_io_queue().unwrap();
     for tag in 0..4 {
         queue
-            .submit_write(&ns, tag * 8, &[tag as u8; 512], tag)
+            .submit_write(&ns, tag * 8, bench.dma.buffer_from(&[tag as u8; 512]), tag)
             .unwrap();
     }
     // The first write faults come back as the device's status, then the
     // namespace is taken as write-protected.
     let mut results = Vec::new();
     while queue.in_flight() > 0 {
-        queue.poll(|c, _| {
+        queue.poll(|c| {
             assert_eq!(c.op, IoOp::Write);
             assert!(c.result.is_err_and(Error::refuses_writes));
             results.push(c.result);
@@ -279,7 +287,9 @@ fn queued_writes_refused_as_write_protected_complete_typed_then_stop() {
         "{results:?}"
     );
     assert_eq!(
-        queue.submit_write(&ns, 0, &[0u8; 512], 9),
+        queue
+            .submit_write(&ns, 0, bench.dma.buffer(512), 9)
+            .map_err(|r| r.error),
         Err(Error::WriteProtected)
     );
     assert_eq!(writes_sent(&bench), 4);
@@ -366,7 +376,13 @@ fn zoned_namespace_is_identified_with_its_zone_size_and_takes_no_write() {
     let zoned = ctrl.namespace_handle(2).unwrap();
     let mut queue = ctrl.take_io_queue().unwrap();
     assert_eq!(
-        queue.submit_write(&zoned, 0, &[0u8; 512], 0),
+        queue
+            .submit_write(&zoned, 0, bench.dma.buffer(512), 0)
+            .map_err(|r| r.error),
+        Err(Error::ZonedNamespace)
+    );
+    assert_eq!(
+        queue.submit_discard(&zoned, 0, 1, 0),
         Err(Error::ZonedNamespace)
     );
     assert_eq!(
@@ -408,14 +424,18 @@ fn reads_of_a_zoned_namespace_stop_at_zone_boundaries() {
     let mut queue = ctrl.take_io_queue().unwrap();
     let before = bench.sim.commands().len();
     assert_eq!(
-        queue.submit_read(&zoned, 250, 8, 0),
+        queue
+            .submit_read(&zoned, 250, bench.dma.buffer(8 * 512), 0)
+            .map_err(|r| r.error),
         Err(Error::ZoneBoundary)
     );
     assert_eq!(bench.sim.commands().len(), before);
-    queue.submit_read(&zoned, 248, 8, 0).unwrap();
+    queue
+        .submit_read(&zoned, 248, bench.dma.buffer(8 * 512), 0)
+        .unwrap();
     let mut ok = 0;
     while queue.in_flight() > 0 {
-        queue.poll(|c, _| {
+        queue.poll(|c| {
             assert_eq!(c.result, Ok(()));
             ok += 1;
         });
@@ -504,7 +524,9 @@ fn refused_everywhere(bench: &Bench, ops: &[WriteOp]) -> Result<(), TestCaseErro
     let before = (bench.sim.commands().len(), bench.sim.doorbell_writes());
     for op in ops {
         let result = match *op {
-            WriteOp::QueueWrite(lba, len) => queue.submit_write(&ns2, lba, &vec![9u8; len], 0),
+            WriteOp::QueueWrite(lba, len) => queue
+                .submit_write(&ns2, lba, bench.dma.buffer_from(&vec![9u8; len]), 0)
+                .map_err(|r| r.error),
             WriteOp::QueueWriteZeroes(lba, count) => queue.submit_write_zeroes(&ns2, lba, count, 0),
             _ => {
                 let mut dev = ctrl.namespace(2).unwrap();

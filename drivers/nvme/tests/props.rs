@@ -9,7 +9,7 @@
 //! Every case brings a fresh simulated controller up; the case counts are
 //! kept small so the whole file runs in a few seconds (fewer under Miri).
 
-use nvme::{Error, IoOp, IoQueue, Namespace};
+use nvme::{DmaBuffer, Error, IoOp, IoQueue, Namespace, Rejected};
 use nvme_sim::*;
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
@@ -31,6 +31,11 @@ const HUGE: usize = if cfg!(miri) {
     2 * 1024 * 1024
 };
 const METADATA_NSID: u32 = 3;
+/// MDTS of the simulated controller: 2^2 pages of 4 KiB per command, so
+/// queued requests over 16 KiB are split.
+const MDTS: u8 = 2;
+/// The transfer limit that follows.
+const MAX_TRANSFER: usize = (1 << MDTS) * 4096;
 
 fn cases(n: u32) -> ProptestConfig {
     ProptestConfig {
@@ -68,6 +73,7 @@ fn bench() -> Bench {
     });
     let bench = Bench::new(SimConfig {
         namespaces,
+        mdts: MDTS,
         ..SimConfig::default()
     });
     for &(nsid, _, _) in &NS {
@@ -83,7 +89,6 @@ fn config() -> nvme::Config {
         io_queue_pairs: 2,
         io_queue_depth: 8,
         bounce_buffer_bytes: 64 * 1024,
-        slot_buffer_bytes: 16 * 1024,
         ..test_config()
     }
 }
@@ -281,7 +286,7 @@ enum QueueOp {
     Read {
         nsid: u32,
         lba: u64,
-        blocks: u32,
+        len: usize,
     },
     Write {
         nsid: u32,
@@ -290,6 +295,11 @@ enum QueueOp {
         fua: bool,
     },
     Zeroes {
+        nsid: u32,
+        lba: u64,
+        blocks: u32,
+    },
+    Discard {
         nsid: u32,
         lba: u64,
         blocks: u32,
@@ -312,8 +322,7 @@ fn any_nsid() -> impl Strategy<Value = u32> {
 }
 
 fn queue_op() -> impl Strategy<Value = QueueOp> {
-    let blocks = prop_oneof![Just(0u32), 1..40u32, Just(u32::MAX), any::<u32>()];
-    let zero_blocks = prop_oneof![
+    let blocks = prop_oneof![
         Just(0u32),
         1..300u32,
         Just(65_536u32),
@@ -321,11 +330,13 @@ fn queue_op() -> impl Strategy<Value = QueueOp> {
         Just(u32::MAX)
     ];
     prop_oneof![
-        3 => (any_nsid(), lba(NS[0].2), blocks).prop_map(|(nsid, lba, blocks)| QueueOp::Read { nsid, lba, blocks }),
+        3 => (any_nsid(), lba(NS[0].2), length(512)).prop_map(|(nsid, lba, len)| QueueOp::Read { nsid, lba, len }),
         3 => (any_nsid(), lba(NS[0].2), length(512), any::<bool>())
             .prop_map(|(nsid, lba, len, fua)| QueueOp::Write { nsid, lba, len, fua }),
-        1 => (any_nsid(), lba(NS[0].2), zero_blocks)
+        1 => (any_nsid(), lba(NS[0].2), blocks.clone())
             .prop_map(|(nsid, lba, blocks)| QueueOp::Zeroes { nsid, lba, blocks }),
+        1 => (any_nsid(), lba(NS[0].2), blocks)
+            .prop_map(|(nsid, lba, blocks)| QueueOp::Discard { nsid, lba, blocks }),
         1 => any_nsid().prop_map(|nsid| QueueOp::Flush { nsid }),
         2 => Just(QueueOp::Poll),
     ]
@@ -359,13 +370,33 @@ fn expect_namespace(nsid: u32) -> Result<(), Error> {
     }
 }
 
+/// Submits a read or write of a fresh buffer holding `data` through
+/// `submit`, on the handle if there is one. A refused request must give
+/// back the very buffer it was given, untouched.
+fn with_buffer(
+    dma: &TestDma,
+    handle: Result<Namespace, Error>,
+    data: &[u8],
+    submit: impl FnOnce(&Namespace, DmaBuffer) -> Result<(), Rejected>,
+) -> Result<(), Error> {
+    let ns = handle?;
+    let buffer = dma.buffer_from(data);
+    let address = buffer.phys();
+    submit(&ns, buffer).map_err(|Rejected { error, buffer }| {
+        assert_eq!(buffer.phys(), address, "another buffer came back");
+        assert!(buffer.as_slice() == data, "the refused buffer was changed");
+        error
+    })
+}
+
 proptest! {
     #![proptest_config(cases(96))]
 
     /// Queue API: a random mix of good and bad submissions and polls. Each
     /// submission gets the expected outcome (including `QueueFull` exactly
-    /// when the depth is used up), refused ones never reach the device, and
-    /// every accepted one completes once with the right data.
+    /// when its commands do not fit the free slots), refused ones never
+    /// reach the device and give their buffer back, and every accepted one
+    /// completes once with its buffer holding the right data.
     #[test]
     fn io_queue_checks_input_before_the_device(
         ops in prop::collection::vec(queue_op(), 1..OPS),
@@ -379,107 +410,113 @@ proptest! {
         let writable_ns = |nsid: u32| NS.iter().position(|n| n.0 == nsid).is_some_and(|i| writable[i]);
         let mut queue = ctrl.take_io_queue().unwrap();
         let depth = queue.depth();
-        let buffer_size = queue.buffer_size();
+        let part = queue.max_transfer_bytes();
+        prop_assert_eq!(part, MAX_TRANSFER);
         let mut shadow = Shadow::of(&bench);
-        // Tag -> (operation, expected read data).
-        let mut outstanding: Vec<(u64, IoOp, Vec<u8>)> = Vec::new();
+        // (tag, operation, commands, the data its buffer must come back with).
+        let mut outstanding: Vec<(u64, IoOp, usize, Option<Vec<u8>>)> = Vec::new();
         for (tag, op) in ops.into_iter().enumerate() {
             let tag = tag as u64;
             let before = device_activity(&bench);
-            let full = outstanding.len() == depth;
+            let used: usize = outstanding.iter().map(|o| o.2).sum();
+            // After the request's own checks: does it fit the queue?
+            let fits = |commands: Result<usize, Error>| match commands {
+                Ok(n) if n > depth => Err(Error::RequestTooLarge),
+                Ok(n) if used + n > depth => Err(Error::QueueFull),
+                other => other,
+            };
             let (expected, result, accepted) = match op {
-                QueueOp::Read { nsid, lba, blocks } => {
-                    let expected = expect_namespace(nsid).and_then(|()| {
-                        let (bs, _) = geometry(nsid);
-                        let bytes = blocks as usize * bs;
-                        expect_transfer(nsid, lba, bytes, false, false)?;
-                        if bytes > buffer_size { Err(Error::InvalidLength) } else { Ok(bytes) }
+                QueueOp::Read { nsid, lba, len } => {
+                    let expected = fits(expect_namespace(nsid).and_then(|()| {
+                        expect_transfer(nsid, lba, len, false, false)?;
+                        Ok(len.div_ceil(part))
+                    }));
+                    let result = with_buffer(&bench.dma, ctrl.namespace_handle(nsid), &vec![0; len], |ns, b| {
+                        queue.submit_read(ns, lba, b, tag)
                     });
-                    let result = ctrl
-                        .namespace_handle(nsid)
-                        .and_then(|ns| queue.submit_read(&ns, lba, blocks, tag));
-                    let data = match expected {
-                        Ok(bytes) if !full => shadow.range(nsid, lba, bytes).to_vec(),
-                        _ => Vec::new(),
-                    };
-                    (expected.map(|_| ()), result, (IoOp::Read, data))
+                    let data = expected.is_ok().then(|| shadow.range(nsid, lba, len).to_vec());
+                    (expected, result, (IoOp::Read, data))
                 }
                 QueueOp::Write { nsid, lba, len, fua } => {
-                    let expected = expect_namespace(nsid).and_then(|()| {
+                    let expected = fits(expect_namespace(nsid).and_then(|()| {
                         expect_transfer(nsid, lba, len, true, writable_ns(nsid))?;
-                        if len > buffer_size { Err(Error::InvalidLength) } else { Ok(()) }
-                    });
+                        Ok(len.div_ceil(part))
+                    }));
                     let data = pattern(len, tag);
-                    let result = ctrl.namespace_handle(nsid).and_then(|ns| {
+                    let result = with_buffer(&bench.dma, ctrl.namespace_handle(nsid), &data, |ns, b| {
                         if fua {
-                            queue.submit_write_fua(&ns, lba, &data, tag)
+                            queue.submit_write_fua(ns, lba, b, tag)
                         } else {
-                            queue.submit_write(&ns, lba, &data, tag)
+                            queue.submit_write(ns, lba, b, tag)
                         }
                     });
-                    if expected.is_ok() && !full {
+                    if expected.is_ok() {
                         shadow.range(nsid, lba, len).copy_from_slice(&data);
                     }
-                    (expected, result, (IoOp::Write, Vec::new()))
+                    (expected, result, (IoOp::Write, Some(data)))
                 }
-                QueueOp::Zeroes { nsid, lba, blocks } => {
-                    let expected = expect_namespace(nsid).and_then(|()| {
-                        if blocks == 0 || blocks > 65_536 {
+                QueueOp::Zeroes { nsid, lba, blocks } | QueueOp::Discard { nsid, lba, blocks } => {
+                    let zeroes = matches!(op, QueueOp::Zeroes { .. });
+                    let expected = fits(expect_namespace(nsid).and_then(|()| {
+                        if blocks == 0 || (zeroes && blocks > 65_536) {
                             return Err(Error::InvalidLength);
                         }
-                        expect_blocks(nsid, lba, u64::from(blocks), true, writable_ns(nsid))
+                        expect_blocks(nsid, lba, u64::from(blocks), true, writable_ns(nsid))?;
+                        Ok(1)
+                    }));
+                    let result = ctrl.namespace_handle(nsid).and_then(|ns| {
+                        if zeroes {
+                            queue.submit_write_zeroes(&ns, lba, blocks, tag)
+                        } else {
+                            queue.submit_discard(&ns, lba, blocks, tag)
+                        }
                     });
-                    let result = ctrl
-                        .namespace_handle(nsid)
-                        .and_then(|ns| queue.submit_write_zeroes(&ns, lba, blocks, tag));
-                    if expected.is_ok() && !full {
+                    if expected.is_ok() {
                         let (bs, _) = geometry(nsid);
                         shadow.range(nsid, lba, blocks as usize * bs).fill(0);
                     }
-                    (expected, result, (IoOp::WriteZeroes, Vec::new()))
+                    let op = if zeroes { IoOp::WriteZeroes } else { IoOp::Discard };
+                    (expected, result, (op, None))
                 }
                 QueueOp::Flush { nsid } => {
-                    let expected = expect_namespace(nsid);
+                    let expected = fits(expect_namespace(nsid).map(|()| 1));
                     let result = ctrl.namespace_handle(nsid).and_then(|ns| queue.submit_flush(&ns, tag));
-                    (expected, result, (IoOp::Flush, Vec::new()))
+                    (expected, result, (IoOp::Flush, None))
                 }
                 QueueOp::Poll => {
                     let mut seen = 0;
-                    queue.poll(|completion, data| {
+                    queue.poll(|completion| {
                         seen += 1;
                         let i = outstanding
                             .iter()
                             .position(|o| o.0 == completion.tag)
                             .expect("completion for a request not in flight");
-                        let (_, op, want) = outstanding.remove(i);
+                        let (_, op, _, want) = outstanding.remove(i);
                         assert_eq!(completion.op, op);
                         assert_eq!(completion.result, Ok(()));
-                        assert_eq!(data, &want[..], "read data of request {}", completion.tag);
+                        let back = completion.buffer.map(|b| b.as_slice().to_vec());
+                        assert!(back == want, "buffer of request {}", completion.tag);
                     });
                     prop_assert!(outstanding.is_empty(), "the simulator completes everything at once");
                     prop_assert!(seen > 0 || before == device_activity(&bench));
                     continue;
                 }
             };
-            let expected = match expected {
-                Ok(()) if full => Err(Error::QueueFull),
-                other => other,
-            };
-            prop_assert_eq!(result, expected);
+            prop_assert_eq!(result, expected.map(|_| ()));
             prop_assert!(queue.in_flight() <= depth);
-            if expected.is_ok() {
-                outstanding.push((tag, accepted.0, accepted.1));
-            } else {
-                prop_assert_eq!(device_activity(&bench), before, "refused request reached the device");
+            match expected {
+                Ok(commands) => outstanding.push((tag, accepted.0, commands, accepted.1)),
+                Err(_) => prop_assert_eq!(device_activity(&bench), before, "refused request reached the device"),
             }
         }
-        queue.poll(|completion, data| {
+        queue.poll(|completion| {
             let i = outstanding.iter().position(|o| o.0 == completion.tag).unwrap();
-            let (_, _, want) = outstanding.remove(i);
+            let (_, _, _, want) = outstanding.remove(i);
             assert_eq!(completion.result, Ok(()));
-            assert_eq!(data, &want[..]);
+            assert!(completion.buffer.map(|b| b.as_slice().to_vec()) == want);
         });
         prop_assert!(outstanding.is_empty());
+        prop_assert_eq!(queue.in_flight(), 0);
         for &(nsid, _, count) in &NS {
             let (bs, _) = geometry(nsid);
             prop_assert!(bench.sim.disk(nsid, 0, count) == shadow.range(nsid, 0, count as usize * bs).to_vec());
@@ -490,9 +527,9 @@ proptest! {
 proptest! {
     #![proptest_config(cases(24))]
 
-    /// Exactly `depth` requests fit; every further one is refused with
-    /// `QueueFull` without reaching the device, and the queue works again
-    /// once its completions are polled.
+    /// Exactly `depth` commands fit; every further request is refused with
+    /// `QueueFull` (its buffer back) without reaching the device, and the
+    /// queue works again once its completions are polled.
     #[test]
     fn queue_full_is_refused_before_the_device(depth in 1u16..=16, extra in 1usize..=OPS / 4) {
         let bench = bench();
@@ -501,28 +538,35 @@ proptest! {
         let mut queue = ctrl.take_io_queue().unwrap();
         prop_assert_eq!(queue.depth(), usize::from(depth));
         for tag in 0..usize::from(depth) {
-            prop_assert_eq!(queue.submit_read(&ns, tag as u64, 1, tag as u64), Ok(()));
+            let buffer = bench.dma.buffer(512);
+            prop_assert!(queue.submit_read(&ns, tag as u64, buffer, tag as u64).is_ok());
         }
+        prop_assert_eq!(queue.free_slots(), 0);
         let before = device_activity(&bench);
         for tag in 0..extra {
             let tag = 100 + tag as u64;
-            prop_assert_eq!(queue.submit_read(&ns, 0, 1, tag), Err(Error::QueueFull));
-            prop_assert_eq!(queue.submit_write(&ns, 0, &[0; 512], tag), Err(Error::NotOwned));
+            let read = |queue: &mut Queue, b| queue.submit_read(&ns, 0, b, tag);
+            prop_assert_eq!(with_buffer(&bench.dma, Ok(ns), &[0; 512], |_, b| read(&mut queue, b)), Err(Error::QueueFull));
+            prop_assert_eq!(
+                with_buffer(&bench.dma, Ok(ns), &[0; 512], |ns, b| queue.submit_write(ns, 0, b, tag)),
+                Err(Error::NotOwned)
+            );
             prop_assert_eq!(queue.submit_flush(&ns, tag), Err(Error::QueueFull));
         }
         prop_assert_eq!(device_activity(&bench), before);
         let mut done = 0;
-        queue.poll(|c, _| {
+        queue.poll(|c| {
             assert_eq!(c.result, Ok(()));
             done += 1;
         });
         prop_assert_eq!(done, usize::from(depth));
-        prop_assert_eq!(queue.submit_read(&ns, 0, 1, 7), Ok(()));
+        prop_assert!(queue.submit_read(&ns, 0, bench.dma.buffer(512), 7).is_ok());
     }
 
     /// After shutdown nothing reaches the device: every request of either
     /// API, valid or not, fails with `ShutDown`, and requests that were in
-    /// flight are reported once as `ShutDown`.
+    /// flight are reported once as `ShutDown`, without their buffers (the
+    /// controller never gave them back: they are never freed).
     #[test]
     fn nothing_reaches_the_device_after_shutdown(
         ops in prop::collection::vec(queue_op(), 1..OPS / 2),
@@ -535,32 +579,27 @@ proptest! {
         let ns = ctrl.namespace_handle(1).unwrap();
         let mut queue = ctrl.take_io_queue().unwrap();
         bench.sim.set_defer(true);
+        let mut lent = Vec::new();
         for tag in 0..in_flight {
-            queue.submit_read(&ns, 0, 1, tag as u64).unwrap();
+            let buffer = bench.dma.buffer(512);
+            lent.push(buffer.phys().as_u64());
+            queue.submit_read(&ns, 0, buffer, tag as u64).unwrap();
         }
         ctrl.shutdown().unwrap();
         let before = device_activity(&bench);
         let mut reported = Vec::new();
-        queue.poll(|c, _| reported.push((c.tag, c.result)));
-        let want: Vec<_> = (0..in_flight as u64).map(|t| (t, Err(Error::ShutDown))).collect();
+        queue.poll(|c| reported.push((c.tag, c.result, c.buffer.is_some())));
+        let want: Vec<_> = (0..in_flight as u64).map(|t| (t, Err(Error::ShutDown), false)).collect();
         prop_assert_eq!(reported, want);
+        prop_assert!(lent.iter().all(|&a| bench.dma.is_allocated(a)), "a buffer the device kept was freed");
         for (tag, op) in ops.into_iter().enumerate() {
-            let tag = tag as u64;
             // A handle exists only for a usable namespace; other NSIDs are
             // sent through namespace 1's.
-            let handle = |nsid: u32| ctrl.namespace_handle(nsid).unwrap_or(ns);
-            let result = match op {
-                QueueOp::Read { nsid, lba, blocks } => queue.submit_read(&handle(nsid), lba, blocks, tag),
-                QueueOp::Write { nsid, lba, len, fua: false } => queue.submit_write(&handle(nsid), lba, &vec![1; len], tag),
-                QueueOp::Write { nsid, lba, len, fua: true } => queue.submit_write_fua(&handle(nsid), lba, &vec![1; len], tag),
-                QueueOp::Zeroes { nsid, lba, blocks } => queue.submit_write_zeroes(&handle(nsid), lba, blocks, tag),
-                QueueOp::Flush { nsid } => queue.submit_flush(&handle(nsid), tag),
-                QueueOp::Poll => {
-                    prop_assert_eq!(queue.poll(|_, _| panic!("nothing is in flight")), 0);
-                    continue;
-                }
-            };
-            prop_assert_eq!(result, Err(Error::ShutDown));
+            let handle = ctrl.namespace_handle(op_nsid(&op)).unwrap_or(ns);
+            match submit_through(&mut queue, &bench.dma, &handle, op, tag as u64) {
+                Some(result) => prop_assert_eq!(result, Err(Error::ShutDown)),
+                None => prop_assert_eq!(queue.poll(|_| panic!("nothing is in flight")), 0),
+            }
         }
         let mut dev = ctrl.namespace(1).unwrap();
         for op in sync {
@@ -596,40 +635,58 @@ fn unusable_and_unknown_namespaces_are_refused() {
     assert_eq!(device_activity(&bench), before);
 }
 
+type Queue = IoQueue<Sim, FakeClock>;
+
+/// The NSID `op` names (1 for a poll).
+fn op_nsid(op: &QueueOp) -> u32 {
+    match *op {
+        QueueOp::Read { nsid, .. }
+        | QueueOp::Write { nsid, .. }
+        | QueueOp::Zeroes { nsid, .. }
+        | QueueOp::Discard { nsid, .. }
+        | QueueOp::Flush { nsid } => nsid,
+        QueueOp::Poll => 1,
+    }
+}
+
 /// Sends `op` through `ns` on `queue` (a poll for [`QueueOp::Poll`]);
-/// the NSID in `op` is ignored.
-fn submit_through<R: nvme::RegisterAccess, C: nvme::Clock>(
-    queue: &mut IoQueue<R, C>,
+/// the NSID in `op` is ignored. Buffers come from `dma`.
+fn submit_through(
+    queue: &mut Queue,
+    dma: &TestDma,
     ns: &Namespace,
     op: QueueOp,
     tag: u64,
 ) -> Option<Result<(), Error>> {
     Some(match op {
-        QueueOp::Read { lba, blocks, .. } => queue.submit_read(ns, lba, blocks, tag),
+        QueueOp::Read { lba, len, .. } => with_buffer(dma, Ok(*ns), &vec![0; len], |ns, b| {
+            queue.submit_read(ns, lba, b, tag)
+        }),
         QueueOp::Write { lba, len, fua, .. } => {
-            let data = vec![1; len];
-            if fua {
-                queue.submit_write_fua(ns, lba, &data, tag)
-            } else {
-                queue.submit_write(ns, lba, &data, tag)
-            }
+            with_buffer(dma, Ok(*ns), &vec![1; len], |ns, b| {
+                if fua {
+                    queue.submit_write_fua(ns, lba, b, tag)
+                } else {
+                    queue.submit_write(ns, lba, b, tag)
+                }
+            })
         }
         QueueOp::Zeroes { lba, blocks, .. } => queue.submit_write_zeroes(ns, lba, blocks, tag),
+        QueueOp::Discard { lba, blocks, .. } => queue.submit_discard(ns, lba, blocks, tag),
         QueueOp::Flush { .. } => queue.submit_flush(ns, tag),
         QueueOp::Poll => return None,
     })
 }
 
 /// Reads block `lba` of `ns` through `queue` and returns the data.
-fn read_one<R: nvme::RegisterAccess, C: nvme::Clock>(
-    queue: &mut IoQueue<R, C>,
-    ns: &Namespace,
-    lba: u64,
-) -> Result<Vec<u8>, Error> {
-    queue.submit_read(ns, lba, 1, 0)?;
+fn read_one(queue: &mut Queue, dma: &TestDma, ns: &Namespace, lba: u64) -> Result<Vec<u8>, Error> {
+    queue.submit_read(ns, lba, dma.buffer(ns.block_size()), 0)?;
     let mut got = None;
     while got.is_none() {
-        queue.poll(|c, data| got = Some(c.result.map(|()| data.to_vec())));
+        queue.poll(|c| {
+            let data = c.buffer.map(|b| b.as_slice().to_vec()).unwrap_or_default();
+            got = Some(c.result.map(|()| data));
+        });
     }
     got.unwrap_or(Err(Error::Reset))
 }
@@ -639,9 +696,9 @@ proptest! {
 
     /// A namespace handle is good only on queues of the controller that
     /// made it: on another controller's queue every request, valid or not,
-    /// is refused with `ForeignNamespace`, and neither simulated device
-    /// sees a command or a doorbell write. The queue's own handle of the
-    /// same NSID works afterwards.
+    /// is refused with `ForeignNamespace` (its buffer back), and neither
+    /// simulated device sees a command or a doorbell write. The queue's own
+    /// handle of the same NSID works afterwards.
     #[test]
     fn a_handle_from_another_controller_is_refused(
         ops in prop::collection::vec(queue_op(), 1..OPS),
@@ -657,25 +714,18 @@ proptest! {
         let mut queue = b.take_io_queue().unwrap();
         let before = (device_activity(&bench_a), device_activity(&bench_b));
         for (tag, op) in ops.into_iter().enumerate() {
-            let nsid = match op {
-                QueueOp::Read { nsid, .. }
-                | QueueOp::Write { nsid, .. }
-                | QueueOp::Zeroes { nsid, .. }
-                | QueueOp::Flush { nsid } => nsid,
-                QueueOp::Poll => 1,
-            };
             // Usable NSIDs have a handle on both controllers; the others
             // are sent through namespace 1's.
-            let foreign = a.namespace_handle(nsid).or_else(|_| a.namespace_handle(1)).unwrap();
+            let foreign = a.namespace_handle(op_nsid(&op)).or_else(|_| a.namespace_handle(1)).unwrap();
             let own = b.namespace_handle(foreign.nsid()).unwrap();
             prop_assert_eq!(
                 (own.nsid(), own.block_size(), own.block_count(), own.zoned()),
                 (foreign.nsid(), foreign.block_size(), foreign.block_count(), foreign.zoned())
             );
             prop_assert_ne!(own, foreign);
-            match submit_through(&mut queue, &foreign, op, tag as u64) {
+            match submit_through(&mut queue, &bench_b.dma, &foreign, op, tag as u64) {
                 Some(result) => prop_assert_eq!(result, Err(Error::ForeignNamespace)),
-                None => prop_assert_eq!(queue.poll(|_, _| panic!("nothing is in flight")), 0),
+                None => prop_assert_eq!(queue.poll(|_| panic!("nothing is in flight")), 0),
             }
             prop_assert_eq!(queue.in_flight(), 0);
         }
@@ -685,7 +735,7 @@ proptest! {
             "a foreign handle's request reached a device"
         );
         let own = b.namespace_handle(1).unwrap();
-        prop_assert_eq!(read_one(&mut queue, &own, 3), Ok(bench_b.sim.disk(1, 3, 1)));
+        prop_assert_eq!(read_one(&mut queue, &bench_b.dma, &own, 3), Ok(bench_b.sim.disk(1, 3, 1)));
     }
 
     /// A handle used after shutdown, whether made before it or asked for
@@ -717,18 +767,19 @@ proptest! {
             made_before
         };
         for (tag, op) in ops.into_iter().enumerate() {
-            match submit_through(&mut queue, &ns, op, tag as u64) {
+            match submit_through(&mut queue, &bench.dma, &ns, op, tag as u64) {
                 Some(result) => prop_assert_eq!(result, Err(Error::ShutDown)),
-                None => prop_assert_eq!(queue.poll(|_, _| panic!("nothing is in flight")), 0),
+                None => prop_assert_eq!(queue.poll(|_| panic!("nothing is in flight")), 0),
             }
         }
         prop_assert_eq!(device_activity(&bench), before, "request after shutdown reached the device");
     }
 
     /// Through a handle: a range past the end of the namespace or
-    /// overflowing gets `OutOfRange`; a zero length, a length that is not
-    /// whole blocks, and one larger than the slot buffer get
-    /// `InvalidLength`. Nothing reaches the device, nothing stays in
+    /// overflowing gets `OutOfRange`; a zero length and a length that is
+    /// not whole blocks get `InvalidLength`; a request needing more
+    /// commands than the queue has slots gets `RequestTooLarge`. Each
+    /// buffer comes back, nothing reaches the device, nothing stays in
     /// flight, and a valid read works afterwards.
     #[test]
     fn out_of_range_and_bad_lengths_through_a_handle_are_refused(
@@ -746,29 +797,36 @@ proptest! {
         prop_assert_eq!((ns.nsid(), ns.block_size(), ns.block_count()), (nsid, bs, count));
         prop_assert!(ns.writable() && ns.zoned().is_none());
         let mut queue = ctrl.take_io_queue().unwrap();
-        let too_many = (queue.buffer_size() / bs + 1) as u32;
+        let too_large = queue.max_transfer_bytes() * queue.depth() + bs;
         let before = device_activity(&bench);
         let beyond = count.saturating_add(past);
         let wrapping = u64::MAX - overflow;
         let data = vec![0u8; blocks as usize * bs];
+        let dma = &bench.dma;
         for lba in [beyond, wrapping, count - u64::from(blocks) + 1] {
-            prop_assert_eq!(queue.submit_read(&ns, lba, blocks, 1), Err(Error::OutOfRange));
-            prop_assert_eq!(queue.submit_write(&ns, lba, &data, 2), Err(Error::OutOfRange));
-            prop_assert_eq!(queue.submit_write_fua(&ns, lba, &data, 3), Err(Error::OutOfRange));
+            prop_assert_eq!(with_buffer(dma, Ok(ns), &data, |ns, b| queue.submit_read(ns, lba, b, 1)), Err(Error::OutOfRange));
+            prop_assert_eq!(with_buffer(dma, Ok(ns), &data, |ns, b| queue.submit_write(ns, lba, b, 2)), Err(Error::OutOfRange));
+            prop_assert_eq!(with_buffer(dma, Ok(ns), &data, |ns, b| queue.submit_write_fua(ns, lba, b, 3)), Err(Error::OutOfRange));
             prop_assert_eq!(queue.submit_write_zeroes(&ns, lba, blocks, 4), Err(Error::OutOfRange));
+            prop_assert_eq!(queue.submit_discard(&ns, lba, blocks, 4), Err(Error::OutOfRange));
         }
-        prop_assert_eq!(queue.submit_read(&ns, 0, 0, 5), Err(Error::InvalidLength));
+        prop_assert_eq!(with_buffer(dma, Ok(ns), &[], |ns, b| queue.submit_read(ns, 0, b, 5)), Err(Error::InvalidLength));
         prop_assert_eq!(queue.submit_write_zeroes(&ns, 0, 0, 6), Err(Error::InvalidLength));
-        prop_assert_eq!(queue.submit_write(&ns, 0, &[], 7), Err(Error::InvalidLength));
+        prop_assert_eq!(queue.submit_discard(&ns, 0, 0, 6), Err(Error::InvalidLength));
+        prop_assert_eq!(with_buffer(dma, Ok(ns), &[], |ns, b| queue.submit_write(ns, 0, b, 7)), Err(Error::InvalidLength));
         let uneven = vec![0u8; data.len() + odd.min(bs - 1)];
-        prop_assert_eq!(queue.submit_write(&ns, 0, &uneven, 8), Err(Error::InvalidLength));
-        prop_assert_eq!(queue.submit_write_fua(&ns, 0, &uneven[..odd.min(bs - 1)], 9), Err(Error::InvalidLength));
-        prop_assert_eq!(queue.submit_read(&ns, 0, too_many, 10), Err(Error::InvalidLength));
-        let big = vec![0u8; too_many as usize * bs];
-        prop_assert_eq!(queue.submit_write(&ns, 0, &big, 11), Err(Error::InvalidLength));
+        prop_assert_eq!(with_buffer(dma, Ok(ns), &uneven, |ns, b| queue.submit_write(ns, 0, b, 8)), Err(Error::InvalidLength));
+        let short = &uneven[..odd.min(bs - 1)];
+        prop_assert_eq!(with_buffer(dma, Ok(ns), short, |ns, b| queue.submit_write_fua(ns, 0, b, 9)), Err(Error::InvalidLength));
+        prop_assert_eq!(with_buffer(dma, Ok(ns), &uneven, |ns, b| queue.submit_read(ns, 0, b, 10)), Err(Error::InvalidLength));
+        if too_large <= count as usize * bs {
+            let big = vec![0u8; too_large];
+            prop_assert_eq!(with_buffer(dma, Ok(ns), &big, |ns, b| queue.submit_read(ns, 0, b, 11)), Err(Error::RequestTooLarge));
+            prop_assert_eq!(with_buffer(dma, Ok(ns), &big, |ns, b| queue.submit_write(ns, 0, b, 12)), Err(Error::RequestTooLarge));
+        }
         prop_assert_eq!(queue.in_flight(), 0);
         prop_assert_eq!(device_activity(&bench), before, "a refused request reached the device");
-        prop_assert_eq!(read_one(&mut queue, &ns, count - 1), Ok(bench.sim.disk(nsid, count - 1, 1)));
+        prop_assert_eq!(read_one(&mut queue, dma, &ns, count - 1), Ok(bench.sim.disk(nsid, count - 1, 1)));
     }
 }
 
@@ -796,15 +854,22 @@ fn a_handle_of_a_dropped_controller_is_refused() {
     assert_eq!(device_activity(&bench), before);
     let mut queue = ctrl.take_io_queue().unwrap();
     let before_io = device_activity(&bench);
+    let dma = &bench.dma;
     assert_eq!(
-        queue.submit_read(&old, 0, 1, 1),
+        with_buffer(dma, Ok(old), &[0; 512], |ns, b| queue
+            .submit_read(ns, 0, b, 1)),
         Err(Error::ForeignNamespace)
     );
     assert_eq!(
-        queue.submit_write(&old, 0, &[0u8; 512], 2),
+        with_buffer(dma, Ok(old), &[0; 512], |ns, b| queue
+            .submit_write(ns, 0, b, 2)),
         Err(Error::ForeignNamespace)
     );
     assert_eq!(queue.submit_flush(&old, 3), Err(Error::ForeignNamespace));
+    assert_eq!(
+        queue.submit_discard(&old, 0, 1, 4),
+        Err(Error::ForeignNamespace)
+    );
     assert_eq!(device_activity(&bench), before_io);
     assert_eq!(
         Error::ForeignNamespace.kind(),

@@ -1,7 +1,8 @@
 //! The queue API at depth 32: data verified by tag, out-of-order
 //! completions, queue-full accounting, many ring cycles, a randomized
-//! model check of the synchronous and queued paths, and slot memory lent to
-//! the device coming back only when the device hands it back.
+//! model check of the synchronous and queued paths, the caller's buffers
+//! lent to the device coming back only when the device hands them back,
+//! requests split at the transfer limit, and discards.
 
 use nvme::{Error, IoOp};
 use nvme_sim::*;
@@ -30,24 +31,32 @@ fn depth_32_writes_then_reads_with_data_verified() {
     assert_eq!(q.depth(), 32);
     bench.sim.set_defer(true);
     for t in 0..32u64 {
-        q.submit_write(&ns, t * 8, &pattern(4096, t), t).unwrap();
+        let buffer = bench.dma.buffer_from(&pattern(4096, t));
+        q.submit_write(&ns, t * 8, buffer, t).unwrap();
     }
     assert_eq!(q.in_flight(), 32);
     let doorbells = bench.sim.doorbell_writes();
+    let refused = q
+        .submit_write(&ns, 0, bench.dma.buffer_from(&[3u8; 512]), 99)
+        .unwrap_err();
+    assert_eq!(refused.error, Error::QueueFull);
     assert_eq!(
-        q.submit_write(&ns, 0, &[0u8; 512], 99),
-        Err(Error::QueueFull)
+        refused.buffer.as_slice(),
+        [3u8; 512],
+        "given back as it was"
     );
-    assert_eq!(q.submit_read(&ns, 0, 1, 99), Err(Error::QueueFull));
+    let refused = q.submit_read(&ns, 0, bench.dma.buffer(512), 99);
+    assert_eq!(refused.map_err(|r| r.error), Err(Error::QueueFull));
+    assert_eq!(q.submit_flush(&ns, 99), Err(Error::QueueFull));
     assert_eq!(
         bench.sim.doorbell_writes(),
         doorbells,
         "queue full never rings"
     );
-    assert_eq!(q.poll(|_, _| panic!("nothing completed yet")), 0);
+    assert_eq!(q.poll(|_| panic!("nothing completed yet")), 0);
     bench.sim.release_completions(true);
     let mut done = Vec::new();
-    q.poll(|c, _| done.push(c));
+    q.poll(|c| done.push(c));
     assert_eq!(done.len(), 32);
     assert!(done.iter().all(|c| c.op == IoOp::Write && c.result.is_ok()));
     let mut tags: Vec<_> = done.iter().map(|c| c.tag).collect();
@@ -56,14 +65,16 @@ fn depth_32_writes_then_reads_with_data_verified() {
     for t in 0..32u64 {
         assert_eq!(bench.sim.disk(1, t * 8, 8), pattern(4096, t));
     }
-    for t in 0..32u64 {
-        q.submit_read(&ns, t * 8, 8, 100 + t).unwrap();
+    // The written buffers come back and serve the reads.
+    for (c, t) in done.into_iter().zip(0..32u64) {
+        q.submit_read(&ns, t * 8, c.buffer.unwrap(), 100 + t)
+            .unwrap();
     }
     bench.sim.release_completions(false);
     let mut reads = HashMap::new();
-    q.poll(|c, d| {
+    q.poll(|c| {
         assert_eq!(c.result, Ok(()));
-        reads.insert(c.tag, d.to_vec());
+        reads.insert(c.tag, c.buffer.unwrap().as_slice().to_vec());
     });
     assert_eq!(reads.len(), 32);
     for t in 0..32u64 {
@@ -84,14 +95,15 @@ fn many_ring_cycles_with_mixed_completion_order() {
         for i in 0..n as u64 {
             let lba = (round * 37 + i * 3) % 4000;
             let data = pattern(1024, round * 1000 + i);
-            q.submit_write(&ns, lba, &data, i).unwrap();
+            q.submit_write(&ns, lba, bench.dma.buffer_from(&data), i)
+                .unwrap();
             // Later writes to the same blocks win only in submission order
             // if they do not overlap within a round; keep them disjoint.
             expected[lba as usize * 512..lba as usize * 512 + 1024].copy_from_slice(&data);
         }
         bench.sim.release_completions(round % 2 == 0);
         let mut got = 0;
-        q.poll(|c, _| {
+        q.poll(|c| {
             assert_eq!(c.result, Ok(()));
             got += 1;
         });
@@ -107,11 +119,15 @@ fn flush_and_write_zeroes_through_the_queue() {
     let mut q = ctrl.take_io_queue().unwrap();
     bench.sim.fill_disk(1, |_| 0x55);
     q.submit_flush(&ns, 1).unwrap();
-    q.submit_write_fua(&ns, 0, &[9u8; 512], 2).unwrap();
+    q.submit_write_fua(&ns, 0, bench.dma.buffer_from(&[9u8; 512]), 2)
+        .unwrap();
     q.submit_write_zeroes(&ns, 10, 20, 3).unwrap();
     let mut ops = Vec::new();
     while ops.len() < 3 {
-        q.poll(|c, _| ops.push((c.tag, c.op, c.result)));
+        q.poll(|c| {
+            assert_eq!(c.buffer.is_some(), c.op == IoOp::Write);
+            ops.push((c.tag, c.op, c.result));
+        });
     }
     ops.sort_by_key(|o| o.0);
     assert_eq!(
@@ -140,11 +156,12 @@ fn device_error_is_reported_per_request() {
     let mut q = ctrl.take_io_queue().unwrap();
     let status = nvme::Status::new(0, 0x80);
     bench.sim.fail_io(0x02, status);
-    q.submit_read(&ns, 0, 1, 5).unwrap();
+    q.submit_read(&ns, 0, bench.dma.buffer(512), 5).unwrap();
     let mut got = None;
     while got.is_none() {
-        q.poll(|c, d| {
-            assert!(d.is_empty());
+        q.poll(|c| {
+            // A failed read gives its buffer back too.
+            assert_eq!(c.buffer.map(|b| b.len()), Some(512));
             got = Some(c.result);
         });
     }
@@ -158,13 +175,15 @@ fn several_queues_and_sync_io_coexist() {
     let mut a = ctrl.take_io_queue().unwrap();
     let mut b = ctrl.take_io_queue().unwrap();
     assert_ne!(a.queue_id(), b.queue_id());
-    a.submit_write(&ns, 0, &[1u8; 512], 1).unwrap();
-    b.submit_write(&ns, 1, &[2u8; 512], 2).unwrap();
+    a.submit_write(&ns, 0, bench.dma.buffer_from(&[1u8; 512]), 1)
+        .unwrap();
+    b.submit_write(&ns, 1, bench.dma.buffer_from(&[2u8; 512]), 2)
+        .unwrap();
     ctrl.namespace(1).unwrap().write(2, &[3u8; 512]).unwrap();
     let mut n = 0;
     while n < 2 {
-        n += a.poll(|c, _| assert_eq!(c.result, Ok(())));
-        n += b.poll(|c, _| assert_eq!(c.result, Ok(())));
+        n += a.poll(|c| assert_eq!(c.result, Ok(())));
+        n += b.poll(|c| assert_eq!(c.result, Ok(())));
     }
     let disk = bench.sim.disk(1, 0, 3);
     assert!(disk[..512].iter().all(|&x| x == 1));
@@ -303,10 +322,11 @@ fn queues_can_be_returned_and_taken_again() {
     let mut q = taken.pop().unwrap();
     let qid = q.queue_id();
     bench.sim.set_defer(true);
-    q.submit_write(&ns, 0, &[4u8; 512], 1).unwrap();
+    q.submit_write(&ns, 0, bench.dma.buffer_from(&[4u8; 512]), 1)
+        .unwrap();
     let mut q = ctrl.return_io_queue(q).expect_err("busy queue refused");
     bench.sim.release_completions(false);
-    while q.poll(|c, _| assert_eq!(c.result, Ok(()))) == 0 {}
+    while q.poll(|c| assert_eq!(c.result, Ok(()))) == 0 {}
     bench.sim.set_defer(false);
     let allocations = bench.dma.allocations();
     // A reset before the return must not confuse the ring state.
@@ -315,16 +335,18 @@ fn queues_can_be_returned_and_taken_again() {
     bench.sim.clear_commands();
     let mut q = ctrl.take_io_queue().unwrap();
     assert_eq!(q.queue_id(), qid);
-    assert_eq!(bench.dma.allocations(), allocations + 2 * q.depth());
+    // A PRP list page per slot, and no data buffers.
+    assert_eq!(bench.dma.allocations(), allocations + q.depth());
+    let mut buffers: Vec<_> = (0..32).map(|_| bench.dma.buffer(512)).collect();
     for round in 0..3u64 {
-        for t in 0..32 {
-            q.submit_read(&ns, t, 1, t).unwrap();
+        for (t, buffer) in (0..32).zip(buffers.drain(..)) {
+            q.submit_read(&ns, t, buffer, t).unwrap();
         }
         let mut n = 0;
         while n < 32 {
-            n += q.poll(|c, d| {
+            n += q.poll(|c| {
                 assert_eq!(c.result, Ok(()), "round {round}");
-                assert_eq!(d.len(), 512);
+                buffers.push(c.buffer.unwrap());
             });
         }
     }
@@ -335,18 +357,8 @@ fn queues_can_be_returned_and_taken_again() {
     );
 }
 
-/// The PRP1 of the last read submitted on queue `qid` (its slot buffer).
-fn last_read_buffer(bench: &Bench, qid: u16) -> u64 {
-    let reads = bench.sim.commands();
-    let read = reads
-        .iter()
-        .rev()
-        .find(|c| c.qid == qid && c.entry.opcode == 0x02);
-    read.expect("the read reached the device").entry.prp1
-}
-
 #[test]
-fn slot_memory_the_device_kept_at_shutdown_is_never_freed() {
+fn a_buffer_the_device_kept_at_shutdown_is_never_freed() {
     let (bench, mut ctrl) = bench(4096);
     let ns = ctrl.namespace_handle(1).unwrap();
     let mut q = ctrl.take_io_queue().unwrap();
@@ -357,24 +369,29 @@ fn slot_memory_the_device_kept_at_shutdown_is_never_freed() {
         skip: 0,
         fault: Fault::Lose,
     });
-    q.submit_read(&ns, 0, 1, 7).unwrap();
-    let lent = last_read_buffer(&bench, qid);
-    assert_eq!(q.poll(|_, _| panic!("nothing completed")), 0);
+    let buffer = bench.dma.buffer(512);
+    let lent = buffer.phys().as_u64();
+    q.submit_read(&ns, 0, buffer, 7).unwrap();
+    assert_eq!(
+        bench.sim.commands().last().map(|c| (c.qid, c.entry.prp1)),
+        Some((qid, lent))
+    );
+    assert_eq!(q.poll(|_| panic!("nothing completed")), 0);
     ctrl.shutdown().unwrap();
     let mut reported = Vec::new();
-    q.poll(|c, _| reported.push((c.tag, c.result)));
-    assert_eq!(reported, [(7, Err(Error::ShutDown))]);
+    q.poll(|c| reported.push((c.tag, c.result, c.buffer.is_some())));
+    assert_eq!(reported, [(7, Err(Error::ShutDown), false)]);
     let freed_before = bench.dma.freed().len();
     assert!(ctrl.return_io_queue(q).is_ok());
     // The lost read's buffer and PRP list stay with the device; every
-    // other slot's memory goes back.
+    // other slot's PRP list goes back.
     assert!(bench.dma.is_allocated(lent), "lent buffer freed");
     assert!(!bench.dma.freed().contains(&lent));
-    assert_eq!(bench.dma.freed().len() - freed_before, 2 * (depth - 1));
+    assert_eq!(bench.dma.freed().len() - freed_before, depth - 1);
 }
 
 #[test]
-fn slot_memory_comes_back_after_a_controller_reset() {
+fn a_timed_out_buffer_is_freed_after_a_controller_reset() {
     let (bench, mut ctrl) = bench(4096);
     let ns = ctrl.namespace_handle(1).unwrap();
     let mut q = ctrl.take_io_queue().unwrap();
@@ -385,29 +402,39 @@ fn slot_memory_comes_back_after_a_controller_reset() {
         skip: 0,
         fault: Fault::Lose,
     });
-    q.submit_read(&ns, 0, 1, 7).unwrap();
-    let lent = last_read_buffer(&bench, qid);
+    let buffer = bench.dma.buffer(512);
+    let lent = buffer.phys().as_u64();
+    q.submit_read(&ns, 0, buffer, 7).unwrap();
+    assert_eq!(
+        bench.sim.commands().last().map(|c| (c.qid, c.entry.prp1)),
+        Some((qid, lent))
+    );
     bench.clock.advance_ms(test_config().command_timeout_ms + 1);
     let mut reported = Vec::new();
-    q.poll(|c, _| reported.push((c.tag, c.result)));
-    assert!(matches!(reported[..], [(7, Err(Error::Timeout { .. }))]));
+    q.poll(|c| reported.push((c.tag, c.result, c.buffer.is_some())));
+    assert!(matches!(
+        reported[..],
+        [(7, Err(Error::Timeout { .. }), false)]
+    ));
     assert!(q.needs_recovery());
+    assert!(bench.dma.is_allocated(lent), "the device may still own it");
     ctrl.recover().unwrap();
-    // The reset dropped the read: its slot and memory serve again.
-    q.poll(|_, _| panic!("the timed-out read was already reported"));
-    for tag in 0..depth as u64 {
-        q.submit_read(&ns, tag, 1, tag).unwrap();
-    }
-    let mut n = 0;
-    while n < depth {
-        n += q.poll(|c, d| {
-            assert_eq!(c.result, Ok(()));
-            assert_eq!(d.len(), 512);
-        });
-    }
-    assert!(ctrl.return_io_queue(q).is_ok());
+    // The reset dropped the read: the queue frees its buffer, and its slot
+    // serves again.
+    q.poll(|_| panic!("the timed-out read was already reported"));
     assert!(
         bench.dma.freed().contains(&lent),
         "reclaimed buffer not freed"
     );
+    for tag in 0..depth as u64 {
+        q.submit_read(&ns, tag, bench.dma.buffer(512), tag).unwrap();
+    }
+    let mut n = 0;
+    while n < depth {
+        n += q.poll(|c| {
+            assert_eq!(c.result, Ok(()));
+            assert_eq!(c.buffer.map(|b| b.len()), Some(512));
+        });
+    }
+    assert!(ctrl.return_io_queue(q).is_ok());
 }

@@ -79,7 +79,7 @@ fn write_zeroes_is_never_sent_to_drives_that_mishandle_it() {
                 queued.unwrap();
                 let mut done = Vec::new();
                 while done.is_empty() {
-                    q.poll(|c, _| done.push(c));
+                    q.poll(|c| done.push(c));
                 }
                 assert_eq!(done[0].op, IoOp::WriteZeroes);
                 assert_eq!(done[0].result, Ok(()));

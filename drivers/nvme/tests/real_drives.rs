@@ -68,24 +68,33 @@ fn io_on_8k_pages_with_prp_lists() {
         assert_eq!(back, data);
         assert_eq!(bench.sim.disk(1, 16, 192), data);
     }
-    // Queued path: slot buffers and their PRP lists.
+    // Queued path: the caller's buffers, 4 KiB aligned, so they start in
+    // the middle of an 8 KiB page (PRP1 with an offset, then a list); the
+    // second request is over the transfer limit and split in two.
     let ns = ctrl.namespace_handle(1).unwrap();
     let mut q = ctrl.take_io_queue().unwrap();
-    let data = pattern(64 * 1024, 9);
-    q.submit_write(&ns, 512, &data, 1).unwrap();
-    let mut done = 0;
-    while done == 0 {
-        done += q.poll(|c, _| assert_eq!(c.result, Ok(())));
+    let max = q.max_transfer_bytes();
+    for (len, commands) in [(64 * 1024, 1), (max + 64 * 1024, 2)] {
+        let data = pattern(len, 9);
+        let buffer = bench.dma.buffer_from(&data);
+        assert_eq!(buffer.phys().as_u64() % PAGE as u64, 4096);
+        let sent = bench.sim.commands().len();
+        q.submit_write(&ns, 512, buffer, 1).unwrap();
+        assert_eq!(bench.sim.commands().len() - sent, commands);
+        let mut done = 0;
+        while done == 0 {
+            done += q.poll(|c| assert_eq!(c.result, Ok(())));
+        }
+        q.submit_read(&ns, 512, bench.dma.buffer(len), 2).unwrap();
+        let mut read = Vec::new();
+        while read.is_empty() {
+            q.poll(|c| {
+                assert_eq!(c.result, Ok(()));
+                read = c.buffer.unwrap().as_slice().to_vec();
+            });
+        }
+        assert_eq!(read, data);
     }
-    q.submit_read(&ns, 512, 128, 2).unwrap();
-    let mut read = Vec::new();
-    while read.is_empty() {
-        q.poll(|c, bytes| {
-            assert_eq!(c.result, Ok(()));
-            read = bytes.to_vec();
-        });
-    }
-    assert_eq!(read, data);
     ctrl.return_io_queue(q).map_err(|_| ()).unwrap();
     ctrl.shutdown().unwrap();
 }

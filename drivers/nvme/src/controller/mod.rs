@@ -75,8 +75,6 @@ pub struct Config {
     pub volatile_write_cache: Option<bool>,
     /// Bounce buffer of the synchronous queue, in bytes.
     pub bounce_buffer_bytes: usize,
-    /// Per-slot buffer of a taken [`IoQueue`], in bytes.
-    pub slot_buffer_bytes: usize,
     /// Use shadow doorbells (Doorbell Buffer Config) when the controller
     /// supports them: fewer MMIO writes, which matters in virtual machines.
     /// QEMU 7.2 under TCG needs `-smp N,maxcpus=M` with M > 1 for them (a
@@ -103,7 +101,6 @@ impl Default for Config {
             extra_quirks: Quirks::NONE,
             volatile_write_cache: None,
             bounce_buffer_bytes: 128 * 1024,
-            slot_buffer_bytes: 64 * 1024,
             shadow_doorbells: false,
             host_memory_buffer_max_bytes: HOST_MEMORY_BUFFER_DEFAULT_MAX_BYTES,
         }
@@ -317,7 +314,7 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
     }
 
     /// Hands out one I/O queue pair (not queue 1, which serves the
-    /// synchronous API) with its per-slot buffers. Fails with
+    /// synchronous API) with a PRP list page per slot. Fails with
     /// [`Error::NoFreeQueue`] when all are taken.
     pub fn take_io_queue(&mut self) -> Result<IoQueue<R, C>, Error>
     where
@@ -328,31 +325,18 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
         let Some(pair) = self.spare.pop() else {
             return Err(Error::NoFreeQueue);
         };
-        let buffer_size = self
-            .config
-            .slot_buffer_bytes
-            .clamp(
-                self.page_size,
-                self.info.max_transfer_bytes.max(self.page_size),
-            )
-            .next_multiple_of(self.page_size);
-        let mut slots = Vec::with_capacity(pair.depth());
+        let mut lists = Vec::with_capacity(pair.depth());
         for _ in 0..pair.depth() {
-            let buffer = match alloc_pages(&self.dma, buffer_size, self.page_size) {
-                Ok(b) => b,
+            match alloc_pages(&self.dma, self.page_size, self.page_size) {
+                Ok(list) => lists.push(list),
                 Err(e) => {
+                    for list in lists {
+                        self.dma.deallocate(list);
+                    }
                     self.spare.push(pair);
                     return Err(e);
                 }
-            };
-            let list = match alloc_pages(&self.dma, self.page_size, self.page_size) {
-                Ok(l) => l,
-                Err(e) => {
-                    self.spare.push(pair);
-                    return Err(e);
-                }
-            };
-            slots.push((buffer, list));
+            }
         }
         self.taken.push(TakenQueue {
             qid: pair.qid(),
@@ -364,19 +348,20 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
             self.regs.clone(),
             self.clock.clone(),
             pair,
-            slots,
+            lists,
             self.shared.clone(),
             IoQueueSetup {
                 page_size: self.page_size,
-                buffer_size,
+                max_transfer_bytes: self.info.max_transfer_bytes,
                 timeout_ms: self.config.command_timeout_ms,
                 write_zeroes: self.info.write_zeroes,
+                deallocate: self.info.deallocate,
             },
         ))
     }
 
     /// Takes back a queue obtained from [`Self::take_io_queue`] so it can be
-    /// handed out again; its slot buffers go back to the allocator. Refused
+    /// handed out again; its PRP list pages go back to the allocator. Refused
     /// (the queue is returned) while requests are in flight, or if the
     /// queue belongs to another controller.
     #[allow(
@@ -387,10 +372,9 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
         if queue.in_flight() != 0 || !queue.belongs_to(&self.shared) {
             return Err(queue);
         }
-        let (pair, buffers) = queue.into_parts();
+        let (pair, lists) = queue.into_parts();
         self.taken.retain(|t| t.qid != pair.qid());
-        for (buffer, list) in buffers {
-            self.dma.deallocate(buffer);
+        for list in lists {
             self.dma.deallocate(list);
         }
         self.spare.push(pair);

@@ -1,0 +1,247 @@
+//! The requests in flight on an `IoQueue`, and what the caller gets back.
+//!
+//! A request takes one record from a table made when the queue is taken
+//! (as many records as slots, so a free slot always has a free record; no
+//! allocation per request). The record holds the caller's tag, the lent
+//! buffer, how many of its commands are still with the device and the
+//! first error among those that completed. The request is reported once:
+//! when its last command completes ([`Completion`] with the buffer), when
+//! one of its commands times out (without the buffer, which the record
+//! keeps until every command is back and then frees), or when a reset or
+//! shutdown ends it.
+
+#![forbid(unsafe_code)]
+
+use crate::command::Status;
+use crate::error::Error;
+use crate::request::{IoOp, Shared};
+use alloc::vec::Vec;
+use core::fmt;
+use dma::{DmaBuffer, Lent, Returned};
+
+/// The outcome of a queued request.
+#[derive(Debug)]
+pub struct Completion {
+    /// The caller's tag given at submission.
+    pub tag: u64,
+    /// What was requested.
+    pub op: IoOp,
+    /// Success, or why not (the first error among the request's commands).
+    pub result: Result<(), Error>,
+    /// The buffer of a read or write, handed back (holding the data read,
+    /// for a successful read); `None` for requests without one, and for a
+    /// request that timed out or was cut by shutdown, whose buffer the
+    /// device may still own (the queue frees it once it is handed back).
+    pub buffer: Option<DmaBuffer>,
+}
+
+/// A read or write refused before anything reached the device: why, and
+/// the caller's buffer back.
+#[derive(Debug)]
+pub struct Rejected {
+    /// Why the request was refused.
+    pub error: Error,
+    /// The buffer given at submission, untouched.
+    pub buffer: DmaBuffer,
+}
+
+impl From<Rejected> for Error {
+    /// The error alone (the buffer is dropped, so freed).
+    fn from(rejected: Rejected) -> Error {
+        rejected.error
+    }
+}
+
+impl fmt::Display for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "request refused: {}", self.error)
+    }
+}
+
+impl core::error::Error for Rejected {}
+
+/// One request's record.
+#[derive(Debug)]
+struct Record {
+    active: bool,
+    tag: u64,
+    op: IoOp,
+    /// Namespace index (for write-protect refusals).
+    namespace: usize,
+    /// Commands still with the device.
+    parts: usize,
+    /// The first error of a completed command.
+    result: Result<(), Error>,
+    /// Already reported (timed out): the end is silent.
+    reported: bool,
+    buffer: Option<Lent<DmaBuffer>>,
+}
+
+/// The table of request records (see the module documentation).
+#[derive(Debug)]
+pub(super) struct Requests {
+    records: Vec<Record>,
+    /// Free record indexes, lowest on top.
+    free: Vec<u16>,
+}
+
+impl Requests {
+    /// A table of `depth` free records.
+    pub(super) fn new(depth: usize) -> Requests {
+        let records = (0..depth)
+            .map(|_| Record {
+                active: false,
+                tag: 0,
+                op: IoOp::Flush,
+                namespace: 0,
+                parts: 0,
+                result: Ok(()),
+                reported: false,
+                buffer: None,
+            })
+            .collect();
+        let mut requests = Requests {
+            records,
+            free: Vec::with_capacity(depth),
+        };
+        requests.free_all();
+        requests
+    }
+
+    fn free_all(&mut self) {
+        self.free.clear();
+        self.free.extend((0..self.records.len() as u16).rev());
+    }
+
+    /// A free record, if any.
+    #[inline]
+    pub(super) fn claim(&mut self) -> Option<u16> {
+        self.free.pop()
+    }
+
+    /// Gives back a record claimed but not started.
+    pub(super) fn release(&mut self, id: u16) {
+        if self.records.get(usize::from(id)).is_some_and(|r| !r.active) && !self.free.contains(&id)
+        {
+            self.free.push(id);
+        }
+    }
+
+    /// The request in record `id` was sent as `parts` commands.
+    #[inline]
+    pub(super) fn start(
+        &mut self,
+        id: u16,
+        tag: u64,
+        op: IoOp,
+        namespace: usize,
+        parts: usize,
+        buffer: Option<Lent<DmaBuffer>>,
+    ) {
+        if let Some(r) = self.records.get_mut(usize::from(id)) {
+            *r = Record {
+                active: true,
+                tag,
+                op,
+                namespace,
+                parts,
+                result: Ok(()),
+                reported: false,
+                buffer,
+            };
+        }
+    }
+
+    /// One command of request `id` completed with `status`; the request's
+    /// completion if it was the last one and the request was not reported
+    /// yet (a reported request's buffer is freed here).
+    #[inline]
+    pub(super) fn part_done(
+        &mut self,
+        id: u16,
+        status: Status,
+        shared: &Shared,
+        returned: &Returned,
+    ) -> Option<Completion> {
+        let r = self.records.get_mut(usize::from(id)).filter(|r| r.active)?;
+        if !status.is_success() && r.result.is_ok() && !r.reported {
+            let error = Error::Device(status);
+            r.result = Err(if r.op.writes() {
+                shared.after_write_error(r.namespace, error)
+            } else {
+                error
+            });
+        }
+        r.parts = r.parts.saturating_sub(1);
+        if r.parts > 0 {
+            return None;
+        }
+        r.active = false;
+        self.free.push(id);
+        // Every command of the request is back: so is the buffer.
+        let buffer = r.buffer.take().map(|lent| lent.reclaim(returned));
+        if r.reported {
+            // Reported as timed out already; the buffer is freed.
+            drop(buffer);
+            return None;
+        }
+        if r.result.is_ok() && r.op.writes() {
+            shared.after_write_ok(r.namespace);
+        }
+        Some(Completion {
+            tag: r.tag,
+            op: r.op,
+            result: r.result,
+            buffer,
+        })
+    }
+
+    /// A command of request `id` passed its deadline: the request's report
+    /// (`error`, no buffer) unless it was reported already.
+    pub(super) fn timed_out(&mut self, id: u16, error: Error) -> Option<Completion> {
+        let r = self
+            .records
+            .get_mut(usize::from(id))
+            .filter(|r| r.active && !r.reported)?;
+        r.reported = true;
+        Some(Completion {
+            tag: r.tag,
+            op: r.op,
+            result: Err(error),
+            buffer: None,
+        })
+    }
+
+    /// Ends every request: those not reported yet complete with `error`,
+    /// with their buffer if the device handed everything back
+    /// (`returned`: a finished reset), without it otherwise (leaked); the
+    /// buffers of requests already reported are freed, or leaked without
+    /// `returned`. Returns how many were reported.
+    pub(super) fn drain(
+        &mut self,
+        returned: Option<&Returned>,
+        error: Error,
+        on_complete: &mut impl FnMut(Completion),
+    ) -> usize {
+        let mut n = 0;
+        for r in self.records.iter_mut().filter(|r| r.active) {
+            r.active = false;
+            let lent = r.buffer.take();
+            // Without `returned`, the `Lent` is dropped: leaked.
+            let buffer = returned.and_then(|returned| lent.map(|l| l.reclaim(returned)));
+            if r.reported {
+                drop(buffer);
+                continue;
+            }
+            on_complete(Completion {
+                tag: r.tag,
+                op: r.op,
+                result: Err(error),
+                buffer,
+            });
+            n += 1;
+        }
+        self.free_all();
+        n
+    }
+}
