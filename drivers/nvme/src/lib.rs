@@ -255,6 +255,8 @@
 
 extern crate alloc;
 
+pub mod async_controller;
+pub mod async_queue;
 pub mod block;
 pub mod command;
 pub mod controller;
@@ -275,6 +277,8 @@ pub mod status;
 pub(crate) mod sync_queue;
 pub mod zoned;
 
+pub use async_controller::AsyncController;
+pub use async_queue::{AsyncQueue, Command, Transfer};
 pub use block::{BlockDevice, Completion, Identity, IoOp, IoQueue, Rejected};
 pub use command::{Status, StatusCodeType};
 pub use controller::{Config, Controller, ControllerInfo, NamespaceInfo};

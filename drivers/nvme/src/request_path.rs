@@ -11,8 +11,9 @@
 //! | the queue ring (phase tag, doorbells, shadow doorbells) | `queue` |
 //! | namespaces | `namespace` |
 //! | the request paths | `request`, `io_queue` (queued, with `in_flight`), `sync_queue` (synchronous) |
+//! | futures over a queue | `async_queue` ([`AsyncQueue`](crate::AsyncQueue), with `book`) |
 //! | the controller | `controller` (`init`, `admin`, `recovery`, `shutdown`, `host_memory`) |
-//! | the application's handle | `block` ([`BlockDevice`](crate::BlockDevice)) |
+//! | the application's handles | `block` ([`BlockDevice`](crate::BlockDevice)), `async_controller` ([`AsyncController`](crate::AsyncController)) |
 //!
 //! # Queued: `IoQueue::submit_read` and `IoQueue::poll`
 //!

@@ -1,0 +1,240 @@
+//! The tags of an `AsyncQueue` (one per slot of the raw queue, made once)
+//! and the requests waiting for one.
+//!
+//! A tag goes from free to in flight (its future's waker kept) to done
+//! (the result and buffer kept until the future takes them), then back to
+//! free, or to stuck while the device may still own the slot of a request
+//! reported past its deadline. A freed tag goes straight to the oldest
+//! waiter (first come, first served); wakers to wake are collected in
+//! `to_wake`, to be woken once the queue's state is released.
+
+#![forbid(unsafe_code)]
+
+use crate::error::Error;
+use crate::hal::DmaBuffer;
+use crate::io_queue::Completion;
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use core::task::Waker;
+
+/// Where one tag (one slot's worth of request) stands.
+pub(super) enum Tag {
+    /// Free, on the free list or handed to a waiter.
+    Free,
+    /// Submitted; `abandoned` once its future was dropped.
+    InFlight {
+        waker: Option<Waker>,
+        abandoned: bool,
+    },
+    /// Completed, its result not yet taken by the future.
+    Done {
+        result: Result<(), Error>,
+        buffer: Option<DmaBuffer>,
+        stuck: bool,
+    },
+    /// Reported (timed out) while the device may still own the slot: out
+    /// of use until the raw queue no longer needs recovery.
+    Stuck,
+}
+
+/// A request waiting for a tag.
+struct Waiter {
+    ticket: u64,
+    waker: Waker,
+}
+
+/// The tags and who waits for them.
+pub(super) struct Book {
+    pub(super) tags: Vec<Tag>,
+    free: Vec<u16>,
+    /// Requests waiting for a tag, oldest first.
+    waiters: VecDeque<Waiter>,
+    /// Tags handed to waiters not yet polled: (ticket, tag).
+    granted: Vec<(u64, u16)>,
+    next_ticket: u64,
+    stuck: usize,
+    /// Wakers to wake once the state is released.
+    to_wake: Vec<Waker>,
+}
+
+impl Book {
+    /// Requests waiting for a tag.
+    pub(super) fn waiting(&self) -> usize {
+        self.waiters.len()
+    }
+
+    /// Whether no tag is stuck and no request waits.
+    pub(super) fn is_idle(&self) -> bool {
+        self.stuck == 0 && self.waiters.is_empty()
+    }
+
+    /// The wakers to wake, taken out (the list is put back with
+    /// [`Self::return_wake_list`], keeping its capacity).
+    pub(super) fn take_wake_list(&mut self) -> Vec<Waker> {
+        core::mem::take(&mut self.to_wake)
+    }
+
+    /// Puts the emptied wake list back, with whatever was queued meanwhile.
+    pub(super) fn return_wake_list(&mut self, mut list: Vec<Waker>) {
+        list.append(&mut self.to_wake);
+        self.to_wake = list;
+    }
+
+    /// `depth` free tags, and room for as many waiters and wakers.
+    pub(super) fn new(depth: usize) -> Book {
+        let depth = depth.min(usize::from(u16::MAX));
+        let mut tags = Vec::with_capacity(depth);
+        tags.resize_with(depth, || Tag::Free);
+        Book {
+            tags,
+            free: (0..depth as u16).rev().collect(),
+            waiters: VecDeque::with_capacity(depth),
+            granted: Vec::with_capacity(depth),
+            next_ticket: 0,
+            stuck: 0,
+            to_wake: Vec::with_capacity(depth),
+        }
+    }
+
+    /// Gives `tag` to the oldest waiter, or back to the free list.
+    pub(super) fn release(&mut self, tag: u16) {
+        if let Some(t) = self.tags.get_mut(usize::from(tag)) {
+            *t = Tag::Free;
+        }
+        match self.waiters.pop_front() {
+            Some(w) => {
+                self.granted.push((w.ticket, tag));
+                self.to_wake.push(w.waker);
+            }
+            None => self.free.push(tag),
+        }
+    }
+
+    /// A free tag for a new request, unless older ones wait.
+    pub(super) fn take_tag(&mut self) -> Option<u16> {
+        if self.waiters.is_empty() {
+            self.free.pop()
+        } else {
+            None
+        }
+    }
+
+    /// Queues a request for a tag (oldest first, or at the front for one
+    /// that had a tag and must wait again); returns its ticket.
+    pub(super) fn wait(&mut self, waker: &Waker, front: bool) -> u64 {
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        let waiter = Waiter {
+            ticket,
+            waker: waker.clone(),
+        };
+        if front {
+            self.waiters.push_front(waiter);
+        } else {
+            self.waiters.push_back(waiter);
+        }
+        ticket
+    }
+
+    /// The tag granted to `ticket`, if any; otherwise refreshes its waker.
+    pub(super) fn granted(&mut self, ticket: u64, waker: &Waker) -> Option<u16> {
+        if let Some(i) = self.granted.iter().position(|&(t, _)| t == ticket) {
+            return Some(self.granted.swap_remove(i).1);
+        }
+        if let Some(w) = self.waiters.iter_mut().find(|w| w.ticket == ticket)
+            && !w.waker.will_wake(waker)
+        {
+            w.waker = waker.clone();
+        }
+        None
+    }
+
+    /// Forgets a waiting request (its future was dropped).
+    pub(super) fn leave(&mut self, ticket: u64) {
+        if let Some(i) = self.waiters.iter().position(|w| w.ticket == ticket) {
+            self.waiters.remove(i);
+        } else if let Some(i) = self.granted.iter().position(|&(t, _)| t == ticket) {
+            let (_, tag) = self.granted.swap_remove(i);
+            self.release(tag);
+        }
+    }
+
+    /// Marks `tag` in flight, after its submission.
+    pub(super) fn sent(&mut self, tag: u16) {
+        if let Some(t) = self.tags.get_mut(usize::from(tag)) {
+            *t = Tag::InFlight {
+                waker: None,
+                abandoned: false,
+            };
+        }
+    }
+
+    /// Hands one completion to its tag.
+    pub(super) fn complete(&mut self, c: Completion) {
+        let Ok(tag) = u16::try_from(c.tag) else {
+            return;
+        };
+        // A request reported past its deadline leaves its slot with the
+        // device until it completes late or the controller is reset.
+        let stuck = matches!(
+            c.result,
+            Err(Error::Timeout { .. } | Error::ControllerFatal)
+        );
+        let Some(t) = self.tags.get_mut(usize::from(tag)) else {
+            return;
+        };
+        match core::mem::replace(t, Tag::Free) {
+            Tag::InFlight {
+                waker,
+                abandoned: false,
+            } => {
+                *t = Tag::Done {
+                    result: c.result,
+                    buffer: c.buffer,
+                    stuck,
+                };
+                if let Some(w) = waker {
+                    self.to_wake.push(w);
+                }
+            }
+            Tag::InFlight {
+                abandoned: true, ..
+            } => {
+                // Nobody waits: the buffer (if it came back) is freed here.
+                drop(c.buffer);
+                self.retire(tag, stuck);
+            }
+            other => {
+                // Not one of ours in flight: leave the tag as it was.
+                *t = other;
+            }
+        }
+    }
+
+    /// A finished tag goes back into use, or out of use while stuck.
+    pub(super) fn retire(&mut self, tag: u16, stuck: bool) {
+        if stuck {
+            if let Some(t) = self.tags.get_mut(usize::from(tag)) {
+                *t = Tag::Stuck;
+            }
+            self.stuck += 1;
+        } else {
+            self.release(tag);
+        }
+    }
+
+    /// Stuck tags come back once the raw queue no longer needs recovery
+    /// (a reset, or the late completions, freed their slots).
+    pub(super) fn unstick(&mut self, needs_recovery: bool) {
+        if self.stuck == 0 || needs_recovery {
+            return;
+        }
+        self.stuck = 0;
+        for tag in 0..self.tags.len() {
+            if matches!(self.tags.get(tag), Some(Tag::Stuck)) {
+                // Tags are numbered below the queue depth, within u16.
+                self.release(tag as u16);
+            }
+        }
+    }
+}

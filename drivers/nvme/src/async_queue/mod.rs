@@ -1,0 +1,479 @@
+//! The `async` request path: futures over one I/O queue pair, shared by
+//! many tasks on one core.
+//!
+//! [`AsyncQueue`] wraps an [`IoQueue`] in a cheap, clonable handle; every
+//! clone submits to the same queue pair. Each request is a future
+//! ([`Transfer`] for reads and writes, which gives the buffer back;
+//! [`Command`] for flush, Write Zeroes and discard). Nothing happens until
+//! it is polled: it then takes one of the queue's tags (one per slot, all
+//! made when the handle is made, so no request allocates), submits, and
+//! waits. [`AsyncQueue::poll_completions`], called by the executor's idle
+//! step, walks the completion queue, hands each result to its tag and
+//! wakes the future waiting on it.
+//!
+//! A request beyond the queue's depth waits for a tag (first come, first
+//! served: a freed tag goes straight to the oldest waiter), and so does one
+//! the raw queue refuses for want of slots (a request over the transfer
+//! limit takes several): it is woken when a tag is freed, instead of
+//! failing with `QueueFull`.
+//!
+//! Buffers move into the queue with the request and come back with the
+//! completion. A future dropped while its request is in flight gives up
+//! only its claim: the tag is marked abandoned, the queue keeps the buffer
+//! until the completion (or the reset) hands it back, and frees it then.
+//! A request past its deadline completes as `Timeout` (or
+//! `ControllerFatal`) at once, but its tag stays out of use while the
+//! device may still own the slot, until the raw queue no longer
+//! [`needs_recovery`](IoQueue::needs_recovery); an `AsyncController`
+//! recovers the controller at that point without the application's help.
+//!
+//! Wakers are woken after the queue's state is released, so a waker may
+//! do anything (even drop another request of this queue). Single-threaded:
+//! the handle is `!Send` (an `Rc`), as are its futures.
+
+#![forbid(unsafe_code)]
+
+mod book;
+
+use crate::error::Error;
+use crate::hal::{Clock, DmaBuffer, RegisterAccess};
+use crate::io_queue::{IoQueue, Rejected};
+use crate::namespace::Namespace;
+use alloc::rc::Rc;
+use book::{Book, Tag};
+use core::cell::RefCell;
+use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+
+/// What a request asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Read { lba: u64 },
+    Write { lba: u64, fua: bool },
+    Flush,
+    WriteZeroes { lba: u64, blocks: u32 },
+    Discard { lba: u64, blocks: u32 },
+}
+
+struct Inner<R: RegisterAccess, C: Clock> {
+    raw: IoQueue<R, C>,
+    book: Book,
+}
+
+/// Submits `op` under `tag` to `raw`. On refusal the error and the buffer
+/// (if the request carried one) come back; nothing reached the device.
+fn submit<R: RegisterAccess, C: Clock>(
+    raw: &mut IoQueue<R, C>,
+    ns: &Namespace,
+    op: Op,
+    buffer: Option<DmaBuffer>,
+    tag: u16,
+) -> Result<(), (Error, Option<DmaBuffer>)> {
+    let t = u64::from(tag);
+    match (op, buffer) {
+        (Op::Read { lba }, Some(b)) => raw.submit_read(ns, lba, b, t).map_err(rejected),
+        (Op::Write { lba, fua: false }, Some(b)) => {
+            raw.submit_write(ns, lba, b, t).map_err(rejected)
+        }
+        (Op::Write { lba, fua: true }, Some(b)) => {
+            raw.submit_write_fua(ns, lba, b, t).map_err(rejected)
+        }
+        (Op::Flush, _) => raw.submit_flush(ns, t).map_err(|e| (e, None)),
+        (Op::WriteZeroes { lba, blocks }, _) => raw
+            .submit_write_zeroes(ns, lba, blocks, t)
+            .map_err(|e| (e, None)),
+        (Op::Discard { lba, blocks }, _) => raw
+            .submit_discard(ns, lba, blocks, t)
+            .map_err(|e| (e, None)),
+        (Op::Read { .. } | Op::Write { .. }, None) => Err((Error::InvalidLength, None)),
+    }
+}
+
+fn rejected(r: Rejected) -> (Error, Option<DmaBuffer>) {
+    (r.error, Some(r.buffer))
+}
+
+/// A clonable `async` handle over one [`IoQueue`] (see the module
+/// documentation).
+pub struct AsyncQueue<R: RegisterAccess, C: Clock> {
+    inner: Rc<RefCell<Inner<R, C>>>,
+}
+
+impl<R: RegisterAccess, C: Clock> Clone for AsyncQueue<R, C> {
+    fn clone(&self) -> Self {
+        AsyncQueue {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<R: RegisterAccess, C: Clock> fmt::Debug for AsyncQueue<R, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.inner.try_borrow();
+        let mut d = f.debug_struct("AsyncQueue");
+        if let Ok(i) = inner {
+            d.field("queue_id", &i.raw.queue_id())
+                .field("depth", &i.book.tags.len())
+                .field("in_flight", &i.raw.in_flight())
+                .field("waiting", &i.book.waiting());
+        }
+        d.finish_non_exhaustive()
+    }
+}
+
+impl<R: RegisterAccess, C: Clock> AsyncQueue<R, C> {
+    /// Wraps `queue`, with one tag per slot (the only allocation: requests
+    /// allocate nothing). Doorbell batching stays as set on `queue`: with
+    /// it on, requests submitted in one round of the executor reach the
+    /// device together at the next [`Self::poll_completions`].
+    pub fn new(queue: IoQueue<R, C>) -> AsyncQueue<R, C> {
+        // Tags travel as `u16` (the raw queue's slots are CIDs, below 2^16).
+        let depth = queue.depth().min(usize::from(u16::MAX));
+        AsyncQueue {
+            inner: Rc::new(RefCell::new(Inner {
+                raw: queue,
+                book: Book::new(depth),
+            })),
+        }
+    }
+
+    /// Reads `buf.len()` bytes (whole blocks) at `lba` of `ns` into `buf`,
+    /// which comes back filled.
+    pub fn read(&self, ns: &Namespace, lba: u64, buf: DmaBuffer) -> Transfer<R, C> {
+        Transfer(self.request(ns, Op::Read { lba }, Some(buf)))
+    }
+
+    /// Writes `buf` (whole blocks) at `lba` of `ns`; the buffer comes back.
+    pub fn write(&self, ns: &Namespace, lba: u64, buf: DmaBuffer) -> Transfer<R, C> {
+        Transfer(self.request(ns, Op::Write { lba, fua: false }, Some(buf)))
+    }
+
+    /// As [`Self::write`], with Force Unit Access.
+    pub fn write_fua(&self, ns: &Namespace, lba: u64, buf: DmaBuffer) -> Transfer<R, C> {
+        Transfer(self.request(ns, Op::Write { lba, fua: true }, Some(buf)))
+    }
+
+    /// Flushes the volatile write cache of `ns`.
+    pub fn flush(&self, ns: &Namespace) -> Command<R, C> {
+        Command(self.request(ns, Op::Flush, None))
+    }
+
+    /// Zeroes `blocks` blocks at `lba` of `ns` (Write Zeroes).
+    pub fn write_zeroes(&self, ns: &Namespace, lba: u64, blocks: u32) -> Command<R, C> {
+        Command(self.request(ns, Op::WriteZeroes { lba, blocks }, None))
+    }
+
+    /// Deallocates `blocks` blocks at `lba` of `ns` (Dataset Management).
+    pub fn discard(&self, ns: &Namespace, lba: u64, blocks: u32) -> Command<R, C> {
+        Command(self.request(ns, Op::Discard { lba, blocks }, None))
+    }
+
+    fn request(&self, ns: &Namespace, op: Op, buffer: Option<DmaBuffer>) -> Request<R, C> {
+        Request {
+            queue: self.clone(),
+            ns: *ns,
+            state: State::Start { op, buffer },
+        }
+    }
+
+    /// Moves finished completions to the futures waiting for them and
+    /// wakes them (the executor's idle step); returns how many completions
+    /// were handled. Requests past their deadline complete here as
+    /// `Timeout`; after a controller reset or shutdown the requests in
+    /// flight complete as `Reset` / `ShutDown`.
+    pub fn poll_completions(&self) -> usize {
+        let n = {
+            let Ok(mut guard) = self.inner.try_borrow_mut() else {
+                return 0;
+            };
+            let Inner { raw, book } = &mut *guard;
+            let n = raw.poll(|c| book.complete(c));
+            book.unstick(raw.needs_recovery());
+            n
+        };
+        self.wake();
+        n
+    }
+
+    /// Whether the raw queue has a request past its deadline (see
+    /// [`IoQueue::needs_recovery`]).
+    pub fn needs_recovery(&self) -> bool {
+        self.inner
+            .try_borrow()
+            .is_ok_and(|inner| inner.raw.needs_recovery())
+    }
+
+    /// Requests submitted and not yet completed (timed-out ones included).
+    pub fn in_flight(&self) -> usize {
+        self.inner
+            .try_borrow()
+            .map_or(0, |inner| inner.raw.in_flight())
+    }
+
+    /// Requests waiting for a tag.
+    pub fn waiting(&self) -> usize {
+        self.inner
+            .try_borrow()
+            .map_or(0, |inner| inner.book.waiting())
+    }
+
+    /// Requests in flight at most (the raw queue's depth).
+    pub fn depth(&self) -> usize {
+        self.inner
+            .try_borrow()
+            .map_or(0, |inner| inner.book.tags.len())
+    }
+
+    /// Whether `self` and `other` are handles of the same queue.
+    pub fn same_queue(&self, other: &AsyncQueue<R, C>) -> bool {
+        Rc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// The raw queue back, if this is the last handle and no request is in
+    /// flight or waiting; otherwise the handle back.
+    #[allow(
+        clippy::result_large_err,
+        reason = "a refused handle goes back by value, as IoQueue's do"
+    )]
+    pub fn into_io_queue(self) -> Result<IoQueue<R, C>, AsyncQueue<R, C>> {
+        let busy = self.inner.try_borrow().map_or(true, |inner| {
+            inner.raw.in_flight() != 0 || !inner.book.is_idle()
+        });
+        if busy {
+            return Err(self);
+        }
+        match Rc::try_unwrap(self.inner) {
+            Ok(cell) => Ok(cell.into_inner().raw),
+            Err(inner) => Err(AsyncQueue { inner }),
+        }
+    }
+
+    /// Wakes what the last operation made ready, with the state released.
+    fn wake(&self) {
+        let mut list = match self.inner.try_borrow_mut() {
+            Ok(mut inner) => inner.book.take_wake_list(),
+            Err(_) => return,
+        };
+        for w in list.drain(..) {
+            w.wake();
+        }
+        if let Ok(mut inner) = self.inner.try_borrow_mut() {
+            inner.book.return_wake_list(list);
+        }
+    }
+}
+
+/// Where a request stands.
+enum State {
+    /// Not yet polled.
+    Start { op: Op, buffer: Option<DmaBuffer> },
+    /// Waiting for a tag, with what it will submit.
+    Waiting {
+        ticket: u64,
+        op: Op,
+        buffer: Option<DmaBuffer>,
+    },
+    /// Submitted under `tag`.
+    InFlight { tag: u16 },
+    /// Its output was given.
+    Finished,
+}
+
+/// One request of an [`AsyncQueue`]: the shared state machine of
+/// [`Transfer`] and [`Command`].
+struct Request<R: RegisterAccess, C: Clock> {
+    queue: AsyncQueue<R, C>,
+    ns: Namespace,
+    state: State,
+}
+
+impl<R: RegisterAccess, C: Clock> Request<R, C> {
+    fn poll_request(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<DmaBuffer>, Error>> {
+        let shared = Rc::clone(&self.queue.inner);
+        let poll = {
+            let Ok(mut inner) = shared.try_borrow_mut() else {
+                // Only a waker polling from inside the queue gets here.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            };
+            self.step(&mut inner, cx)
+        };
+        self.queue.wake();
+        poll
+    }
+
+    /// One step of the state machine with the queue's state borrowed.
+    fn step(
+        &mut self,
+        inner: &mut Inner<R, C>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<DmaBuffer>, Error>> {
+        let Inner { raw, book } = inner;
+        loop {
+            let (op, buffer, tag) = match core::mem::replace(&mut self.state, State::Finished) {
+                State::Start { op, buffer } => match book.take_tag() {
+                    Some(tag) => (op, buffer, tag),
+                    None => {
+                        let ticket = book.wait(cx.waker(), false);
+                        self.state = State::Waiting { ticket, op, buffer };
+                        return Poll::Pending;
+                    }
+                },
+                State::Waiting { ticket, op, buffer } => match book.granted(ticket, cx.waker()) {
+                    Some(tag) => (op, buffer, tag),
+                    None => {
+                        self.state = State::Waiting { ticket, op, buffer };
+                        return Poll::Pending;
+                    }
+                },
+                State::InFlight { tag } => return self.collect(book, tag, cx),
+                State::Finished => return Poll::Ready(Err(Error::UnknownCommandId)),
+            };
+            match submit(raw, &self.ns, op, buffer, tag) {
+                Ok(()) => {
+                    book.sent(tag);
+                    self.state = State::InFlight { tag };
+                }
+                // Not enough free slots for a request of several commands:
+                // wait for the next freed tag, first in line.
+                Err((Error::QueueFull, buffer)) if raw.in_flight() > 0 => {
+                    book.release(tag);
+                    let ticket = book.wait(cx.waker(), true);
+                    self.state = State::Waiting { ticket, op, buffer };
+                    return Poll::Pending;
+                }
+                Err((error, _buffer)) => {
+                    book.release(tag);
+                    return Poll::Ready(Err(error));
+                }
+            }
+        }
+    }
+
+    /// The result of the request in flight under `tag`, or its waker
+    /// registered.
+    fn collect(
+        &mut self,
+        book: &mut Book,
+        tag: u16,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<DmaBuffer>, Error>> {
+        let Some(t) = book.tags.get_mut(usize::from(tag)) else {
+            return Poll::Ready(Err(Error::UnknownCommandId));
+        };
+        match core::mem::replace(t, Tag::Free) {
+            Tag::Done {
+                result,
+                buffer,
+                stuck,
+            } => {
+                book.retire(tag, stuck);
+                Poll::Ready(result.map(|()| buffer))
+            }
+            Tag::InFlight { waker, abandoned } => {
+                let waker = match waker {
+                    Some(w) if w.will_wake(cx.waker()) => w,
+                    _ => cx.waker().clone(),
+                };
+                *t = Tag::InFlight {
+                    waker: Some(waker),
+                    abandoned,
+                };
+                self.state = State::InFlight { tag };
+                Poll::Pending
+            }
+            other => {
+                *t = other;
+                Poll::Ready(Err(Error::UnknownCommandId))
+            }
+        }
+    }
+}
+
+impl<R: RegisterAccess, C: Clock> Drop for Request<R, C> {
+    fn drop(&mut self) {
+        let state = core::mem::replace(&mut self.state, State::Finished);
+        if matches!(state, State::Start { .. } | State::Finished) {
+            return;
+        }
+        {
+            let Ok(mut inner) = self.queue.inner.try_borrow_mut() else {
+                log::warn!("nvme: a request dropped while its queue was busy is left behind");
+                return;
+            };
+            match state {
+                State::Waiting { ticket, .. } => inner.book.leave(ticket),
+                State::InFlight { tag } => {
+                    let Some(t) = inner.book.tags.get_mut(usize::from(tag)) else {
+                        return;
+                    };
+                    match core::mem::replace(t, Tag::Free) {
+                        Tag::InFlight { .. } => {
+                            // The device may own the buffer: the queue keeps
+                            // it until the completion, and frees it then.
+                            *t = Tag::InFlight {
+                                waker: None,
+                                abandoned: true,
+                            };
+                        }
+                        Tag::Done { buffer, stuck, .. } => {
+                            drop(buffer);
+                            inner.book.retire(tag, stuck);
+                        }
+                        other => *t = other,
+                    }
+                }
+                State::Start { .. } | State::Finished => {}
+            }
+        }
+        self.queue.wake();
+    }
+}
+
+/// A read or write of an [`AsyncQueue`]: its buffer back, or why not (the
+/// buffer is then freed, or kept by the queue while the device may own
+/// it). Dropping it before it completes abandons the request (see the
+/// module documentation).
+pub struct Transfer<R: RegisterAccess, C: Clock>(Request<R, C>);
+
+impl<R: RegisterAccess, C: Clock> Future for Transfer<R, C> {
+    type Output = Result<DmaBuffer, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut()
+            .0
+            .poll_request(cx)
+            .map(|result| match result {
+                Ok(Some(buffer)) => Ok(buffer),
+                // The raw queue hands every successful transfer's buffer back.
+                Ok(None) => Err(Error::Dma),
+                Err(e) => Err(e),
+            })
+    }
+}
+
+/// A flush, Write Zeroes or discard of an [`AsyncQueue`]. Dropping it
+/// before it completes abandons the request.
+pub struct Command<R: RegisterAccess, C: Clock>(Request<R, C>);
+
+impl<R: RegisterAccess, C: Clock> Future for Command<R, C> {
+    type Output = Result<(), Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut().0.poll_request(cx).map(|r| r.map(|_| ()))
+    }
+}
+
+impl<R: RegisterAccess, C: Clock> fmt::Debug for Transfer<R, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Transfer")
+    }
+}
+
+impl<R: RegisterAccess, C: Clock> fmt::Debug for Command<R, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Command")
+    }
+}

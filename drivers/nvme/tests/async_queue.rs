@@ -1,0 +1,490 @@
+//! The `async` path against the simulated controller: many tasks on one
+//! queue, more requests than slots, data round trips, errors that never
+//! reach the device, dropped futures, and faults recovered by the
+//! `AsyncController` with each request completing exactly once.
+//!
+//! The tests drive the futures with a tiny executor of their own: a task
+//! is polled again only once its waker was called, and when no task is
+//! ready the idle step polls the completions (a future that is never woken
+//! fails the test instead of hanging it).
+
+use nvme::{AsyncController, AsyncQueue, DmaBuffer, Error, Stage};
+use nvme_sim::*;
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+
+type Sim = nvme_sim::Sim;
+type Queue = AsyncQueue<Sim, FakeClock>;
+type Task = Pin<Box<dyn Future<Output = ()>>>;
+
+struct Flag(AtomicBool);
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Idle steps in a row without any task woken after which a test fails.
+const STALL_LIMIT: usize = 10_000;
+
+/// Runs `tasks` to completion, calling `idle` when none is ready; returns
+/// how many polls the tasks took.
+fn run(tasks: Vec<Task>, mut idle: impl FnMut() -> usize) -> usize {
+    let mut tasks: Vec<(Option<Task>, Arc<Flag>)> = tasks
+        .into_iter()
+        .map(|t| (Some(t), Arc::new(Flag(AtomicBool::new(true)))))
+        .collect();
+    let (mut polls, mut stalled) = (0, 0);
+    while tasks.iter().any(|(t, _)| t.is_some()) {
+        let mut ran = false;
+        for (task, flag) in &mut tasks {
+            if task.is_some() && flag.0.swap(false, Ordering::SeqCst) {
+                ran = true;
+                polls += 1;
+                let waker = Waker::from(flag.clone());
+                if let Some(t) = task.as_mut()
+                    && t.as_mut().poll(&mut Context::from_waker(&waker)).is_ready()
+                {
+                    *task = None;
+                }
+            }
+        }
+        if ran {
+            stalled = 0;
+        } else {
+            idle();
+            stalled += 1;
+            assert!(stalled < STALL_LIMIT, "a future was never woken");
+        }
+    }
+    polls
+}
+
+/// Runs one future to completion (see [`run`]).
+fn block_on<T: 'static>(
+    future: impl Future<Output = T> + 'static,
+    idle: impl FnMut() -> usize,
+) -> T {
+    let out = Rc::new(RefCell::new(None));
+    let o = out.clone();
+    run(
+        vec![Box::pin(
+            async move { *o.borrow_mut() = Some(future.await) },
+        )],
+        idle,
+    );
+    out.borrow_mut().take().expect("the future finished")
+}
+
+fn bench() -> (Bench, TestController) {
+    let bench = Bench::new(SimConfig::default());
+    let mut ctrl = bench.controller(test_config()).unwrap();
+    ctrl.namespace(1).unwrap().set_writable(true);
+    (bench, ctrl)
+}
+
+fn queue(ctrl: &mut TestController) -> Queue {
+    AsyncQueue::new(ctrl.take_io_queue().unwrap())
+}
+
+fn idle(q: &Queue) -> impl FnMut() -> usize + use<> {
+    let q = q.clone();
+    move || q.poll_completions()
+}
+
+#[test]
+fn many_tasks_on_one_queue_round_trip_their_data() {
+    let (bench, mut ctrl) = bench();
+    let ns = ctrl.namespace_handle(1).unwrap();
+    let q = queue(&mut ctrl);
+    let tasks: Vec<Task> = (0..48u64)
+        .map(|t| {
+            let (q, dma) = (q.clone(), bench.dma.clone());
+            Box::pin(async move {
+                let data = pattern(4096, t);
+                let written = q.write(&ns, t * 8, dma.buffer_from(&data)).await.unwrap();
+                assert_eq!(
+                    written.as_slice(),
+                    &data[..],
+                    "the buffer comes back as it went"
+                );
+                let read = q.read(&ns, t * 8, written).await.unwrap();
+                // The same buffer came back, and the data with it.
+                assert_eq!(read.as_slice(), &data[..], "task {t}");
+            }) as Task
+        })
+        .collect();
+    run(tasks, idle(&q));
+    for t in 0..48u64 {
+        assert_eq!(bench.sim.disk(1, t * 8, 8), pattern(4096, t));
+    }
+    assert_eq!(q.in_flight(), 0);
+}
+
+#[test]
+fn more_requests_than_slots_wait_and_all_complete() {
+    let (bench, mut ctrl) = bench();
+    bench.sim.fill_disk(1, |i| (i / 512) as u8);
+    let ns = ctrl.namespace_handle(1).unwrap();
+    let q = queue(&mut ctrl);
+    let depth = q.depth();
+    assert_eq!(depth, 32);
+    bench.sim.set_defer(true);
+    let done = Rc::new(Cell::new(0usize));
+    let tasks: Vec<Task> = (0..4 * depth as u64)
+        .map(|lba| {
+            let (q, dma, done) = (q.clone(), bench.dma.clone(), done.clone());
+            Box::pin(async move {
+                let buf = q.read(&ns, lba, dma.buffer(512)).await.unwrap();
+                assert!(buf.as_slice().iter().all(|&b| b == lba as u8));
+                done.set(done.get() + 1);
+            }) as Task
+        })
+        .collect();
+    let (sim, q2) = (bench.sim.clone(), q.clone());
+    let mut max_waiting = 0;
+    let mut max_in_flight = 0;
+    run(tasks, move || {
+        max_waiting = max_waiting.max(q2.waiting());
+        max_in_flight = max_in_flight.max(q2.in_flight());
+        assert!(max_in_flight <= depth);
+        sim.release_completions(true);
+        q2.poll_completions()
+    });
+    assert_eq!(done.get(), 4 * depth);
+    let reads = bench
+        .sim
+        .commands()
+        .iter()
+        .filter(|c| c.entry.opcode == 0x02)
+        .count();
+    assert_eq!(reads, 4 * depth, "one command per request, none refused");
+}
+
+#[test]
+fn flush_write_zeroes_and_discard_complete() {
+    let (bench, mut ctrl) = bench();
+    bench.sim.fill_disk(1, |_| 0xEE);
+    let ns = ctrl.namespace_handle(1).unwrap();
+    let q = queue(&mut ctrl);
+    let q2 = q.clone();
+    block_on(
+        async move {
+            q2.write_zeroes(&ns, 10, 4).await.unwrap();
+            q2.discard(&ns, 100, 8).await.unwrap();
+            q2.flush(&ns).await.unwrap();
+        },
+        idle(&q),
+    );
+    assert_eq!(bench.sim.disk(1, 10, 4), vec![0; 2048]);
+    assert_eq!(bench.sim.disk(1, 14, 1), vec![0xEE; 512]);
+    let opcodes: Vec<u8> = bench
+        .sim
+        .commands()
+        .iter()
+        .filter(|c| c.qid != 0)
+        .map(|c| c.entry.opcode)
+        .collect();
+    assert_eq!(opcodes, [0x08, 0x09, 0x00]);
+}
+
+#[test]
+fn bad_requests_fail_without_reaching_the_device() {
+    let (bench, mut ctrl) = bench();
+    let (other, other_ctrl) = {
+        let b = Bench::new(SimConfig::default());
+        let c = b.controller(test_config()).unwrap();
+        (b, c)
+    };
+    let foreign = other_ctrl.namespace_handle(1).unwrap();
+    let ns = ctrl.namespace_handle(1).unwrap();
+    let q = queue(&mut ctrl);
+    bench.sim.clear_commands();
+    let outstanding = bench.dma.outstanding_bytes();
+    let (q2, dma) = (q.clone(), bench.dma.clone());
+    let errors = block_on(
+        async move {
+            vec![
+                q2.read(&ns, 8192, dma.buffer(512)).await.err(),
+                q2.read(&ns, u64::MAX, dma.buffer(512)).await.err(),
+                q2.write(&ns, 8191, dma.buffer(1024)).await.err(),
+                q2.read(&ns, 0, dma.buffer(100)).await.err(),
+                q2.read(&foreign, 0, dma.buffer(512)).await.err(),
+                q2.write_zeroes(&ns, 8190, 4).await.err(),
+                q2.discard(&foreign, 0, 1).await.err(),
+                q2.flush(&foreign).await.err(),
+            ]
+        },
+        idle(&q),
+    );
+    assert_eq!(
+        errors,
+        [
+            Some(Error::OutOfRange),
+            Some(Error::OutOfRange),
+            Some(Error::OutOfRange),
+            Some(Error::InvalidLength),
+            Some(Error::ForeignNamespace),
+            Some(Error::OutOfRange),
+            Some(Error::ForeignNamespace),
+            Some(Error::ForeignNamespace),
+        ]
+    );
+    assert!(
+        bench.sim.commands().is_empty(),
+        "{:?}",
+        bench.sim.commands()
+    );
+    assert!(other.sim.commands().iter().all(|c| c.qid == 0));
+    // Every refused buffer went back to its allocator.
+    assert_eq!(bench.dma.outstanding_bytes(), outstanding);
+
+    // After shutdown, requests fail at once, nothing sent.
+    let (bench, mut ctrl) = self::bench();
+    let ns = ctrl.namespace_handle(1).unwrap();
+    let q = queue(&mut ctrl);
+    ctrl.shutdown().unwrap();
+    bench.sim.clear_commands();
+    let (q2, dma) = (q.clone(), bench.dma.clone());
+    let results = block_on(
+        async move {
+            (
+                q2.read(&ns, 0, dma.buffer(512)).await.err(),
+                q2.flush(&ns).await.err(),
+            )
+        },
+        idle(&q),
+    );
+    assert_eq!(results, (Some(Error::ShutDown), Some(Error::ShutDown)));
+    assert!(bench.sim.commands().is_empty());
+}
+
+#[test]
+fn writes_to_a_namespace_not_owned_are_refused() {
+    let bench = Bench::new(SimConfig::default());
+    let mut ctrl = bench.controller(test_config()).unwrap();
+    let ns = ctrl.namespace_handle(1).unwrap();
+    let q = queue(&mut ctrl);
+    bench.sim.clear_commands();
+    let (q2, dma) = (q.clone(), bench.dma.clone());
+    let result = block_on(
+        async move { q2.write(&ns, 0, dma.buffer(512)).await.err() },
+        idle(&q),
+    );
+    assert_eq!(result, Some(Error::NotOwned));
+    assert!(bench.sim.commands().is_empty());
+}
+
+/// Polls `future` once with a waker nobody watches.
+fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
+    let waker = Waker::from(Arc::new(Flag(AtomicBool::new(false))));
+    Pin::new(future).poll(&mut Context::from_waker(&waker))
+}
+
+#[test]
+fn a_dropped_future_leaves_its_buffer_with_the_queue_until_the_completion() {
+    let (bench, mut ctrl) = bench();
+    let ns = ctrl.namespace_handle(1).unwrap();
+    let q = queue(&mut ctrl);
+    bench.sim.set_defer(true);
+    let buffer: DmaBuffer = bench.dma.buffer(4096);
+    let phys = buffer.phys().as_u64();
+    let mut read = q.read(&ns, 0, buffer);
+    assert!(poll_once(&mut read).is_pending());
+    assert_eq!(q.in_flight(), 1);
+    drop(read);
+    assert!(
+        bench.dma.is_allocated(phys),
+        "freed while the device owns it"
+    );
+    assert_eq!(q.poll_completions(), 0);
+    assert!(bench.dma.is_allocated(phys));
+    bench.sim.release_completions(false);
+    assert_eq!(q.poll_completions(), 1);
+    assert!(
+        !bench.dma.is_allocated(phys),
+        "freed once the device gave it back"
+    );
+    // Its tag serves again: a full queue's worth of requests completes.
+    bench.sim.set_defer(false);
+    let tasks: Vec<Task> = (0..q.depth() as u64)
+        .map(|lba| {
+            let (q, dma) = (q.clone(), bench.dma.clone());
+            Box::pin(async move {
+                q.read(&ns, lba, dma.buffer(512)).await.unwrap();
+            }) as Task
+        })
+        .collect();
+    run(tasks, idle(&q));
+}
+
+#[test]
+fn a_dropped_waiting_future_gives_its_turn_away() {
+    let (bench, mut ctrl) = bench();
+    let ns = ctrl.namespace_handle(1).unwrap();
+    let q = queue(&mut ctrl);
+    bench.sim.set_defer(true);
+    let mut in_flight: Vec<_> = (0..q.depth() as u64)
+        .map(|lba| q.read(&ns, lba, bench.dma.buffer(512)))
+        .collect();
+    for f in &mut in_flight {
+        assert!(poll_once(f).is_pending());
+    }
+    let mut first = q.read(&ns, 0, bench.dma.buffer(512));
+    let mut second = q.read(&ns, 1, bench.dma.buffer(512));
+    assert!(poll_once(&mut first).is_pending());
+    assert!(poll_once(&mut second).is_pending());
+    assert_eq!(q.waiting(), 2);
+    bench.sim.release_completions(false);
+    assert_eq!(q.poll_completions(), q.depth());
+    // The completions are in, but their tags serve again only once their
+    // futures took the results: one does, and its tag goes to the first
+    // waiter, which is dropped before it submits: the tag passes on.
+    let mut collected = in_flight.pop().unwrap();
+    assert!(matches!(poll_once(&mut collected), Poll::Ready(Ok(_))));
+    assert_eq!(q.waiting(), 1);
+    drop(first);
+    assert_eq!(q.waiting(), 0);
+    bench.sim.set_defer(false);
+    assert!(poll_once(&mut second).is_pending());
+    assert_eq!(q.in_flight(), 1);
+    q.poll_completions();
+    assert!(matches!(poll_once(&mut second), Poll::Ready(Ok(_))));
+    for mut f in in_flight {
+        assert!(matches!(poll_once(&mut f), Poll::Ready(Ok(_))));
+    }
+    assert_eq!(q.in_flight(), 0);
+}
+
+fn lose(bench: &Bench, opcode: u8, skip: u32, fault: Fault) {
+    bench.sim.add_fault(FaultRule {
+        admin: false,
+        opcode,
+        skip,
+        fault,
+    });
+}
+
+/// Runs 3 × depth reads of single blocks through `actrl`'s queue, each task
+/// recording its result; returns them by LBA.
+fn reads_through(
+    bench: &Bench,
+    actrl: &AsyncController<Sim, TestDma, FakeClock>,
+    q: &Queue,
+    count: u64,
+) -> Vec<Vec<Result<(), Error>>> {
+    let ns = actrl.namespace_handle(1).unwrap();
+    let results = Rc::new(RefCell::new(vec![Vec::new(); count as usize]));
+    let tasks: Vec<Task> = (0..count)
+        .map(|lba| {
+            let (q, dma, results) = (q.clone(), bench.dma.clone(), results.clone());
+            Box::pin(async move {
+                let r = q.read(&ns, lba, dma.buffer(512)).await;
+                if let Ok(buf) = &r {
+                    assert!(buf.as_slice().iter().all(|&b| b == lba as u8), "lba {lba}");
+                }
+                results.borrow_mut()[lba as usize].push(r.map(|_| ()));
+            }) as Task
+        })
+        .collect();
+    let (a, clock) = (actrl.clone(), bench.clock.clone());
+    run(tasks, move || {
+        // Time passes while the loop waits.
+        clock.advance_ms(1);
+        a.poll_completions()
+    });
+    Rc::try_unwrap(results).unwrap().into_inner()
+}
+
+#[test]
+fn a_lost_command_resets_the_controller_and_every_request_completes_once() {
+    let (bench, ctrl) = bench();
+    bench.sim.fill_disk(1, |i| (i / 512) as u8);
+    let actrl = AsyncController::new(ctrl);
+    let q = actrl.take_queue(true).unwrap();
+    lose(&bench, 0x02, 10, Fault::Lose);
+    let results = reads_through(&bench, &actrl, &q, 96);
+    assert!(results.iter().all(|r| r.len() == 1), "each exactly once");
+    let timeouts = results
+        .iter()
+        .filter(|r| {
+            r[0] == Err(Error::Timeout {
+                stage: Stage::IoCommand,
+            })
+        })
+        .count();
+    assert_eq!(timeouts, 1);
+    assert_eq!(
+        results[10][0],
+        Err(Error::Timeout {
+            stage: Stage::IoCommand
+        })
+    );
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r[0], Ok(()) | Err(Error::Timeout { .. } | Error::Reset)))
+    );
+    assert_eq!(actrl.recoveries(), 1);
+    assert_eq!(bench.sim.enables(), 2, "brought up, then reset once");
+    // Later requests work.
+    let results = reads_through(&bench, &actrl, &q, 64);
+    assert!(results.iter().all(|r| r[..] == [Ok(())]));
+}
+
+#[test]
+fn fatal_status_resets_the_controller() {
+    let (bench, ctrl) = bench();
+    bench.sim.fill_disk(1, |i| (i / 512) as u8);
+    let actrl = AsyncController::new(ctrl);
+    let q = actrl.take_queue(false).unwrap();
+    lose(&bench, 0x02, 5, Fault::Fatal);
+    let results = reads_through(&bench, &actrl, &q, 40);
+    assert!(results.iter().all(|r| r.len() == 1));
+    assert!(results.iter().any(|r| r[0] == Err(Error::ControllerFatal)));
+    assert_eq!(actrl.recoveries(), 1);
+    let results = reads_through(&bench, &actrl, &q, 40);
+    assert!(results.iter().all(|r| r[..] == [Ok(())]));
+}
+
+#[test]
+fn a_device_gone_for_good_ends_every_request_with_an_error() {
+    let (bench, ctrl) = bench();
+    let actrl = AsyncController::new(ctrl);
+    let q = actrl.take_queue(false).unwrap();
+    bench.sim.set_defer(true);
+    let ns = actrl.namespace_handle(1).unwrap();
+    let results = Rc::new(RefCell::new(Vec::new()));
+    let tasks: Vec<Task> = (0..50u64)
+        .map(|lba| {
+            let (q, dma, results) = (q.clone(), bench.dma.clone(), results.clone());
+            Box::pin(async move {
+                let r = q.read(&ns, lba, dma.buffer(512)).await;
+                results.borrow_mut().push(r.map(|_| ()));
+            }) as Task
+        })
+        .collect();
+    // Every register reads as all ones from the first idle step on.
+    let (a, sim, clock) = (actrl.clone(), bench.sim.clone(), bench.clock.clone());
+    run(tasks, move || {
+        sim.set_all_ones(true);
+        clock.advance_ms(1);
+        a.poll_completions()
+    });
+    let results = results.borrow();
+    assert_eq!(results.len(), 50);
+    assert!(results.iter().all(Result::is_err), "{results:?}");
+    assert!(actrl.with_controller(|c| c.is_shut_down()).unwrap());
+    let (q2, dma) = (q.clone(), bench.dma.clone());
+    let later = block_on(
+        async move { q2.read(&ns, 0, dma.buffer(512)).await.err() },
+        idle(&q),
+    );
+    assert_eq!(later, Some(Error::ShutDown));
+}
