@@ -1,13 +1,21 @@
 //! NVMe storage on this machine: the driver's hardware traits (volatile MMIO
 //! over a mapped BAR0, DMA memory from the frame allocator, time from the
 //! calibrated TSC) and bringing up every controller the PCI scan found.
+//!
+//! Applications doing queued I/O make their data buffers here, once
+//! ([`Attached::dma_buffer`], [`KernelDma::buffer`]): DMA memory from the
+//! same frames, which requests take by value and completions hand back,
+//! so the data is never copied.
 
 use core::ptr::NonNull;
 
-use nvme::{Clock, DmaAllocator, DmaError, DmaRegion, PhysAddr, RegisterAccess};
+use nvme::{
+    Clock, DmaAllocator, DmaBuffer, DmaError, DmaHome, DmaRegion, PhysAddr, RegisterAccess,
+};
 use volatile::VolatilePtr;
 use x86_64::VirtAddr;
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use crate::arch::tsc;
@@ -87,7 +95,24 @@ impl KernelDma {
     pub fn new(memory: &'static Memory) -> KernelDma {
         KernelDma { memory }
     }
+
+    /// This memory as the home of [`DmaBuffer`]s (they go back to it when
+    /// dropped).
+    pub fn home(self) -> DmaHome {
+        Arc::new(self)
+    }
+
+    /// A zeroed, physically contiguous, page-aligned buffer of `len` bytes
+    /// for queued I/O; [`nvme::Error::Dma`] when memory runs out. Make
+    /// buffers once and reuse them: each completion hands its buffer back.
+    pub fn buffer(self, len: usize) -> Result<DmaBuffer, nvme::Error> {
+        Ok(DmaBuffer::allocate(&self.home(), len, BUFFER_ALIGN)?)
+    }
 }
+
+/// Alignment of application buffers: one page (the driver points the
+/// device at any 4 KiB-aligned buffer, whatever the controller's page).
+const BUFFER_ALIGN: usize = 4096;
 
 impl DmaAllocator for KernelDma {
     fn allocate(&self, len: usize, align: usize) -> Result<DmaRegion, DmaError> {
@@ -139,6 +164,16 @@ pub struct Attached {
     pub ids: (u16, u16),
     /// The running driver.
     pub controller: NvmeController,
+    /// The DMA memory it uses, for the application's buffers.
+    pub dma: KernelDma,
+}
+
+impl Attached {
+    /// A buffer of `len` bytes for this controller's queues (see
+    /// [`KernelDma::buffer`]).
+    pub fn dma_buffer(&self, len: usize) -> Result<DmaBuffer, nvme::Error> {
+        self.dma.buffer(len)
+    }
 }
 
 /// Why a controller found on PCI is not in service.
@@ -204,6 +239,7 @@ pub fn attach_all(
                     address: function.address,
                     ids: (function.vendor_id, function.device_id),
                     controller,
+                    dma: KernelDma::new(memory),
                 });
             }
             Err(error) => {

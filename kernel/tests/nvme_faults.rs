@@ -90,6 +90,7 @@ fn t2_failing_write_is_a_write_fault() {
 #[test_case]
 fn t3_queued_reads_fail_exactly_where_the_device_fails() {
     with_nvme(|all| {
+        let dma = all[0].dma;
         let controller = &mut all[0].controller;
         {
             let mut dev = controller.namespace(1).unwrap();
@@ -106,19 +107,28 @@ fn t3_queued_reads_fail_exactly_where_the_device_fails() {
         let mut expected = vec![0u8; 512];
         let mut next = 8000u64;
         let mut done = 0;
+        // One buffer per request in flight, each reused as it comes back.
+        let depth = queue.depth().min(32);
+        let mut buffers: Vec<_> = (0..depth).map(|_| dma.buffer(512).unwrap()).collect();
         while done < 256 {
-            while next < 8256 && queue.in_flight() < queue.depth().min(32) {
-                queue.submit_read(&ns, next, 1, next).unwrap();
+            while next < 8256
+                && let Some(buffer) = buffers.pop()
+            {
+                queue.submit_read(&ns, next, buffer, next).unwrap();
                 next += 1;
             }
-            done += queue.poll(|c, data| match c.result {
-                Ok(()) => {
-                    fill_pattern(&mut expected, c.tag, 512, 4);
-                    assert!(data == &expected[..], "block {} corrupt", c.tag);
-                    verified += 1;
+            done += queue.poll(|c| {
+                let buffer = c.buffer.expect("a failed read gives its buffer back too");
+                match c.result {
+                    Ok(()) => {
+                        fill_pattern(&mut expected, c.tag, 512, 4);
+                        assert!(buffer.as_slice() == &expected[..], "block {} corrupt", c.tag);
+                        verified += 1;
+                    }
+                    Err(Error::Device(status)) if status.sct == 2 => failed.push(c.tag),
+                    Err(other) => panic!("block {}: unexpected {other}", c.tag),
                 }
-                Err(Error::Device(status)) if status.sct == 2 => failed.push(c.tag),
-                Err(other) => panic!("block {}: unexpected {other}", c.tag),
+                buffers.push(buffer);
             });
         }
         assert_eq!(failed, [BAD_READ]);

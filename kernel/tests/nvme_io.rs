@@ -13,6 +13,7 @@ extern crate alloc;
 mod common;
 
 use alloc::vec;
+use alloc::vec::Vec;
 use bootloader_api::{BootInfo, entry_point};
 use common::{fill_pattern, with_nvme};
 use nvme::Error;
@@ -192,30 +193,34 @@ fn t3_bad_requests_are_refused() {
 #[test_case]
 fn t8_queued_io_at_depth_32_verifies() {
     with_nvme(|all| {
+        let dma = all[0].dma;
         let controller = &mut all[0].controller;
         let ns = controller.namespace_handle(1).unwrap();
         let mut queue = controller.take_io_queue().unwrap();
         let depth = queue.depth().min(32);
         assert!(depth >= 16, "queue depth {depth}");
-        let mut block = vec![0u8; 4096];
-        let blocks = 8u32; // 4 KiB of 512-byte blocks
+        // One 4 KiB buffer per request in flight, reused as each comes back.
+        let mut buffers: Vec<_> = (0..depth).map(|_| dma.buffer(4096).unwrap()).collect();
         let mut done = 0usize;
         let mut errors = 0usize;
         // Write 1024 4-KiB blocks keeping `depth` in flight.
         let total = 1024u64;
         let mut next = 0u64;
         while done < total as usize {
-            while next < total && queue.in_flight() < depth {
-                fill_pattern(&mut block, 4096 + next * 8, 512, 9);
+            while next < total
+                && let Some(mut block) = buffers.pop()
+            {
+                fill_pattern(block.as_mut_slice(), 4096 + next * 8, 512, 9);
                 queue
-                    .submit_write(&ns, 4096 + next * 8, &block, next)
+                    .submit_write(&ns, 4096 + next * 8, block, next)
                     .unwrap();
                 next += 1;
             }
-            done += queue.poll(|c, _| {
+            done += queue.poll(|c| {
                 if c.result.is_err() {
                     errors += 1;
                 }
+                buffers.extend(c.buffer);
             });
         }
         assert_eq!(errors, 0);
@@ -226,22 +231,41 @@ fn t8_queued_io_at_depth_32_verifies() {
         next = 0;
         done = 0;
         while done < total as usize {
-            while next < total && queue.in_flight() < depth {
+            while next < total
+                && let Some(buffer) = buffers.pop()
+            {
                 queue
-                    .submit_read(&ns, 4096 + next * 8, blocks, next)
+                    .submit_read(&ns, 4096 + next * 8, buffer, next)
                     .unwrap();
                 next += 1;
             }
-            done += queue.poll(|c, data| {
+            done += queue.poll(|c| {
                 fill_pattern(&mut expected, 4096 + c.tag * 8, 512, 9);
-                if c.result.is_ok() && data == &expected[..] {
-                    verified += 1;
-                } else {
-                    bad += 1;
+                match c.buffer {
+                    Some(data) if c.result.is_ok() && data.as_slice() == &expected[..] => {
+                        verified += 1;
+                        buffers.push(data);
+                    }
+                    _ => bad += 1,
                 }
             });
         }
         assert_eq!((verified, bad), (total as usize, 0));
+        // A request over the transfer limit is split and completes once.
+        let long = queue.max_transfer_bytes() + 4096;
+        let mut data = dma.buffer(long).unwrap();
+        fill_pattern(data.as_mut_slice(), 64 * 1024, 512, 10);
+        let written = data.as_slice().to_vec();
+        queue.submit_write(&ns, 64 * 1024, data, 1).unwrap();
+        queue.submit_read(&ns, 64 * 1024, dma.buffer(long).unwrap(), 2).unwrap();
+        let mut back = Vec::new();
+        while queue.in_flight() > 0 {
+            queue.poll(|c| {
+                assert_eq!(c.result, Ok(()), "request {}", c.tag);
+                back.push((c.tag, c.buffer.unwrap().as_slice() == &written[..]));
+            });
+        }
+        assert_eq!(back, [(1, true), (2, true)]);
     });
 }
 

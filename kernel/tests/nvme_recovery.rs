@@ -17,6 +17,7 @@ extern crate alloc;
 mod common;
 
 use alloc::vec;
+use alloc::vec::Vec;
 use bootloader_api::{BootInfo, entry_point};
 use common::fill_pattern;
 use kernel::arch::tsc;
@@ -42,6 +43,7 @@ fn reset_in_the_middle_of_a_depth_32_workload() {
     };
     let (mut attached, failed) = kernel::storage::attach_all(&kernel.memory, common::pci(), config);
     assert!(failed.is_empty());
+    let dma = attached[0].dma;
     let controller = &mut attached[0].controller;
     assert!(
         controller.info().shadow_doorbells,
@@ -64,27 +66,45 @@ fn reset_in_the_middle_of_a_depth_32_workload() {
     let mut next = 0u64;
     let mut recoveries = 0;
     let deadline = tsc::now_ns() + 60_000_000_000;
+    // Buffers come back with every completion but a timeout's (the queue
+    // frees that one once the device or the reset gives it back).
+    let mut buffers = Vec::new();
     while seen.contains(&0) {
         assert!(tsc::now_ns() < deadline, "requests never ended: {seen:?}");
         while next < 64 && (queue.in_flight() as u64) < depth {
-            match queue.submit_read(&ns, next, 1, next) {
+            let buffer = match buffers.pop() {
+                Some(buffer) => buffer,
+                None => dma.buffer(512).unwrap(),
+            };
+            match queue.submit_read(&ns, next, buffer, next) {
                 Ok(()) => next += 1,
-                Err(Error::Reset) => break,
+                Err(refused) if refused.error == Error::Reset => {
+                    buffers.push(refused.buffer);
+                    break;
+                }
                 Err(other) => panic!("submit {next}: {other}"),
             }
         }
-        queue.poll(|c, data| {
+        queue.poll(|c| {
             seen[c.tag as usize] += 1;
             match c.result {
                 Ok(()) => {
+                    let data = c.buffer.as_ref().unwrap().as_slice();
                     fill_pattern(&mut expected, c.tag, 512, 8);
                     assert!(data == &expected[..], "block {} corrupt", c.tag);
                     ok += 1;
                 }
-                Err(Error::Timeout { .. }) => timed_out += 1,
-                Err(Error::Reset) => reset += 1,
+                Err(Error::Timeout { .. }) => {
+                    assert!(c.buffer.is_none(), "a timed-out request's buffer came back");
+                    timed_out += 1;
+                }
+                Err(Error::Reset) => {
+                    assert!(c.buffer.is_some(), "the reset gives the buffer back");
+                    reset += 1;
+                }
                 Err(other) => panic!("block {}: unexpected {other}", c.tag),
             }
+            buffers.extend(c.buffer);
         });
         if queue.needs_recovery() {
             controller.recover().unwrap();

@@ -66,6 +66,7 @@ fn zoned_namespace_is_identified_with_its_zone_size() {
 #[test_case]
 fn zoned_namespace_takes_no_write_and_reads() {
     with_nvme(|all| {
+        let dma = all[0].dma;
         let c = &mut all[0].controller;
         {
             let mut dev = c.namespace(ZONED).unwrap();
@@ -90,8 +91,9 @@ fn zoned_namespace_takes_no_write_and_reads() {
         let zoned = c.namespace_handle(ZONED).unwrap();
         assert!(zoned.zoned().is_some() && !zoned.writable());
         let mut queue = c.take_io_queue().unwrap();
+        let refused = |r: Result<(), nvme::Rejected>| r.map_err(|r| r.error);
         assert_eq!(
-            queue.submit_write(&zoned, 0, &[0u8; 512], 1),
+            refused(queue.submit_write(&zoned, 0, dma.buffer(512).unwrap(), 1)),
             Err(Error::ZonedNamespace)
         );
         assert_eq!(
@@ -99,15 +101,21 @@ fn zoned_namespace_takes_no_write_and_reads() {
             Err(Error::ZonedNamespace)
         );
         assert_eq!(
-            queue.submit_read(&zoned, 2044, 8, 3),
+            queue.submit_discard(&zoned, 0, 1, 2),
+            Err(Error::ZonedNamespace)
+        );
+        assert_eq!(
+            refused(queue.submit_read(&zoned, 2044, dma.buffer(4096).unwrap(), 3)),
             Err(Error::ZoneBoundary)
         );
-        queue.submit_read(&zoned, 8, 8, 3).unwrap();
+        queue
+            .submit_read(&zoned, 8, dma.buffer(4096).unwrap(), 3)
+            .unwrap();
         let mut done = 0;
         while queue.in_flight() > 0 {
-            queue.poll(|completion, data| {
+            queue.poll(|completion| {
                 assert_eq!(completion.result, Ok(()));
-                assert!(data.iter().all(|&b| b == 0));
+                assert!(completion.buffer.unwrap().as_slice().iter().all(|&b| b == 0));
                 done += 1;
             });
         }

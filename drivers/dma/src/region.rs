@@ -136,6 +136,50 @@ impl DmaRegion {
         self.write_volatile_u32(offset.wrapping_add(4), (value >> 32) as u32);
     }
 
+    /// Volatile writes of `N` consecutive dwords from `offset` (a multiple
+    /// of 4), bounds-checked once; nothing is written when they do not all
+    /// fit. For whole entries the device reads (a submission entry).
+    #[inline]
+    pub fn write_volatile_dwords<const N: usize>(&mut self, offset: usize, values: &[u32; N]) {
+        let Some(first) = self.dwords(offset, N) else {
+            return;
+        };
+        for (i, value) in values.iter().enumerate() {
+            // SAFETY: `dwords` checked that all `N` dwords from `first` lie
+            // inside the region and are aligned; `&mut self` makes this the
+            // only access from the CPU side (as in `write_volatile_u32`).
+            unsafe { VolatilePtr::new(first.add(i)) }.write(*value);
+        }
+    }
+
+    /// Volatile reads of `N` consecutive dwords from `offset`, bounds-checked
+    /// once; all zero when they do not all fit. For whole entries the device
+    /// writes (a completion entry).
+    #[inline]
+    pub fn read_volatile_dwords<const N: usize>(&self, offset: usize) -> [u32; N] {
+        let mut values = [0u32; N];
+        if let Some(first) = self.dwords(offset, N) {
+            for (i, value) in values.iter_mut().enumerate() {
+                // SAFETY: as in `write_volatile_dwords`; reads only.
+                *value = unsafe { VolatilePtr::new_read_only(first.add(i)) }.read();
+            }
+        }
+        values
+    }
+
+    /// The first of `count` dwords at `offset`, if all of them lie inside
+    /// the region and `offset` is a multiple of 4.
+    #[inline]
+    fn dwords(&self, offset: usize, count: usize) -> Option<NonNull<u32>> {
+        let end = count.checked_mul(4).and_then(|bytes| offset.checked_add(bytes))?;
+        if end > self.len || !offset.is_multiple_of(4) {
+            return None;
+        }
+        // SAFETY: `offset + 4 * count <= len`, so the pointer stays inside
+        // the region's memory (`new`'s contract).
+        Some(unsafe { self.virt.add(offset) }.cast::<u32>())
+    }
+
     /// Copies `src` into the region at `offset`; false (nothing copied) when
     /// it does not fit.
     #[inline]
@@ -224,6 +268,23 @@ mod tests {
                 .enumerate()
                 .all(|(i, &b)| b == 0 || (8..16).contains(&i))
         );
+    }
+
+    #[test]
+    fn dword_runs_are_checked_once_as_a_whole() {
+        let mut region = leaked_region(4096);
+        region.write_volatile_dwords(4080, &[1, 2, 3, 4]);
+        assert_eq!(region.read_volatile_dwords::<4>(4080), [1, 2, 3, 4]);
+        assert_eq!(region.read_volatile_u32(4092), 4);
+        // A run that does not fit whole, or starts misaligned, is refused
+        // whole: nothing written, zeroes read.
+        region.write_volatile_dwords(4084, &[9, 9, 9, 9]);
+        region.write_volatile_dwords(2, &[9]);
+        region.write_volatile_dwords(usize::MAX - 3, &[9, 9]);
+        assert_eq!(region.read_volatile_dwords::<4>(4080), [1, 2, 3, 4]);
+        assert_eq!(region.read_volatile_dwords::<4>(4084), [0; 4]);
+        assert_eq!(region.read_volatile_dwords::<1>(2), [0]);
+        assert!(region.as_slice()[..4080].iter().all(|&b| b == 0));
     }
 
     #[test]

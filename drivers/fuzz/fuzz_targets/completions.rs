@@ -2,10 +2,13 @@
 //! over the simulated controller, with the simulator's own completions held
 //! back and fuzzer-chosen entries written into the completion ring instead
 //! (any phase, status, command identifier, SQ ID and SQ head, at any ring
-//! slot), mixed with submissions, polls, timeouts, recovery and shutdown.
+//! slot), mixed with submissions (reads, writes split over two commands,
+//! flushes, discards), polls, timeouts, recovery and shutdown.
 //!
-//! Checked: no panic, nothing over the queue depth in flight, and every
-//! request is reported at most once and only if it was submitted.
+//! Checked: no panic, nothing over the queue depth in flight, every
+//! request is reported at most once and only if it was submitted, a
+//! refused request gets its own buffer back, and a buffer comes back only
+//! with a read or write (always, when it succeeded).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -44,10 +47,13 @@ fuzz_target!(|data: &[u8]| {
     let Some(depth) = input.byte() else {
         return;
     };
-    let bench = Bench::new(SimConfig::default());
+    // 8 KiB per command: writes of up to 12 KiB take two.
+    let bench = Bench::new(SimConfig {
+        mdts: 1,
+        ..SimConfig::default()
+    });
     let config = nvme::Config {
         io_queue_depth: u16::from(depth % 16) + 1,
-        slot_buffer_bytes: 4096,
         ..test_config()
     };
     let Ok(mut ctrl) = bench.controller(config) else {
@@ -62,7 +68,6 @@ fuzz_target!(|data: &[u8]| {
     };
     let qid = queue.queue_id();
     bench.sim.set_defer(true);
-    let block = [0x5au8; 512];
     let mut next_tag = 0u64;
     let mut outstanding = BTreeSet::new();
 
@@ -73,10 +78,24 @@ fuzz_target!(|data: &[u8]| {
         match op % 10 {
             0 | 1 => {
                 let lba = u64::from(input.byte().unwrap_or(0));
+                let blocks = 1 + usize::from(input.byte().unwrap_or(0) % 24);
                 next_tag += 1;
-                let result = match op % 3 {
-                    0 => queue.submit_read(&ns, lba, 1, next_tag),
-                    1 => queue.submit_write(&ns, lba, &block, next_tag),
+                let mut transfer = |buffer: nvme::DmaBuffer, write: bool| {
+                    let address = buffer.phys();
+                    let result = if write {
+                        queue.submit_write(&ns, lba, buffer, next_tag)
+                    } else {
+                        queue.submit_read(&ns, lba, buffer, next_tag)
+                    };
+                    result.map_err(|refused| {
+                        assert_eq!(refused.buffer.phys(), address, "another buffer came back");
+                        refused.error
+                    })
+                };
+                let result = match op % 4 {
+                    0 => transfer(bench.dma.buffer(512), false),
+                    1 => transfer(bench.dma.buffer_from(&vec![0x5a; blocks * 512]), true),
+                    2 => queue.submit_discard(&ns, lba, blocks as u32, next_tag),
                     _ => queue.submit_flush(&ns, next_tag),
                 };
                 if result.is_ok() {
@@ -143,15 +162,18 @@ fuzz_target!(|data: &[u8]| {
                     .write_completion_raw(qid, u32::from(index), entry.to_dwords());
             }
             5 | 6 => {
-                queue.poll(|completion, data| {
+                queue.poll(|completion| {
                     assert!(
                         outstanding.remove(&completion.tag),
                         "request {} reported but not outstanding",
                         completion.tag
                     );
-                    if !data.is_empty() {
-                        assert_eq!(completion.op, nvme::IoOp::Read);
-                        assert!(completion.result.is_ok());
+                    let transfer = matches!(completion.op, nvme::IoOp::Read | nvme::IoOp::Write);
+                    if completion.buffer.is_some() {
+                        assert!(transfer, "a buffer with a {:?}", completion.op);
+                    }
+                    if transfer && completion.result.is_ok() {
+                        assert!(completion.buffer.is_some(), "a successful transfer kept its buffer");
                     }
                 });
             }

@@ -277,9 +277,16 @@ impl QueuePair {
         });
     }
 
+    /// The ring index after `index`.
+    #[inline]
+    fn next(&self, index: u32) -> u32 {
+        if index + 1 >= self.entries { 0 } else { index + 1 }
+    }
+
     /// Takes a free slot, if any (and if the submission ring has room).
+    #[inline]
     pub(crate) fn alloc_slot(&mut self) -> Option<u16> {
-        if (self.sq_tail + 1) % self.entries == self.sq_head {
+        if self.next(self.sq_tail) == self.sq_head {
             return None;
         }
         self.free.pop()
@@ -318,6 +325,7 @@ impl QueuePair {
 
     /// Writes `entry` into the ring under `slot`'s command identifier; the
     /// device sees it at the next [`Self::ring_submissions`].
+    #[inline]
     pub(crate) fn push(&mut self, slot: u16, entry: &SubmissionEntry, deadline_ns: u64) {
         let Some(s) = self.slots.get_mut(slot as usize) else {
             return;
@@ -332,14 +340,13 @@ impl QueuePair {
         };
         self.in_flight += 1;
         let base = self.sq_tail as usize * SubmissionEntry::SIZE;
-        for (i, dword) in entry.to_dwords(cid).iter().enumerate() {
-            self.sq.write_volatile_u32(base + DWORD_BYTES * i, *dword);
-        }
-        self.sq_tail = (self.sq_tail + 1) % self.entries;
+        self.sq.write_volatile_dwords(base, &entry.to_dwords(cid));
+        self.sq_tail = self.next(self.sq_tail);
     }
 
     /// Tells the device about every entry pushed since the last call (one
     /// tail doorbell write, none if nothing was pushed).
+    #[inline]
     pub(crate) fn ring_submissions<R: RegisterAccess>(&mut self, regs: &R) {
         if self.sq_tail != self.sq_rung {
             // The entries must be visible to the device before the doorbell.
@@ -351,12 +358,14 @@ impl QueuePair {
     }
 
     /// Whether entries were pushed but not yet announced to the device.
+    #[inline]
     pub(crate) fn has_unrung_submissions(&self) -> bool {
         self.sq_tail != self.sq_rung
     }
 
     /// Releases every completion entry consumed since the last call to the
     /// device (one head doorbell write, none if nothing was consumed).
+    #[inline]
     pub(crate) fn ring_completions<R: RegisterAccess>(&mut self, regs: &R) {
         if self.cq_head != self.cq_rung {
             let slot = self.shadow.as_ref().map(|s| s.cq);
@@ -368,6 +377,7 @@ impl QueuePair {
     /// Moves one doorbell from `old` to `new`: with shadow doorbells the
     /// value goes to the shadow slot and the register is written only when
     /// the device's EventIdx lies in between; without them, to the register.
+    #[inline]
     fn ring<R: RegisterAccess>(
         &self,
         regs: &R,
@@ -400,6 +410,7 @@ impl QueuePair {
 
     /// Consumes the next completion entry, if the device has posted one;
     /// the device learns the new head at the next [`Self::ring_completions`].
+    #[inline]
     pub(crate) fn take(&mut self) -> Polled {
         let base = self.cq_head as usize * CompletionEntry::SIZE;
         let dw3 = self
@@ -410,14 +421,9 @@ impl QueuePair {
         }
         // The phase flip is seen; read the rest of the entry only now.
         let returned = ordering::after_device_signal();
-        let mut dwords = [dw3; CompletionEntry::DWORDS];
-        for (i, dword) in dwords
-            .iter_mut()
-            .enumerate()
-            .take(CompletionEntry::STATUS_DWORD)
-        {
-            *dword = self.cq.read_volatile_u32(base + DWORD_BYTES * i);
-        }
+        let mut dwords: [u32; CompletionEntry::DWORDS] = self.cq.read_volatile_dwords(base);
+        // The status dword as first seen (the one whose phase was checked).
+        dwords[CompletionEntry::STATUS_DWORD] = dw3;
         let entry = CompletionEntry::from_dwords(dwords);
         self.cq_head += 1;
         if self.cq_head == self.entries {
