@@ -51,6 +51,27 @@ impl<F: Fn() -> usize> Poller for F {
     }
 }
 
+impl<R, C> Poller for nvme::AsyncQueue<R, C>
+where
+    R: nvme::RegisterAccess,
+    C: nvme::Clock,
+{
+    fn poll_completions(&self) -> usize {
+        nvme::AsyncQueue::poll_completions(self)
+    }
+}
+
+impl<R, D, C> Poller for nvme::AsyncController<R, D, C>
+where
+    R: nvme::RegisterAccess + Clone,
+    D: nvme::DmaAllocator,
+    C: nvme::Clock + Clone,
+{
+    fn poll_completions(&self) -> usize {
+        nvme::AsyncController::poll_completions(self)
+    }
+}
+
 /// Why [`Executor::block_on`] gave up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]

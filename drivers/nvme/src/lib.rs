@@ -143,6 +143,42 @@
 //! # Ok::<(), nvme::Error>(())
 //! ```
 //!
+//! ## Await requests
+//!
+//! An [`AsyncQueue`] makes the same queue pair a clonable handle whose
+//! requests are futures, for many tasks of one executor; its
+//! [`AsyncQueue::poll_completions`] is the executor's idle step. (The
+//! kernel's executor does the polling; here the future is polled by hand.)
+//! An [`AsyncController`] owns the controller and its queues, and resets
+//! the controller by itself when a request runs past its deadline.
+//!
+//! ```
+//! use nvme::{AsyncQueue, Config, Controller};
+//! use nvme_sim::{Bench, SimConfig};
+//! use std::pin::pin;
+//! use std::task::{Context, Poll, Waker};
+//!
+//! let bench = Bench::new(SimConfig::default());
+//! let mut controller = Controller::new(
+//!     bench.sim.clone(),
+//!     bench.dma.clone(),
+//!     bench.clock.clone(),
+//!     Config::default(),
+//! )?;
+//! let ns = controller.namespace_handle(1)?;
+//! let queue = AsyncQueue::new(controller.take_io_queue()?);
+//!
+//! let mut read = pin!(queue.read(&ns, 0, bench.dma.buffer(512)));
+//! let mut cx = Context::from_waker(Waker::noop());
+//! assert!(read.as_mut().poll(&mut cx).is_pending()); // submitted
+//! assert_eq!(queue.poll_completions(), 1); // the idle step wakes it
+//! let Poll::Ready(Ok(buffer)) = read.as_mut().poll(&mut cx) else {
+//!     panic!("the read completed");
+//! };
+//! assert_eq!(buffer.len(), 512);
+//! # Ok::<(), nvme::Error>(())
+//! ```
+//!
 //! ## Handle errors
 //!
 //! Bad requests are refused before anything reaches the device; device

@@ -67,6 +67,28 @@
 //!     deadline are reported by `poll` too (`IoQueue::report_expired`,
 //!     `QueuePair::take_expired`).
 //!
+//! # Async: `AsyncQueue::read(..).await`
+//!
+//! The same queued path, driven by futures of many tasks on one core:
+//!
+//! 1. `AsyncQueue::read(&ns, lba, buf)`: makes the future (a `Transfer`);
+//!    nothing happens until it is polled.
+//! 2. `Request::step`: takes a free tag (`Book::take_tag`: one per slot,
+//!    made with the handle) or waits in line for one (`Book::wait`), then
+//!    `async_queue::submit` calls `IoQueue::submit_read` (steps 1 to 10
+//!    above) with the tag as the request's tag.
+//! 3. `AsyncQueue::poll_completions`, the executor's idle step:
+//!    `IoQueue::poll` (steps 11 to 13), each completion handed to its tag
+//!    by `Book::complete`, which keeps the result and the buffer and queues
+//!    the future's waker; the wakers are woken once the queue's state is
+//!    released (`AsyncQueue::wake`).
+//! 4. `Request::collect`: the woken future takes the result and the
+//!    buffer; the tag goes to the oldest waiter or back to the free list
+//!    (`Book::release`).
+//!
+//! An `AsyncController`'s idle step does step 3 for every queue it handed
+//! out and calls `Controller::recover` when one `needs_recovery`.
+//!
 //! # Synchronous: `BlockDevice::read`
 //!
 //! The namespace is found and checked once, by `Controller::namespace`,
