@@ -3,84 +3,20 @@
 //! reach the device, dropped futures, and faults recovered by the
 //! `AsyncController` with each request completing exactly once.
 //!
-//! The tests drive the futures with a tiny executor of their own: a task
-//! is polled again only once its waker was called, and when no task is
-//! ready the idle step polls the completions (a future that is never woken
-//! fails the test instead of hanging it).
+//! The tests drive the futures with a tiny executor of their own
+//! (`common`), whose idle step polls the completions.
 
+mod common;
+
+use common::{Task, block_on, poll_once, run};
 use nvme::{AsyncController, AsyncQueue, DmaBuffer, Error, Stage};
 use nvme_sim::*;
 use std::cell::{Cell, RefCell};
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::Poll;
 
 type Sim = nvme_sim::Sim;
 type Queue = AsyncQueue<Sim, FakeClock>;
-type Task = Pin<Box<dyn Future<Output = ()>>>;
-
-struct Flag(AtomicBool);
-
-impl Wake for Flag {
-    fn wake(self: Arc<Self>) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-}
-
-/// Idle steps in a row without any task woken after which a test fails.
-const STALL_LIMIT: usize = 10_000;
-
-/// Runs `tasks` to completion, calling `idle` when none is ready; returns
-/// how many polls the tasks took.
-fn run(tasks: Vec<Task>, mut idle: impl FnMut() -> usize) -> usize {
-    let mut tasks: Vec<(Option<Task>, Arc<Flag>)> = tasks
-        .into_iter()
-        .map(|t| (Some(t), Arc::new(Flag(AtomicBool::new(true)))))
-        .collect();
-    let (mut polls, mut stalled) = (0, 0);
-    while tasks.iter().any(|(t, _)| t.is_some()) {
-        let mut ran = false;
-        for (task, flag) in &mut tasks {
-            if task.is_some() && flag.0.swap(false, Ordering::SeqCst) {
-                ran = true;
-                polls += 1;
-                let waker = Waker::from(flag.clone());
-                if let Some(t) = task.as_mut()
-                    && t.as_mut().poll(&mut Context::from_waker(&waker)).is_ready()
-                {
-                    *task = None;
-                }
-            }
-        }
-        if ran {
-            stalled = 0;
-        } else {
-            idle();
-            stalled += 1;
-            assert!(stalled < STALL_LIMIT, "a future was never woken");
-        }
-    }
-    polls
-}
-
-/// Runs one future to completion (see [`run`]).
-fn block_on<T: 'static>(
-    future: impl Future<Output = T> + 'static,
-    idle: impl FnMut() -> usize,
-) -> T {
-    let out = Rc::new(RefCell::new(None));
-    let o = out.clone();
-    run(
-        vec![Box::pin(
-            async move { *o.borrow_mut() = Some(future.await) },
-        )],
-        idle,
-    );
-    out.borrow_mut().take().expect("the future finished")
-}
 
 fn bench() -> (Bench, TestController) {
     let bench = Bench::new(SimConfig::default());
@@ -165,6 +101,57 @@ fn more_requests_than_slots_wait_and_all_complete() {
         .filter(|c| c.entry.opcode == 0x02)
         .count();
     assert_eq!(reads, 4 * depth, "one command per request, none refused");
+}
+
+#[test]
+fn a_request_of_several_commands_is_not_overtaken_by_smaller_ones() {
+    // 16 KiB per command, 8 slots: 3 small reads, then 6 commands, then 3,
+    // then 1. The request of 3 meets a queue with 2 free slots: it waits,
+    // and the single read behind it waits too.
+    let bench = Bench::new(SimConfig {
+        mdts: 2,
+        ..SimConfig::default()
+    });
+    let config = nvme::Config {
+        io_queue_depth: 8,
+        ..test_config()
+    };
+    let mut ctrl = bench.controller(config).unwrap();
+    ctrl.namespace(1).unwrap().set_writable(true);
+    let ns = ctrl.namespace_handle(1).unwrap();
+    let q = queue(&mut ctrl);
+    assert_eq!(q.depth(), 8);
+    bench.sim.clear_commands();
+    let sizes = [
+        (false, 512),
+        (false, 512),
+        (false, 512),
+        (false, 96 << 10),
+        (true, 48 << 10),
+        (false, 512),
+    ];
+    let tasks: Vec<Task> = sizes
+        .iter()
+        .map(|&(write, len)| {
+            let (q, dma) = (q.clone(), bench.dma.clone());
+            Box::pin(async move {
+                let result = if write {
+                    q.write(&ns, 0, dma.buffer(len)).await
+                } else {
+                    q.read(&ns, 0, dma.buffer(len)).await
+                };
+                assert_eq!(result.map(|b| b.len()), Ok(len));
+            }) as Task
+        })
+        .collect();
+    run(tasks, idle(&q));
+    let opcodes: Vec<u8> = bench
+        .sim
+        .commands()
+        .iter()
+        .map(|c| c.entry.opcode)
+        .collect();
+    assert_eq!(opcodes, [2, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 2]);
 }
 
 #[test]
@@ -279,12 +266,6 @@ fn writes_to_a_namespace_not_owned_are_refused() {
     );
     assert_eq!(result, Some(Error::NotOwned));
     assert!(bench.sim.commands().is_empty());
-}
-
-/// Polls `future` once with a waker nobody watches.
-fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
-    let waker = Waker::from(Arc::new(Flag(AtomicBool::new(false))));
-    Pin::new(future).poll(&mut Context::from_waker(&waker))
 }
 
 #[test]

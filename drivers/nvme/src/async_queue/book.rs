@@ -5,8 +5,12 @@
 //! (the result and buffer kept until the future takes them), then back to
 //! free, or to stuck while the device may still own the slot of a request
 //! reported past its deadline. A freed tag goes straight to the oldest
-//! waiter (first come, first served); wakers to wake are collected in
-//! `to_wake`, to be woken once the queue's state is released.
+//! waiter (first come, first served). A request the raw queue refused for
+//! want of slots (one of several commands) blocks the line: freed tags go
+//! to it alone, and requests granted a tag meanwhile give it up and wait
+//! again in their place, so a large request is never starved by small
+//! ones. Wakers to wake are collected in `to_wake`, to be woken once the
+//! queue's state is released.
 
 #![forbid(unsafe_code)]
 
@@ -52,6 +56,9 @@ pub(super) struct Book {
     /// Tags handed to waiters not yet polled: (ticket, tag).
     granted: Vec<(u64, u16)>,
     next_ticket: u64,
+    /// A request the raw queue refused for want of slots: until it goes
+    /// through, freed tags go to it alone and nobody else submits.
+    blocked: Option<u64>,
     stuck: usize,
     /// Wakers to wake once the state is released.
     to_wake: Vec<Waker>,
@@ -65,7 +72,7 @@ impl Book {
 
     /// Whether no tag is stuck and no request waits.
     pub(super) fn is_idle(&self) -> bool {
-        self.stuck == 0 && self.waiters.is_empty()
+        self.stuck == 0 && self.waiters.is_empty() && self.blocked.is_none()
     }
 
     /// The wakers to wake, taken out (the list is put back with
@@ -91,17 +98,23 @@ impl Book {
             waiters: VecDeque::with_capacity(depth),
             granted: Vec::with_capacity(depth),
             next_ticket: 0,
+            blocked: None,
             stuck: 0,
             to_wake: Vec::with_capacity(depth),
         }
     }
 
-    /// Gives `tag` to the oldest waiter, or back to the free list.
+    /// Gives `tag` to the oldest waiter (to the blocked request only, while
+    /// there is one), or back to the free list.
     pub(super) fn release(&mut self, tag: u16) {
         if let Some(t) = self.tags.get_mut(usize::from(tag)) {
             *t = Tag::Free;
         }
-        match self.waiters.pop_front() {
+        let next = match self.blocked {
+            Some(ticket) => self.waiters.iter().position(|w| w.ticket == ticket),
+            None => (!self.waiters.is_empty()).then_some(0),
+        };
+        match next.and_then(|i| self.waiters.remove(i)) {
             Some(w) => {
                 self.granted.push((w.ticket, tag));
                 self.to_wake.push(w.waker);
@@ -110,36 +123,58 @@ impl Book {
         }
     }
 
-    /// A free tag for a new request, unless older ones wait.
+    /// Hands free tags to waiters, oldest first (after a blocked request
+    /// went through or left).
+    fn dispatch(&mut self) {
+        while self.blocked.is_none() && !self.waiters.is_empty() {
+            let Some(tag) = self.free.pop() else {
+                return;
+            };
+            self.release(tag);
+        }
+    }
+
+    /// A free tag for a new request, unless older ones wait for one.
     pub(super) fn take_tag(&mut self) -> Option<u16> {
-        if self.waiters.is_empty() {
+        if self.waiters.is_empty() && self.granted.is_empty() && self.blocked.is_none() {
             self.free.pop()
         } else {
             None
         }
     }
 
-    /// Queues a request for a tag (oldest first, or at the front for one
-    /// that had a tag and must wait again); returns its ticket.
-    pub(super) fn wait(&mut self, waker: &Waker, front: bool) -> u64 {
+    /// Queues a new request for a tag; returns its ticket.
+    pub(super) fn wait(&mut self, waker: &Waker) -> u64 {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
-        let waiter = Waiter {
-            ticket,
-            waker: waker.clone(),
-        };
-        if front {
-            self.waiters.push_front(waiter);
-        } else {
-            self.waiters.push_back(waiter);
-        }
+        self.queue(ticket, waker);
         ticket
     }
 
-    /// The tag granted to `ticket`, if any; otherwise refreshes its waker.
+    /// Puts `ticket` in line, in ticket order.
+    fn queue(&mut self, ticket: u64, waker: &Waker) {
+        let at = self.waiters.partition_point(|w| w.ticket < ticket);
+        self.waiters.insert(
+            at,
+            Waiter {
+                ticket,
+                waker: waker.clone(),
+            },
+        );
+    }
+
+    /// The tag granted to `ticket`, if it may submit now; otherwise its
+    /// waker refreshed (and, while another request is blocked, its grant
+    /// given up and its place in line taken again).
     pub(super) fn granted(&mut self, ticket: u64, waker: &Waker) -> Option<u16> {
         if let Some(i) = self.granted.iter().position(|&(t, _)| t == ticket) {
-            return Some(self.granted.swap_remove(i).1);
+            if self.blocked.is_none_or(|b| b == ticket) {
+                return Some(self.granted.swap_remove(i).1);
+            }
+            let (_, tag) = self.granted.swap_remove(i);
+            self.set_aside(tag);
+            self.queue(ticket, waker);
+            return None;
         }
         if let Some(w) = self.waiters.iter_mut().find(|w| w.ticket == ticket)
             && !w.waker.will_wake(waker)
@@ -149,23 +184,56 @@ impl Book {
         None
     }
 
+    /// `tag` was refused for want of the raw queue's slots: it is set
+    /// aside, and the request (`ticket`, or a new one) blocks the line
+    /// until it goes through: every tag freed meanwhile goes to it.
+    pub(super) fn refused(&mut self, ticket: Option<u64>, tag: u16, waker: &Waker) -> u64 {
+        self.set_aside(tag);
+        let ticket = match ticket {
+            Some(t) => {
+                self.queue(t, waker);
+                t
+            }
+            None => self.wait(waker),
+        };
+        self.blocked = Some(ticket);
+        ticket
+    }
+
+    /// Puts `tag` back on the free list without handing it to a waiter.
+    fn set_aside(&mut self, tag: u16) {
+        if let Some(t) = self.tags.get_mut(usize::from(tag)) {
+            *t = Tag::Free;
+        }
+        self.free.push(tag);
+    }
+
     /// Forgets a waiting request (its future was dropped).
     pub(super) fn leave(&mut self, ticket: u64) {
         if let Some(i) = self.waiters.iter().position(|w| w.ticket == ticket) {
             self.waiters.remove(i);
         } else if let Some(i) = self.granted.iter().position(|&(t, _)| t == ticket) {
             let (_, tag) = self.granted.swap_remove(i);
-            self.release(tag);
+            self.set_aside(tag);
         }
+        if self.blocked == Some(ticket) {
+            self.blocked = None;
+        }
+        self.dispatch();
     }
 
-    /// Marks `tag` in flight, after its submission.
-    pub(super) fn sent(&mut self, tag: u16) {
+    /// Marks `tag` in flight, after its submission (by `ticket`, if it
+    /// waited: a blocked request going through unblocks the line).
+    pub(super) fn sent(&mut self, tag: u16, ticket: Option<u64>) {
         if let Some(t) = self.tags.get_mut(usize::from(tag)) {
             *t = Tag::InFlight {
                 waker: None,
                 abandoned: false,
             };
+        }
+        if ticket.is_some() && self.blocked == ticket {
+            self.blocked = None;
+            self.dispatch();
         }
     }
 

@@ -11,11 +11,13 @@
 //! step, walks the completion queue, hands each result to its tag and
 //! wakes the future waiting on it.
 //!
-//! A request beyond the queue's depth waits for a tag (first come, first
-//! served: a freed tag goes straight to the oldest waiter), and so does one
-//! the raw queue refuses for want of slots (a request over the transfer
-//! limit takes several): it is woken when a tag is freed, instead of
-//! failing with `QueueFull`.
+//! A request beyond the queue's depth waits for a tag instead of failing
+//! with `QueueFull` (first come, first served: a freed tag goes straight to
+//! the oldest waiter, so requests reach the device in the order they were
+//! first polled). One the raw queue refuses for want of slots (a request
+//! over the transfer limit takes several) waits again at the head of the
+//! line until a completion frees a tag. A request that could never fit
+//! fails with `RequestTooLarge`.
 //!
 //! Buffers move into the queue with the request and come back with the
 //! completion. A future dropped while its request is in flight gives up
@@ -312,40 +314,45 @@ impl<R: RegisterAccess, C: Clock> Request<R, C> {
     ) -> Poll<Result<Option<DmaBuffer>, Error>> {
         let Inner { raw, book } = inner;
         loop {
-            let (op, buffer, tag) = match core::mem::replace(&mut self.state, State::Finished) {
-                State::Start { op, buffer } => match book.take_tag() {
-                    Some(tag) => (op, buffer, tag),
-                    None => {
-                        let ticket = book.wait(cx.waker(), false);
-                        self.state = State::Waiting { ticket, op, buffer };
-                        return Poll::Pending;
+            let (op, buffer, tag, ticket) =
+                match core::mem::replace(&mut self.state, State::Finished) {
+                    State::Start { op, buffer } => match book.take_tag() {
+                        Some(tag) => (op, buffer, tag, None),
+                        None => {
+                            let ticket = book.wait(cx.waker());
+                            self.state = State::Waiting { ticket, op, buffer };
+                            return Poll::Pending;
+                        }
+                    },
+                    State::Waiting { ticket, op, buffer } => {
+                        match book.granted(ticket, cx.waker()) {
+                            Some(tag) => (op, buffer, tag, Some(ticket)),
+                            None => {
+                                self.state = State::Waiting { ticket, op, buffer };
+                                return Poll::Pending;
+                            }
+                        }
                     }
-                },
-                State::Waiting { ticket, op, buffer } => match book.granted(ticket, cx.waker()) {
-                    Some(tag) => (op, buffer, tag),
-                    None => {
-                        self.state = State::Waiting { ticket, op, buffer };
-                        return Poll::Pending;
-                    }
-                },
-                State::InFlight { tag } => return self.collect(book, tag, cx),
-                State::Finished => return Poll::Ready(Err(Error::UnknownCommandId)),
-            };
+                    State::InFlight { tag } => return self.collect(book, tag, cx),
+                    State::Finished => return Poll::Ready(Err(Error::UnknownCommandId)),
+                };
             match submit(raw, &self.ns, op, buffer, tag) {
                 Ok(()) => {
-                    book.sent(tag);
+                    book.sent(tag, ticket);
                     self.state = State::InFlight { tag };
                 }
                 // Not enough free slots for a request of several commands:
-                // wait for the next freed tag, first in line.
+                // it waits, blocking the line, for the tags completions free.
                 Err((Error::QueueFull, buffer)) if raw.in_flight() > 0 => {
-                    book.release(tag);
-                    let ticket = book.wait(cx.waker(), true);
+                    let ticket = book.refused(ticket, tag, cx.waker());
                     self.state = State::Waiting { ticket, op, buffer };
                     return Poll::Pending;
                 }
                 Err((error, _buffer)) => {
                     book.release(tag);
+                    if let Some(t) = ticket {
+                        book.leave(t);
+                    }
                     return Poll::Ready(Err(error));
                 }
             }
