@@ -95,9 +95,10 @@ fn every_check() -> Result<()> {
 
 /// Miri over the pure-logic parts (a few minutes): the unit tests of nvme
 /// (rings and phase tags, PRP lists, Identify and log parsing), pci,
-/// iommu, dma (volatile accesses, custody of lent memory) and ownership,
+/// iommu, dma (volatile accesses, custody of lent memory, buffers) and ownership,
 /// and the property tests (the block API over the
-/// simulator, random configuration spaces; few cases under Miri). Skipped:
+/// simulator, queued requests split at the transfer limit, random
+/// configuration spaces; few cases under Miri). Skipped:
 /// the ownership bit-flip sweep and the simulator scenario suites (minutes
 /// each when interpreted).
 pub fn miri_commands() -> Vec<Command> {
@@ -118,6 +119,8 @@ pub fn miri_commands() -> Vec<Command> {
             "--lib",
             "--test",
             "props",
+            "--test",
+            "split_props",
         ]),
         miri(&["--package", "iommu"]),
         miri(&["--package", "dma"]),
