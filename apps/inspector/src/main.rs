@@ -4,7 +4,7 @@
 //! the SMART / health log (`nvme smart-log` style), then on namespaces the
 //! image owns a write-read-verify pass and a short fio-like benchmark; a
 //! summary on screen and one machine-readable JSON line on serial. What it
-//! runs comes from the settings file (see `kernel::settings`).
+//! runs comes from the settings file (see `settings`).
 //!
 //! Write-protected and zoned namespaces. A namespace that is write-protected
 //! (Identify NSATTR, or the drive refuses a write with "Namespace is Write
@@ -31,11 +31,13 @@ use core::fmt::Write;
 
 use bootloader_api::{BootInfo, entry_point};
 use kernel::arch::{exit::running_in_qemu, tsc};
-use kernel::settings::Settings;
 use kernel::storage::{Attached, Ownership, attach_all, claim};
 use kernel::{ExitStatus, println};
 
 mod bench;
+mod settings;
+
+use settings::Settings;
 
 entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);
 

@@ -37,13 +37,15 @@ fn every_check() -> Result<()> {
         cargo().args(["fmt", "--all", "--", "--check"]),
         "the format check",
     )?;
-    say("linting host crates and the kernel");
+    say("linting host crates, the kernel and the applications");
     let host_clippy = [
         "clippy",
         "--quiet",
         "--workspace",
         "--exclude",
         "kernel",
+        "--exclude",
+        "inspector",
         "--all-targets",
     ];
     run_step(
@@ -55,6 +57,8 @@ fn every_check() -> Result<()> {
         "--quiet",
         "--package",
         "kernel",
+        "--package",
+        "inspector",
         "--target",
         "x86_64-unknown-none",
     ];
@@ -62,11 +66,18 @@ fn every_check() -> Result<()> {
         cargo()
             .args(kernel_clippy)
             .args(["--all-targets", "--", "-D", "warnings"]),
-        "clippy (kernel)",
+        "clippy (kernel and applications)",
     )?;
     say("host tests: boot, drivers");
     logged(
-        cargo().args(["test", "--workspace", "--exclude", "kernel"]),
+        cargo().args([
+            "test",
+            "--workspace",
+            "--exclude",
+            "kernel",
+            "--exclude",
+            "inspector",
+        ]),
         "host tests",
         &mut log,
     )?;

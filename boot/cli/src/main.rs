@@ -118,8 +118,8 @@ pub struct BuildArgs {
     /// Debug build (for bench).
     #[arg(long, overrides_with = "release")]
     debug: bool,
-    /// Application binary of the kernel package.
-    #[arg(long, value_name = "NAME", default_value = "kernel")]
+    /// Application: a package of the workspace with a binary of the same name.
+    #[arg(long, value_name = "NAME", default_value = "inspector")]
     app: String,
     /// Boot this kernel ELF instead of building --app.
     #[arg(long, value_name = "PATH", hide = true)]
@@ -314,8 +314,8 @@ pub struct FlashArgs {
     /// Also write a device that does not say it is removable.
     #[arg(long)]
     allow_non_removable: bool,
-    /// Application binary of the kernel package.
-    #[arg(long, value_name = "NAME", default_value = "kernel")]
+    /// Application: a package of the workspace with a binary of the same name.
+    #[arg(long, value_name = "NAME", default_value = "inspector")]
     app: String,
     /// Settings file put on the stick.
     #[arg(long, value_name = "FILE")]

@@ -25,24 +25,19 @@ pub fn cargo() -> Command {
     command
 }
 
-/// Build kernel binary `app` for the bare-metal target; returns the ELF.
+/// Build application `app` (the binary of the workspace's package of that
+/// name) for the bare-metal target; returns the ELF.
 pub fn build_kernel(app: &str, release: bool) -> Result<PathBuf> {
     let mut command = cargo();
-    command.args([
-        "build",
-        "--quiet",
-        "--package",
-        "kernel",
-        "--target",
-        "x86_64-unknown-none",
-    ]);
+    command.args(["build", "--quiet", "--package", app]);
+    command.args(["--target", "x86_64-unknown-none"]);
     if release {
         command.arg("--release");
     }
     command.args(["--bin", app]);
     let status = command.status().context("running cargo")?;
     if !status.success() {
-        bail!("building the kernel failed");
+        bail!("building the application {app} failed");
     }
     let profile = if release { "release" } else { "debug" };
     Ok(target_dir()

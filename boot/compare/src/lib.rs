@@ -413,11 +413,11 @@ fn build_unikernel(options: &Options, work: &Path, settings: &str) -> Result<Pat
             "--quiet",
             "--release",
             "--package",
-            "kernel",
+            "inspector",
             "--target",
             "x86_64-unknown-none",
             "--bin",
-            "kernel",
+            "inspector",
         ])
         .status()
         .context("running cargo")?;
@@ -426,7 +426,7 @@ fn build_unikernel(options: &Options, work: &Path, settings: &str) -> Result<Pat
     }
     let elf = options
         .target_dir
-        .join("x86_64-unknown-none/release/kernel");
+        .join("x86_64-unknown-none/release/inspector");
     image::build(
         &elf,
         &work.join("unikernel.img"),

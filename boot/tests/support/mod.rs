@@ -17,19 +17,15 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// Build a kernel binary (`--bin NAME`) or example (`--example NAME`) of
-/// the kernel crate for the bare-metal target; returns the ELF's path.
+/// Build, for the bare-metal target, an application (`"bin"`: the binary
+/// NAME of the workspace's package NAME, such as `inspector`) or an example
+/// of the kernel crate (`"example"`); returns the ELF's path.
 pub fn kernel(kind: &str, name: &str) -> PathBuf {
+    let package = if kind == "bin" { name } else { "kernel" };
     let status = Command::new(env!("CARGO"))
         .current_dir(workspace())
-        .args([
-            "build",
-            "--quiet",
-            "--package",
-            "kernel",
-            "--target",
-            "x86_64-unknown-none",
-        ])
+        .args(["build", "--quiet", "--package", package])
+        .args(["--target", "x86_64-unknown-none"])
         .args([format!("--{kind}"), name.to_owned()])
         .status()
         .expect("running cargo");
