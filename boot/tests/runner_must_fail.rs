@@ -9,7 +9,7 @@ mod support;
 
 fn kernel(name: &str) -> std::path::PathBuf {
     if name == "inspector" {
-        support::kernel("bin", name)
+        support::app(name)
     } else {
         support::kernel("example", name)
     }
