@@ -49,7 +49,10 @@ pub enum AppError {
     /// The package has no binary target.
     NoBinary { package: String },
     /// The package has several binaries and none is named after it.
-    SeveralBinaries { package: String, binaries: Vec<String> },
+    SeveralBinaries {
+        package: String,
+        binaries: Vec<String>,
+    },
     /// Cargo failed to compile the application; its errors were shown.
     BuildFailed { package: String },
     /// A file or a program could not be used.
@@ -60,7 +63,11 @@ impl fmt::Display for AppError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AppError::NotADirectory(path) => {
-                write!(f, "{}: not a directory holding an application crate", path.display())
+                write!(
+                    f,
+                    "{}: not a directory holding an application crate",
+                    path.display()
+                )
             }
             AppError::NoManifest(path) => write!(
                 f,
@@ -86,7 +93,10 @@ impl fmt::Display for AppError {
                 binaries.join(", ")
             ),
             AppError::BuildFailed { package } => {
-                write!(f, "building the application {package} failed (cargo's errors above)")
+                write!(
+                    f,
+                    "building the application {package} failed (cargo's errors above)"
+                )
             }
             AppError::Io { what, error } => write!(f, "{what}: {error}"),
         }
@@ -180,8 +190,8 @@ pub fn package(dir: &Path, options: &BuildOptions) -> Result<Package, AppError> 
         manifest: manifest.clone(),
         message: message.to_owned(),
     };
-    let metadata: serde_json::Value =
-        serde_json::from_slice(&output.stdout).map_err(|_| bad("cargo metadata printed no JSON"))?;
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .map_err(|_| bad("cargo metadata printed no JSON"))?;
     parse_metadata(&metadata, &manifest).ok_or_else(|| bad("unexpected cargo metadata"))?
 }
 
@@ -296,8 +306,8 @@ mod tests {
 
     #[test]
     fn the_one_binary_is_picked() {
-        let package = pick(r#"{"name":"hello","kind":["bin"]},{"name":"app","kind":["lib"]}"#)
-            .unwrap();
+        let package =
+            pick(r#"{"name":"hello","kind":["bin"]},{"name":"app","kind":["lib"]}"#).unwrap();
         assert_eq!(package.name, "app");
         assert_eq!(package.binary, "hello");
         assert_eq!(package.target_directory, Path::new("/w/target"));
@@ -305,11 +315,13 @@ mod tests {
 
     #[test]
     fn of_several_binaries_the_package_s_namesake_is_picked() {
-        let package = pick(r#"{"name":"tool","kind":["bin"]},{"name":"app","kind":["bin"]}"#)
-            .unwrap();
+        let package =
+            pick(r#"{"name":"tool","kind":["bin"]},{"name":"app","kind":["bin"]}"#).unwrap();
         assert_eq!(package.binary, "app");
         let error = pick(r#"{"name":"a","kind":["bin"]},{"name":"b","kind":["bin"]}"#).unwrap_err();
-        assert!(matches!(error, AppError::SeveralBinaries { ref binaries, .. } if binaries == &["a", "b"]));
+        assert!(
+            matches!(error, AppError::SeveralBinaries { ref binaries, .. } if binaries == &["a", "b"])
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! An example application: an append-only log on the block API that
+//! An application: an append-only log on the block API that
 //! survives reboots. Each boot appends one record (the text of the
 //! `message =` setting, or "boot") to the first owned namespace and prints
 //! every record stored so far. With `appends = N` it appends N numbered

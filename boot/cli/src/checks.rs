@@ -46,6 +46,8 @@ fn every_check() -> Result<()> {
         "kernel",
         "--exclude",
         "inspector",
+        "--exclude",
+        "log-store",
         "--all-targets",
     ];
     run_step(
@@ -59,6 +61,8 @@ fn every_check() -> Result<()> {
         "kernel",
         "--package",
         "inspector",
+        "--package",
+        "log-store",
         "--target",
         "x86_64-unknown-none",
     ];
@@ -77,6 +81,8 @@ fn every_check() -> Result<()> {
             "kernel",
             "--exclude",
             "inspector",
+            "--exclude",
+            "log-store",
         ]),
         "host tests",
         &mut log,
