@@ -19,8 +19,6 @@
 //! - `reset`, `iommu`, `pci`, then `storage` and `soak`: platform services
 //!   for the application.
 //! - `boot`: [`init`], which brings the layers up in order.
-//!
-//! `settings` and `bench` are plain logic that import no other module.
 
 #![no_std]
 #![cfg_attr(test, no_main)]
@@ -41,7 +39,6 @@ pub mod iommu;
 pub mod memory;
 pub mod pci;
 pub mod reset;
-pub mod settings;
 pub mod soak;
 pub mod storage;
 pub mod testing;

@@ -37,13 +37,17 @@ fn every_check() -> Result<()> {
         cargo().args(["fmt", "--all", "--", "--check"]),
         "the format check",
     )?;
-    say("linting host crates and the kernel");
+    say("linting host crates, the kernel and the applications");
     let host_clippy = [
         "clippy",
         "--quiet",
         "--workspace",
         "--exclude",
         "kernel",
+        "--exclude",
+        "inspector",
+        "--exclude",
+        "log-store",
         "--all-targets",
     ];
     run_step(
@@ -55,6 +59,10 @@ fn every_check() -> Result<()> {
         "--quiet",
         "--package",
         "kernel",
+        "--package",
+        "inspector",
+        "--package",
+        "log-store",
         "--target",
         "x86_64-unknown-none",
     ];
@@ -62,11 +70,20 @@ fn every_check() -> Result<()> {
         cargo()
             .args(kernel_clippy)
             .args(["--all-targets", "--", "-D", "warnings"]),
-        "clippy (kernel)",
+        "clippy (kernel and applications)",
     )?;
     say("host tests: boot, drivers");
     logged(
-        cargo().args(["test", "--workspace", "--exclude", "kernel"]),
+        cargo().args([
+            "test",
+            "--workspace",
+            "--exclude",
+            "kernel",
+            "--exclude",
+            "inspector",
+            "--exclude",
+            "log-store",
+        ]),
         "host tests",
         &mut log,
     )?;
