@@ -61,7 +61,6 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
     // Depth 128 needs 129 ring entries; CAP.MQES may cap it lower. Shadow
     // doorbells save most MMIO writes where the controller offers them.
     let config = nvme::Config {
-        slot_buffer_bytes: 128 * 1024,
         io_queue_depth: 128,
         shadow_doorbells: true,
         ..nvme::Config::default()
@@ -138,7 +137,7 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
                     ));
                 }
                 result.bench = bench::run_all(
-                    &mut attached.controller,
+                    attached,
                     nsid,
                     DATA_START,
                     settings.bench_ms,
@@ -452,6 +451,7 @@ fn soak(attached: &mut Attached, nsid: u32, settings: &Settings, result: &mut Na
     };
     match kernel::soak::run(
         &mut attached.controller,
+        attached.dma,
         nsid,
         DATA_START,
         settings.soak_span,

@@ -191,7 +191,10 @@ fn a_timed_out_split_request_is_reported_once_and_its_buffer_freed_when_all_part
     assert_eq!(reports, [(1, timeout, false)]);
     assert!(q.needs_recovery());
     assert_eq!(q.in_flight(), 1, "the lost part keeps its slot");
-    assert!(bench.dma.is_allocated(address), "the device may still own it");
+    assert!(
+        bench.dma.is_allocated(address),
+        "the device may still own it"
+    );
     assert_eq!(q.poll(|_| panic!("reported already")), 0);
     ctrl.recover().unwrap();
     assert_eq!(q.poll(|_| panic!("reported already")), 0);
@@ -231,7 +234,10 @@ fn a_reset_ends_a_split_request_with_its_buffer() {
     lost.sort_by_key(|l| l.0);
     assert_eq!(
         lost,
-        [(3, Err(Error::Reset), Some(address)), (4, Err(Error::Reset), None)]
+        [
+            (3, Err(Error::Reset), Some(address)),
+            (4, Err(Error::Reset), None)
+        ]
     );
     assert_eq!(q.in_flight(), 0);
 }

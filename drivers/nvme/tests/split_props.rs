@@ -61,7 +61,9 @@ fn refused(result: Result<(), Rejected>, address: u64, data: &[u8]) -> Result<()
 }
 
 /// Polls until nothing is in flight; the completions, in order.
-fn drain(queue: &mut nvme::IoQueue<Sim, FakeClock>) -> Vec<(u64, IoOp, Result<(), Error>, Option<DmaBuffer>)> {
+fn drain(
+    queue: &mut nvme::IoQueue<Sim, FakeClock>,
+) -> Vec<(u64, IoOp, Result<(), Error>, Option<DmaBuffer>)> {
     let mut done = Vec::new();
     while queue.in_flight() > 0 {
         queue.poll(|c| done.push((c.tag, c.op, c.result, c.buffer)));
