@@ -254,11 +254,11 @@ fn t8_queued_io_at_depth_32_verifies() {
         // A request over the transfer limit is split and completes once.
         let long = queue.max_transfer_bytes() + 4096;
         let mut data = dma.buffer(long).unwrap();
-        fill_pattern(data.as_mut_slice(), 64 * 1024, 512, 10);
+        fill_pattern(data.as_mut_slice(), 16384, 512, 10);
         let written = data.as_slice().to_vec();
-        queue.submit_write(&ns, 64 * 1024, data, 1).unwrap();
+        queue.submit_write(&ns, 16384, data, 1).unwrap();
         queue
-            .submit_read(&ns, 64 * 1024, dma.buffer(long).unwrap(), 2)
+            .submit_read(&ns, 16384, dma.buffer(long).unwrap(), 2)
             .unwrap();
         let mut back = Vec::new();
         while queue.in_flight() > 0 {
