@@ -9,7 +9,7 @@
 //! Few and small cases under Miri, which interprets every byte the
 //! simulator moves.
 
-use nvme::{DmaBuffer, Error, IoOp, Rejected};
+use nvme::{Completion, Error, IoOp, Rejected};
 use nvme_sim::*;
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
@@ -61,12 +61,10 @@ fn refused(result: Result<(), Rejected>, address: u64, data: &[u8]) -> Result<()
 }
 
 /// Polls until nothing is in flight; the completions, in order.
-fn drain(
-    queue: &mut nvme::IoQueue<Sim, FakeClock>,
-) -> Vec<(u64, IoOp, Result<(), Error>, Option<DmaBuffer>)> {
+fn drain(queue: &mut nvme::IoQueue<Sim, FakeClock>) -> Vec<Completion> {
     let mut done = Vec::new();
     while queue.in_flight() > 0 {
-        queue.poll(|c| done.push((c.tag, c.op, c.result, c.buffer)));
+        queue.poll(|c| done.push(c));
     }
     done
 }
@@ -118,16 +116,16 @@ proptest! {
         prop_assert_eq!(io, want);
         let written = drain(&mut queue);
         prop_assert_eq!(written.len(), 1);
-        let (tag, op, result, buffer) = &written[0];
-        prop_assert_eq!((*tag, *op, *result), (1, IoOp::Write, Ok(())));
-        prop_assert!(buffer.as_ref().is_some_and(|b| b.phys().as_u64() == base));
+        let c = &written[0];
+        prop_assert_eq!((c.tag, c.op, c.result), (1, IoOp::Write, Ok(())));
+        prop_assert!(c.buffer.as_ref().is_some_and(|b| b.phys().as_u64() == base));
         prop_assert!(bench.sim.disk(1, lba, blocks) == data);
         queue.submit_read(&ns, lba, bench.dma.buffer(len), 2).unwrap();
         let read = drain(&mut queue);
         prop_assert_eq!(read.len(), 1);
-        let (tag, op, result, buffer) = &read[0];
-        prop_assert_eq!((*tag, *op, *result), (2, IoOp::Read, Ok(())));
-        prop_assert!(buffer.as_ref().is_some_and(|b| b.as_slice() == data));
+        let c = &read[0];
+        prop_assert_eq!((c.tag, c.op, c.result), (2, IoOp::Read, Ok(())));
+        prop_assert!(c.buffer.as_ref().is_some_and(|b| b.as_slice() == data));
         prop_assert_eq!(queue.in_flight(), 0);
     }
 
@@ -175,7 +173,7 @@ proptest! {
         }
         bench.sim.release_completions(false);
         let done = drain(&mut queue);
-        prop_assert!(done.iter().all(|d| d.2.is_ok() && d.3.is_some()));
+        prop_assert!(done.iter().all(|c| c.result.is_ok() && c.buffer.is_some()));
         prop_assert_eq!(done.len(), if expected.is_ok() { 2 } else { 1 });
     }
 }
