@@ -1,7 +1,8 @@
 //! Host side of the unikernel: bootable disk images and the USB-stick
 //! writer; the QEMU launcher and the kernel test runner.
 //!
-//! Images: [`image`] (dual-firmware disk images), [`disk`] (scratch disks
+//! Applications: [`app`] (building an application crate, in the workspace
+//! or outside it, for the bare-metal target). Images: [`image`] (dual-firmware disk images), [`disk`] (scratch disks
 //! and the ownership stamp), [`flash`] (the USB writer). Booting: [`qemu`]
 //! (the typed machine description and the launcher), [`runner`] (cargo's
 //! runner for kernel tests). The command line is `boot/cli`, the Linux
@@ -12,6 +13,7 @@
 //! kernel reports its status through QEMU's isa-debug-exit device, decoded by
 //! [`qemu::Outcome`].
 
+pub mod app;
 pub mod disk;
 pub mod flash;
 pub mod image;

@@ -13,7 +13,7 @@ mod support;
 
 /// Boot the default application with `settings` and the given disks.
 fn boot(dir: &Path, settings: &str, disks: &[(&Path, &str)]) -> boot::qemu::Run {
-    let kernel = support::kernel("bin", "kernel");
+    let kernel = support::app("inspector");
     let machine = support::machine(&kernel, dir, settings, disks);
     let result = run(&machine, Duration::from_secs(240), None).unwrap();
     assert!(

@@ -29,7 +29,7 @@ fn first_io_ms(serial: &str) -> f64 {
 
 #[test]
 fn short_bench_on_an_owned_disk_reports_every_job() {
-    let kernel = support::kernel("bin", "kernel");
+    let kernel = support::app("inspector");
     let dir = tempfile::tempdir().unwrap();
     let disk = support::disk_image(dir.path(), "bench.img", 64 << 20, Some("UNIKERNEL0"));
     let settings = "steps = identify,bench\nbench_ms = 150\nbench_jobs = randread-4k-qd8, randwrite-4k-qd128\n";

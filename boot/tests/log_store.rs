@@ -1,4 +1,4 @@
-//! The example application keeps an append-only log that survives reboots:
+//! The log application (`apps/log`) keeps an append-only log that survives reboots:
 //! three boots of the same disk image, three records, in order; a disk
 //! without the ownership signature is refused and left unchanged.
 
@@ -11,7 +11,7 @@ use boot::qemu::{Machine, Outcome, run};
 mod support;
 
 fn example() -> PathBuf {
-    support::kernel("example", "log_store")
+    support::app("log")
 }
 
 fn machine(kernel: &Path, dir: &Path, settings: &str, disk_path: &Path) -> Machine {

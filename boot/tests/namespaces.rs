@@ -78,7 +78,7 @@ fn boot_read_only(settings: &str) -> boot::qemu::Run {
     disk::create_if_missing(&image, 32 << 20).unwrap();
     disk::stamp(&image, "RDONLY0", 1).unwrap();
     let before = checksum(&image);
-    let kernel = support::kernel("bin", "kernel");
+    let kernel = support::app("inspector");
     let mut machine = support::machine(&kernel, dir.path(), settings, &[(&image, "RDONLY0")]);
     machine.disks[0].drive_options.push("readonly=on".into());
     let result = run(&machine, Duration::from_secs(240), None).unwrap();
@@ -148,7 +148,7 @@ fn zoned_namespace_is_reported_with_its_zone_size_and_never_written() {
     std::fs::write(&image, &content).unwrap();
     let before = checksum(&image);
 
-    let kernel = support::kernel("bin", "kernel");
+    let kernel = support::app("inspector");
     let settings = "steps=identify,verify,bench\nverify_span=1M\nbench_ms=100\n\
                     bench_unowned_reads=yes\nbench_jobs=randread-4k-qd1,randwrite-4k-qd32\n";
     let mut machine = support::machine(&kernel, dir.path(), settings, &[]);

@@ -21,7 +21,7 @@ fn boot_from_stick(
     extra: &[&str],
     disk_properties: &[&str],
 ) -> Run {
-    let kernel = support::kernel("bin", "kernel");
+    let kernel = support::app("inspector");
     let disk = support::disk_image(dir, "owned.img", 32 << 20, Some("LAPTOP0"));
     let mut machine = support::machine(&kernel, dir, SETTINGS, &[(disk.as_path(), "LAPTOP0")]);
     machine.machine = machine_type.into();

@@ -8,8 +8,8 @@ use boot::runner::run_test;
 mod support;
 
 fn kernel(name: &str) -> std::path::PathBuf {
-    if name == "kernel" {
-        support::kernel("bin", name)
+    if name == "inspector" {
+        support::app(name)
     } else {
         support::kernel("example", name)
     }
@@ -52,7 +52,7 @@ fn a_triple_fault_is_a_failure() {
 
 #[test]
 fn a_clean_kernel_passes() {
-    let (run, verdict) = run_test(&kernel("kernel"), false).unwrap();
+    let (run, verdict) = run_test(&kernel("inspector"), false).unwrap();
     assert_eq!(verdict, Ok(()), "serial:\n{}", run.serial);
     assert!(
         run.serial.contains("nvme-unikernel"),

@@ -103,7 +103,7 @@ fn tallest_text_run(width: usize, pixels: &[u8]) -> usize {
 
 #[test]
 fn final_screen_shows_the_report_and_json_parses() {
-    let kernel = support::kernel("bin", "kernel");
+    let kernel = support::app("inspector");
     let dir = tempfile::tempdir().unwrap();
     let settings = "bench_ms=200\nverify_span=4M\nlinger_ms=60000\n";
     let disk_path = support::disk_image(dir.path(), "scratch.img", 64 << 20, Some("UNIKERNEL0"));
@@ -143,7 +143,7 @@ fn final_screen_shows_the_report_and_json_parses() {
 /// 3840x2160): the report is drawn with the font scaled 3x.
 #[test]
 fn report_on_a_4k_screen_uses_a_large_font() {
-    let kernel = support::kernel("bin", "kernel");
+    let kernel = support::app("inspector");
     let dir = tempfile::tempdir().unwrap();
     let settings = "bench_ms=100\nverify_span=1M\nlinger_ms=60000\n";
     let disk_path = support::disk_image(dir.path(), "scratch.img", 16 << 20, Some("UNIKERNEL0"));

@@ -163,7 +163,7 @@ fn named_sources(description: &str) -> Vec<&'static str> {
 
 #[test]
 fn every_machine_shape_finds_the_same_clock_and_passes() {
-    let kernel = support::kernel("bin", "kernel");
+    let kernel = support::app("inspector");
     let dir = tempfile::tempdir().unwrap();
     let image = support::machine(&kernel, dir.path(), SETTINGS, &[]).image;
 

@@ -20,9 +20,8 @@
 //!   for the application.
 //! - `boot`: [`init`], which brings the layers up in order.
 //!
-//! `settings` and `bench` are plain logic that import no other module;
-//! so is `executor`, the `async` runtime whose idle step polls the NVMe
-//! queue pairs in use.
+//! `executor`, the `async` runtime whose idle step polls the NVMe queue
+//! pairs in use, is plain logic that imports no other module.
 
 #![no_std]
 #![cfg_attr(test, no_main)]
@@ -44,7 +43,6 @@ pub mod iommu;
 pub mod memory;
 pub mod pci;
 pub mod reset;
-pub mod settings;
 pub mod soak;
 pub mod storage;
 pub mod testing;

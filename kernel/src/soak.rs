@@ -1,6 +1,8 @@
 //! A soak run: random mixed 4 KiB reads and writes at depth 32 over a span
 //! of an owned namespace, for a set time, with every block's content
-//! verified. Content is derived from the block's LBA and a generation
+//! verified. Each request in flight has a DMA buffer of its own, made
+//! once: a write's pattern is generated straight into it, a read is
+//! verified in it, and the completion hands it back for the next request. Content is derived from the block's LBA and a generation
 //! number, so a block read back from the wrong place, a stale write, or a
 //! torn transfer shows up as a verification failure.
 //!
@@ -21,7 +23,7 @@
 use alloc::vec::Vec;
 
 use crate::arch::tsc;
-use crate::storage::NvmeController;
+use crate::storage::{KernelDma, NvmeController};
 
 const UNIT_BYTES: u64 = 4096;
 const UNKNOWN: u32 = u32::MAX;
@@ -76,6 +78,8 @@ pub enum SoakError {
     Namespace(nvme::Error),
     /// The namespace is smaller than one unit after `first_byte`.
     TooSmall,
+    /// No DMA memory for the buffers.
+    Buffers(nvme::Error),
 }
 
 /// Fill consecutive blocks of `block_size` bytes, the first being
@@ -87,9 +91,11 @@ pub fn fill(buf: &mut [u8], first_lba: u64, block_size: usize, generation: u64) 
 }
 
 /// Soak namespace `nsid` from `first_byte` over `span_bytes` for
-/// `duration_ms`. `progress` is called about once a second.
+/// `duration_ms`, with buffers from `dma`. `progress` is called about once
+/// a second.
 pub fn run(
     controller: &mut NvmeController,
+    dma: KernelDma,
     nsid: u32,
     first_byte: u64,
     span_bytes: u64,
@@ -110,11 +116,22 @@ pub fn run(
     }
     let mut queue = controller.take_io_queue().map_err(SoakError::Queue)?;
     let depth = queue.depth().min(32);
+    // One buffer per request in flight; a timed-out request's stays with
+    // the queue (which frees it), and a fresh one takes its place.
+    let mut buffers = Vec::with_capacity(depth);
+    for _ in 0..depth {
+        match dma.buffer(unit_bytes as usize) {
+            Ok(buffer) => buffers.push(buffer),
+            Err(error) => {
+                controller.return_io_queue(queue).ok();
+                return Err(SoakError::Buffers(error));
+            }
+        }
+    }
     let mut generation_of: Vec<u32> = alloc::vec![0; units as usize];
     let mut busy: Vec<bool> = alloc::vec![false; units as usize];
     // What each in-flight request was: (is_write, generation), by unit.
     let mut pending: Vec<(bool, u32)> = alloc::vec![(false, 0); units as usize];
-    let mut data = alloc::vec![0u8; unit_bytes as usize];
     let mut expected = alloc::vec![0u8; unit_bytes as usize];
     let mut report = SoakReport::default();
     let mut rng = tsc::now() | 1;
@@ -138,6 +155,16 @@ pub fn run(
                 break; // try again after the next poll
             }
             let lba = first + unit as u64 * blocks_per_unit;
+            let mut buffer = match buffers.pop() {
+                Some(buffer) => buffer,
+                None => match dma.buffer(unit_bytes as usize) {
+                    Ok(buffer) => buffer,
+                    Err(_) => {
+                        report.errors += 1;
+                        break;
+                    }
+                },
+            };
             // Write unwritten or unknown units; otherwise 50/50.
             let write =
                 generation_of[unit] == 0 || generation_of[unit] == UNKNOWN || (rng >> 32) & 1 == 0;
@@ -148,21 +175,27 @@ pub fn run(
                 } else {
                     next_generation + 1
                 };
-                fill(&mut data, lba, block_size, u64::from(generation));
+                fill(
+                    buffer.as_mut_slice(),
+                    lba,
+                    block_size,
+                    u64::from(generation),
+                );
                 pending[unit] = (true, generation);
-                queue.submit_write(&ns, lba, &data, unit as u64)
+                queue.submit_write(&ns, lba, buffer, unit as u64)
             } else {
                 pending[unit] = (false, generation_of[unit]);
-                queue.submit_read(&ns, lba, blocks_per_unit as u32, unit as u64)
+                queue.submit_read(&ns, lba, buffer, unit as u64)
             };
             match submitted {
                 Ok(()) => busy[unit] = true,
-                Err(nvme::Error::WriteProtected) => {
-                    report.write_protected = true;
-                    break;
-                }
-                Err(_) => {
-                    report.errors += 1;
+                Err(refused) => {
+                    buffers.push(refused.buffer);
+                    if refused.error == nvme::Error::WriteProtected {
+                        report.write_protected = true;
+                    } else {
+                        report.errors += 1;
+                    }
                     break;
                 }
             }
@@ -170,7 +203,8 @@ pub fn run(
         if !running && queue.in_flight() == 0 {
             break;
         }
-        queue.poll(|completion, read_data| {
+        queue.poll(|completion| {
+            let read_data = completion.buffer.as_ref().map_or(&[][..], |b| b.as_slice());
             let unit = completion.tag as usize;
             let Some(&(was_write, generation)) = pending.get(unit) else {
                 report.errors += 1;
@@ -212,6 +246,7 @@ pub fn run(
                     }
                 }
             }
+            buffers.extend(completion.buffer);
         });
         if queue.needs_recovery() && controller.recover().is_err() {
             report.errors += 1;

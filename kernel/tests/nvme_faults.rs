@@ -122,7 +122,11 @@ fn t3_queued_reads_fail_exactly_where_the_device_fails() {
                 match c.result {
                     Ok(()) => {
                         fill_pattern(&mut expected, c.tag, 512, 4);
-                        assert!(buffer.as_slice() == &expected[..], "block {} corrupt", c.tag);
+                        assert!(
+                            buffer.as_slice() == &expected[..],
+                            "block {} corrupt",
+                            c.tag
+                        );
                         verified += 1;
                     }
                     Err(Error::Device(status)) if status.sct == 2 => failed.push(c.tag),
@@ -158,9 +162,11 @@ fn t4_device_keeps_working_after_errors() {
 #[test_case]
 fn t5_soak_over_the_bad_sectors_counts_errors_and_never_bad_data() {
     with_nvme(|all| {
+        let dma = all[0].dma;
         let c = &mut all[0].controller;
         // Units covering sectors 8192 (bad reads) and 9000 (bad writes).
-        let report = kernel::soak::run(c, 1, 8000 * 512, 1200 * 512, 1500, &mut |_, _| {}).unwrap();
+        let report =
+            kernel::soak::run(c, dma, 1, 8000 * 512, 1200 * 512, 1500, &mut |_, _| {}).unwrap();
         kernel::println!("\n  {report:?}");
         assert!(report.errors > 0, "the soak never hit the failing sectors");
         assert_eq!(report.verify_failures, 0);

@@ -254,10 +254,12 @@ fn t8_queued_io_at_depth_32_verifies() {
         // A request over the transfer limit is split and completes once.
         let long = queue.max_transfer_bytes() + 4096;
         let mut data = dma.buffer(long).unwrap();
-        fill_pattern(data.as_mut_slice(), 64 * 1024, 512, 10);
+        fill_pattern(data.as_mut_slice(), 16384, 512, 10);
         let written = data.as_slice().to_vec();
-        queue.submit_write(&ns, 64 * 1024, data, 1).unwrap();
-        queue.submit_read(&ns, 64 * 1024, dma.buffer(long).unwrap(), 2).unwrap();
+        queue.submit_write(&ns, 16384, data, 1).unwrap();
+        queue
+            .submit_read(&ns, 16384, dma.buffer(long).unwrap(), 2)
+            .unwrap();
         let mut back = Vec::new();
         while queue.in_flight() > 0 {
             queue.poll(|c| {
@@ -272,8 +274,9 @@ fn t8_queued_io_at_depth_32_verifies() {
 #[test_case]
 fn t8b_short_soak_verifies_everything() {
     with_nvme(|all| {
+        let dma = all[0].dma;
         let c = &mut all[0].controller;
-        let report = kernel::soak::run(c, 1, 1 << 20, 8 << 20, 1500, &mut |_, _| {}).unwrap();
+        let report = kernel::soak::run(c, dma, 1, 1 << 20, 8 << 20, 1500, &mut |_, _| {}).unwrap();
         assert_eq!(
             (report.verify_failures, report.errors),
             (0, 0),

@@ -115,7 +115,14 @@ fn zoned_namespace_takes_no_write_and_reads() {
         while queue.in_flight() > 0 {
             queue.poll(|completion| {
                 assert_eq!(completion.result, Ok(()));
-                assert!(completion.buffer.unwrap().as_slice().iter().all(|&b| b == 0));
+                assert!(
+                    completion
+                        .buffer
+                        .unwrap()
+                        .as_slice()
+                        .iter()
+                        .all(|&b| b == 0)
+                );
                 done += 1;
             });
         }

@@ -160,7 +160,8 @@ pub fn bench(args: &BenchArgs) -> Result<i32> {
 pub fn image(args: &ImageArgs) -> Result<i32> {
     let kernel = kernel_elf(&args.build, false)?;
     let out = args.out.clone().unwrap_or_else(|| {
-        workspace::target_dir().join(format!("unikernel-{}.img", args.build.app))
+        let name = kernel.file_name().unwrap_or_default().to_string_lossy();
+        workspace::target_dir().join(format!("unikernel-{name}.img"))
     });
     let settings = read_settings(args.build.settings.as_deref(), "")?;
     image::build(&kernel, &out, &image::ImageSpec { settings })?;

@@ -37,7 +37,7 @@ pub struct Cli {
 enum Command {
     /// Boot the application in QEMU (the default command)
     ///
-    /// Build the kernel and its bootable image, create the scratch NVMe disk
+    /// Build the application (--app, default apps/inspector) and its bootable image, create the scratch NVMe disk
     /// if there is none (stamped as owned), boot it in QEMU and run the
     /// application; serial output is shown here.
     Run(RunArgs),
@@ -118,9 +118,11 @@ pub struct BuildArgs {
     /// Debug build (for bench).
     #[arg(long, overrides_with = "release")]
     debug: bool,
-    /// Application binary of the kernel package.
-    #[arg(long, value_name = "NAME", default_value = "kernel")]
-    app: String,
+    /// Application crate to build: a directory with a Cargo.toml whose
+    /// binary depends on the kernel library, in the workspace or anywhere
+    /// else (absolute, or relative to the repository).
+    #[arg(long, value_name = "PATH", default_value = "apps/inspector")]
+    app: PathBuf,
     /// Boot this kernel ELF instead of building --app.
     #[arg(long, value_name = "PATH", hide = true)]
     kernel: Option<PathBuf>,
@@ -314,9 +316,11 @@ pub struct FlashArgs {
     /// Also write a device that does not say it is removable.
     #[arg(long)]
     allow_non_removable: bool,
-    /// Application binary of the kernel package.
-    #[arg(long, value_name = "NAME", default_value = "kernel")]
-    app: String,
+    /// Application crate to build: a directory with a Cargo.toml whose
+    /// binary depends on the kernel library, in the workspace or anywhere
+    /// else (absolute, or relative to the repository).
+    #[arg(long, value_name = "PATH", default_value = "apps/inspector")]
+    app: PathBuf,
     /// Settings file put on the stick.
     #[arg(long, value_name = "FILE")]
     settings: Option<PathBuf>,

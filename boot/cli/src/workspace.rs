@@ -25,30 +25,15 @@ pub fn cargo() -> Command {
     command
 }
 
-/// Build kernel binary `app` for the bare-metal target; returns the ELF.
-pub fn build_kernel(app: &str, release: bool) -> Result<PathBuf> {
-    let mut command = cargo();
-    command.args([
-        "build",
-        "--quiet",
-        "--package",
-        "kernel",
-        "--target",
-        "x86_64-unknown-none",
-    ]);
-    if release {
-        command.arg("--release");
-    }
-    command.args(["--bin", app]);
-    let status = command.status().context("running cargo")?;
-    if !status.success() {
-        bail!("building the kernel failed");
-    }
-    let profile = if release { "release" } else { "debug" };
-    Ok(target_dir()
-        .join("x86_64-unknown-none")
-        .join(profile)
-        .join(app))
+/// Build the application crate at `app` (absolute, or relative to the
+/// workspace root) for the bare-metal target; returns the ELF.
+pub fn build_kernel(app: &Path, release: bool) -> Result<PathBuf> {
+    let options = boot::app::BuildOptions {
+        workspace: root(),
+        release,
+        target_dir: None,
+    };
+    Ok(boot::app::build(&root().join(app), &options)?)
 }
 
 /// Run `command`, failing with `what` when it does not succeed; returns

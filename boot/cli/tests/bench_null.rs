@@ -12,24 +12,13 @@ fn default_application() -> PathBuf {
         .nth(2)
         .unwrap()
         .to_path_buf();
-    let status = Command::new(env!("CARGO"))
-        .current_dir(&workspace)
-        .args([
-            "build",
-            "--quiet",
-            "--package",
-            "kernel",
-            "--target",
-            "x86_64-unknown-none",
-            "--bin",
-            "kernel",
-        ])
-        .status()
-        .expect("running cargo");
-    assert!(status.success(), "building the kernel failed");
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| workspace.join("target"), PathBuf::from)
-        .join("x86_64-unknown-none/debug/kernel")
+    let options = boot::app::BuildOptions {
+        workspace: workspace.clone(),
+        release: false,
+        target_dir: None,
+    };
+    boot::app::build(&workspace.join("apps/inspector"), &options)
+        .unwrap_or_else(|error| panic!("building the default application: {error}"))
 }
 
 #[test]

@@ -404,29 +404,12 @@ fn shell_words(words: &[String]) -> String {
 
 fn build_unikernel(options: &Options, work: &Path, settings: &str) -> Result<PathBuf> {
     eprintln!("compare: building the unikernel (release)");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(&options.workspace)
-        .env("CARGO_TARGET_DIR", &options.target_dir)
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "--package",
-            "kernel",
-            "--target",
-            "x86_64-unknown-none",
-            "--bin",
-            "kernel",
-        ])
-        .status()
-        .context("running cargo")?;
-    if !status.success() {
-        bail!("building the unikernel failed");
-    }
-    let elf = options
-        .target_dir
-        .join("x86_64-unknown-none/release/kernel");
+    let build = boot::app::BuildOptions {
+        workspace: options.workspace.clone(),
+        release: true,
+        target_dir: Some(options.target_dir.clone()),
+    };
+    let elf = boot::app::build(&options.workspace.join("apps/inspector"), &build)?;
     image::build(
         &elf,
         &work.join("unikernel.img"),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use boot::qemu::{Machine, NvmeDisk};
-use boot::{disk, image};
+use boot::{app, disk, image};
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
@@ -17,19 +17,25 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// Build a kernel binary (`--bin NAME`) or example (`--example NAME`) of
-/// the kernel crate for the bare-metal target; returns the ELF's path.
+/// Build the workspace's application `apps/NAME` for the bare-metal
+/// target, as `./run.sh --app apps/NAME` does; returns the ELF's path.
+pub fn app(name: &str) -> PathBuf {
+    let options = app::BuildOptions {
+        workspace: workspace(),
+        release: false,
+        target_dir: None,
+    };
+    app::build(&workspace().join("apps").join(name), &options)
+        .unwrap_or_else(|error| panic!("building apps/{name}: {error}"))
+}
+
+/// Build example `name` of the kernel crate for the bare-metal target;
+/// returns the ELF's path.
 pub fn kernel(kind: &str, name: &str) -> PathBuf {
     let status = Command::new(env!("CARGO"))
         .current_dir(workspace())
-        .args([
-            "build",
-            "--quiet",
-            "--package",
-            "kernel",
-            "--target",
-            "x86_64-unknown-none",
-        ])
+        .args(["build", "--quiet", "--package", "kernel"])
+        .args(["--target", "x86_64-unknown-none"])
         .args([format!("--{kind}"), name.to_owned()])
         .status()
         .expect("running cargo");

@@ -13,7 +13,8 @@
 //! Used by the nvme crate's tests, its documentation's examples, the cost
 //! example (`./run.sh cost`) and the fuzz targets. The parts:
 //! [`FakeClock`] (time that only moves when read or delayed), [`TestDma`]
-//! (the DMA allocator over host memory), [`Sim`] (the controller,
+//! (the DMA allocator over host memory, and the home of the tests'
+//! `DmaBuffer`s: [`TestDma::buffer`]), [`Sim`] (the controller,
 //! configured by [`SimConfig`], with [`real_drive`] behaviours) and
 //! [`Bench`], which ties the three together.
 //!

@@ -295,7 +295,11 @@ impl QueuePair {
     /// Slots that [`Self::alloc_slot`] can hand out now: free, and with
     /// room for their entries in the submission ring.
     pub(crate) fn free_slots(&self) -> usize {
-        let used = (self.sq_tail + self.entries - self.sq_head) % self.entries;
+        let used = if self.sq_tail >= self.sq_head {
+            self.sq_tail - self.sq_head
+        } else {
+            self.sq_tail + self.entries - self.sq_head
+        };
         let ring_room = self.entries.saturating_sub(1 + used) as usize;
         self.free.len().min(ring_room)
     }

@@ -10,7 +10,7 @@
 //! | PRP building | `prp` |
 //! | the queue ring (phase tag, doorbells, shadow doorbells) | `queue` |
 //! | namespaces | `namespace` |
-//! | the request paths | `request`, `io_queue` (queued, with `in_flight`), `sync_queue` (synchronous) |
+//! | the request paths | `request`, `io_queue` (queued, with `in_flight` and `poll`), `sync_queue` (synchronous) |
 //! | futures over a queue | `async_queue` ([`AsyncQueue`](crate::AsyncQueue), with `book`) |
 //! | the controller | `controller` (`init`, `admin`, `recovery`, `shutdown`, `host_memory`) |
 //! | the application's handles | `block` ([`BlockDevice`](crate::BlockDevice)), `async_controller` ([`AsyncController`](crate::AsyncController)) |

@@ -29,7 +29,7 @@ use alloc::vec::Vec;
 use kernel::arch::tsc;
 use kernel::console::serial;
 use kernel::println;
-use kernel::storage::NvmeController;
+use kernel::storage::Attached;
 use kernel::time;
 
 /// Each of the three windows measuring the TSC before the jobs (the boot
@@ -199,13 +199,16 @@ fn name_at_depth(job: &Job, depth: usize) -> String {
     alloc::format!("{stem}-qd{depth}")
 }
 
-/// Run `jobs` on namespace `nsid`, touching only bytes from `data_start`.
-/// `writable` says whether the namespace is owned; when it is not, write
-/// jobs are skipped and reported so. `write_protected` says whether an
-/// earlier step saw the namespace refuse writes (write jobs are then
-/// skipped too), and is set when a write job sees it here.
+/// Run `jobs` on namespace `nsid` of `attached`, touching only bytes from
+/// `data_start`. `writable` says whether the namespace is owned; when it
+/// is not, write jobs are skipped and reported so. `write_protected` says
+/// whether an earlier step saw the namespace refuse writes (write jobs are
+/// then skipped too), and is set when a write job sees it here. The data
+/// travels in buffers from the controller's DMA memory, made once per job
+/// (a write job's filled once) and handed back by each completion for the
+/// next request: nothing is copied per I/O.
 pub fn run_all(
-    controller: &mut NvmeController,
+    attached: &mut Attached,
     nsid: u32,
     data_start: u64,
     window_ms: u64,
@@ -213,6 +216,8 @@ pub fn run_all(
     writable: bool,
     write_protected: &mut bool,
 ) -> Vec<JobResult> {
+    let dma = attached.dma;
+    let controller = &mut attached.controller;
     let handle = match controller.namespace_handle(nsid) {
         Ok(handle) => handle,
         Err(error) => {
@@ -246,7 +251,6 @@ pub fn run_all(
     let mut results = Vec::new();
     // Refills after each poll go to the device with one doorbell write.
     queue.set_doorbell_batching(true);
-    let write_data = alloc::vec![0x5au8; queue.buffer_size()];
     // Every figure hangs on the TSC frequency: measure it again against
     // the boot's source, with windows 25 times longer, and say so if the
     // two disagree.
@@ -278,8 +282,8 @@ pub fn run_all(
         queue.depth()
     );
     for job in jobs {
-        let io_bytes = job.block_bytes.min(queue.buffer_size()) as u64;
-        let io_blocks = (io_bytes / bs).max(1);
+        let io_blocks = (job.block_bytes as u64 / bs).max(1);
+        let io_bytes = io_blocks * bs;
         let depth = job.depth.min(queue.depth());
         let mut result = JobResult {
             name: name_at_depth(job, depth),
@@ -296,6 +300,24 @@ pub fn run_all(
             result.skipped = Some("namespace not owned (writes are never sent to it)");
         } else if span == 0 {
             result.skipped = Some("namespace too small");
+        }
+        // One buffer per request in flight, made before the clock starts.
+        let mut buffers = Vec::with_capacity(depth);
+        if result.skipped.is_none() {
+            for _ in 0..depth {
+                match dma.buffer(io_bytes as usize) {
+                    Ok(mut buffer) => {
+                        if job.write {
+                            buffer.as_mut_slice().fill(0x5a);
+                        }
+                        buffers.push(buffer);
+                    }
+                    Err(_) => {
+                        result.skipped = Some("no DMA memory for the buffers");
+                        break;
+                    }
+                }
+            }
         }
         if let Some(reason) = result.skipped {
             println!("  bench: {:<20} skipped: {reason}", result.name);
@@ -337,7 +359,11 @@ pub fn run_all(
                 ended = true;
             }
             let allowed = if writes_confirmed { depth } else { 1 };
-            while submitting && queue.in_flight() < allowed {
+            // Requests in flight: the buffers out (one each).
+            while submitting
+                && depth - buffers.len() < allowed
+                && let Some(buffer) = buffers.pop()
+            {
                 let slot = if job.random {
                     rng.next() % span
                 } else {
@@ -347,27 +373,30 @@ pub fn run_all(
                 let lba = first + slot * io_blocks;
                 let tag = tsc::now();
                 let submitted = if job.write {
-                    queue.submit_write(&handle, lba, &write_data[..io_bytes as usize], tag)
+                    queue.submit_write(&handle, lba, buffer, tag)
                 } else {
-                    queue.submit_read(&handle, lba, io_blocks as u32, tag)
+                    queue.submit_read(&handle, lba, buffer, tag)
                 };
-                match submitted {
-                    Ok(()) => {}
-                    Err(error) if error.refuses_writes() => {
-                        refused = true;
-                        break;
+                if let Err(rejected) = submitted {
+                    buffers.push(rejected.buffer);
+                    match rejected.error {
+                        // A request split over more commands than are free
+                        // now: again after the next poll.
+                        nvme::Error::QueueFull => {}
+                        error if error.refuses_writes() => refused = true,
+                        _ => result.errors += 1,
                     }
-                    Err(_) => {
-                        result.errors += 1;
-                        break;
-                    }
+                    break;
                 }
             }
             if !submitting && queue.in_flight() == 0 {
                 break;
             }
-            queue.poll(|completion, _| {
+            queue.poll(|completion| {
                 let done = tsc::now();
+                // Back for the next request (a timed-out one's stays with
+                // the queue, which frees it).
+                buffers.extend(completion.buffer);
                 match completion.result {
                     Ok(()) => writes_confirmed = true,
                     Err(error) if error.refuses_writes() => refused = true,

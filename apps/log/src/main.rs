@@ -1,4 +1,4 @@
-//! An example application: an append-only log on the block API that
+//! An application: an append-only log on the block API that
 //! survives reboots. Each boot appends one record (the text of the
 //! `message =` setting, or "boot") to the first owned namespace and prints
 //! every record stored so far. With `appends = N` it appends N numbered
@@ -21,7 +21,6 @@ use alloc::vec::Vec;
 
 use bootloader_api::{BootInfo, entry_point};
 use kernel::arch::exit::running_in_qemu;
-use kernel::settings::Settings;
 use kernel::storage::{NvmeController, Ownership, attach_all, claim};
 use kernel::{ExitStatus, println};
 
@@ -134,30 +133,24 @@ impl Log<'_> {
     }
 }
 
+/// The values of the `key = value` lines of the settings that name `key`,
+/// in order (a serial named with `claim =` may be written on real hardware).
+fn setting<'a>(settings: &'a str, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    settings.lines().filter_map(move |line| {
+        let (name, value) = line.split_once('=')?;
+        (name.trim() == key).then(|| value.trim())
+    })
+}
+
 fn main(boot_info: &'static mut BootInfo) -> ! {
     let kernel = kernel::init(boot_info, "warn");
-    let settings = Settings::parse(kernel.ramdisk.unwrap_or(&[]));
-    let message = kernel
+    let settings = kernel
         .ramdisk
         .and_then(|r| core::str::from_utf8(r).ok())
-        .and_then(|t| {
-            t.lines().find_map(|l| {
-                l.trim()
-                    .strip_prefix("message")
-                    .map(|v| v.trim_start_matches([' ', '=']).trim())
-            })
-        })
-        .unwrap_or("boot");
-    let appends: u64 = kernel
-        .ramdisk
-        .and_then(|r| core::str::from_utf8(r).ok())
-        .and_then(|t| {
-            t.lines().find_map(|l| {
-                l.trim()
-                    .strip_prefix("appends")
-                    .map(|v| v.trim_start_matches([' ', '=']).trim())
-            })
-        })
+        .unwrap_or("");
+    let message = setting(settings, "message").next().unwrap_or("boot");
+    let appends: u64 = setting(settings, "appends")
+        .next()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
     let pci = kernel::pci::scan(&kernel.memory, kernel.rsdp);
@@ -172,10 +165,8 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
             .map(|n| (n.nsid, n.block_size, n.block_count))
             .collect();
         for (nsid, block_size, block_count) in namespaces {
-            if claim(&mut attached.controller, nsid, in_qemu, &|s| {
-                settings.claims(s)
-            }) != Ownership::Owned
-            {
+            let claimed = |serial: &str| setting(settings, "claim").any(|c| c == serial.trim());
+            if claim(&mut attached.controller, nsid, in_qemu, &claimed) != Ownership::Owned {
                 continue;
             }
             let first = START / block_size as u64;

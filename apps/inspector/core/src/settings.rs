@@ -21,7 +21,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-/// Which steps the default application runs.
+/// Which steps the inspector runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Steps {
     /// Print controller and namespace identity.
@@ -212,7 +212,7 @@ impl Settings {
 mod tests {
     use super::*;
 
-    #[test_case]
+    #[test]
     fn settings_parse_and_report_problems() {
         let s = Settings::parse(b"# comment\nlog = warn\nsteps = identify, verify\nverify_span=2M\nbench_ms = 250\nclaim = S123\nclaim=S456\nbogus = 1\nsteps = launch\nnonsense\n");
         assert_eq!(s.log, "warn");
@@ -233,7 +233,7 @@ mod tests {
         assert_eq!(s.warnings.len(), 3, "{:?}", s.warnings);
     }
 
-    #[test_case]
+    #[test]
     fn bench_jobs_and_unowned_reads_parse() {
         let s = Settings::parse(
             b"bench_jobs = randread-4k-qd1, write-128k-qd8\nbench_unowned_reads = yes\n",
@@ -247,7 +247,7 @@ mod tests {
         assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
     }
 
-    #[test_case]
+    #[test]
     fn empty_or_binary_settings_are_defaults() {
         assert_eq!(Settings::parse(b""), Settings::default());
         let s = Settings::parse(&[0xff, 0xfe, 0x00]);

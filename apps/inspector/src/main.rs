@@ -4,7 +4,7 @@
 //! the SMART / health log (`nvme smart-log` style), then on namespaces the
 //! image owns a write-read-verify pass and a short fio-like benchmark; a
 //! summary on screen and one machine-readable JSON line on serial. What it
-//! runs comes from the settings file (see `kernel::settings`).
+//! runs comes from the settings file (see `inspector_core::settings`).
 //!
 //! Write-protected and zoned namespaces. A namespace that is write-protected
 //! (Identify NSATTR, or the drive refuses a write with "Namespace is Write
@@ -30,8 +30,9 @@ use alloc::vec::Vec;
 use core::fmt::Write;
 
 use bootloader_api::{BootInfo, entry_point};
+use inspector_core::Settings;
+use inspector_core::verify::{Event, Pass};
 use kernel::arch::{exit::running_in_qemu, tsc};
-use kernel::settings::Settings;
 use kernel::storage::{Attached, Ownership, attach_all, claim};
 use kernel::{ExitStatus, println};
 
@@ -60,7 +61,6 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
     // Depth 128 needs 129 ring entries; CAP.MQES may cap it lower. Shadow
     // doorbells save most MMIO writes where the controller offers them.
     let config = nvme::Config {
-        slot_buffer_bytes: 128 * 1024,
         io_queue_depth: 128,
         shadow_doorbells: true,
         ..nvme::Config::default()
@@ -137,7 +137,7 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
                     ));
                 }
                 result.bench = bench::run_all(
-                    &mut attached.controller,
+                    attached,
                     nsid,
                     DATA_START,
                     settings.bench_ms,
@@ -368,131 +368,62 @@ fn namespace_attributes(result: &NamespaceResult) -> String {
     attributes
 }
 
-/// FNV-1a of `bytes`, to compare two reads of a chunk.
-fn digest(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
-}
-
-/// The write-read-verify pass over `span` bytes from `DATA_START`. On a
-/// write-protected namespace (known before, or found at the first refused
-/// write) the write pass is skipped or stops, and the span is read twice
-/// instead, the passes compared against each other.
+/// The write-read-verify pass (`inspector_core::verify`) over `span` bytes
+/// from `DATA_START`, printed as it goes: progress at most once a second,
+/// errors to the log, the outcome on one line.
 fn verify(attached: &mut Attached, nsid: u32, span: u64, result: &mut NamespaceResult) {
     let Ok(mut device) = attached.controller.namespace(nsid) else {
         return;
     };
-    let bs = device.block_size();
-    let first = DATA_START / bs as u64;
-    let last = device.block_count().min(first + span / bs as u64);
-    if last <= first {
-        println!("  verify: namespace too small");
-        return;
-    }
-    let chunk = (128 * 1024 / bs).max(1);
-    let mut buf = alloc::vec![0u8; chunk * bs];
-    let generation = tsc::now();
     let started = tsc::now_ns();
-    let total = last - first;
     let mut last_progress = started;
-    let mut writing = !device.info().write_protected;
-    if !writing {
-        println!(
+    let mut observe = |event: Event| match event {
+        Event::TooSmall => println!("  verify: namespace too small"),
+        Event::WriteProtected => println!(
             "  verify: namespace is write-protected: write pass skipped, the span is read twice"
-        );
-        result.write_protected = true;
-    }
-    // Read-only mode: the first read pass records a digest per chunk, the
-    // second compares.
-    let mut digests: Vec<u64> = Vec::new();
-    for pass in 0..3 {
-        if pass == 0 && !writing {
-            continue;
+        ),
+        Event::WriteRefused { lba, error } => println!(
+            "  verify: write at LBA {lba} refused ({error}): namespace taken as write-protected; write pass stopped, the span is read twice"
+        ),
+        Event::Failed { pass, lba, error } => {
+            let what = if pass == Pass::Write { "write" } else { "read" };
+            log::error!("verify: {what} at LBA {lba}: {error}");
         }
-        if pass == 2 && writing {
-            break;
-        }
-        let mut lba = first;
-        let mut index = 0usize;
-        while lba < last {
-            let n = (chunk as u64).min(last - lba) as usize;
-            let bytes = &mut buf[..n * bs];
-            if pass == 0 {
-                for (i, block) in bytes.chunks_mut(bs).enumerate() {
-                    kernel::soak::pattern(block, lba + i as u64, generation);
-                }
-                match device.write(lba, bytes) {
-                    Ok(()) => {}
-                    Err(error) if error.refuses_writes() => {
-                        println!(
-                            "  verify: write at LBA {lba} refused ({error}): namespace taken as write-protected; write pass stopped, the span is read twice"
-                        );
-                        result.write_protected = true;
-                        writing = false;
-                        break;
-                    }
-                    Err(error) => {
-                        log::error!("verify: write at LBA {lba}: {error}");
-                        result.errors += 1;
-                    }
-                }
-            } else {
-                match device.read(lba, bytes) {
-                    Ok(()) if writing => {
-                        let mut expected = alloc::vec![0u8; bs];
-                        for (i, block) in bytes.chunks(bs).enumerate() {
-                            kernel::soak::pattern(&mut expected, lba + i as u64, generation);
-                            if block != &expected[..] {
-                                result.mismatches += 1;
-                            }
-                        }
-                    }
-                    Ok(()) if pass == 1 => digests.push(digest(bytes)),
-                    Ok(()) => {
-                        if digests.get(index) != Some(&digest(bytes)) {
-                            log::error!("verify: LBA {lba}: the two reads differ");
-                            result.mismatches += 1;
-                        }
-                    }
-                    Err(error) => {
-                        log::error!("verify: read at LBA {lba}: {error}");
-                        result.errors += 1;
-                        if pass == 1 {
-                            digests.push(0);
-                        }
-                    }
-                }
-            }
-            lba += n as u64;
-            index += 1;
+        Event::Mismatch { .. } => {}
+        Event::ReadsDiffer { lba } => log::error!("verify: LBA {lba}: the two reads differ"),
+        Event::Progress { pass, done, total } => {
             let now = tsc::now_ns();
             if now - last_progress > 1_000_000_000 {
                 last_progress = now;
-                println!(
-                    "  verify: {} {}%",
-                    if pass == 0 { "writing" } else { "reading" },
-                    (lba - first) * 100 / total
-                );
+                let what = if pass == Pass::Write {
+                    "writing"
+                } else {
+                    "reading"
+                };
+                println!("  verify: {what} {}%", done * 100 / total);
             }
         }
-    }
+    };
+    let report = inspector_core::verify(&mut device, DATA_START, span, tsc::now(), &mut observe);
+    result.write_protected |= report.write_protected;
+    result.verified_bytes = report.verified_bytes;
+    result.read_verified_bytes = report.read_verified_bytes;
+    result.mismatches += report.mismatches;
+    result.errors += report.errors;
     let ms = (tsc::now_ns() - started) / 1_000_000;
-    if writing {
-        result.verified_bytes = total * bs as u64;
+    if report.verified_bytes > 0 {
         println!(
             "  verify: {} written and read back in {ms} ms: {} mismatched blocks, {} errors",
-            human_bytes(result.verified_bytes),
-            result.mismatches,
-            result.errors
+            human_bytes(report.verified_bytes),
+            report.mismatches,
+            report.errors
         );
-    } else {
-        result.read_verified_bytes = total * bs as u64;
+    } else if report.read_verified_bytes > 0 {
         println!(
             "  verify: {} read twice in {ms} ms (write-protected): {} chunks differed, {} errors",
-            human_bytes(result.read_verified_bytes),
-            result.mismatches,
-            result.errors
+            human_bytes(report.read_verified_bytes),
+            report.mismatches,
+            report.errors
         );
     }
 }
@@ -520,6 +451,7 @@ fn soak(attached: &mut Attached, nsid: u32, settings: &Settings, result: &mut Na
     };
     match kernel::soak::run(
         &mut attached.controller,
+        attached.dma,
         nsid,
         DATA_START,
         settings.soak_span,
