@@ -32,6 +32,8 @@ use kernel::println;
 use kernel::storage::Attached;
 use kernel::time;
 
+use crate::async_bench;
+
 /// Each of the three windows measuring the TSC before the jobs (the boot
 /// measures 2 ms windows; the PIT allows at most 54 ms).
 const CALIBRATION_WINDOW_NS: u64 = 50_000_000;
@@ -49,6 +51,9 @@ pub struct Job {
     pub block_bytes: usize,
     /// Requests kept in flight.
     pub depth: usize,
+    /// Through the `async` path (tasks awaiting an `AsyncQueue`) rather
+    /// than the raw queue.
+    pub asynchronous: bool,
 }
 
 const fn job(name: &'static str, write: bool, random: bool, kib: usize, depth: usize) -> Job {
@@ -58,6 +63,7 @@ const fn job(name: &'static str, write: bool, random: bool, kib: usize, depth: u
         random,
         block_bytes: kib * 1024,
         depth,
+        asynchronous: false,
     }
 }
 
@@ -74,6 +80,13 @@ pub const ALL_JOBS: [Job; 10] = [
     job("read-128k-qd8", false, false, 128, 8),
     job("write-128k-qd8", true, false, 128, 8),
 ];
+
+/// Jobs run only when named: the `async` path next to the raw queue's
+/// (see `async_bench`).
+pub const NAMED_JOBS: [Job; 1] = [Job {
+    asynchronous: true,
+    ..job("randread-4k-qd32-async", false, true, 4, 32)
+}];
 
 /// The default application's short run.
 pub const DEFAULT_JOBS: [&str; 5] = [
@@ -96,10 +109,17 @@ pub fn select(names: &[String]) -> (Vec<Job>, Vec<String>) {
             names.iter().any(|n| n == job.name)
         }
     };
-    let jobs = ALL_JOBS.iter().filter(|j| wanted(j)).copied().collect();
+    let named = |job: &&Job| names.iter().any(|n| n == job.name);
+    let jobs = ALL_JOBS
+        .iter()
+        .filter(|j| wanted(j))
+        .chain(NAMED_JOBS.iter().filter(named))
+        .copied()
+        .collect();
+    let known = |n: &str| ALL_JOBS.iter().chain(&NAMED_JOBS).any(|j| j.name == n);
     let unknown = names
         .iter()
-        .filter(|n| *n != "all" && !ALL_JOBS.iter().any(|j| j.name == n.as_str()))
+        .filter(|n| *n != "all" && !known(n.as_str()))
         .cloned()
         .collect();
     (jobs, unknown)
@@ -176,15 +196,38 @@ pub fn print_table(results: &[JobResult]) {
     }
 }
 
-struct Rng(u64);
+/// The jobs' random offsets (xorshift).
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
+}
+
+/// One job's `BENCH-RESULT` line on serial and its summary on screen.
+fn print_result(result: &JobResult) {
+    serial::print(format_args!("BENCH-RESULT {}\n", result.json()));
+    println!(
+        "  bench: {:<20} {:>9.0} IOPS {:>8.1} MB/s {:>8} cycles/IO",
+        result.name, result.iops, result.mb_per_s, result.cycles_per_io
+    );
+}
+
+/// Mean, p50, p99 and p99.9 of `latencies` (nanoseconds) into `result`.
+pub(crate) fn latency_summary(latencies: &mut [u32], result: &mut JobResult) {
+    if latencies.is_empty() {
+        return;
+    }
+    latencies.sort_unstable();
+    let pick = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
+    let mean = latencies.iter().map(|&l| u64::from(l)).sum::<u64>() as f64
+        / latencies.len() as f64
+        / 1000.0;
+    result.latency_us = [mean, pick(0.50), pick(0.99), pick(0.999)];
 }
 
 /// The job's name with its depth replaced by `depth` (`...-qdN`).
@@ -324,6 +367,24 @@ pub fn run_all(
             results.push(result);
             continue;
         }
+        if job.asynchronous {
+            let area = async_bench::Area {
+                first,
+                span,
+                io_blocks,
+            };
+            let window = async_bench::Window { hz, window_ms };
+            let (back, result) =
+                async_bench::run(queue, handle, buffers, &area, &window, result);
+            print_result(&result);
+            results.push(result);
+            match back {
+                Some(raw) => queue = raw,
+                // The queue is gone with requests the device holds.
+                None => return results,
+            }
+            continue;
+        }
         let mut rng = Rng(0x1234_5678_9abc_def1 ^ tsc::now());
         let mut sequential = 0u64;
         let warmup_ticks = (hz * window_ms / 10_000).max(hz / 50);
@@ -427,20 +488,8 @@ pub fn run_all(
         result.iops = ios as f64 / seconds;
         result.mb_per_s = result.iops * io_bytes as f64 / 1e6;
         result.cycles_per_io = window_ticks.checked_div(ios).unwrap_or(0);
-        if !latencies.is_empty() {
-            latencies.sort_unstable();
-            let pick =
-                |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
-            let mean = latencies.iter().map(|&l| u64::from(l)).sum::<u64>() as f64
-                / latencies.len() as f64
-                / 1000.0;
-            result.latency_us = [mean, pick(0.50), pick(0.99), pick(0.999)];
-        }
-        serial::print(format_args!("BENCH-RESULT {}\n", result.json()));
-        println!(
-            "  bench: {:<20} {:>9.0} IOPS {:>8.1} MB/s {:>8} cycles/IO",
-            result.name, result.iops, result.mb_per_s, result.cycles_per_io
-        );
+        latency_summary(&mut latencies, &mut result);
+        print_result(&result);
         results.push(result);
     }
     queue.set_doorbell_batching(false);

@@ -36,6 +36,7 @@ use kernel::arch::{exit::running_in_qemu, tsc};
 use kernel::storage::{Attached, Ownership, attach_all, claim};
 use kernel::{ExitStatus, println};
 
+mod async_bench;
 mod bench;
 
 entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);
