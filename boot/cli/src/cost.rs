@@ -3,7 +3,9 @@
 //! Two runs of the `cost` example against the simulated controller, N and
 //! 2N reads: the difference leaves out bring-up exactly. The driver's part
 //! is `driver_submit` + `driver_poll` (inclusive) minus the simulated
-//! device behind the register calls.
+//! device behind the register calls. The same for the `cost_async`
+//! example, whose reads are `AsyncQueue` futures: the raw queue's figure
+//! and the async path's are printed one under the other.
 
 use std::process::{Command, Stdio};
 
@@ -19,6 +21,18 @@ pub fn run(reads: u64) -> Result<i32> {
     if !workspace::installed("valgrind") {
         workspace::apt_install(&["valgrind"])?;
     }
+    for (example, path) in [
+        ("cost", "raw queue, submit to completion"),
+        ("cost_async", "async path, future to its result"),
+    ] {
+        let per_read = per_read(example, reads)?;
+        println!("driver instructions per 4 KiB read ({path}, depth 1): {per_read:.0}");
+    }
+    Ok(0)
+}
+
+/// The driver's instructions per read of the example `example`.
+fn per_read(example: &str, reads: u64) -> Result<f64> {
     run_step(
         cargo().args([
             "build",
@@ -27,11 +41,11 @@ pub fn run(reads: u64) -> Result<i32> {
             "--package",
             "nvme",
             "--example",
-            "cost",
+            example,
         ]),
-        "building the cost example",
+        &format!("building the {example} example"),
     )?;
-    let example = workspace::target_dir().join("release/examples/cost");
+    let binary = workspace::target_dir().join("release/examples").join(example);
     let dir = tempfile::tempdir()?;
     let mut counts = Vec::new();
     for (name, n) in [("n.out", reads), ("2n.out", reads * 2)] {
@@ -39,7 +53,7 @@ pub fn run(reads: u64) -> Result<i32> {
         let status = Command::new("valgrind")
             .arg("--tool=callgrind")
             .arg(format!("--callgrind-out-file={}", out.display()))
-            .arg(&example)
+            .arg(&binary)
             .arg(n.to_string())
             .stdout(if n == reads {
                 Stdio::inherit()
@@ -50,7 +64,7 @@ pub fn run(reads: u64) -> Result<i32> {
             .status()
             .context("running valgrind")?;
         if !status.success() {
-            bail!("the cost example failed under valgrind");
+            bail!("the {example} example failed under valgrind");
         }
         let annotated = Command::new("callgrind_annotate")
             .arg("--inclusive=yes")
@@ -58,18 +72,22 @@ pub fn run(reads: u64) -> Result<i32> {
             .stderr(Stdio::null())
             .output()
             .context("running callgrind_annotate")?;
-        counts.push(driver_instructions(&String::from_utf8_lossy(
-            &annotated.stdout,
-        )));
+        counts.push(driver_instructions(
+            &String::from_utf8_lossy(&annotated.stdout),
+            example,
+        ));
     }
-    let per_read = (counts[1] - counts[0]) as f64 / reads as f64;
-    println!("driver instructions per 4 KiB read (submit to completion, depth 1): {per_read:.0}");
-    Ok(0)
+    Ok((counts[1] - counts[0]) as f64 / reads as f64)
 }
 
-/// Instructions of the driver's submit and poll, less the simulated
-/// device's register accesses, from `callgrind_annotate --inclusive=yes`.
-pub fn driver_instructions(annotated: &str) -> i64 {
+/// Instructions of the driver's submit and poll in the example `example`,
+/// less the simulated device's register accesses, from
+/// `callgrind_annotate --inclusive=yes`.
+pub fn driver_instructions(annotated: &str, example: &str) -> i64 {
+    let submit = format!(":{example}::driver_submit [");
+    let poll = format!(":{example}::driver_poll [");
+    let read = format!(":<{example}::Registers as nvme::hal::RegisterAccess>::read32 [");
+    let write = format!(":<{example}::Registers as nvme::hal::RegisterAccess>::write32 [");
     let mut total = 0i64;
     for line in annotated.lines().filter(|l| !l.contains("=>")) {
         let Some(first) = line.split_whitespace().next() else {
@@ -78,12 +96,10 @@ pub fn driver_instructions(annotated: &str) -> i64 {
         let Ok(count) = first.replace(',', "").parse::<i64>() else {
             continue;
         };
-        if line.contains(":cost::driver_submit [") || line.contains(":cost::driver_poll [") {
+        if line.contains(&submit) || line.contains(&poll) {
             total += count;
         }
-        if line.contains(":<cost::Registers as nvme::hal::RegisterAccess>::read32 [")
-            || line.contains(":<cost::Registers as nvme::hal::RegisterAccess>::write32 [")
-        {
+        if line.contains(&read) || line.contains(&write) {
             total -= count;
         }
     }
@@ -103,6 +119,7 @@ mod tests {
   999  => src/cost.rs:cost::driver_poll [/t/cost]
    50          src/other.rs:main [/t/cost]
 ";
-        assert_eq!(driver_instructions(annotated), 1100);
+        assert_eq!(driver_instructions(annotated, "cost"), 1100);
+        assert_eq!(driver_instructions(annotated, "cost_async"), 0);
     }
 }

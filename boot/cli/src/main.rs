@@ -64,7 +64,8 @@ enum Command {
     /// The driver's own instructions per 4 KiB read (callgrind)
     ///
     /// The driver's own instructions per 4 KiB read, submit to completion,
-    /// against the simulated controller, counted with valgrind's callgrind
+    /// on the raw queue and on the async path (a future per read), against
+    /// the simulated controller, counted with valgrind's callgrind
     /// (installed with apt-get when missing). Also: bench --driver-cost.
     Cost(CostArgs),
     /// Fuzz the code that trusts device data (cargo-fuzz)

@@ -60,8 +60,8 @@ pub(super) struct Book {
     /// through, freed tags go to it alone and nobody else submits.
     blocked: Option<u64>,
     stuck: usize,
-    /// Wakers to wake once the state is released.
-    to_wake: Vec<Waker>,
+    /// Wakers to wake once the state is released, in order.
+    to_wake: VecDeque<Waker>,
 }
 
 impl Book {
@@ -75,16 +75,9 @@ impl Book {
         self.stuck == 0 && self.waiters.is_empty() && self.blocked.is_none()
     }
 
-    /// The wakers to wake, taken out (the list is put back with
-    /// [`Self::return_wake_list`], keeping its capacity).
-    pub(super) fn take_wake_list(&mut self) -> Vec<Waker> {
-        core::mem::take(&mut self.to_wake)
-    }
-
-    /// Puts the emptied wake list back, with whatever was queued meanwhile.
-    pub(super) fn return_wake_list(&mut self, mut list: Vec<Waker>) {
-        list.append(&mut self.to_wake);
-        self.to_wake = list;
+    /// The next waker to wake, if any.
+    pub(super) fn next_to_wake(&mut self) -> Option<Waker> {
+        self.to_wake.pop_front()
     }
 
     /// `depth` free tags, and room for as many waiters and wakers.
@@ -100,7 +93,7 @@ impl Book {
             next_ticket: 0,
             blocked: None,
             stuck: 0,
-            to_wake: Vec::with_capacity(depth),
+            to_wake: VecDeque::with_capacity(depth),
         }
     }
 
@@ -117,7 +110,7 @@ impl Book {
         match next.and_then(|i| self.waiters.remove(i)) {
             Some(w) => {
                 self.granted.push((w.ticket, tag));
-                self.to_wake.push(w.waker);
+                self.to_wake.push_back(w.waker);
             }
             None => self.free.push(tag),
         }
@@ -262,7 +255,7 @@ impl Book {
                     stuck,
                 };
                 if let Some(w) = waker {
-                    self.to_wake.push(w);
+                    self.to_wake.push_back(w);
                 }
             }
             Tag::InFlight {

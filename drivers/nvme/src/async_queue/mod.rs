@@ -252,17 +252,18 @@ impl<R: RegisterAccess, C: Clock> AsyncQueue<R, C> {
         }
     }
 
-    /// Wakes what the last operation made ready, with the state released.
+    /// Wakes what the last operation made ready, one waker at a time
+    /// with the state released (usually there is none, or one).
     fn wake(&self) {
-        let mut list = match self.inner.try_borrow_mut() {
-            Ok(mut inner) => inner.book.take_wake_list(),
-            Err(_) => return,
-        };
-        for w in list.drain(..) {
-            w.wake();
-        }
-        if let Ok(mut inner) = self.inner.try_borrow_mut() {
-            inner.book.return_wake_list(list);
+        loop {
+            let next = match self.inner.try_borrow_mut() {
+                Ok(mut inner) => inner.book.next_to_wake(),
+                Err(_) => return,
+            };
+            match next {
+                Some(waker) => waker.wake(),
+                None => return,
+            }
         }
     }
 }
@@ -314,6 +315,10 @@ impl<R: RegisterAccess, C: Clock> Request<R, C> {
     ) -> Poll<Result<Option<DmaBuffer>, Error>> {
         let Inner { raw, book } = inner;
         loop {
+            // The common case, a request in flight, without moving the state.
+            if let State::InFlight { tag } = self.state {
+                return self.collect(book, tag, cx);
+            }
             let (op, buffer, tag, ticket) =
                 match core::mem::replace(&mut self.state, State::Finished) {
                     State::Start { op, buffer } => match book.take_tag() {
@@ -367,9 +372,18 @@ impl<R: RegisterAccess, C: Clock> Request<R, C> {
         tag: u16,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<DmaBuffer>, Error>> {
+        self.state = State::InFlight { tag };
         let Some(t) = book.tags.get_mut(usize::from(tag)) else {
+            self.state = State::Finished;
             return Poll::Ready(Err(Error::UnknownCommandId));
         };
+        if let Tag::InFlight { waker, .. } = t {
+            if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *waker = Some(cx.waker().clone());
+            }
+            return Poll::Pending;
+        }
+        self.state = State::Finished;
         match core::mem::replace(t, Tag::Free) {
             Tag::Done {
                 result,
@@ -378,18 +392,6 @@ impl<R: RegisterAccess, C: Clock> Request<R, C> {
             } => {
                 book.retire(tag, stuck);
                 Poll::Ready(result.map(|()| buffer))
-            }
-            Tag::InFlight { waker, abandoned } => {
-                let waker = match waker {
-                    Some(w) if w.will_wake(cx.waker()) => w,
-                    _ => cx.waker().clone(),
-                };
-                *t = Tag::InFlight {
-                    waker: Some(waker),
-                    abandoned,
-                };
-                self.state = State::InFlight { tag };
-                Poll::Pending
             }
             other => {
                 *t = other;
@@ -401,10 +403,10 @@ impl<R: RegisterAccess, C: Clock> Request<R, C> {
 
 impl<R: RegisterAccess, C: Clock> Drop for Request<R, C> {
     fn drop(&mut self) {
-        let state = core::mem::replace(&mut self.state, State::Finished);
-        if matches!(state, State::Start { .. } | State::Finished) {
+        if matches!(self.state, State::Start { .. } | State::Finished) {
             return;
         }
+        let state = core::mem::replace(&mut self.state, State::Finished);
         {
             let Ok(mut inner) = self.queue.inner.try_borrow_mut() else {
                 log::warn!("nvme: a request dropped while its queue was busy is left behind");

@@ -1,0 +1,135 @@
+//! The `async` path's own cost per 4 KiB read, counted on the host: the
+//! `cost` example's reads, each an `AsyncQueue::read` future.
+//!
+//! Each read is one future, polled once to submit ([`driver_submit`]), then
+//! the completions are polled and the future polled again for its result
+//! ([`driver_poll`]), with a waker that does nothing: what is counted is
+//! the async layer and the raw queue under it, not an executor. Under
+//! `valgrind --tool=callgrind` (as `./run.sh cost` runs it) collection is
+//! on inside those two functions and off inside the register accesses,
+//! which stand for single MMIO instructions on hardware:
+//!
+//! ```text
+//! valgrind --tool=callgrind --collect-atstart=no \
+//!     --toggle-collect='*driver_submit*' --toggle-collect='*driver_poll*' \
+//!     --toggle-collect='*Registers*read32*' --toggle-collect='*Registers*write32*' \
+//!     target/release/examples/cost_async 20000
+//! ```
+//!
+//! Without valgrind it simply runs the reads and checks they all succeed.
+
+use nvme::{AsyncQueue, DmaBuffer, Error, RegisterAccess, Transfer};
+use nvme_sim::{Bench, FakeClock, Sim, SimConfig, test_config};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+/// The simulated controller behind a call that is never inlined, so a
+/// profiler can tell device work from driver work.
+#[derive(Clone)]
+struct Registers(Sim);
+
+impl RegisterAccess for Registers {
+    #[inline(never)]
+    fn read32(&self, offset: usize) -> u32 {
+        std::hint::black_box(self.0.read32(offset))
+    }
+
+    #[inline(never)]
+    fn write32(&self, offset: usize, value: u32) {
+        self.0.write32(offset, value);
+        std::hint::black_box(());
+    }
+}
+
+type Queue = AsyncQueue<Registers, FakeClock>;
+type Read = Transfer<Registers, FakeClock>;
+
+/// Everything the async path does to start a 4 KiB read into `buffer`:
+/// the future made and polled once (it takes a tag and submits).
+#[inline(never)]
+fn driver_submit(
+    queue: &Queue,
+    ns: &nvme::Namespace,
+    lba: u64,
+    buffer: DmaBuffer,
+) -> (Read, Poll<Result<DmaBuffer, Error>>) {
+    let mut read = queue.read(ns, lba, buffer);
+    let poll = Pin::new(&mut read).poll(&mut Context::from_waker(Waker::noop()));
+    (read, poll)
+}
+
+/// Everything it does to finish one: the completions polled (the idle
+/// step), then the future polled for its buffer.
+#[inline(never)]
+fn driver_poll(queue: &Queue, read: &mut Read) -> Poll<Result<DmaBuffer, Error>> {
+    queue.poll_completions();
+    Pin::new(read).poll(&mut Context::from_waker(Waker::noop()))
+}
+
+fn main() {
+    let reads: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(20_000);
+    let bench = Bench::new(SimConfig::default());
+    let config = nvme::Config {
+        io_queue_depth: 128,
+        ..test_config()
+    };
+    let mut controller = match nvme::Controller::new(
+        Registers(bench.sim.clone()),
+        bench.dma.clone(),
+        bench.clock.clone(),
+        config,
+    ) {
+        Ok(controller) => controller,
+        Err(error) => {
+            eprintln!("cost_async: bring-up failed: {error}");
+            std::process::exit(1);
+        }
+    };
+    let ns = match controller.namespace_handle(1) {
+        Ok(ns) => ns,
+        Err(error) => {
+            eprintln!("cost_async: namespace 1: {error}");
+            std::process::exit(1);
+        }
+    };
+    let blocks = ns.block_count();
+    let queue = match controller.take_io_queue() {
+        Ok(queue) => AsyncQueue::new(queue),
+        Err(error) => {
+            eprintln!("cost_async: no I/O queue: {error}");
+            std::process::exit(1);
+        }
+    };
+    let (mut done, mut failed) = (0u64, 0u64);
+    let mut lba = 0u64;
+    let mut spare = Some(bench.dma.buffer(4096));
+    for _ in 0..reads {
+        lba = (lba + 4104) % (blocks - 8);
+        let Some(buffer) = spare.take() else {
+            eprintln!("cost_async: the buffer did not come back");
+            std::process::exit(1);
+        };
+        let (mut read, mut poll) = driver_submit(&queue, &ns, lba & !7, buffer);
+        while poll.is_pending() {
+            poll = driver_poll(&queue, &mut read);
+        }
+        match poll {
+            Poll::Ready(Ok(buffer)) => {
+                spare = Some(buffer);
+                done += 1;
+            }
+            _ => {
+                failed += 1;
+                spare = Some(bench.dma.buffer(4096));
+            }
+        }
+    }
+    println!("cost_async: {reads} reads of 4 KiB at depth 1: {done} completed, {failed} failed");
+    if done != reads || failed != 0 {
+        std::process::exit(1);
+    }
+}
