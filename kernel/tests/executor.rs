@@ -336,7 +336,12 @@ fn async_io_on_two_controllers_from_one_loop() {
             .with_controller(|ctrl| ctrl.namespace(1).unwrap().read(500, &mut block))
             .unwrap()
             .unwrap();
-        assert!(block.iter().enumerate().all(|(i, &b)| b == stamp(c, 500, i)));
+        assert!(
+            block
+                .iter()
+                .enumerate()
+                .all(|(i, &b)| b == stamp(c, 500, i))
+        );
         assert_eq!(controller.recoveries(), 0);
         assert_eq!(queue.in_flight(), 0);
     }
