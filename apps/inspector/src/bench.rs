@@ -374,8 +374,7 @@ pub fn run_all(
                 io_blocks,
             };
             let window = async_bench::Window { hz, window_ms };
-            let (back, result) =
-                async_bench::run(queue, handle, buffers, &area, &window, result);
+            let (back, result) = async_bench::run(queue, handle, buffers, &area, &window, result);
             print_result(&result);
             results.push(result);
             match back {

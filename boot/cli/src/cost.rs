@@ -45,7 +45,9 @@ fn per_read(example: &str, reads: u64) -> Result<f64> {
         ]),
         &format!("building the {example} example"),
     )?;
-    let binary = workspace::target_dir().join("release/examples").join(example);
+    let binary = workspace::target_dir()
+        .join("release/examples")
+        .join(example);
     let dir = tempfile::tempdir()?;
     let mut counts = Vec::new();
     for (name, n) in [("n.out", reads), ("2n.out", reads * 2)] {
