@@ -420,6 +420,82 @@ fn a_lost_command_resets_the_controller_and_every_request_completes_once() {
 }
 
 #[test]
+fn a_reset_for_one_queue_ends_the_other_queues_requests_too() {
+    let (bench, ctrl) = bench();
+    bench.sim.fill_disk(1, |i| (i / 512) as u8);
+    let actrl = AsyncController::new(ctrl);
+    let (a, b) = (
+        actrl.take_queue(false).unwrap(),
+        actrl.take_queue(true).unwrap(),
+    );
+    assert!(!a.same_queue(&b));
+    let ns = actrl.namespace_handle(1).unwrap();
+    // 16 tasks on each queue, 150 reads each; the device answers once per
+    // idle step (a millisecond) and loses the 4th read, so when its
+    // deadline passes the controller is reset with requests of both queues
+    // in flight.
+    bench.sim.set_defer(true);
+    lose(&bench, 0x02, 3, Fault::Lose);
+    let results = Rc::new(RefCell::new(vec![Vec::new(); 32]));
+    let tasks: Vec<Task> = (0..32u64)
+        .map(|t| {
+            let q = if t % 2 == 0 { a.clone() } else { b.clone() };
+            let (dma, results) = (bench.dma.clone(), results.clone());
+            Box::pin(async move {
+                for i in 0..150 {
+                    let lba = (t * 150 + i) % 8192;
+                    let r = q.read(&ns, lba, dma.buffer(512)).await;
+                    if let Ok(buf) = &r {
+                        assert!(buf.as_slice().iter().all(|&x| x == lba as u8));
+                    }
+                    results.borrow_mut()[t as usize].push(r.map(|_| ()));
+                }
+            }) as Task
+        })
+        .collect();
+    let (c, sim, clock) = (actrl.clone(), bench.sim.clone(), bench.clock.clone());
+    run(tasks, move || {
+        clock.advance_ms(1);
+        let n = c.poll_completions();
+        sim.release_completions(false);
+        n
+    });
+    let results = results.borrow();
+    assert!(results.iter().all(|r| r.len() == 150));
+    let all = || results.iter().flatten();
+    assert_eq!(
+        all()
+            .filter(|r| matches!(r, Err(Error::Timeout { .. })))
+            .count(),
+        1
+    );
+    assert!(all().all(|r| matches!(r, Ok(()) | Err(Error::Timeout { .. } | Error::Reset))));
+    // Both queues lost requests in the reset.
+    let reset_on = |parity: usize| {
+        results
+            .iter()
+            .enumerate()
+            .any(|(t, r)| t % 2 == parity && r.contains(&Err(Error::Reset)))
+    };
+    assert!(reset_on(0) && reset_on(1));
+    assert_eq!(actrl.recoveries(), 1);
+    // Both work afterwards.
+    bench.sim.set_defer(false);
+    for q in [&a, &b] {
+        let (q2, dma, c) = (q.clone(), bench.dma.clone(), actrl.clone());
+        let got = block_on(
+            async move {
+                q2.read(&ns, 7, dma.buffer(512))
+                    .await
+                    .map(|b| b.as_slice()[0])
+            },
+            move || c.poll_completions(),
+        );
+        assert_eq!(got, Ok(7));
+    }
+}
+
+#[test]
 fn fatal_status_resets_the_controller() {
     let (bench, ctrl) = bench();
     bench.sim.fill_disk(1, |i| (i / 512) as u8);
