@@ -3,11 +3,13 @@
 //!
 //! The machine has one core, no interrupts on the I/O path and no
 //! preemption, so the executor is a loop: poll the tasks that were woken,
-//! and when none is ready, run the idle step, which asks every registered
-//! [`Poller`] (an `nvme::AsyncQueue`, an `nvme::AsyncController`, or any
-//! closure returning a count) to move finished completions to the futures
-//! waiting for them and wake those. A task that was not woken is never
-//! polled again; the only busy loop is over the pollers.
+//! then run the idle step, which asks every registered [`Poller`] (an
+//! `nvme::AsyncQueue`, an `nvme::AsyncController`, or any closure
+//! returning a count) to move finished completions to the futures waiting
+//! for them and wake those. While no task is ready the loop is the idle
+//! step alone; it also runs after every round of ready tasks, so tasks
+//! that keep yielding cannot starve the completions. A task that was not
+//! woken is never polled again; the only busy loop is over the pollers.
 //!
 //! A task is one allocation: its future and its output slot live in one
 //! reference-counted cell (`TaskCell`), shared by the executor and the
