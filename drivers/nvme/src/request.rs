@@ -150,7 +150,7 @@ impl Request {
         shared: &Shared,
         limits: &Limits,
     ) -> Result<usize, Error> {
-        if self.op == Operation::Flush {
+        if matches!(self.op, Operation::Flush) {
             return Ok(0);
         }
         if !self.whole_blocks
@@ -175,7 +175,7 @@ impl Request {
             return Err(Error::InvalidLength);
         }
         if limits.refuse_zone_crossing
-            && self.op == Operation::Read
+            && matches!(self.op, Operation::Read)
             && let Some(left) = ns
                 .info
                 .zoned

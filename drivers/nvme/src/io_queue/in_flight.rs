@@ -152,9 +152,10 @@ impl Requests {
         }
     }
 
-    /// One command of request `id` completed with `status`; the request's
-    /// completion if it was the last one and the request was not reported
-    /// yet (a reported request's buffer is freed here).
+    /// One command of request `id` completed with `status`: if it was the
+    /// last one and the request was not reported yet, reports its
+    /// completion to `on_complete` and returns true (a reported request's
+    /// buffer is freed here).
     #[inline]
     pub(super) fn part_done(
         &mut self,
@@ -162,8 +163,11 @@ impl Requests {
         status: Status,
         shared: &Shared,
         returned: &Returned,
-    ) -> Option<Completion> {
-        let r = self.records.get_mut(usize::from(id)).filter(|r| r.active)?;
+        on_complete: &mut impl FnMut(Completion),
+    ) -> bool {
+        let Some(r) = self.records.get_mut(usize::from(id)).filter(|r| r.active) else {
+            return false;
+        };
         if !status.is_success() && r.result.is_ok() && !r.reported {
             let error = Error::Device(status);
             r.result = Err(if r.op.writes() {
@@ -174,7 +178,7 @@ impl Requests {
         }
         r.parts = r.parts.saturating_sub(1);
         if r.parts > 0 {
-            return None;
+            return false;
         }
         r.active = false;
         self.free.push(id);
@@ -183,17 +187,18 @@ impl Requests {
         if r.reported {
             // Reported as timed out already; the buffer is freed.
             drop(buffer);
-            return None;
+            return false;
         }
         if r.result.is_ok() && r.op.writes() {
             shared.after_write_ok(r.namespace);
         }
-        Some(Completion {
+        on_complete(Completion {
             tag: r.tag,
             op: r.op,
             result: r.result,
             buffer,
-        })
+        });
+        true
     }
 
     /// A command of request `id` passed its deadline: the request's report

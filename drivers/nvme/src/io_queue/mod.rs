@@ -362,6 +362,9 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
             Ok(plan) => plan,
             Err(error) => return Err(Rejected { error, buffer }),
         };
+        if plan.parts == 1 {
+            return self.submit_one(ns, &request, plan.bytes, buffer, tag);
+        }
         let id = match self.claim(plan.parts, |part, list, page_size| {
             let offset = part * plan.part_bytes;
             let len = plan.part_bytes.min(plan.bytes - offset);
@@ -385,13 +388,74 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
             s.prp_list.lend();
             self.pair.push(slot, &entry, deadline);
         }
-        let op = if op == Operation::Read {
+        let op = if matches!(op, Operation::Read) {
             IoOp::Read
         } else {
             IoOp::Write
         };
         self.requests
             .start(id, tag, op, ns.index, plan.parts, Some(Lent::new(buffer)));
+        if !self.batch_doorbells {
+            self.pair.ring_submissions(&self.regs);
+        }
+        Ok(())
+    }
+
+    /// A read or write in one command (the common case, kept short): a
+    /// record, a slot, its PRPs, the entry, the doorbell.
+    #[inline]
+    fn submit_one(
+        &mut self,
+        ns: &Namespace,
+        request: &Request,
+        bytes: usize,
+        buffer: DmaBuffer,
+        tag: u64,
+    ) -> Result<(), Rejected> {
+        let Some(id) = self.requests.claim() else {
+            return Err(Rejected {
+                error: Error::QueueFull,
+                buffer,
+            });
+        };
+        let prepared = match self.pair.alloc_slot() {
+            None => Err(Error::QueueFull),
+            Some(slot) => match self
+                .slots
+                .get_mut(usize::from(slot))
+                .and_then(|s| s.prp_list.host_mut())
+            {
+                // Memory a shut-down controller kept is never reused.
+                None => Err(Error::Dma),
+                Some(list) => prp::contiguous(buffer.phys(), bytes, self.page_size, list)
+                    .map(|prps| (slot, prps)),
+            }
+            .inspect_err(|_| self.pair.release_slot(slot)),
+        };
+        let (slot, prps) = match prepared {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                self.requests.release(id);
+                return Err(Rejected { error, buffer });
+            }
+        };
+        if let Some(s) = self.slots.get_mut(usize::from(slot)) {
+            s.request = id;
+            s.prp_list.lend();
+        }
+        // One command: at most 65536 blocks (`plan`).
+        let entry = request
+            .entry(ns.info.nsid, request.lba, request.blocks as u32)
+            .with_prps(prps.prp1, prps.prp2);
+        let deadline = deadline_ns(self.clock.now_ns(), self.timeout_ms);
+        self.pair.push(slot, &entry, deadline);
+        let op = if matches!(request.op, Operation::Read) {
+            IoOp::Read
+        } else {
+            IoOp::Write
+        };
+        self.requests
+            .start(id, tag, op, ns.index, 1, Some(Lent::new(buffer)));
         if !self.batch_doorbells {
             self.pair.ring_submissions(&self.regs);
         }
@@ -409,6 +473,14 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
             deallocate: self.deallocate,
         };
         let bytes = request.check(ns, &self.shared, &limits)?;
+        if bytes <= self.max_transfer_bytes && request.blocks <= MAX_BLOCKS_PER_COMMAND {
+            // One command: the common case, without a division.
+            return Ok(Plan {
+                bytes,
+                part_bytes: bytes,
+                parts: 1,
+            });
+        }
         let block_size = ns.info.block_size;
         let part_blocks =
             (self.max_transfer_bytes / block_size).min(MAX_BLOCKS_PER_COMMAND as usize);
@@ -490,7 +562,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
             deallocate: self.deallocate,
         };
         request.check(ns, &self.shared, &limits)?;
-        let discard = request.op == Operation::Deallocate;
+        let discard = matches!(request.op, Operation::Deallocate);
         // One range of at most 2^32 - 1 blocks (`blocks` is a u32).
         let range = DsmRange::new(request.lba, request.blocks as u32);
         let id = self.claim(1, |_, list, _| {

@@ -57,11 +57,13 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
                     if was_timed_out {
                         self.timed_out = self.timed_out.saturating_sub(1);
                     }
-                    if let Some(completion) =
-                        self.requests
-                            .part_done(s.request, entry.status, &self.shared, &returned)
-                    {
-                        on_complete(completion);
+                    if self.requests.part_done(
+                        s.request,
+                        entry.status,
+                        &self.shared,
+                        &returned,
+                        &mut on_complete,
+                    ) {
                         n += 1;
                     }
                 }
