@@ -172,8 +172,9 @@ impl<F: Future> Runnable for TaskCell<F> {
         };
         // SAFETY: the cell is only ever reached through a `Pin<Rc<..>>`
         // (see `Executor::spawn`), so it never moves; the future inside
-        // `Stage::Running` is not moved out either: it is dropped in place
-        // when the stage is overwritten below.
+        // `Stage::Running` is never moved out either (`poll_join` moves only
+        // a finished stage): it is dropped in place when the stage is
+        // overwritten below, or with the cell.
         let future = unsafe { Pin::new_unchecked(future) };
         match future.poll(cx) {
             Poll::Pending => Poll::Pending,
@@ -195,13 +196,14 @@ impl<F: Future> Joinable<F::Output> for TaskCell<F> {
         let Ok(mut stage) = this.stage.try_borrow_mut() else {
             return Poll::Pending;
         };
+        // Only a finished stage is moved out: a running future is pinned.
+        if !matches!(*stage, Stage::Finished(_)) {
+            this.joiner.set(Some(cx.waker().clone()));
+            return Poll::Pending;
+        }
         match core::mem::replace(&mut *stage, Stage::Taken) {
             Stage::Finished(output) => Poll::Ready(output),
-            other => {
-                *stage = other;
-                this.joiner.set(Some(cx.waker().clone()));
-                Poll::Pending
-            }
+            _ => Poll::Pending,
         }
     }
 }
