@@ -57,9 +57,14 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
                     if was_timed_out {
                         self.timed_out = self.timed_out.saturating_sub(1);
                     }
+                    let outcome = if entry.status.is_success() {
+                        Ok(())
+                    } else {
+                        Err(entry.status)
+                    };
                     if self.requests.part_done(
                         s.request,
-                        entry.status,
+                        outcome,
                         &self.shared,
                         &returned,
                         &mut on_complete,
