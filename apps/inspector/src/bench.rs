@@ -148,13 +148,20 @@ pub struct JobResult {
     pub errors: u64,
     /// Why the job did not run, if it did not.
     pub skipped: Option<&'static str>,
+    /// The namespace (`SERIAL/NSID`), or `sum`, of a job run on every
+    /// namespace at once (see `bench_all`).
+    pub namespace: Option<String>,
 }
 
 impl JobResult {
     /// The job as a JSON object (the protocol's `BENCH-RESULT` keys).
     pub fn json(&self) -> String {
+        let namespace = self
+            .namespace
+            .as_ref()
+            .map_or(String::new(), |n| alloc::format!(",\"namespace\":\"{n}\""));
         alloc::format!(
-            "{{\"job\":\"{}\",\"depth\":{},\"block_bytes\":{},\"ios\":{},\"iops\":{:.0},\"mb_per_s\":{:.2},\"lat_mean_us\":{:.2},\"lat_p50_us\":{:.2},\"lat_p99_us\":{:.2},\"lat_p999_us\":{:.2},\"cycles_per_io\":{},\"errors\":{}}}",
+            "{{\"job\":\"{}\"{namespace},\"depth\":{},\"block_bytes\":{},\"ios\":{},\"iops\":{:.0},\"mb_per_s\":{:.2},\"lat_mean_us\":{:.2},\"lat_p50_us\":{:.2},\"lat_p99_us\":{:.2},\"lat_p999_us\":{:.2},\"cycles_per_io\":{},\"errors\":{}}}",
             self.name,
             self.depth,
             self.block_bytes,
@@ -209,7 +216,7 @@ impl Rng {
 }
 
 /// One job's `BENCH-RESULT` line on serial and its summary on screen.
-fn print_result(result: &JobResult) {
+pub(crate) fn print_result(result: &JobResult) {
     serial::print(format_args!("BENCH-RESULT {}\n", result.json()));
     println!(
         "  bench: {:<20} {:>9.0} IOPS {:>8.1} MB/s {:>8} cycles/IO",
@@ -231,7 +238,7 @@ pub(crate) fn latency_summary(latencies: &mut [u32], result: &mut JobResult) {
 }
 
 /// The job's name with its depth replaced by `depth` (`...-qdN`).
-fn name_at_depth(job: &Job, depth: usize) -> String {
+pub(crate) fn name_at_depth(job: &Job, depth: usize) -> String {
     if depth == job.depth {
         return String::from(job.name);
     }
@@ -240,6 +247,33 @@ fn name_at_depth(job: &Job, depth: usize) -> String {
         .rsplit_once("-qd")
         .map_or(job.name, |(stem, _)| stem);
     alloc::format!("{stem}-qd{depth}")
+}
+
+/// The TSC frequency every figure hangs on: measured again against the
+/// boot's source, with windows 25 times longer, and a warning if the two
+/// disagree.
+pub(crate) fn measure_hz() -> u64 {
+    let boot_hz = tsc::frequency_hz();
+    match time::remeasure(CALIBRATION_WINDOW_NS) {
+        time::Remeasurement::Measured { source, hz } => {
+            if !time::select::agree(boot_hz, hz) {
+                log::warn!(
+                    "bench: TSC {} against the {source} (boot calibration said {})",
+                    time::Mhz(hz),
+                    time::Mhz(boot_hz)
+                );
+            }
+            hz
+        }
+        time::Remeasurement::Fixed => boot_hz,
+        time::Remeasurement::Failed { source, why } => {
+            log::warn!(
+                "bench: the {source} failed this time ({why}); keeping the boot's TSC {}",
+                time::Mhz(boot_hz)
+            );
+            boot_hz
+        }
+    }
 }
 
 /// Run `jobs` on namespace `nsid` of `attached`, touching only bytes from
@@ -294,30 +328,7 @@ pub fn run_all(
     let mut results = Vec::new();
     // Refills after each poll go to the device with one doorbell write.
     queue.set_doorbell_batching(true);
-    // Every figure hangs on the TSC frequency: measure it again against
-    // the boot's source, with windows 25 times longer, and say so if the
-    // two disagree.
-    let boot_hz = tsc::frequency_hz();
-    let hz = match time::remeasure(CALIBRATION_WINDOW_NS) {
-        time::Remeasurement::Measured { source, hz } => {
-            if !time::select::agree(boot_hz, hz) {
-                log::warn!(
-                    "bench: TSC {} against the {source} (boot calibration said {})",
-                    time::Mhz(hz),
-                    time::Mhz(boot_hz)
-                );
-            }
-            hz
-        }
-        time::Remeasurement::Fixed => boot_hz,
-        time::Remeasurement::Failed { source, why } => {
-            log::warn!(
-                "bench: the {source} failed this time ({why}); keeping the boot's TSC {}",
-                time::Mhz(boot_hz)
-            );
-            boot_hz
-        }
-    };
+    let hz = measure_hz();
     println!(
         "  bench: {} job(s), {} ms each after a warm-up, queue depth up to {}",
         jobs.len(),

@@ -38,6 +38,7 @@ use kernel::{ExitStatus, println};
 
 mod async_bench;
 mod bench;
+mod bench_all;
 
 entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);
 
@@ -99,8 +100,11 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
         failed_controllers: failed.len(),
         ..Report::default()
     };
+    // With `bench_all_namespaces`, the namespaces the benchmark may use,
+    // run together once every namespace has been through its other steps.
+    let mut bench_targets = Vec::new();
 
-    for (attached, ownerships) in controllers.iter_mut().zip(ownerships) {
+    for (index, (attached, ownerships)) in controllers.iter_mut().zip(ownerships).enumerate() {
         if settings.steps.identify {
             print_identity(attached);
         }
@@ -130,7 +134,16 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
             if result.owned && settings.steps.verify {
                 verify(attached, nsid, settings.verify_span, &mut result);
             }
-            if settings.steps.bench && (result.owned || settings.bench_unowned_reads) {
+            let bench = settings.steps.bench && (result.owned || settings.bench_unowned_reads);
+            if bench && settings.bench_all_namespaces {
+                bench_targets.push(bench_all::Target {
+                    controller: index,
+                    nsid,
+                    label: alloc::format!("{}/{nsid}", result.serial),
+                    owned: result.owned,
+                    write_protected: result.write_protected,
+                });
+            } else if bench {
                 if let Some(ns) = first_io_ns {
                     kernel::console::serial::print(format_args!(
                         "BENCH-FIRST-IO-MS {:.3}\n",
@@ -157,6 +170,26 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
                 result.write_protected = true;
             }
             report.namespaces.push(result);
+        }
+    }
+
+    if !bench_targets.is_empty() {
+        report.bench_all = bench_all::run(
+            &mut controllers,
+            &mut bench_targets,
+            DATA_START,
+            settings.bench_ms,
+            &bench_jobs,
+        );
+        for target in bench_targets.iter().filter(|t| t.write_protected) {
+            let label = |n: &NamespaceResult| alloc::format!("{}/{}", n.serial, n.nsid);
+            for ns in report
+                .namespaces
+                .iter_mut()
+                .filter(|n| label(n) == target.label)
+            {
+                ns.write_protected = true;
+            }
         }
     }
 
@@ -506,6 +539,8 @@ struct NamespaceResult {
 #[derive(Default)]
 struct Report {
     namespaces: Vec<NamespaceResult>,
+    /// The benchmark on every namespace at once: rows per job.
+    bench_all: Vec<bench::JobResult>,
     smart: Vec<(i32, u8, u64, u8)>,
     failed_controllers: usize,
     errors: u64,
@@ -519,6 +554,7 @@ impl Report {
             && self.namespaces.iter().all(|n| {
                 n.mismatches == 0 && n.errors == 0 && n.bench.iter().all(|b| b.errors == 0)
             })
+            && self.bench_all.iter().all(|b| b.errors == 0)
     }
 
     fn print(&self, controllers: usize) {
@@ -549,6 +585,10 @@ impl Report {
             if !ns.bench.is_empty() {
                 bench::print_table(&ns.bench);
             }
+        }
+        if !self.bench_all.is_empty() {
+            println!("benchmark on every namespace at once:");
+            bench_all::print_table(&self.bench_all);
         }
         println!("result: {}", if self.ok() { "PASS" } else { "FAIL" });
         // One machine-readable line, on serial only (the screen shows the table).
@@ -588,6 +628,15 @@ impl Report {
                 );
             }
             json.push('}');
+        }
+        json.push_str("],\"bench_all_namespaces\":[");
+        for (j, row) in self
+            .bench_all
+            .iter()
+            .filter(|b| b.skipped.is_none())
+            .enumerate()
+        {
+            let _ = write!(json, "{}{}", if j == 0 { "" } else { "," }, row.json());
         }
         json.push_str("],\"smart\":[");
         for (i, (temp, used, media, warn)) in self.smart.iter().enumerate() {

@@ -103,7 +103,10 @@ struct Log {
 impl Log {
     async fn read_block(&self, index: u64) -> Result<DmaBuffer, LogError> {
         let buffer = self.dma.buffer(self.ns.block_size())?;
-        Ok(self.queue.read(&self.ns, self.first + index, buffer).await?)
+        Ok(self
+            .queue
+            .read(&self.ns, self.first + index, buffer)
+            .await?)
     }
 
     /// Writes block `index` with `fill` applied to a zeroed buffer; durable
@@ -303,7 +306,12 @@ async fn session(
 
 /// Runs the log on namespace `nsid` of `attached`, driven by the executor,
 /// and shuts the controller down.
-fn run(attached: Attached, nsid: u32, message: &'static str, appends: u64) -> Result<u64, LogError> {
+fn run(
+    attached: Attached,
+    nsid: u32,
+    message: &'static str,
+    appends: u64,
+) -> Result<u64, LogError> {
     let dma = attached.dma;
     let controller = AsyncController::new(attached.controller);
     let outcome = (|| {
@@ -374,18 +382,16 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
             println!("no owned namespace with a usable log");
             ExitStatus::Failure
         }
-        Some((index, nsid)) => {
-            match run(controllers.swap_remove(index), nsid, message, appends) {
-                Ok(records) => {
-                    println!("log holds {records} records");
-                    ExitStatus::Success
-                }
-                Err(error) => {
-                    println!("log unusable: {error}");
-                    ExitStatus::Failure
-                }
+        Some((index, nsid)) => match run(controllers.swap_remove(index), nsid, message, appends) {
+            Ok(records) => {
+                println!("log holds {records} records");
+                ExitStatus::Success
             }
-        }
+            Err(error) => {
+                println!("log unusable: {error}");
+                ExitStatus::Failure
+            }
+        },
     };
     for attached in &mut controllers {
         let _ = attached.controller.shutdown();
