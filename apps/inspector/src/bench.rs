@@ -219,8 +219,15 @@ impl Rng {
 pub(crate) fn print_result(result: &JobResult) {
     serial::print(format_args!("BENCH-RESULT {}\n", result.json()));
     println!(
-        "  bench: {:<20} {:>9.0} IOPS {:>8.1} MB/s {:>8} cycles/IO",
-        result.name, result.iops, result.mb_per_s, result.cycles_per_io
+        "  bench: {:<20} {:>9.0} IOPS {:>8.1} MB/s {:>8} cycles/IO{}",
+        result.name,
+        result.iops,
+        result.mb_per_s,
+        result.cycles_per_io,
+        result
+            .namespace
+            .as_ref()
+            .map_or(String::new(), |n| alloc::format!("  {n}"))
     );
 }
 

@@ -8,8 +8,9 @@
 //! neither zoned nor write-protected. One window, bracketed by
 //! `BENCH-BEGIN` / `BENCH-END`, covers them all. Each job gives one row
 //! per namespace and a `sum` row: I/Os, IOPS and MB/s added up, latency
-//! percentiles over every I/O of every namespace, cycles per I/O the
-//! window's TSC ticks over all those I/Os. Each row is also a
+//! percentiles over every I/O of every namespace. Cycles per I/O are the
+//! window's TSC ticks over all those I/Os, on every row (one CPU drives
+//! every namespace). Each row is also a
 //! `BENCH-RESULT` line, with the key `namespace` (`SERIAL/NSID`, or `sum`).
 
 use alloc::string::String;
@@ -321,7 +322,6 @@ fn run_job(
         }
         result.iops = result.ios as f64 / seconds;
         result.mb_per_s = result.iops * result.block_bytes as f64 / 1e6;
-        result.cycles_per_io = window_ticks.checked_div(result.ios).unwrap_or(0);
         all_latencies.extend_from_slice(&lane.latencies);
         latency_summary(&mut lane.latencies, &mut result);
         sum.depth += result.depth;
@@ -330,15 +330,17 @@ fn run_job(
         sum.iops += result.iops;
         sum.mb_per_s += result.mb_per_s;
         sum.errors += result.errors;
-        print_result(&result);
         rows.push(result);
         // Buffers go back to DMA memory between jobs.
         lane.buffers.clear();
     }
-    sum.cycles_per_io = window_ticks.checked_div(sum.ios).unwrap_or(0);
+    let cycles = window_ticks.checked_div(sum.ios).unwrap_or(0);
     latency_summary(&mut all_latencies, &mut sum);
-    print_result(&sum);
     rows.push(sum);
+    for row in rows.iter_mut().filter(|r| r.skipped.is_none()) {
+        row.cycles_per_io = cycles;
+        print_result(row);
+    }
     rows
 }
 
