@@ -253,6 +253,9 @@ async fn session(
     appends: u64,
 ) -> Result<u64, LogError> {
     let (start, epoch) = log.open().await?;
+    if start.saturating_add(appends) >= log.capacity {
+        return Err(LogError::Full);
+    }
     let durable = Rc::new(Durable {
         done: RefCell::new(alloc::vec![false; appends as usize]),
         prefix: Cell::new(0),
