@@ -22,7 +22,8 @@ use kernel::println;
 use kernel::storage::{Attached, Bar0, KernelDma, TscClock};
 use nvme::{DmaBuffer, IoQueue, Namespace};
 
-use crate::bench::{Job, JobResult, Rng, latency_summary, name_at_depth, print_result};
+use crate::bench::{Job, name_at_depth};
+use crate::figures::{JobResult, Rng, latency_summary, print_result};
 
 /// A namespace the benchmark may use.
 pub struct Target {

@@ -40,6 +40,7 @@ use report::{NamespaceResult, Report, human_bytes, namespace_attributes};
 mod async_bench;
 mod bench;
 mod bench_all;
+mod figures;
 mod report;
 
 entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);

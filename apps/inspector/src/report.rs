@@ -7,7 +7,7 @@ use core::fmt::Write;
 
 use kernel::println;
 
-use crate::{bench, bench_all};
+use crate::{bench_all, figures};
 
 /// `1.07 GB`: bytes in decimal units.
 pub fn human_bytes(bytes: u64) -> String {
@@ -52,7 +52,7 @@ pub struct NamespaceResult {
     pub read_verified_bytes: u64,
     pub mismatches: u64,
     pub errors: u64,
-    pub bench: Vec<bench::JobResult>,
+    pub bench: Vec<figures::JobResult>,
     pub soak: Option<kernel::soak::SoakReport>,
 }
 
@@ -61,7 +61,7 @@ pub struct NamespaceResult {
 pub struct Report {
     pub namespaces: Vec<NamespaceResult>,
     /// The benchmark on every namespace at once: rows per job.
-    pub bench_all: Vec<bench::JobResult>,
+    pub bench_all: Vec<figures::JobResult>,
     pub smart: Vec<(i32, u8, u64, u8)>,
     pub failed_controllers: usize,
     pub errors: u64,
@@ -106,7 +106,7 @@ impl Report {
                 ns.errors
             );
             if !ns.bench.is_empty() {
-                bench::print_table(&ns.bench);
+                figures::print_table(&ns.bench);
             }
         }
         if !self.bench_all.is_empty() {
