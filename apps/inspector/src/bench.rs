@@ -22,6 +22,7 @@
 //! Latency is submit-to-completion in TSC ticks converted with the
 //! calibrated frequency; cycles per I/O are the window's TSC ticks divided
 //! by the I/Os completed (the CPU does nothing but submit and poll).
+//! `bench_all` runs the same jobs on every namespace at once.
 
 use alloc::string::String;
 use alloc::vec::Vec;
