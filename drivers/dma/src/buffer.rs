@@ -14,6 +14,7 @@
 //! application or drops (then it is freed).
 
 use crate::{DmaAllocator, DmaError, DmaRegion, PhysAddr};
+use alloc::boxed::Box;
 use alloc::sync::Arc;
 use core::fmt;
 use core::mem::ManuallyDrop;
@@ -26,7 +27,16 @@ const MIN_ALIGN: usize = 4096;
 pub type DmaHome = Arc<dyn DmaAllocator + Send + Sync>;
 
 /// DMA memory an application owns (see the module documentation).
+///
+/// The handle is one pointer wide (its parts live in one heap block made
+/// at allocation), so handing it into a request and back out of the
+/// completion moves a single word.
 pub struct DmaBuffer {
+    parts: Box<Parts>,
+}
+
+/// What a [`DmaBuffer`] holds.
+struct Parts {
     /// Given back to `home` exactly once, in `Drop`.
     region: ManuallyDrop<DmaRegion>,
     /// What was asked for (the region may be rounded up).
@@ -51,42 +61,44 @@ impl DmaBuffer {
             return Err(DmaError);
         }
         Ok(DmaBuffer {
-            region: ManuallyDrop::new(region),
-            len,
-            home: home.clone(),
+            parts: Box::new(Parts {
+                region: ManuallyDrop::new(region),
+                len,
+                home: home.clone(),
+            }),
         })
     }
 
     /// Length in bytes, as asked for at allocation.
     #[inline]
     pub fn len(&self) -> usize {
-        self.len
+        self.parts.len
     }
 
     /// Whether the buffer has no bytes.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.parts.len == 0
     }
 
     /// Physical (bus) address of the first byte.
     #[inline]
     pub fn phys(&self) -> PhysAddr {
-        self.region.phys()
+        self.parts.region.phys()
     }
 
     /// The contents.
     #[inline]
     pub fn as_slice(&self) -> &[u8] {
-        let bytes = self.region.as_slice();
-        bytes.get(..self.len).unwrap_or(bytes)
+        let bytes = self.parts.region.as_slice();
+        bytes.get(..self.parts.len).unwrap_or(bytes)
     }
 
     /// The contents, for writing.
     #[inline]
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        let len = self.len;
-        let bytes = self.region.as_mut_slice();
+        let len = self.parts.len;
+        let bytes = self.parts.region.as_mut_slice();
         if len <= bytes.len() {
             &mut bytes[..len]
         } else {
@@ -97,7 +109,7 @@ impl DmaBuffer {
     /// The allocator the buffer goes back to.
     #[inline]
     pub fn home(&self) -> &DmaHome {
-        &self.home
+        &self.parts.home
     }
 }
 
@@ -105,8 +117,8 @@ impl Drop for DmaBuffer {
     fn drop(&mut self) {
         // SAFETY: `drop` runs once and `region` is not used after this
         // line; it was never taken before (only `Drop` takes it).
-        let region = unsafe { ManuallyDrop::take(&mut self.region) };
-        self.home.deallocate(region);
+        let region = unsafe { ManuallyDrop::take(&mut self.parts.region) };
+        self.parts.home.deallocate(region);
     }
 }
 
@@ -114,7 +126,7 @@ impl fmt::Debug for DmaBuffer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DmaBuffer")
             .field("phys", &self.phys())
-            .field("len", &self.len)
+            .field("len", &self.parts.len)
             .finish()
     }
 }

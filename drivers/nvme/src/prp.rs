@@ -77,20 +77,29 @@ fn assemble(
 }
 
 /// PRPs for `len` bytes of physically contiguous memory starting at `phys`
-/// (a slot buffer or bounce buffer).
+/// (an application's buffer or a bounce buffer). `page` is the controller's
+/// memory page size, a power of two.
+#[inline]
 pub(crate) fn contiguous(
     phys: PhysAddr,
     len: usize,
     page: usize,
     list: &mut DmaRegion,
 ) -> Result<Prps, Error> {
-    if len == 0 || page == 0 {
+    if len == 0 || !page.is_power_of_two() {
         return Err(Error::InvalidLength);
     }
     if !phys.is_aligned(DATA_ALIGN) {
         return Err(Error::Misaligned);
     }
-    let offset = (phys.as_u64() % page as u64) as usize;
+    let offset = (phys.as_u64() & (page as u64 - 1)) as usize;
+    if len <= page - offset {
+        // One page: PRP1 alone, no list (the common 4 KiB request).
+        return Ok(Prps {
+            prp1: phys.as_u64(),
+            prp2: 0,
+        });
+    }
     let n = pages_touched(offset, len, page);
     let page_base = phys.as_u64() - offset as u64;
     assemble(n, list, page, |i| {
