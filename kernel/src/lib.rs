@@ -16,8 +16,8 @@
 //! - `testing`: the in-QEMU test runner and the panic path.
 //! - `interrupts`: the CPU exception handlers, which print and end the run
 //!   (or the test that provoked the fault).
-//! - `reset`, `iommu`, `pci`, then `storage` and `soak`: platform services
-//!   for the application.
+//! - `reset`, `iommu`, `pci`, then `storage`: platform services for the
+//!   application.
 //! - `boot`: [`init`], which brings the layers up in order.
 //!
 //! `executor`, the `async` runtime whose idle step polls the NVMe queue
@@ -43,7 +43,6 @@ pub mod iommu;
 pub mod memory;
 pub mod pci;
 pub mod reset;
-pub mod soak;
 pub mod storage;
 pub mod testing;
 pub mod time;

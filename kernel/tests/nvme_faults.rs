@@ -162,11 +162,8 @@ fn t4_device_keeps_working_after_errors() {
 #[test_case]
 fn t5_soak_over_the_bad_sectors_counts_errors_and_never_bad_data() {
     with_nvme(|all| {
-        let dma = all[0].dma;
-        let c = &mut all[0].controller;
         // Units covering sectors 8192 (bad reads) and 9000 (bad writes).
-        let report =
-            kernel::soak::run(c, dma, 1, 8000 * 512, 1200 * 512, 1500, &mut |_, _| {}).unwrap();
+        let report = common::soak(&mut all[0], 8000 * 512, 1200 * 512, 1500);
         kernel::println!("\n  {report:?}");
         assert!(report.errors > 0, "the soak never hit the failing sectors");
         assert_eq!(report.verify_failures, 0);

@@ -274,9 +274,7 @@ fn t8_queued_io_at_depth_32_verifies() {
 #[test_case]
 fn t8b_short_soak_verifies_everything() {
     with_nvme(|all| {
-        let dma = all[0].dma;
-        let c = &mut all[0].controller;
-        let report = kernel::soak::run(c, dma, 1, 1 << 20, 8 << 20, 1500, &mut |_, _| {}).unwrap();
+        let report = common::soak(&mut all[0], 1 << 20, 8 << 20, 1500);
         assert_eq!(
             (report.verify_failures, report.errors),
             (0, 0),

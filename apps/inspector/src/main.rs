@@ -30,10 +30,11 @@ use alloc::vec::Vec;
 use core::fmt::Write;
 
 use bootloader_api::{BootInfo, entry_point};
-use inspector_core::Settings;
+use inspector_core::soak::{SoakArea, SoakEvent};
+use inspector_core::{ClockTicks, Settings};
 use inspector_core::verify::{Event, Pass};
 use kernel::arch::{exit::running_in_qemu, tsc};
-use kernel::storage::{Attached, Ownership, attach_all, claim};
+use kernel::storage::{Attached, Ownership, TscClock, attach_all, claim};
 use kernel::{ExitStatus, println};
 use report::{NamespaceResult, Report, human_bytes, namespace_attributes};
 
@@ -459,20 +460,33 @@ fn soak(attached: &mut Attached, nsid: u32, settings: &Settings, result: &mut Na
         "  soak: {} s of random mixed 4 KiB I/O at depth 32, every read verified",
         settings.soak_ms / 1000
     );
-    let mut progress = |r: &kernel::soak::SoakReport, left: u64| {
-        println!(
-            "  soak: {} reads verified, {} writes, {} failures, {} errors, {left} s left",
-            r.verified, r.writes, r.verify_failures, r.errors
-        );
-    };
-    match kernel::soak::run(
-        &mut attached.controller,
-        attached.dma,
+    let area = SoakArea {
         nsid,
-        DATA_START,
-        settings.soak_span,
-        settings.soak_ms,
-        &mut progress,
+        first_byte: DATA_START,
+        span_bytes: settings.soak_span,
+        duration_ms: settings.soak_ms,
+    };
+    let mut observe = |event: SoakEvent| match event {
+        SoakEvent::Progress {
+            report: r,
+            seconds_left,
+        } => println!(
+            "  soak: {} reads verified, {} writes, {} failures, {} errors, {seconds_left} s left",
+            r.verified, r.writes, r.verify_failures, r.errors
+        ),
+        SoakEvent::Mismatch { lba, generation } => {
+            log::error!("soak: LBA {lba} does not hold generation {generation}");
+        }
+        SoakEvent::Failed { lba, error } => log::warn!("soak: LBA {lba}: {error}"),
+    };
+    let home = attached.dma.home();
+    let ticks = ClockTicks(TscClock);
+    match inspector_core::soak::run(
+        &mut attached.controller,
+        &home,
+        &area,
+        &ticks,
+        &mut observe,
     ) {
         Ok(report) => {
             println!(

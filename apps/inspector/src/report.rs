@@ -53,7 +53,7 @@ pub struct NamespaceResult {
     pub mismatches: u64,
     pub errors: u64,
     pub bench: Vec<figures::JobResult>,
-    pub soak: Option<kernel::soak::SoakReport>,
+    pub soak: Option<inspector_core::soak::SoakReport>,
 }
 
 /// The whole run.

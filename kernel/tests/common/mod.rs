@@ -126,4 +126,25 @@ pub fn with_nvme<R>(f: impl FnOnce(&mut alloc::vec::Vec<Attached>) -> R) -> R {
 
 /// A deterministic pattern for blocks from `first_lba` at `generation`.
 #[allow(unused_imports, reason = "only the NVMe tests fill blocks")]
-pub use kernel::soak::fill as fill_pattern;
+pub use inspector_core::soak::fill as fill_pattern;
+
+/// Soak namespace 1 of `attached` from `first_byte` over `span_bytes` for
+/// `duration_ms` (the default application's soak, `inspector_core::soak`).
+#[allow(dead_code, reason = "only some NVMe tests soak")]
+pub fn soak(
+    attached: &mut Attached,
+    first_byte: u64,
+    span_bytes: u64,
+    duration_ms: u64,
+) -> inspector_core::soak::SoakReport {
+    let area = inspector_core::soak::SoakArea {
+        nsid: 1,
+        first_byte,
+        span_bytes,
+        duration_ms,
+    };
+    let home = attached.dma.home();
+    let ticks = inspector_core::ClockTicks(kernel::storage::TscClock);
+    inspector_core::soak::run(&mut attached.controller, &home, &area, &ticks, &mut |_| {})
+        .expect("the soak runs")
+}
