@@ -394,6 +394,11 @@ pub enum Fault {
     Lose,
     /// The controller sets CSTS.CFS and the command never completes.
     Fatal,
+    /// It runs and succeeds, but a Read hands back its first block with
+    /// one bit flipped (byte 100, or the last byte of a smaller block); the
+    /// medium keeps the right data. Data corrupted on its way to the host
+    /// (an admin command it picks runs as usual).
+    Corrupt,
 }
 
 /// A fault for one command: the first matching command after `skip`
@@ -1038,7 +1043,8 @@ impl Sim {
                         post: false,
                     }
                 }
-                None if admin => self.admin(s, &entry),
+                None | Some(Fault::Corrupt) if admin => self.admin(s, &entry),
+                Some(Fault::Corrupt) => self.corrupted_io(s, qid, &entry),
                 None => self.io(s, qid, &entry),
             };
             if !exec.post {
@@ -1370,6 +1376,30 @@ impl Sim {
     }
 
     // -------------------------------------------------------------- I/O --
+
+    /// Runs I/O command `e` with its Read data corrupted (see
+    /// [`Fault::Corrupt`]): the bit is flipped on the medium for the
+    /// transfer and flipped back after it.
+    fn corrupted_io(&self, s: &mut State, qid: u16, e: &SubmissionEntry) -> Exec {
+        let lba = e.cdw[0] as u64 | ((e.cdw[1] as u64) << 32);
+        let at = s
+            .disks
+            .iter()
+            .position(|d| d.cfg.nsid == e.nsid)
+            .and_then(|di| {
+                let bs = s.disks[di].cfg.block_size;
+                let byte = (lba as usize).checked_mul(bs)? + 100.min(bs.saturating_sub(1));
+                (e.opcode == 0x02 && byte < s.disks[di].data.len()).then_some((di, byte))
+            });
+        if let Some((di, byte)) = at {
+            s.disks[di].data[byte] ^= 0x10;
+        }
+        let exec = self.io(s, qid, e);
+        if let Some((di, byte)) = at {
+            s.disks[di].data[byte] ^= 0x10;
+        }
+        exec
+    }
 
     fn io(&self, s: &mut State, _qid: u16, e: &SubmissionEntry) -> Exec {
         let Some(di) = s.disks.iter().position(|d| d.cfg.nsid == e.nsid) else {
