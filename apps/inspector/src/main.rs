@@ -31,8 +31,8 @@ use core::fmt::Write;
 
 use bootloader_api::{BootInfo, entry_point};
 use inspector_core::soak::{SoakArea, SoakEvent};
-use inspector_core::{ClockTicks, Settings};
 use inspector_core::verify::{Event, Pass};
+use inspector_core::{ClockTicks, Settings};
 use kernel::arch::{exit::running_in_qemu, tsc};
 use kernel::storage::{Attached, Ownership, TscClock, attach_all, claim};
 use kernel::{ExitStatus, println};
@@ -481,13 +481,7 @@ fn soak(attached: &mut Attached, nsid: u32, settings: &Settings, result: &mut Na
     };
     let home = attached.dma.home();
     let ticks = ClockTicks(TscClock);
-    match inspector_core::soak::run(
-        &mut attached.controller,
-        &home,
-        &area,
-        &ticks,
-        &mut observe,
-    ) {
+    match inspector_core::soak::run(&mut attached.controller, &home, &area, &ticks, &mut observe) {
         Ok(report) => {
             println!(
                 "  soak: done: {} I/Os ({} reads verified, {} writes), {} verification failures, {} errors",

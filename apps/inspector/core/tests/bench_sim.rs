@@ -118,7 +118,7 @@ fn a_read_job_measures_its_window_and_its_figures_agree() {
     assert!(
         reads
             .iter()
-            .all(|&lba| lba >= FIRST && lba + 8 <= count && (lba - FIRST) % 8 == 0)
+            .all(|&lba| lba >= FIRST && lba + 8 <= count && (lba - FIRST).is_multiple_of(8))
     );
     // The figures follow from the count.
     let seconds = WINDOW_MS as f64 / 1000.0;
@@ -126,7 +126,11 @@ fn a_read_job_measures_its_window_and_its_figures_agree() {
     assert_eq!(result.mb_per_s, result.iops * 4096.0 / 1e6);
     assert_eq!(result.cycles_per_io, 1_000_000 * WINDOW_MS / result.ios);
     let [mean, p50, p99, p999] = result.latency_us;
-    assert!(0.0 < p50 && p50 <= p99 && p99 <= p999, "{:?}", result.latency_us);
+    assert!(
+        0.0 < p50 && p50 <= p99 && p99 <= p999,
+        "{:?}",
+        result.latency_us
+    );
     let (low, high) = (latencies[0], latencies[latencies.len() - 1]);
     assert!(f64::from(low) / 1000.0 <= mean && mean <= f64::from(high) / 1000.0);
     assert!(p999 <= f64::from(high) / 1000.0);
@@ -149,7 +153,7 @@ fn a_sequential_job_walks_the_area_in_order() {
     let starts: Vec<u64> = reads
         .iter()
         .copied()
-        .filter(|lba| (lba - FIRST) % 256 == 0)
+        .filter(|lba| (lba - FIRST).is_multiple_of(256))
         .take(20)
         .collect();
     let expected: Vec<u64> = (0..20).map(|i| FIRST + i * 256).collect();
