@@ -80,6 +80,18 @@ impl Book {
         self.to_wake.pop_front()
     }
 
+    /// Whether a waker waits to be woken.
+    #[inline]
+    pub(super) fn has_to_wake(&self) -> bool {
+        !self.to_wake.is_empty()
+    }
+
+    /// Whether a tag is stuck (see [`Self::unstick`]).
+    #[inline]
+    pub(super) fn has_stuck(&self) -> bool {
+        self.stuck != 0
+    }
+
     /// `depth` free tags, and room for as many waiters and wakers.
     pub(super) fn new(depth: usize) -> Book {
         let depth = depth.min(usize::from(u16::MAX));
@@ -102,6 +114,11 @@ impl Book {
     pub(super) fn release(&mut self, tag: u16) {
         if let Some(t) = self.tags.get_mut(usize::from(tag)) {
             *t = Tag::Free;
+        }
+        if self.blocked.is_none() && self.waiters.is_empty() {
+            // The common case: nobody waits.
+            self.free.push(tag);
+            return;
         }
         let next = match self.blocked {
             Some(ticket) => self.waiters.iter().position(|w| w.ticket == ticket),
@@ -216,11 +233,12 @@ impl Book {
     }
 
     /// Marks `tag` in flight, after its submission (by `ticket`, if it
-    /// waited: a blocked request going through unblocks the line).
-    pub(super) fn sent(&mut self, tag: u16, ticket: Option<u64>) {
+    /// waited: a blocked request going through unblocks the line), with
+    /// the waker of the future waiting for it.
+    pub(super) fn sent(&mut self, tag: u16, ticket: Option<u64>, waker: &Waker) {
         if let Some(t) = self.tags.get_mut(usize::from(tag)) {
             *t = Tag::InFlight {
-                waker: None,
+                waker: Some(waker.clone()),
                 abandoned: false,
             };
         }
@@ -244,31 +262,46 @@ impl Book {
         let Some(t) = self.tags.get_mut(usize::from(tag)) else {
             return;
         };
-        match core::mem::replace(t, Tag::Free) {
-            Tag::InFlight {
-                waker,
-                abandoned: false,
-            } => {
-                *t = Tag::Done {
-                    result: c.result,
-                    buffer: c.buffer,
-                    stuck,
-                };
-                if let Some(w) = waker {
-                    self.to_wake.push_back(w);
-                }
-            }
-            Tag::InFlight {
-                abandoned: true, ..
-            } => {
+        // Anything but one of ours in flight is left as it was.
+        if let Tag::InFlight { waker, abandoned } = t {
+            if *abandoned {
                 // Nobody waits: the buffer (if it came back) is freed here.
                 drop(c.buffer);
                 self.retire(tag, stuck);
+                return;
             }
-            other => {
-                // Not one of ours in flight: leave the tag as it was.
-                *t = other;
+            let waker = waker.take();
+            *t = Tag::Done {
+                result: c.result,
+                buffer: c.buffer,
+                stuck,
+            };
+            if let Some(w) = waker {
+                self.to_wake.push_back(w);
             }
+        }
+    }
+
+    /// The future of the request in flight under `tag` was dropped: a
+    /// request still with the device is marked abandoned (the queue keeps
+    /// its buffer until the completion, and frees it then); a finished one
+    /// gives its tag back.
+    pub(super) fn abandon(&mut self, tag: u16) {
+        let Some(t) = self.tags.get_mut(usize::from(tag)) else {
+            return;
+        };
+        match t {
+            Tag::InFlight { waker, abandoned } => {
+                *waker = None;
+                *abandoned = true;
+            }
+            Tag::Done { stuck, .. } => {
+                let stuck = *stuck;
+                // Its buffer is freed here.
+                *t = Tag::Free;
+                self.retire(tag, stuck);
+            }
+            Tag::Free | Tag::Stuck => {}
         }
     }
 

@@ -176,7 +176,9 @@ impl<R: RegisterAccess, C: Clock> AsyncQueue<R, C> {
         Request {
             queue: self.clone(),
             ns: *ns,
-            state: State::Start { op, buffer },
+            op,
+            buffer,
+            phase: Phase::Start,
         }
     }
 
@@ -186,16 +188,20 @@ impl<R: RegisterAccess, C: Clock> AsyncQueue<R, C> {
     /// `Timeout`; after a controller reset or shutdown the requests in
     /// flight complete as `Reset` / `ShutDown`.
     pub fn poll_completions(&self) -> usize {
-        let n = {
+        let (n, wake) = {
             let Ok(mut guard) = self.inner.try_borrow_mut() else {
                 return 0;
             };
             let Inner { raw, book } = &mut *guard;
             let n = raw.poll(|c| book.complete(c));
-            book.unstick(raw.needs_recovery());
-            n
+            if book.has_stuck() {
+                book.unstick(raw.needs_recovery());
+            }
+            (n, book.has_to_wake())
         };
-        self.wake();
+        if wake {
+            self.wake();
+        }
         n
     }
 
@@ -256,28 +262,34 @@ impl<R: RegisterAccess, C: Clock> AsyncQueue<R, C> {
     /// with the state released (usually there is none, or one).
     fn wake(&self) {
         loop {
-            let next = match self.inner.try_borrow_mut() {
-                Ok(mut inner) => inner.book.next_to_wake(),
+            let (next, more) = match self.inner.try_borrow_mut() {
+                Ok(mut inner) => {
+                    let next = inner.book.next_to_wake();
+                    (next, inner.book.has_to_wake())
+                }
                 Err(_) => return,
             };
-            match next {
-                Some(waker) => waker.wake(),
-                None => return,
+            let Some(waker) = next else {
+                return;
+            };
+            waker.wake();
+            // A waker that made more to wake woke them itself (every path
+            // that queues a waker wakes once the state is released).
+            if !more {
+                return;
             }
         }
     }
 }
 
-/// Where a request stands.
-enum State {
+/// Where a request stands (small and `Copy`: what the request carries,
+/// its operation and buffer, stays in place while it moves on).
+#[derive(Clone, Copy)]
+enum Phase {
     /// Not yet polled.
-    Start { op: Op, buffer: Option<DmaBuffer> },
-    /// Waiting for a tag, with what it will submit.
-    Waiting {
-        ticket: u64,
-        op: Op,
-        buffer: Option<DmaBuffer>,
-    },
+    Start,
+    /// Waiting for a tag.
+    Waiting { ticket: u64 },
     /// Submitted under `tag`.
     InFlight { tag: u16 },
     /// Its output was given.
@@ -289,155 +301,151 @@ enum State {
 struct Request<R: RegisterAccess, C: Clock> {
     queue: AsyncQueue<R, C>,
     ns: Namespace,
-    state: State,
+    op: Op,
+    /// The request's buffer until it is submitted (or refused).
+    buffer: Option<DmaBuffer>,
+    phase: Phase,
 }
 
 impl<R: RegisterAccess, C: Clock> Request<R, C> {
     fn poll_request(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<DmaBuffer>, Error>> {
-        let shared = Rc::clone(&self.queue.inner);
-        let poll = {
-            let Ok(mut inner) = shared.try_borrow_mut() else {
+        let Request {
+            queue,
+            ns,
+            op,
+            buffer,
+            phase,
+        } = self;
+        let (poll, wake) = {
+            let Ok(mut inner) = queue.inner.try_borrow_mut() else {
                 // Only a waker polling from inside the queue gets here.
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             };
-            self.step(&mut inner, cx)
+            let poll = step(&mut inner, ns, *op, buffer, phase, cx);
+            (poll, inner.book.has_to_wake())
         };
-        self.queue.wake();
+        if wake {
+            queue.wake();
+        }
         poll
     }
+}
 
-    /// One step of the state machine with the queue's state borrowed.
-    fn step(
-        &mut self,
-        inner: &mut Inner<R, C>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<Option<DmaBuffer>, Error>> {
-        let Inner { raw, book } = inner;
-        loop {
-            // The common case, a request in flight, without moving the state.
-            if let State::InFlight { tag } = self.state {
-                return self.collect(book, tag, cx);
-            }
-            let (op, buffer, tag, ticket) =
-                match core::mem::replace(&mut self.state, State::Finished) {
-                    State::Start { op, buffer } => match book.take_tag() {
-                        Some(tag) => (op, buffer, tag, None),
-                        None => {
-                            let ticket = book.wait(cx.waker());
-                            self.state = State::Waiting { ticket, op, buffer };
-                            return Poll::Pending;
-                        }
-                    },
-                    State::Waiting { ticket, op, buffer } => {
-                        match book.granted(ticket, cx.waker()) {
-                            Some(tag) => (op, buffer, tag, Some(ticket)),
-                            None => {
-                                self.state = State::Waiting { ticket, op, buffer };
-                                return Poll::Pending;
-                            }
-                        }
-                    }
-                    State::InFlight { tag } => return self.collect(book, tag, cx),
-                    State::Finished => return Poll::Ready(Err(Error::UnknownCommandId)),
+/// One step of a request's state machine with the queue's state borrowed.
+fn step<R: RegisterAccess, C: Clock>(
+    inner: &mut Inner<R, C>,
+    ns: &Namespace,
+    op: Op,
+    buffer: &mut Option<DmaBuffer>,
+    phase: &mut Phase,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Option<DmaBuffer>, Error>> {
+    let Inner { raw, book } = inner;
+    let (tag, ticket) = match *phase {
+        // The common case first: a request in flight.
+        Phase::InFlight { tag } => return collect(book, tag, phase, cx),
+        Phase::Start => match book.take_tag() {
+            Some(tag) => (tag, None),
+            None => {
+                *phase = Phase::Waiting {
+                    ticket: book.wait(cx.waker()),
                 };
-            match submit(raw, &self.ns, op, buffer, tag) {
-                Ok(()) => {
-                    book.sent(tag, ticket);
-                    self.state = State::InFlight { tag };
-                }
-                // Not enough free slots for a request of several commands:
-                // it waits, blocking the line, for the tags completions free.
-                Err((Error::QueueFull, buffer)) if raw.in_flight() > 0 => {
-                    let ticket = book.refused(ticket, tag, cx.waker());
-                    self.state = State::Waiting { ticket, op, buffer };
-                    return Poll::Pending;
-                }
-                Err((error, _buffer)) => {
-                    book.release(tag);
-                    if let Some(t) = ticket {
-                        book.leave(t);
-                    }
-                    return Poll::Ready(Err(error));
-                }
+                return Poll::Pending;
             }
+        },
+        Phase::Waiting { ticket } => match book.granted(ticket, cx.waker()) {
+            Some(tag) => (tag, Some(ticket)),
+            None => return Poll::Pending,
+        },
+        Phase::Finished => return Poll::Ready(Err(Error::UnknownCommandId)),
+    };
+    match submit(raw, ns, op, buffer.take(), tag) {
+        Ok(()) => {
+            // The completion cannot be in before the next walk of the
+            // completion queue: the waker is kept now, and that is all.
+            book.sent(tag, ticket, cx.waker());
+            *phase = Phase::InFlight { tag };
+            Poll::Pending
+        }
+        // Not enough free slots for a request of several commands: it
+        // waits, blocking the line, for the tags completions free.
+        Err((Error::QueueFull, refused)) if raw.in_flight() > 0 => {
+            *buffer = refused;
+            *phase = Phase::Waiting {
+                ticket: book.refused(ticket, tag, cx.waker()),
+            };
+            Poll::Pending
+        }
+        Err((error, _buffer)) => {
+            book.release(tag);
+            if let Some(t) = ticket {
+                book.leave(t);
+            }
+            *phase = Phase::Finished;
+            Poll::Ready(Err(error))
         }
     }
+}
 
-    /// The result of the request in flight under `tag`, or its waker
-    /// registered.
-    fn collect(
-        &mut self,
-        book: &mut Book,
-        tag: u16,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<Option<DmaBuffer>, Error>> {
-        self.state = State::InFlight { tag };
-        let Some(t) = book.tags.get_mut(usize::from(tag)) else {
-            self.state = State::Finished;
-            return Poll::Ready(Err(Error::UnknownCommandId));
-        };
-        if let Tag::InFlight { waker, .. } = t {
-            if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                *waker = Some(cx.waker().clone());
-            }
-            return Poll::Pending;
+/// The result of the request in flight under `tag`, or its waker
+/// registered (a clone only when the task polling is another one).
+fn collect(
+    book: &mut Book,
+    tag: u16,
+    phase: &mut Phase,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Option<DmaBuffer>, Error>> {
+    let Some(t) = book.tags.get_mut(usize::from(tag)) else {
+        *phase = Phase::Finished;
+        return Poll::Ready(Err(Error::UnknownCommandId));
+    };
+    if let Tag::InFlight { waker, .. } = t {
+        if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *waker = Some(cx.waker().clone());
         }
-        self.state = State::Finished;
-        match core::mem::replace(t, Tag::Free) {
-            Tag::Done {
-                result,
-                buffer,
-                stuck,
-            } => {
-                book.retire(tag, stuck);
-                Poll::Ready(result.map(|()| buffer))
-            }
-            other => {
-                *t = other;
-                Poll::Ready(Err(Error::UnknownCommandId))
-            }
+        return Poll::Pending;
+    }
+    *phase = Phase::Finished;
+    match core::mem::replace(t, Tag::Free) {
+        Tag::Done {
+            result,
+            buffer,
+            stuck,
+        } => {
+            book.retire(tag, stuck);
+            Poll::Ready(result.map(|()| buffer))
+        }
+        other => {
+            *t = other;
+            Poll::Ready(Err(Error::UnknownCommandId))
         }
     }
 }
 
 impl<R: RegisterAccess, C: Clock> Drop for Request<R, C> {
     fn drop(&mut self) {
-        if matches!(self.state, State::Start { .. } | State::Finished) {
+        let phase = self.phase;
+        if matches!(phase, Phase::Start | Phase::Finished) {
             return;
         }
-        let state = core::mem::replace(&mut self.state, State::Finished);
-        {
+        self.phase = Phase::Finished;
+        let wake = {
             let Ok(mut inner) = self.queue.inner.try_borrow_mut() else {
                 log::warn!("nvme: a request dropped while its queue was busy is left behind");
                 return;
             };
-            match state {
-                State::Waiting { ticket, .. } => inner.book.leave(ticket),
-                State::InFlight { tag } => {
-                    let Some(t) = inner.book.tags.get_mut(usize::from(tag)) else {
-                        return;
-                    };
-                    match core::mem::replace(t, Tag::Free) {
-                        Tag::InFlight { .. } => {
-                            // The device may own the buffer: the queue keeps
-                            // it until the completion, and frees it then.
-                            *t = Tag::InFlight {
-                                waker: None,
-                                abandoned: true,
-                            };
-                        }
-                        Tag::Done { buffer, stuck, .. } => {
-                            drop(buffer);
-                            inner.book.retire(tag, stuck);
-                        }
-                        other => *t = other,
-                    }
-                }
-                State::Start { .. } | State::Finished => {}
+            let book = &mut inner.book;
+            match phase {
+                Phase::Waiting { ticket } => book.leave(ticket),
+                Phase::InFlight { tag } => book.abandon(tag),
+                Phase::Start | Phase::Finished => {}
             }
+            book.has_to_wake()
+        };
+        if wake {
+            self.queue.wake();
         }
-        self.queue.wake();
     }
 }
 
