@@ -76,6 +76,7 @@ impl Book {
     }
 
     /// The next waker to wake, if any.
+    #[inline]
     pub(super) fn next_to_wake(&mut self) -> Option<Waker> {
         self.to_wake.pop_front()
     }
@@ -111,6 +112,7 @@ impl Book {
 
     /// Gives `tag` to the oldest waiter (to the blocked request only, while
     /// there is one), or back to the free list.
+    #[inline]
     pub(super) fn release(&mut self, tag: u16) {
         if let Some(t) = self.tags.get_mut(usize::from(tag)) {
             *t = Tag::Free;
@@ -118,8 +120,14 @@ impl Book {
         if self.blocked.is_none() && self.waiters.is_empty() {
             // The common case: nobody waits.
             self.free.push(tag);
-            return;
+        } else {
+            self.hand_over(tag);
         }
+    }
+
+    /// Gives the free `tag` to the oldest waiter (to the blocked request
+    /// only, while there is one), or back to the free list.
+    fn hand_over(&mut self, tag: u16) {
         let next = match self.blocked {
             Some(ticket) => self.waiters.iter().position(|w| w.ticket == ticket),
             None => (!self.waiters.is_empty()).then_some(0),
@@ -145,6 +153,7 @@ impl Book {
     }
 
     /// A free tag for a new request, unless older ones wait for one.
+    #[inline]
     pub(super) fn take_tag(&mut self) -> Option<u16> {
         if self.waiters.is_empty() && self.granted.is_empty() && self.blocked.is_none() {
             self.free.pop()
@@ -235,6 +244,7 @@ impl Book {
     /// Marks `tag` in flight, after its submission (by `ticket`, if it
     /// waited: a blocked request going through unblocks the line), with
     /// the waker of the future waiting for it.
+    #[inline]
     pub(super) fn sent(&mut self, tag: u16, ticket: Option<u64>, waker: &Waker) {
         if let Some(t) = self.tags.get_mut(usize::from(tag)) {
             *t = Tag::InFlight {
@@ -249,6 +259,7 @@ impl Book {
     }
 
     /// Hands one completion to its tag.
+    #[inline]
     pub(super) fn complete(&mut self, c: Completion) {
         let Ok(tag) = u16::try_from(c.tag) else {
             return;
@@ -306,6 +317,7 @@ impl Book {
     }
 
     /// A finished tag goes back into use, or out of use while stuck.
+    #[inline]
     pub(super) fn retire(&mut self, tag: u16, stuck: bool) {
         if stuck {
             if let Some(t) = self.tags.get_mut(usize::from(tag)) {
