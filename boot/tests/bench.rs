@@ -72,3 +72,96 @@ fn short_bench_on_an_owned_disk_reports_every_job() {
     let ms = first_io_ms(&run.serial);
     assert!(ms > 0.0 && ms < 10_000.0, "{ms}");
 }
+
+/// `bench_all_namespaces = yes` on one controller with two owned
+/// namespaces: each job runs on both at once, one row per namespace and a
+/// `sum` row whose I/Os, IOPS and MB/s are the rows' totals, no errors.
+#[test]
+fn every_namespace_at_once_gives_a_row_each_and_their_sum() {
+    let kernel = support::app("inspector");
+    let dir = tempfile::tempdir().unwrap();
+    let settings = "steps = bench\nbench_ms = 150\nbench_all_namespaces = yes\n\
+                    bench_jobs = randread-4k-qd8, randwrite-4k-qd32\n";
+    let mut machine = support::machine(&kernel, dir.path(), settings, &[]);
+    let mut controller = boot::qemu::NvmeController {
+        id: "ctrl0".into(),
+        serial: "MULTINS0".into(),
+        properties: Vec::new(),
+        namespaces: Vec::new(),
+    };
+    for nsid in 1..=2 {
+        let path = dir.path().join(format!("ns{nsid}.img"));
+        boot::disk::create_if_missing(&path, 32 << 20).unwrap();
+        boot::disk::stamp(&path, "MULTINS0", nsid).unwrap();
+        controller.namespaces.push(boot::qemu::NvmeNamespace {
+            path,
+            properties: Vec::new(),
+        });
+    }
+    machine.controllers.push(controller);
+    let run = boot::qemu::run(&machine, Duration::from_secs(120), None).unwrap();
+    assert!(run.outcome.is_success(), "{}\n{}", run.outcome, run.serial);
+    assert!(run.nvme_violations.is_empty(), "{:?}", run.nvme_violations);
+    assert!(run.serial.contains("result: PASS"), "{}", run.serial);
+    let results = results(&run.serial);
+    for (job, depth) in [("randread-4k-qd8", 8), ("randwrite-4k-qd32", 32)] {
+        let rows: Vec<&serde_json::Value> = results.iter().filter(|r| r["job"] == job).collect();
+        let namespaces: Vec<&str> = rows
+            .iter()
+            .map(|r| r["namespace"].as_str().unwrap())
+            .collect();
+        assert_eq!(namespaces, ["MULTINS0/1", "MULTINS0/2", "sum"], "{job}");
+        // One window for both namespaces.
+        assert_eq!(
+            run.serial.matches(&format!("BENCH-BEGIN {job}\n")).count(),
+            1
+        );
+        assert_eq!(run.serial.matches(&format!("BENCH-END {job}\n")).count(), 1);
+        let (each, sum) = rows.split_at(2);
+        let sum = sum[0];
+        for r in each {
+            assert_eq!(r["depth"], depth, "{r}");
+            assert!(r["ios"].as_u64().unwrap() > 0, "{r}");
+            assert_eq!(r["errors"], 0, "{r}");
+        }
+        let total = |key: &str| each.iter().map(|r| r[key].as_f64().unwrap()).sum::<f64>();
+        assert_eq!(sum["ios"].as_f64().unwrap(), total("ios"), "{sum}");
+        assert_eq!(sum["depth"], 2 * depth, "{sum}");
+        assert_eq!(sum["errors"], 0, "{sum}");
+        // Each figure printed rounded (to 1 IOPS, 0.01 MB/s): the sum of
+        // two rounded rows is off by at most one and a half units.
+        assert!(
+            (sum["iops"].as_f64().unwrap() - total("iops")).abs() <= 1.5,
+            "{sum}"
+        );
+        assert!(
+            (sum["mb_per_s"].as_f64().unwrap() - total("mb_per_s")).abs() <= 0.0151,
+            "{sum}"
+        );
+        // The mean over every I/O lies between the namespaces' means.
+        let means: Vec<f64> = each
+            .iter()
+            .map(|r| r["lat_mean_us"].as_f64().unwrap())
+            .collect();
+        let mean = sum["lat_mean_us"].as_f64().unwrap();
+        let (low, high) = (means[0].min(means[1]), means[0].max(means[1]));
+        assert!(low - 0.01 <= mean && mean <= high + 0.01, "{sum} {means:?}");
+        let p50 = sum["lat_p50_us"].as_f64().unwrap();
+        assert!(
+            p50 > 0.0 && p50 <= sum["lat_p999_us"].as_f64().unwrap(),
+            "{sum}"
+        );
+    }
+    let json = run
+        .serial
+        .lines()
+        .find_map(|l| l.strip_prefix("JSON "))
+        .expect("JSON report line");
+    let report: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(
+        report["bench_all_namespaces"].as_array().unwrap().len(),
+        6,
+        "{json}"
+    );
+    assert!(run.serial.contains("benchmark on every namespace at once:"));
+}

@@ -1,6 +1,7 @@
 //! The log application (`apps/log`) keeps an append-only log that survives reboots:
 //! three boots of the same disk image, three records, in order; a disk
-//! without the ownership signature is refused and left unchanged.
+//! without the ownership signature is refused and left unchanged; QEMU
+//! killed while several tasks append loses no record announced durable.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -109,7 +110,10 @@ fn durable_records_survive_sigkill_in_the_middle_of_appending() {
     let mut durable = 0u64;
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
         if let Some(n) = line.unwrap().trim().strip_prefix("APPENDED ") {
-            durable = n.parse().unwrap();
+            // Announced in order, each time the durable prefix grows.
+            let n: u64 = n.parse().unwrap();
+            assert!(n > durable, "APPENDED {n} after APPENDED {durable}");
+            durable = n;
             if durable >= 25 {
                 break;
             }

@@ -20,7 +20,7 @@ use kernel::executor::{Executor, join_all};
 use kernel::storage::{Bar0, TscClock};
 use nvme::{AsyncQueue, DmaBuffer, IoQueue, Namespace};
 
-use crate::bench::{JobResult, Rng};
+use crate::figures::{JobResult, Rng, latency_summary};
 
 /// Where the job reads: `span` units of `io_blocks` blocks from `first`.
 pub struct Area {
@@ -136,7 +136,7 @@ pub fn run(
     result.iops = ios as f64 / seconds;
     result.mb_per_s = result.iops * io_bytes as f64 / 1e6;
     result.cycles_per_io = window_ticks.checked_div(ios).unwrap_or(0);
-    crate::bench::latency_summary(&mut tally.latencies.borrow_mut(), &mut result);
+    latency_summary(&mut tally.latencies.borrow_mut(), &mut result);
     match queue.into_io_queue() {
         Ok(raw) => (Some(raw), result),
         Err(_) => {

@@ -22,6 +22,7 @@
 //! Latency is submit-to-completion in TSC ticks converted with the
 //! calibrated frequency; cycles per I/O are the window's TSC ticks divided
 //! by the I/Os completed (the CPU does nothing but submit and poll).
+//! `bench_all` runs the same jobs on every namespace at once.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -33,6 +34,7 @@ use kernel::storage::Attached;
 use kernel::time;
 
 use crate::async_bench;
+use crate::figures::{JobResult, Rng, latency_summary, print_result};
 
 /// Each of the three windows measuring the TSC before the jobs (the boot
 /// measures 2 ms windows; the PIT allows at most 54 ms).
@@ -125,113 +127,8 @@ pub fn select(names: &[String]) -> (Vec<Job>, Vec<String>) {
     (jobs, unknown)
 }
 
-/// What one job measured.
-#[derive(Clone, Debug, Default)]
-pub struct JobResult {
-    /// Job name (with the depth actually used).
-    pub name: String,
-    /// Depth actually used.
-    pub depth: usize,
-    /// Bytes per I/O.
-    pub block_bytes: usize,
-    /// I/Os completed in the window.
-    pub ios: u64,
-    /// I/Os per second.
-    pub iops: f64,
-    /// Megabytes (10^6) per second.
-    pub mb_per_s: f64,
-    /// Latency mean, p50, p99, p99.9 in microseconds.
-    pub latency_us: [f64; 4],
-    /// TSC cycles per I/O.
-    pub cycles_per_io: u64,
-    /// Requests that ended in an error.
-    pub errors: u64,
-    /// Why the job did not run, if it did not.
-    pub skipped: Option<&'static str>,
-}
-
-impl JobResult {
-    /// The job as a JSON object (the protocol's `BENCH-RESULT` keys).
-    pub fn json(&self) -> String {
-        alloc::format!(
-            "{{\"job\":\"{}\",\"depth\":{},\"block_bytes\":{},\"ios\":{},\"iops\":{:.0},\"mb_per_s\":{:.2},\"lat_mean_us\":{:.2},\"lat_p50_us\":{:.2},\"lat_p99_us\":{:.2},\"lat_p999_us\":{:.2},\"cycles_per_io\":{},\"errors\":{}}}",
-            self.name,
-            self.depth,
-            self.block_bytes,
-            self.ios,
-            self.iops,
-            self.mb_per_s,
-            self.latency_us[0],
-            self.latency_us[1],
-            self.latency_us[2],
-            self.latency_us[3],
-            self.cycles_per_io,
-            self.errors
-        )
-    }
-}
-
-/// Print results as a table.
-pub fn print_table(results: &[JobResult]) {
-    println!(
-        "  {:<20} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
-        "job", "IOPS", "MB/s", "mean us", "p50 us", "p99 us", "p99.9 us", "cyc/IO"
-    );
-    for r in results {
-        if let Some(reason) = r.skipped {
-            println!("  {:<20} skipped: {reason}", r.name);
-            continue;
-        }
-        println!(
-            "  {:<20} {:>9.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>8}",
-            r.name,
-            r.iops,
-            r.mb_per_s,
-            r.latency_us[0],
-            r.latency_us[1],
-            r.latency_us[2],
-            r.latency_us[3],
-            r.cycles_per_io
-        );
-    }
-}
-
-/// The jobs' random offsets (xorshift).
-pub(crate) struct Rng(pub(crate) u64);
-
-impl Rng {
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
-/// One job's `BENCH-RESULT` line on serial and its summary on screen.
-fn print_result(result: &JobResult) {
-    serial::print(format_args!("BENCH-RESULT {}\n", result.json()));
-    println!(
-        "  bench: {:<20} {:>9.0} IOPS {:>8.1} MB/s {:>8} cycles/IO",
-        result.name, result.iops, result.mb_per_s, result.cycles_per_io
-    );
-}
-
-/// Mean, p50, p99 and p99.9 of `latencies` (nanoseconds) into `result`.
-pub(crate) fn latency_summary(latencies: &mut [u32], result: &mut JobResult) {
-    if latencies.is_empty() {
-        return;
-    }
-    latencies.sort_unstable();
-    let pick = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
-    let mean = latencies.iter().map(|&l| u64::from(l)).sum::<u64>() as f64
-        / latencies.len() as f64
-        / 1000.0;
-    result.latency_us = [mean, pick(0.50), pick(0.99), pick(0.999)];
-}
-
 /// The job's name with its depth replaced by `depth` (`...-qdN`).
-fn name_at_depth(job: &Job, depth: usize) -> String {
+pub(crate) fn name_at_depth(job: &Job, depth: usize) -> String {
     if depth == job.depth {
         return String::from(job.name);
     }
@@ -240,6 +137,33 @@ fn name_at_depth(job: &Job, depth: usize) -> String {
         .rsplit_once("-qd")
         .map_or(job.name, |(stem, _)| stem);
     alloc::format!("{stem}-qd{depth}")
+}
+
+/// The TSC frequency every figure hangs on: measured again against the
+/// boot's source, with windows 25 times longer, and a warning if the two
+/// disagree.
+pub(crate) fn measure_hz() -> u64 {
+    let boot_hz = tsc::frequency_hz();
+    match time::remeasure(CALIBRATION_WINDOW_NS) {
+        time::Remeasurement::Measured { source, hz } => {
+            if !time::select::agree(boot_hz, hz) {
+                log::warn!(
+                    "bench: TSC {} against the {source} (boot calibration said {})",
+                    time::Mhz(hz),
+                    time::Mhz(boot_hz)
+                );
+            }
+            hz
+        }
+        time::Remeasurement::Fixed => boot_hz,
+        time::Remeasurement::Failed { source, why } => {
+            log::warn!(
+                "bench: the {source} failed this time ({why}); keeping the boot's TSC {}",
+                time::Mhz(boot_hz)
+            );
+            boot_hz
+        }
+    }
 }
 
 /// Run `jobs` on namespace `nsid` of `attached`, touching only bytes from
@@ -294,30 +218,7 @@ pub fn run_all(
     let mut results = Vec::new();
     // Refills after each poll go to the device with one doorbell write.
     queue.set_doorbell_batching(true);
-    // Every figure hangs on the TSC frequency: measure it again against
-    // the boot's source, with windows 25 times longer, and say so if the
-    // two disagree.
-    let boot_hz = tsc::frequency_hz();
-    let hz = match time::remeasure(CALIBRATION_WINDOW_NS) {
-        time::Remeasurement::Measured { source, hz } => {
-            if !time::select::agree(boot_hz, hz) {
-                log::warn!(
-                    "bench: TSC {} against the {source} (boot calibration said {})",
-                    time::Mhz(hz),
-                    time::Mhz(boot_hz)
-                );
-            }
-            hz
-        }
-        time::Remeasurement::Fixed => boot_hz,
-        time::Remeasurement::Failed { source, why } => {
-            log::warn!(
-                "bench: the {source} failed this time ({why}); keeping the boot's TSC {}",
-                time::Mhz(boot_hz)
-            );
-            boot_hz
-        }
-    };
+    let hz = measure_hz();
     println!(
         "  bench: {} job(s), {} ms each after a warm-up, queue depth up to {}",
         jobs.len(),

@@ -35,9 +35,13 @@ use inspector_core::verify::{Event, Pass};
 use kernel::arch::{exit::running_in_qemu, tsc};
 use kernel::storage::{Attached, Ownership, attach_all, claim};
 use kernel::{ExitStatus, println};
+use report::{NamespaceResult, Report, human_bytes, namespace_attributes};
 
 mod async_bench;
 mod bench;
+mod bench_all;
+mod figures;
+mod report;
 
 entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);
 
@@ -99,8 +103,11 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
         failed_controllers: failed.len(),
         ..Report::default()
     };
+    // With `bench_all_namespaces`, the namespaces the benchmark may use,
+    // run together once every namespace has been through its other steps.
+    let mut bench_targets = Vec::new();
 
-    for (attached, ownerships) in controllers.iter_mut().zip(ownerships) {
+    for (index, (attached, ownerships)) in controllers.iter_mut().zip(ownerships).enumerate() {
         if settings.steps.identify {
             print_identity(attached);
         }
@@ -130,7 +137,16 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
             if result.owned && settings.steps.verify {
                 verify(attached, nsid, settings.verify_span, &mut result);
             }
-            if settings.steps.bench && (result.owned || settings.bench_unowned_reads) {
+            let bench = settings.steps.bench && (result.owned || settings.bench_unowned_reads);
+            if bench && settings.bench_all_namespaces {
+                bench_targets.push(bench_all::Target {
+                    controller: index,
+                    nsid,
+                    label: alloc::format!("{}/{nsid}", result.serial),
+                    owned: result.owned,
+                    write_protected: result.write_protected,
+                });
+            } else if bench {
                 if let Some(ns) = first_io_ns {
                     kernel::console::serial::print(format_args!(
                         "BENCH-FIRST-IO-MS {:.3}\n",
@@ -157,6 +173,32 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
                 result.write_protected = true;
             }
             report.namespaces.push(result);
+        }
+    }
+
+    if !bench_targets.is_empty() {
+        if let Some(ns) = first_io_ns {
+            kernel::console::serial::print(format_args!(
+                "BENCH-FIRST-IO-MS {:.3}\n",
+                ns as f64 / 1e6
+            ));
+        }
+        report.bench_all = bench_all::run(
+            &mut controllers,
+            &mut bench_targets,
+            DATA_START,
+            settings.bench_ms,
+            &bench_jobs,
+        );
+        for target in bench_targets.iter().filter(|t| t.write_protected) {
+            let label = |n: &NamespaceResult| alloc::format!("{}/{}", n.serial, n.nsid);
+            for ns in report
+                .namespaces
+                .iter_mut()
+                .filter(|n| label(n) == target.label)
+            {
+                ns.write_protected = true;
+            }
         }
     }
 
@@ -197,17 +239,6 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
         kernel::console::serial::read_byte(settings.linger_ms.saturating_mul(1_000_000));
     }
     kernel::exit(status)
-}
-
-fn human_bytes(bytes: u64) -> String {
-    let units = ["B", "KB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < units.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    alloc::format!("{value:.2} {}", units[unit])
 }
 
 fn print_identity(attached: &Attached) {
@@ -353,22 +384,6 @@ fn print_smart(attached: &mut Attached, report: &mut Report) {
     }
 }
 
-/// `, write-protected` / `, zoned (zone N)` for the namespace line.
-fn namespace_attributes(result: &NamespaceResult) -> String {
-    let mut attributes = String::new();
-    if result.write_protected {
-        attributes.push_str(", write-protected");
-    }
-    match result.zone_bytes {
-        Some(0) => attributes.push_str(", zoned (zone size unknown)"),
-        Some(bytes) => {
-            let _ = write!(attributes, ", zoned (zone {})", human_bytes(bytes));
-        }
-        None => {}
-    }
-    attributes
-}
-
 /// The write-read-verify pass (`inspector_core::verify`) over `span` bytes
 /// from `DATA_START`, printed as it goes: progress at most once a second,
 /// errors to the log, the outcome on one line.
@@ -482,122 +497,5 @@ fn soak(attached: &mut Attached, nsid: u32, settings: &Settings, result: &mut Na
             println!("  soak: not run: {error:?}");
             result.errors += 1;
         }
-    }
-}
-
-#[derive(Default)]
-struct NamespaceResult {
-    serial: String,
-    nsid: u32,
-    owned: bool,
-    /// Write-protected (Identify, or a write refused so).
-    write_protected: bool,
-    /// Zoned, with the zone size in bytes (0 = unknown).
-    zone_bytes: Option<u64>,
-    verified_bytes: u64,
-    /// Bytes read twice and compared (write-protected namespaces).
-    read_verified_bytes: u64,
-    mismatches: u64,
-    errors: u64,
-    bench: Vec<bench::JobResult>,
-    soak: Option<kernel::soak::SoakReport>,
-}
-
-#[derive(Default)]
-struct Report {
-    namespaces: Vec<NamespaceResult>,
-    smart: Vec<(i32, u8, u64, u8)>,
-    failed_controllers: usize,
-    errors: u64,
-    first_io_ms: f64,
-}
-
-impl Report {
-    fn ok(&self) -> bool {
-        self.errors == 0
-            && self.failed_controllers == 0
-            && self.namespaces.iter().all(|n| {
-                n.mismatches == 0 && n.errors == 0 && n.bench.iter().all(|b| b.errors == 0)
-            })
-    }
-
-    fn print(&self, controllers: usize) {
-        println!("\n==================== summary ====================");
-        println!(
-            "controllers {controllers} (failed {}), namespaces {} (owned {}), first I/O at {:.1} ms",
-            self.failed_controllers,
-            self.namespaces.len(),
-            self.namespaces.iter().filter(|n| n.owned).count(),
-            self.first_io_ms
-        );
-        for ns in &self.namespaces {
-            println!(
-                "{} ns {}: {}{}, verified {}{}, {} mismatches, {} errors",
-                ns.serial,
-                ns.nsid,
-                if ns.owned { "owned" } else { "read-only" },
-                namespace_attributes(ns),
-                human_bytes(ns.verified_bytes),
-                if ns.read_verified_bytes > 0 {
-                    alloc::format!(", read twice {}", human_bytes(ns.read_verified_bytes))
-                } else {
-                    String::new()
-                },
-                ns.mismatches,
-                ns.errors
-            );
-            if !ns.bench.is_empty() {
-                bench::print_table(&ns.bench);
-            }
-        }
-        println!("result: {}", if self.ok() { "PASS" } else { "FAIL" });
-        // One machine-readable line, on serial only (the screen shows the table).
-        let mut json = String::from("{\"report\":\"nvme-unikernel\",");
-        let _ = write!(
-            json,
-            "\"controllers\":{controllers},\"failed_controllers\":{},\"first_io_ms\":{:.3},\"pass\":{},\"namespaces\":[",
-            self.failed_controllers,
-            self.first_io_ms,
-            self.ok()
-        );
-        for (i, ns) in self.namespaces.iter().enumerate() {
-            let _ = write!(
-                json,
-                "{}{{\"serial\":\"{}\",\"nsid\":{},\"owned\":{},\"verified_bytes\":{},\"mismatches\":{},\"errors\":{},\"write_protected\":{},\"read_verified_bytes\":{},\"zone_bytes\":{},\"bench\":[",
-                if i == 0 { "" } else { "," },
-                ns.serial.escape_default(),
-                ns.nsid,
-                ns.owned,
-                ns.verified_bytes,
-                ns.mismatches,
-                ns.errors,
-                ns.write_protected,
-                ns.read_verified_bytes,
-                ns.zone_bytes
-                    .map_or(String::from("null"), |b| alloc::format!("{b}"))
-            );
-            for (j, job) in ns.bench.iter().filter(|b| b.skipped.is_none()).enumerate() {
-                let _ = write!(json, "{}{}", if j == 0 { "" } else { "," }, job.json());
-            }
-            json.push(']');
-            if let Some(soak) = ns.soak {
-                let _ = write!(
-                    json,
-                    ",\"soak\":{{\"reads\":{},\"verified\":{},\"writes\":{},\"verify_failures\":{},\"errors\":{}}}",
-                    soak.reads, soak.verified, soak.writes, soak.verify_failures, soak.errors
-                );
-            }
-            json.push('}');
-        }
-        json.push_str("],\"smart\":[");
-        for (i, (temp, used, media, warn)) in self.smart.iter().enumerate() {
-            let _ = write!(
-                json,
-                "{}{{\"temperature_c\":{temp},\"percentage_used\":{used},\"media_errors\":{media},\"critical_warning\":{warn}}}",
-                if i == 0 { "" } else { "," }
-            );
-        }
-        json.push_str("]}");
-        kernel::console::serial::print(format_args!("JSON {json}\n"));
     }
 }

@@ -27,6 +27,9 @@ enum Disks<'a> {
     Files { paths: &'a [PathBuf], fresh: bool },
     /// One controller on QEMU's null-co driver.
     Null,
+    /// One controller holding these files as namespaces 1, 2, ...,
+    /// re-created and stamped.
+    Namespaces(&'a [PathBuf]),
 }
 
 /// `run`: the default application on the scratch disk(s).
@@ -102,6 +105,9 @@ pub fn soak(args: &SoakArgs) -> Result<i32> {
 
 /// `bench`: the benchmark alone, on a fresh disk or the null backend.
 pub fn bench(args: &BenchArgs) -> Result<i32> {
+    if args.namespaces > 1 && args.backend == BackendArg::Null {
+        bail!("--namespaces above 1 needs --backend file (null-co holds one namespace)");
+    }
     let kernel = kernel_elf(&args.build, !args.build.debug)?;
     let ms = (args.seconds * 1000.0).round() as u64;
     let mut generated = format!(
@@ -110,6 +116,9 @@ pub fn bench(args: &BenchArgs) -> Result<i32> {
     );
     if args.backend == BackendArg::Null {
         generated.push_str("bench_unowned_reads = yes\n");
+    }
+    if args.namespaces > 1 {
+        generated.push_str("bench_all_namespaces = yes\n");
     }
     let settings = read_settings(args.build.settings.as_deref(), &generated)?;
     let jobs = if args.jobs == "all" {
@@ -121,10 +130,16 @@ pub fn bench(args: &BenchArgs) -> Result<i32> {
         .machine
         .timeout
         .unwrap_or(jobs as u64 * (ms / 1000 + 2) + 120);
-    let bench_disk = [PathBuf::from(BENCH_DISK)];
+    let bench_disks: Vec<PathBuf> = (1..=args.namespaces)
+        .map(|nsid| match nsid {
+            1 => PathBuf::from(BENCH_DISK),
+            n => PathBuf::from(BENCH_DISK.replace(".img", &format!("-ns{n}.img"))),
+        })
+        .collect();
     let disks = match args.backend {
+        BackendArg::File if args.namespaces > 1 => Disks::Namespaces(&bench_disks),
         BackendArg::File => Disks::Files {
-            paths: &bench_disk,
+            paths: &bench_disks,
             fresh: true,
         },
         BackendArg::Null => Disks::Null,
@@ -298,6 +313,33 @@ fn boot(
         Disks::Null => machine
             .disks
             .push(NvmeDisk::null(args.disk_size, "UNIKERNEL0")),
+        Disks::Namespaces(paths) => {
+            let serial = "UNIKERNEL0";
+            let mut controller = qemu::NvmeController {
+                id: "bench0".into(),
+                serial: serial.into(),
+                properties: Vec::new(),
+                namespaces: Vec::new(),
+            };
+            for (nsid, path) in (1..).zip(paths) {
+                if path.exists() {
+                    std::fs::remove_file(path)
+                        .with_context(|| format!("removing {} to re-create it", path.display()))?;
+                }
+                disk::create_if_missing(path, args.disk_size)?;
+                disk::stamp(path, serial, nsid)?;
+                eprintln!(
+                    "created disk {} ({} bytes), stamped as namespace {nsid} of controller {serial}",
+                    path.display(),
+                    args.disk_size
+                );
+                controller.namespaces.push(qemu::NvmeNamespace {
+                    path: path.clone(),
+                    properties: Vec::new(),
+                });
+            }
+            machine.controllers.push(controller);
+        }
         Disks::Files { paths, fresh } => {
             for (index, path) in paths.iter().enumerate() {
                 let serial = format!("UNIKERNEL{index}");

@@ -209,6 +209,12 @@ pub struct BenchArgs {
     /// only, write jobs are reported as skipped.
     #[arg(long, value_enum, default_value = "file")]
     backend: BackendArg,
+    /// Namespaces of the benchmark's controller, each a fresh owned disk
+    /// (disks/bench.img, disks/bench-ns2.img, ...). Above 1, every job runs
+    /// on all of them at once, each with its own queue: one row per
+    /// namespace and their sum (setting bench_all_namespaces).
+    #[arg(long, value_name = "N", default_value = "1", value_parser = clap::value_parser!(u32).range(1..=16))]
+    namespaces: u32,
     /// Count the driver's instructions per read instead (as `cost`).
     #[arg(long)]
     driver_cost: bool,

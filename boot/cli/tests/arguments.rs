@@ -85,6 +85,10 @@ fn bad_command_lines_exit_with_status_2() {
             "invalid value 'floppy' for '--backend <BACKEND>'",
         ),
         (
+            &["bench", "--namespaces", "0"],
+            "invalid value '0' for '--namespaces <N>'",
+        ),
+        (
             &["bench", "--seconds", "0"],
             "invalid value '0' for '--seconds <S>'",
         ),

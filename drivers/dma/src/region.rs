@@ -171,7 +171,9 @@ impl DmaRegion {
     /// the region and `offset` is a multiple of 4.
     #[inline]
     fn dwords(&self, offset: usize, count: usize) -> Option<NonNull<u32>> {
-        let end = count.checked_mul(4).and_then(|bytes| offset.checked_add(bytes))?;
+        let end = count
+            .checked_mul(4)
+            .and_then(|bytes| offset.checked_add(bytes))?;
         if end > self.len || !offset.is_multiple_of(4) {
             return None;
         }

@@ -280,7 +280,11 @@ impl QueuePair {
     /// The ring index after `index`.
     #[inline]
     fn next(&self, index: u32) -> u32 {
-        if index + 1 >= self.entries { 0 } else { index + 1 }
+        if index + 1 >= self.entries {
+            0
+        } else {
+            index + 1
+        }
     }
 
     /// Takes a free slot, if any (and if the submission ring has room).

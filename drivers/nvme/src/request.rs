@@ -119,14 +119,22 @@ pub(crate) struct Request {
 
 impl Request {
     /// A transfer of `len` bytes at `lba`, which must be whole blocks of
-    /// `ns` ([`Self::check`] says so).
+    /// `ns` ([`Self::check`] says so). A block size is a power of two
+    /// (2^LBADS, see `identify`), so the division is a shift; 0 (an
+    /// unusable format) takes nothing.
+    #[inline]
     pub(crate) fn bytes(op: Operation, ns: &Namespace, lba: u64, len: usize) -> Request {
         let block_size = ns.info.block_size;
+        let usable = block_size.is_power_of_two();
         Request {
             op,
             lba,
-            blocks: len.checked_div(block_size).unwrap_or(0) as u64,
-            whole_blocks: block_size != 0 && len != 0 && len.is_multiple_of(block_size),
+            blocks: if usable {
+                (len >> block_size.trailing_zeros()) as u64
+            } else {
+                0
+            },
+            whole_blocks: usable && len != 0 && len & (block_size - 1) == 0,
         }
     }
 

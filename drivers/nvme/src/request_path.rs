@@ -39,11 +39,14 @@
 //!    against the namespace (length, range, write permission, zone
 //!    boundary, support), before anything reaches the device; then how
 //!    many commands the transfer limit makes of it (one, for 4 KiB).
-//! 5. `IoQueue::claim`: a request record (`in_flight::Requests`) and a
-//!    free slot per command (`QueuePair::alloc_slot`), each with its PRPs
-//!    (`prp::contiguous` over the buffer's physical range, the slot's PRP
-//!    list page when it spans more than two pages); a failure gives all of
-//!    it back, and the buffer goes back to the caller in `Rejected`.
+//! 5. `IoQueue::submit_one` (one command): a request record
+//!    (`in_flight::Requests::claim`), a free slot (`QueuePair::alloc_slot`)
+//!    and its PRPs (`prp::contiguous` over the buffer's physical range,
+//!    the slot's PRP list page when it spans more than two pages); a
+//!    failure gives them back, and the buffer goes back to the caller in
+//!    `Rejected`. A request over the transfer limit takes `IoQueue::claim`
+//!    instead: a slot per command, all prepared before the first entry is
+//!    written.
 //! 6. `request::deadline_ns`: the deadline, computed in this one place.
 //! 7. `Request::entry` (`SubmissionEntry::read`): the command.
 //! 8. `QueuePair::push`: the one place that writes an entry into a

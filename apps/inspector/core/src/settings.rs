@@ -13,6 +13,7 @@
 //! | `bench_ms`     | duration of each benchmark job in milliseconds    | `1000`  |
 //! | `bench_jobs`   | comma list of benchmark jobs (fio names such as `randread-4k-qd1`), or `all` | the short five |
 //! | `bench_unowned_reads` | `yes`: run the benchmark's read jobs also on namespaces the image does not own (reads only; write jobs are skipped there) | `no` |
+//! | `bench_all_namespaces` | `yes`: run each benchmark job on every namespace it may use at once, each with its own queue, one row per namespace and a `sum` row | `no` |
 //! | `soak_ms`      | duration of the soak (mixed verified I/O)         | `10000` |
 //! | `soak_span`    | bytes the soak covers                             | `64M`   |
 //! | `linger_ms`    | keep the final screen this long before exiting QEMU (a byte on serial ends it early) | `0` |
@@ -52,6 +53,8 @@ pub struct Settings {
     pub bench_jobs: Vec<String>,
     /// Run the benchmark's read jobs on namespaces that are not owned.
     pub bench_unowned_reads: bool,
+    /// Run each benchmark job on every namespace at once.
+    pub bench_all_namespaces: bool,
     /// Milliseconds of soak.
     pub soak_ms: u64,
     /// Bytes the soak covers.
@@ -79,6 +82,7 @@ impl Default for Settings {
             bench_ms: 1000,
             bench_jobs: Vec::new(),
             bench_unowned_reads: false,
+            bench_all_namespaces: false,
             soak_ms: 10_000,
             soak_span: 64 << 20,
             linger_ms: 0,
@@ -102,6 +106,14 @@ fn parse_size(text: &str) -> Option<u64> {
         _ => return None,
     };
     digits.parse::<u64>().ok()?.checked_mul(1 << shift)
+}
+
+fn parse_bool(text: &str) -> Option<bool> {
+    match text {
+        "yes" | "true" | "1" => Some(true),
+        "no" | "false" | "0" => Some(false),
+        _ => None,
+    }
 }
 
 impl Settings {
@@ -172,17 +184,12 @@ impl Settings {
                     }
                     ok
                 }
-                "bench_unowned_reads" => match value {
-                    "yes" | "true" | "1" => {
-                        settings.bench_unowned_reads = true;
-                        true
-                    }
-                    "no" | "false" | "0" => {
-                        settings.bench_unowned_reads = false;
-                        true
-                    }
-                    _ => false,
-                },
+                "bench_unowned_reads" => parse_bool(value)
+                    .map(|v| settings.bench_unowned_reads = v)
+                    .is_some(),
+                "bench_all_namespaces" => parse_bool(value)
+                    .map(|v| settings.bench_all_namespaces = v)
+                    .is_some(),
                 "soak_ms" => value.parse().map(|v| settings.soak_ms = v).is_ok(),
                 "soak_span" => parse_size(value).map(|v| settings.soak_span = v).is_some(),
                 "linger_ms" => value.parse().map(|v| settings.linger_ms = v).is_ok(),
@@ -241,10 +248,16 @@ mod tests {
         assert_eq!(s.bench_jobs, ["randread-4k-qd1", "write-128k-qd8"]);
         assert!(s.bench_unowned_reads);
         assert!(s.warnings.is_empty(), "{:?}", s.warnings);
-        let s = Settings::parse(b"bench_jobs = all\nbench_unowned_reads = maybe\nbench_jobs = ,\n");
+        assert!(!s.bench_all_namespaces);
+        let s = Settings::parse(
+            b"bench_jobs = all\nbench_unowned_reads = maybe\nbench_jobs = ,\nbench_all_namespaces = yes\n",
+        );
         assert_eq!(s.bench_jobs, ["all"]);
-        assert!(!s.bench_unowned_reads);
+        assert!(!s.bench_unowned_reads && s.bench_all_namespaces);
         assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
+        let s = Settings::parse(b"bench_all_namespaces = both\n");
+        assert!(!s.bench_all_namespaces);
+        assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
     }
 
     #[test]

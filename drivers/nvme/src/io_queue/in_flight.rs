@@ -152,7 +152,8 @@ impl Requests {
         }
     }
 
-    /// One command of request `id` completed with `status`: if it was the
+    /// One command of request `id` completed (`outcome`: its status if not
+    /// success): if it was the
     /// last one and the request was not reported yet, reports its
     /// completion to `on_complete` and returns true (a reported request's
     /// buffer is freed here).
@@ -160,7 +161,7 @@ impl Requests {
     pub(super) fn part_done(
         &mut self,
         id: u16,
-        status: Status,
+        outcome: Result<(), Status>,
         shared: &Shared,
         returned: &Returned,
         on_complete: &mut impl FnMut(Completion),
@@ -168,7 +169,10 @@ impl Requests {
         let Some(r) = self.records.get_mut(usize::from(id)).filter(|r| r.active) else {
             return false;
         };
-        if !status.is_success() && r.result.is_ok() && !r.reported {
+        if let Err(status) = outcome
+            && r.result.is_ok()
+            && !r.reported
+        {
             let error = Error::Device(status);
             r.result = Err(if r.op.writes() {
                 shared.after_write_error(r.namespace, error)

@@ -349,6 +349,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
 
     /// A read or write: checked, split into commands at the transfer limit,
     /// the buffer lent to the device; refused with the buffer back.
+    #[inline]
     fn submit_transfer(
         &mut self,
         ns: &Namespace,

@@ -23,6 +23,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
     /// controller is recovered, and then the queue frees the buffer. After
     /// a controller reset, every request in flight is reported as `Reset`
     /// with its buffer; after shutdown, as `ShutDown` without it (leaked).
+    #[inline]
     pub fn poll(&mut self, mut on_complete: impl FnMut(Completion)) -> usize {
         let shut_down = self.shared.shut_down.load(Ordering::Acquire);
         let generation = self.shared.generation.load(Ordering::Acquire);
@@ -57,9 +58,14 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
                     if was_timed_out {
                         self.timed_out = self.timed_out.saturating_sub(1);
                     }
+                    let outcome = if entry.status.is_success() {
+                        Ok(())
+                    } else {
+                        Err(entry.status)
+                    };
                     if self.requests.part_done(
                         s.request,
-                        entry.status,
+                        outcome,
                         &self.shared,
                         &returned,
                         &mut on_complete,
