@@ -60,7 +60,9 @@ pub(super) struct Book {
     /// through, freed tags go to it alone and nobody else submits.
     blocked: Option<u64>,
     stuck: usize,
-    /// Wakers to wake once the state is released, in order.
+    /// The oldest waker to wake once the state is released (usually the
+    /// only one: no queue operation for it), then the others in order.
+    wake_first: Option<Waker>,
     to_wake: VecDeque<Waker>,
 }
 
@@ -78,13 +80,23 @@ impl Book {
     /// The next waker to wake, if any.
     #[inline]
     pub(super) fn next_to_wake(&mut self) -> Option<Waker> {
-        self.to_wake.pop_front()
+        self.wake_first.take().or_else(|| self.to_wake.pop_front())
+    }
+
+    /// Queues `waker` to be woken once the state is released.
+    #[inline]
+    fn push_to_wake(&mut self, waker: Waker) {
+        if self.wake_first.is_none() && self.to_wake.is_empty() {
+            self.wake_first = Some(waker);
+        } else {
+            self.to_wake.push_back(waker);
+        }
     }
 
     /// Whether a waker waits to be woken.
     #[inline]
     pub(super) fn has_to_wake(&self) -> bool {
-        !self.to_wake.is_empty()
+        self.wake_first.is_some() || !self.to_wake.is_empty()
     }
 
     /// Whether a tag is stuck (see [`Self::unstick`]).
@@ -106,6 +118,7 @@ impl Book {
             next_ticket: 0,
             blocked: None,
             stuck: 0,
+            wake_first: None,
             to_wake: VecDeque::with_capacity(depth),
         }
     }
@@ -135,7 +148,7 @@ impl Book {
         match next.and_then(|i| self.waiters.remove(i)) {
             Some(w) => {
                 self.granted.push((w.ticket, tag));
-                self.to_wake.push_back(w.waker);
+                self.push_to_wake(w.waker);
             }
             None => self.free.push(tag),
         }
@@ -288,7 +301,7 @@ impl Book {
                 stuck,
             };
             if let Some(w) = waker {
-                self.to_wake.push_back(w);
+                self.push_to_wake(w);
             }
         }
     }
@@ -326,6 +339,17 @@ impl Book {
             self.stuck += 1;
         } else {
             self.release(tag);
+        }
+    }
+
+    /// As [`Self::retire`], for a tag its future just set free (taking
+    /// its result): in the common case it only goes back on the free list.
+    #[inline]
+    pub(super) fn retire_taken(&mut self, tag: u16, stuck: bool) {
+        if !stuck && self.blocked.is_none() && self.waiters.is_empty() {
+            self.free.push(tag);
+        } else {
+            self.retire(tag, stuck);
         }
     }
 

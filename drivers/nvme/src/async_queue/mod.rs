@@ -413,7 +413,7 @@ fn collect(
             buffer,
             stuck,
         } => {
-            book.retire(tag, stuck);
+            book.retire_taken(tag, stuck);
             Poll::Ready(result.map(|()| buffer))
         }
         other => {
