@@ -64,37 +64,33 @@ struct Inner<R: RegisterAccess, C: Clock> {
     book: Book,
 }
 
-/// Submits `op` under `tag` to `raw`. On refusal the error and the buffer
-/// (if the request carried one) come back; nothing reached the device.
+/// Submits `op` under `tag` to `raw`, with the request's buffer (if it
+/// carries one). On refusal the error comes back and the buffer is put
+/// back in `buffer`; nothing reached the device.
 fn submit<R: RegisterAccess, C: Clock>(
     raw: &mut IoQueue<R, C>,
     ns: &Namespace,
     op: Op,
-    buffer: Option<DmaBuffer>,
+    buffer: &mut Option<DmaBuffer>,
     tag: u16,
-) -> Result<(), (Error, Option<DmaBuffer>)> {
+) -> Result<(), Error> {
     let t = u64::from(tag);
-    match (op, buffer) {
-        (Op::Read { lba }, Some(b)) => raw.submit_read(ns, lba, b, t).map_err(rejected),
-        (Op::Write { lba, fua: false }, Some(b)) => {
-            raw.submit_write(ns, lba, b, t).map_err(rejected)
+    let transfer = match op {
+        Op::Flush => return raw.submit_flush(ns, t),
+        Op::WriteZeroes { lba, blocks } => return raw.submit_write_zeroes(ns, lba, blocks, t),
+        Op::Discard { lba, blocks } => return raw.submit_discard(ns, lba, blocks, t),
+        Op::Read { lba } => buffer.take().map(|b| raw.submit_read(ns, lba, b, t)),
+        Op::Write { lba, fua: false } => buffer.take().map(|b| raw.submit_write(ns, lba, b, t)),
+        Op::Write { lba, fua: true } => buffer.take().map(|b| raw.submit_write_fua(ns, lba, b, t)),
+    };
+    match transfer {
+        Some(Ok(())) => Ok(()),
+        Some(Err(Rejected { error, buffer: b })) => {
+            *buffer = Some(b);
+            Err(error)
         }
-        (Op::Write { lba, fua: true }, Some(b)) => {
-            raw.submit_write_fua(ns, lba, b, t).map_err(rejected)
-        }
-        (Op::Flush, _) => raw.submit_flush(ns, t).map_err(|e| (e, None)),
-        (Op::WriteZeroes { lba, blocks }, _) => raw
-            .submit_write_zeroes(ns, lba, blocks, t)
-            .map_err(|e| (e, None)),
-        (Op::Discard { lba, blocks }, _) => raw
-            .submit_discard(ns, lba, blocks, t)
-            .map_err(|e| (e, None)),
-        (Op::Read { .. } | Op::Write { .. }, None) => Err((Error::InvalidLength, None)),
+        None => Err(Error::InvalidLength),
     }
-}
-
-fn rejected(r: Rejected) -> (Error, Option<DmaBuffer>) {
-    (r.error, Some(r.buffer))
 }
 
 /// A clonable `async` handle over one [`IoQueue`] (see the module
@@ -308,7 +304,14 @@ struct Request<R: RegisterAccess, C: Clock> {
 }
 
 impl<R: RegisterAccess, C: Clock> Request<R, C> {
-    fn poll_request(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<DmaBuffer>, Error>> {
+    /// Polls the request; `finish` makes its output from its result and
+    /// the buffer that came back.
+    #[inline]
+    fn poll_request<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        finish: Finish<T>,
+    ) -> Poll<Result<T, Error>> {
         let Request {
             queue,
             ns,
@@ -322,7 +325,7 @@ impl<R: RegisterAccess, C: Clock> Request<R, C> {
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             };
-            let poll = step(&mut inner, ns, *op, buffer, phase, cx);
+            let poll = step(&mut inner, ns, *op, buffer, phase, cx, finish);
             (poll, inner.book.has_to_wake())
         };
         if wake {
@@ -332,19 +335,24 @@ impl<R: RegisterAccess, C: Clock> Request<R, C> {
     }
 }
 
+/// How a request's output is made from its result and returned buffer.
+type Finish<T> = fn(Result<(), Error>, Option<DmaBuffer>) -> Result<T, Error>;
+
 /// One step of a request's state machine with the queue's state borrowed.
-fn step<R: RegisterAccess, C: Clock>(
+#[inline]
+fn step<R: RegisterAccess, C: Clock, T>(
     inner: &mut Inner<R, C>,
     ns: &Namespace,
     op: Op,
     buffer: &mut Option<DmaBuffer>,
     phase: &mut Phase,
     cx: &mut Context<'_>,
-) -> Poll<Result<Option<DmaBuffer>, Error>> {
+    finish: Finish<T>,
+) -> Poll<Result<T, Error>> {
     let Inner { raw, book } = inner;
     let (tag, ticket) = match *phase {
         // The common case first: a request in flight.
-        Phase::InFlight { tag } => return collect(book, tag, phase, cx),
+        Phase::InFlight { tag } => return collect(book, tag, phase, cx, finish),
         Phase::Start => match book.take_tag() {
             Some(tag) => (tag, None),
             None => {
@@ -360,7 +368,7 @@ fn step<R: RegisterAccess, C: Clock>(
         },
         Phase::Finished => return Poll::Ready(Err(Error::UnknownCommandId)),
     };
-    match submit(raw, ns, op, buffer.take(), tag) {
+    match submit(raw, ns, op, buffer, tag) {
         Ok(()) => {
             // The completion cannot be in before the next walk of the
             // completion queue: the waker is kept now, and that is all.
@@ -370,14 +378,15 @@ fn step<R: RegisterAccess, C: Clock>(
         }
         // Not enough free slots for a request of several commands: it
         // waits, blocking the line, for the tags completions free.
-        Err((Error::QueueFull, refused)) if raw.in_flight() > 0 => {
-            *buffer = refused;
+        Err(Error::QueueFull) if raw.in_flight() > 0 => {
             *phase = Phase::Waiting {
                 ticket: book.refused(ticket, tag, cx.waker()),
             };
             Poll::Pending
         }
-        Err((error, _buffer)) => {
+        Err(error) => {
+            // The buffer is freed.
+            *buffer = None;
             book.release(tag);
             if let Some(t) = ticket {
                 book.leave(t);
@@ -390,12 +399,14 @@ fn step<R: RegisterAccess, C: Clock>(
 
 /// The result of the request in flight under `tag`, or its waker
 /// registered (a clone only when the task polling is another one).
-fn collect(
+#[inline]
+fn collect<T>(
     book: &mut Book,
     tag: u16,
     phase: &mut Phase,
     cx: &mut Context<'_>,
-) -> Poll<Result<Option<DmaBuffer>, Error>> {
+    finish: Finish<T>,
+) -> Poll<Result<T, Error>> {
     let Some(t) = book.tags.get_mut(usize::from(tag)) else {
         *phase = Phase::Finished;
         return Poll::Ready(Err(Error::UnknownCommandId));
@@ -414,7 +425,7 @@ fn collect(
             stuck,
         } => {
             book.retire_taken(tag, stuck);
-            Poll::Ready(result.map(|()| buffer))
+            Poll::Ready(finish(result, buffer))
         }
         other => {
             *t = other;
@@ -461,12 +472,11 @@ impl<R: RegisterAccess, C: Clock> Future for Transfer<R, C> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.get_mut()
             .0
-            .poll_request(cx)
-            .map(|result| match result {
-                Ok(Some(buffer)) => Ok(buffer),
+            .poll_request(cx, |result, buffer| match (result, buffer) {
+                (Ok(()), Some(buffer)) => Ok(buffer),
                 // The raw queue hands every successful transfer's buffer back.
-                Ok(None) => Err(Error::Dma),
-                Err(e) => Err(e),
+                (Ok(()), None) => Err(Error::Dma),
+                (Err(e), _) => Err(e),
             })
     }
 }
@@ -479,7 +489,7 @@ impl<R: RegisterAccess, C: Clock> Future for Command<R, C> {
     type Output = Result<(), Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.get_mut().0.poll_request(cx).map(|r| r.map(|_| ()))
+        self.get_mut().0.poll_request(cx, |result, _| result)
     }
 }
 
