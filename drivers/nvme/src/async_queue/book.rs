@@ -22,23 +22,45 @@ use alloc::vec::Vec;
 use core::task::Waker;
 
 /// Where one tag (one slot's worth of request) stands.
-pub(super) enum Tag {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Stage {
     /// Free, on the free list or handed to a waiter.
     Free,
-    /// Submitted; `abandoned` once its future was dropped.
-    InFlight {
-        waker: Option<Waker>,
-        abandoned: bool,
-    },
+    /// Submitted.
+    InFlight,
     /// Completed, its result not yet taken by the future.
-    Done {
-        result: Result<(), Error>,
-        buffer: Option<DmaBuffer>,
-        stuck: bool,
-    },
+    Done,
     /// Reported (timed out) while the device may still own the slot: out
     /// of use until the raw queue no longer needs recovery.
     Stuck,
+}
+
+/// One tag: its stage and what goes with it, each field changed in place
+/// (no whole value moved on the way from submission to result).
+pub(super) struct Tag {
+    pub(super) stage: Stage,
+    /// In flight: its future was dropped.
+    pub(super) abandoned: bool,
+    /// Done: reported past its deadline (the device may own the slot).
+    pub(super) stuck: bool,
+    /// In flight: the waker of its future.
+    pub(super) waker: Option<Waker>,
+    /// Done: the result, and the buffer back, until the future takes them.
+    pub(super) result: Result<(), Error>,
+    pub(super) buffer: Option<DmaBuffer>,
+}
+
+impl Tag {
+    fn free() -> Tag {
+        Tag {
+            stage: Stage::Free,
+            abandoned: false,
+            stuck: false,
+            waker: None,
+            result: Ok(()),
+            buffer: None,
+        }
+    }
 }
 
 /// A request waiting for a tag.
@@ -109,7 +131,7 @@ impl Book {
     pub(super) fn new(depth: usize) -> Book {
         let depth = depth.min(usize::from(u16::MAX));
         let mut tags = Vec::with_capacity(depth);
-        tags.resize_with(depth, || Tag::Free);
+        tags.resize_with(depth, Tag::free);
         Book {
             tags,
             free: (0..depth as u16).rev().collect(),
@@ -128,7 +150,7 @@ impl Book {
     #[inline]
     pub(super) fn release(&mut self, tag: u16) {
         if let Some(t) = self.tags.get_mut(usize::from(tag)) {
-            *t = Tag::Free;
+            t.stage = Stage::Free;
         }
         if self.blocked.is_none() && self.waiters.is_empty() {
             // The common case: nobody waits.
@@ -235,7 +257,7 @@ impl Book {
     /// Puts `tag` back on the free list without handing it to a waiter.
     fn set_aside(&mut self, tag: u16) {
         if let Some(t) = self.tags.get_mut(usize::from(tag)) {
-            *t = Tag::Free;
+            t.stage = Stage::Free;
         }
         self.free.push(tag);
     }
@@ -260,10 +282,9 @@ impl Book {
     #[inline]
     pub(super) fn sent(&mut self, tag: u16, ticket: Option<u64>, waker: &Waker) {
         if let Some(t) = self.tags.get_mut(usize::from(tag)) {
-            *t = Tag::InFlight {
-                waker: Some(waker.clone()),
-                abandoned: false,
-            };
+            t.stage = Stage::InFlight;
+            t.abandoned = false;
+            t.waker = Some(waker.clone());
         }
         if ticket.is_some() && self.blocked == ticket {
             self.blocked = None;
@@ -287,22 +308,21 @@ impl Book {
             return;
         };
         // Anything but one of ours in flight is left as it was.
-        if let Tag::InFlight { waker, abandoned } = t {
-            if *abandoned {
-                // Nobody waits: the buffer (if it came back) is freed here.
-                drop(c.buffer);
-                self.retire(tag, stuck);
-                return;
-            }
-            let waker = waker.take();
-            *t = Tag::Done {
-                result: c.result,
-                buffer: c.buffer,
-                stuck,
-            };
-            if let Some(w) = waker {
-                self.push_to_wake(w);
-            }
+        if t.stage != Stage::InFlight {
+            return;
+        }
+        if t.abandoned {
+            // Nobody waits: the buffer (if it came back) is freed here.
+            drop(c.buffer);
+            self.retire(tag, stuck);
+            return;
+        }
+        t.stage = Stage::Done;
+        t.stuck = stuck;
+        t.result = c.result;
+        t.buffer = c.buffer;
+        if let Some(w) = t.waker.take() {
+            self.push_to_wake(w);
         }
     }
 
@@ -314,18 +334,19 @@ impl Book {
         let Some(t) = self.tags.get_mut(usize::from(tag)) else {
             return;
         };
-        match t {
-            Tag::InFlight { waker, abandoned } => {
-                *waker = None;
-                *abandoned = true;
+        match t.stage {
+            Stage::InFlight => {
+                t.waker = None;
+                t.abandoned = true;
             }
-            Tag::Done { stuck, .. } => {
-                let stuck = *stuck;
+            Stage::Done => {
                 // Its buffer is freed here.
-                *t = Tag::Free;
+                t.buffer = None;
+                t.stage = Stage::Free;
+                let stuck = t.stuck;
                 self.retire(tag, stuck);
             }
-            Tag::Free | Tag::Stuck => {}
+            Stage::Free | Stage::Stuck => {}
         }
     }
 
@@ -334,7 +355,7 @@ impl Book {
     pub(super) fn retire(&mut self, tag: u16, stuck: bool) {
         if stuck {
             if let Some(t) = self.tags.get_mut(usize::from(tag)) {
-                *t = Tag::Stuck;
+                t.stage = Stage::Stuck;
             }
             self.stuck += 1;
         } else {
@@ -361,7 +382,7 @@ impl Book {
         }
         self.stuck = 0;
         for tag in 0..self.tags.len() {
-            if matches!(self.tags.get(tag), Some(Tag::Stuck)) {
+            if self.tags.get(tag).is_some_and(|t| t.stage == Stage::Stuck) {
                 // Tags are numbered below the queue depth, within u16.
                 self.release(tag as u16);
             }

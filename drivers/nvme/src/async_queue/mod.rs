@@ -42,7 +42,7 @@ use crate::hal::{Clock, DmaBuffer, RegisterAccess};
 use crate::io_queue::{IoQueue, Rejected};
 use crate::namespace::Namespace;
 use alloc::rc::Rc;
-use book::{Book, Tag};
+use book::{Book, Stage};
 use core::cell::RefCell;
 use core::fmt;
 use core::future::Future;
@@ -411,24 +411,22 @@ fn collect<T>(
         *phase = Phase::Finished;
         return Poll::Ready(Err(Error::UnknownCommandId));
     };
-    if let Tag::InFlight { waker, .. } = t {
-        if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            *waker = Some(cx.waker().clone());
+    match t.stage {
+        Stage::InFlight => {
+            if !t.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                t.waker = Some(cx.waker().clone());
+            }
+            Poll::Pending
         }
-        return Poll::Pending;
-    }
-    *phase = Phase::Finished;
-    match core::mem::replace(t, Tag::Free) {
-        Tag::Done {
-            result,
-            buffer,
-            stuck,
-        } => {
+        Stage::Done => {
+            *phase = Phase::Finished;
+            t.stage = Stage::Free;
+            let (result, buffer, stuck) = (t.result, t.buffer.take(), t.stuck);
             book.retire_taken(tag, stuck);
             Poll::Ready(finish(result, buffer))
         }
-        other => {
-            *t = other;
+        Stage::Free | Stage::Stuck => {
+            *phase = Phase::Finished;
             Poll::Ready(Err(Error::UnknownCommandId))
         }
     }
