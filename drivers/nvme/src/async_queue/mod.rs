@@ -319,18 +319,20 @@ impl<R: RegisterAccess, C: Clock> Request<R, C> {
             buffer,
             phase,
         } = self;
-        let (poll, wake) = {
+        let poll = {
             let Ok(mut inner) = queue.inner.try_borrow_mut() else {
                 // Only a waker polling from inside the queue gets here.
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             };
             let poll = step(&mut inner, ns, *op, buffer, phase, cx, finish);
-            (poll, inner.book.has_to_wake())
+            if !inner.book.has_to_wake() {
+                // The common case: nothing to wake.
+                return poll;
+            }
+            poll
         };
-        if wake {
-            queue.wake();
-        }
+        queue.wake();
         poll
     }
 }
