@@ -94,8 +94,44 @@ impl fmt::Display for ExecutorError {
     }
 }
 
-/// The tasks woken since they were last polled, by slot number.
-type RunQueue = Mutex<VecDeque<usize>>;
+/// The tasks woken since they were last polled, by slot number, and
+/// whether there is any: the idle loop reads the flag, a plain load,
+/// rather than taking the lock on every turn.
+struct RunQueue {
+    slots: Mutex<VecDeque<usize>>,
+    any: AtomicBool,
+}
+
+impl RunQueue {
+    fn new() -> RunQueue {
+        RunQueue {
+            slots: Mutex::new(VecDeque::new()),
+            any: AtomicBool::new(false),
+        }
+    }
+
+    fn push(&self, slot: usize) {
+        self.slots.lock().push_back(slot);
+        self.any.store(true, Ordering::Release);
+    }
+
+    /// Moves every queued slot to `round`; false when there was none.
+    fn take_into(&self, round: &mut Vec<usize>) -> bool {
+        if !self.any.load(Ordering::Acquire) {
+            return false;
+        }
+        // Cleared before the queue is emptied: a slot pushed after this
+        // sets it again.
+        self.any.store(false, Ordering::Release);
+        let mut slots = self.slots.lock();
+        round.extend(slots.drain(..));
+        !round.is_empty()
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.any.load(Ordering::Acquire) && self.slots.lock().is_empty()
+    }
+}
 
 /// What a waker holds: the task's slot and whether it is already queued.
 struct Header {
@@ -130,7 +166,7 @@ impl Wake for Header {
             return;
         }
         if let Some(slot) = self.slot {
-            self.run_queue.lock().push_back(slot);
+            self.run_queue.push(slot);
         }
     }
 }
@@ -297,7 +333,7 @@ impl Executor {
             inner: Rc::new(Inner {
                 slots: RefCell::new(Vec::new()),
                 free: RefCell::new(Vec::new()),
-                run_queue: Arc::new(Mutex::new(VecDeque::new())),
+                run_queue: Arc::new(RunQueue::new()),
                 round: RefCell::new(Vec::new()),
                 pollers: RefCell::new(Vec::new()),
                 running: Cell::new(false),
@@ -345,7 +381,7 @@ impl Executor {
         slots.push(Slot::new(index, self.inner.run_queue.clone(), Some(task)));
         // Each slot is queued at most once at a time (its scheduled flag),
         // so waking never grows the queue.
-        let mut run_queue = self.inner.run_queue.lock();
+        let mut run_queue = self.inner.run_queue.slots.lock();
         let queued = run_queue.len();
         run_queue.reserve(slots.len() - queued);
         index
@@ -408,7 +444,7 @@ impl Executor {
             if ran || main.scheduled.load(Ordering::Acquire) {
                 continue;
             }
-            if !polled && self.inner.run_queue.lock().is_empty() {
+            if !polled && self.inner.run_queue.is_empty() {
                 return Err(ExecutorError::Stalled);
             }
             self.inner.idle_steps.set(self.inner.idle_steps.get() + 1);
@@ -423,12 +459,8 @@ impl Executor {
         let Ok(mut round) = self.inner.round.try_borrow_mut() else {
             return false;
         };
-        {
-            let mut run_queue = self.inner.run_queue.lock();
-            if run_queue.is_empty() {
-                return false;
-            }
-            round.extend(run_queue.drain(..));
+        if !self.inner.run_queue.take_into(&mut round) {
+            return false;
         }
         let mut ran = false;
         for &index in round.iter() {
