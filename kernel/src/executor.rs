@@ -428,7 +428,8 @@ impl Executor {
         main.scheduled.store(true, Ordering::Release);
         let main_waker = Waker::from(main.clone());
         loop {
-            if main.scheduled.load(Ordering::Acquire) && main.scheduled.swap(false, Ordering::AcqRel)
+            if main.scheduled.load(Ordering::Acquire)
+                && main.scheduled.swap(false, Ordering::AcqRel)
             {
                 self.inner.polls.set(self.inner.polls.get() + 1);
                 if let Poll::Ready(output) =
