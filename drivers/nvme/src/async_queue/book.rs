@@ -105,13 +105,15 @@ impl Book {
         self.wake_first.take().or_else(|| self.to_wake.pop_front())
     }
 
-    /// Queues `waker` to be woken once the state is released.
+    /// Queues `waker` to be woken once the state is released, unless the
+    /// last one queued wakes the same task (several requests of one task
+    /// completing together wake it once).
     #[inline]
     fn push_to_wake(&mut self, waker: Waker) {
-        if self.wake_first.is_none() && self.to_wake.is_empty() {
-            self.wake_first = Some(waker);
-        } else {
-            self.to_wake.push_back(waker);
+        match self.to_wake.back().or(self.wake_first.as_ref()) {
+            None => self.wake_first = Some(waker),
+            Some(last) if last.will_wake(&waker) => {}
+            Some(_) => self.to_wake.push_back(waker),
         }
     }
 
