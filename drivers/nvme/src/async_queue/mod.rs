@@ -139,6 +139,7 @@ impl<R: RegisterAccess, C: Clock> AsyncQueue<R, C> {
 
     /// Reads `buf.len()` bytes (whole blocks) at `lba` of `ns` into `buf`,
     /// which comes back filled.
+    #[inline]
     pub fn read(&self, ns: &Namespace, lba: u64, buf: DmaBuffer) -> Transfer<R, C> {
         Transfer(self.request(ns, Op::Read { lba }, Some(buf)))
     }
@@ -168,6 +169,7 @@ impl<R: RegisterAccess, C: Clock> AsyncQueue<R, C> {
         Command(self.request(ns, Op::Discard { lba, blocks }, None))
     }
 
+    #[inline]
     fn request(&self, ns: &Namespace, op: Op, buffer: Option<DmaBuffer>) -> Request<R, C> {
         Request {
             queue: self.clone(),
@@ -183,6 +185,7 @@ impl<R: RegisterAccess, C: Clock> AsyncQueue<R, C> {
     /// were handled. Requests past their deadline complete here as
     /// `Timeout`; after a controller reset or shutdown the requests in
     /// flight complete as `Reset` / `ShutDown`.
+    #[inline]
     pub fn poll_completions(&self) -> usize {
         let (n, wake) = {
             let Ok(mut guard) = self.inner.try_borrow_mut() else {
@@ -256,6 +259,7 @@ impl<R: RegisterAccess, C: Clock> AsyncQueue<R, C> {
 
     /// Wakes what the last operation made ready, one waker at a time
     /// with the state released (usually there is none, or one).
+    #[inline]
     fn wake(&self) {
         loop {
             let (next, more) = match self.inner.try_borrow_mut() {
@@ -469,6 +473,7 @@ pub struct Transfer<R: RegisterAccess, C: Clock>(Request<R, C>);
 impl<R: RegisterAccess, C: Clock> Future for Transfer<R, C> {
     type Output = Result<DmaBuffer, Error>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.get_mut()
             .0
@@ -488,6 +493,7 @@ pub struct Command<R: RegisterAccess, C: Clock>(Request<R, C>);
 impl<R: RegisterAccess, C: Clock> Future for Command<R, C> {
     type Output = Result<(), Error>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.get_mut().0.poll_request(cx, |result, _| result)
     }
