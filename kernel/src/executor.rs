@@ -94,8 +94,44 @@ impl fmt::Display for ExecutorError {
     }
 }
 
-/// The tasks woken since they were last polled, by slot number.
-type RunQueue = Mutex<VecDeque<usize>>;
+/// The tasks woken since they were last polled, by slot number, and
+/// whether there is any: the idle loop reads the flag, a plain load,
+/// rather than taking the lock on every turn.
+struct RunQueue {
+    slots: Mutex<VecDeque<usize>>,
+    any: AtomicBool,
+}
+
+impl RunQueue {
+    fn new() -> RunQueue {
+        RunQueue {
+            slots: Mutex::new(VecDeque::new()),
+            any: AtomicBool::new(false),
+        }
+    }
+
+    fn push(&self, slot: usize) {
+        self.slots.lock().push_back(slot);
+        self.any.store(true, Ordering::Release);
+    }
+
+    /// Moves every queued slot to `round`; false when there was none.
+    fn take_into(&self, round: &mut Vec<usize>) -> bool {
+        if !self.any.load(Ordering::Acquire) {
+            return false;
+        }
+        // Cleared before the queue is emptied: a slot pushed after this
+        // sets it again.
+        self.any.store(false, Ordering::Release);
+        let mut slots = self.slots.lock();
+        round.extend(slots.drain(..));
+        !round.is_empty()
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.any.load(Ordering::Acquire) && self.slots.lock().is_empty()
+    }
+}
 
 /// What a waker holds: the task's slot and whether it is already queued.
 struct Header {
@@ -130,7 +166,7 @@ impl Wake for Header {
             return;
         }
         if let Some(slot) = self.slot {
-            self.run_queue.lock().push_back(slot);
+            self.run_queue.push(slot);
         }
     }
 }
@@ -231,13 +267,36 @@ impl<T> fmt::Debug for JoinHandle<T> {
 /// One place for a task.
 struct Slot {
     header: Arc<Header>,
+    /// A waker of `header`, made with it: polling a task clones this `Rc`
+    /// rather than the header's `Arc` (no atomic operation per poll).
+    waker: Rc<Waker>,
     task: Option<Pin<Rc<dyn Runnable>>>,
+}
+
+impl Slot {
+    fn new(index: usize, run_queue: Arc<RunQueue>, task: Option<Pin<Rc<dyn Runnable>>>) -> Slot {
+        let header = Arc::new(Header::new(Some(index), run_queue));
+        let waker = Rc::new(Waker::from(header.clone()));
+        Slot {
+            header,
+            waker,
+            task,
+        }
+    }
+
+    /// Whether a waker other than the slot's own survives.
+    fn waker_escaped(&self) -> bool {
+        Arc::strong_count(&self.header) > 2
+    }
 }
 
 struct Inner {
     slots: RefCell<Vec<Slot>>,
     free: RefCell<Vec<usize>>,
     run_queue: Arc<RunQueue>,
+    /// The tasks of the round being run, taken from the run queue under
+    /// one lock (it grows only while the number of tasks does).
+    round: RefCell<Vec<usize>>,
     pollers: RefCell<Vec<Rc<dyn Poller>>>,
     running: Cell<bool>,
     polls: Cell<u64>,
@@ -274,7 +333,8 @@ impl Executor {
             inner: Rc::new(Inner {
                 slots: RefCell::new(Vec::new()),
                 free: RefCell::new(Vec::new()),
-                run_queue: Arc::new(Mutex::new(VecDeque::new())),
+                run_queue: Arc::new(RunQueue::new()),
+                round: RefCell::new(Vec::new()),
                 pollers: RefCell::new(Vec::new()),
                 running: Cell::new(false),
                 polls: Cell::new(0),
@@ -318,14 +378,12 @@ impl Executor {
             return index;
         }
         let index = slots.len();
-        let header = Arc::new(Header::new(Some(index), self.inner.run_queue.clone()));
-        slots.push(Slot {
-            header,
-            task: Some(task),
-        });
+        slots.push(Slot::new(index, self.inner.run_queue.clone(), Some(task)));
         // Each slot is queued at most once at a time (its scheduled flag),
         // so waking never grows the queue.
-        self.inner.run_queue.lock().reserve(slots.len());
+        let mut run_queue = self.inner.run_queue.slots.lock();
+        let queued = run_queue.len();
+        run_queue.reserve(slots.len() - queued);
         index
     }
 
@@ -370,7 +428,9 @@ impl Executor {
         main.scheduled.store(true, Ordering::Release);
         let main_waker = Waker::from(main.clone());
         loop {
-            if main.scheduled.swap(false, Ordering::AcqRel) {
+            if main.scheduled.load(Ordering::Acquire)
+                && main.scheduled.swap(false, Ordering::AcqRel)
+            {
                 self.inner.polls.set(self.inner.polls.get() + 1);
                 if let Poll::Ready(output) =
                     future.as_mut().poll(&mut Context::from_waker(&main_waker))
@@ -385,7 +445,7 @@ impl Executor {
             if ran || main.scheduled.load(Ordering::Acquire) {
                 continue;
             }
-            if !polled && self.inner.run_queue.lock().is_empty() {
+            if !polled && self.inner.run_queue.is_empty() {
                 return Err(ExecutorError::Stalled);
             }
             self.inner.idle_steps.set(self.inner.idle_steps.get() + 1);
@@ -397,31 +457,36 @@ impl Executor {
     /// waits for the next round, so the idle step is never starved).
     /// Returns whether any task was polled.
     fn run_ready(&self) -> bool {
-        let ready = self.inner.run_queue.lock().len();
+        let Ok(mut round) = self.inner.round.try_borrow_mut() else {
+            return false;
+        };
+        if !self.inner.run_queue.take_into(&mut round) {
+            return false;
+        }
         let mut ran = false;
-        for _ in 0..ready {
-            let Some(index) = self.inner.run_queue.lock().pop_front() else {
-                break;
-            };
+        for &index in round.iter() {
             ran |= self.run_task(index);
         }
+        round.clear();
         ran
     }
 
     /// Polls the task in slot `index` once; frees the slot when it is done.
     fn run_task(&self, index: usize) -> bool {
-        let (header, task) = {
+        let (waker, task) = {
             let slots = self.inner.slots.borrow();
             match slots.get(index) {
                 Some(Slot {
                     header,
+                    waker,
                     task: Some(task),
-                }) => (header.clone(), task.clone()),
+                }) => {
+                    header.scheduled.store(false, Ordering::Release);
+                    (waker.clone(), task.clone())
+                }
                 _ => return false,
             }
         };
-        header.scheduled.store(false, Ordering::Release);
-        let waker = Waker::from(header);
         self.inner.polls.set(self.inner.polls.get() + 1);
         if task
             .as_ref()
@@ -435,11 +500,11 @@ impl Executor {
         let mut slots = self.inner.slots.borrow_mut();
         if let Some(slot) = slots.get_mut(index) {
             slot.task = None;
-            if Arc::strong_count(&slot.header) > 1 {
+            if slot.waker_escaped() {
                 // A waker of the finished task survives: its wakes must not
                 // reach the slot's next task.
                 slot.header.retired.store(true, Ordering::Release);
-                slot.header = Arc::new(Header::new(Some(index), self.inner.run_queue.clone()));
+                *slot = Slot::new(index, self.inner.run_queue.clone(), None);
             } else {
                 slot.header.scheduled.store(false, Ordering::Release);
             }

@@ -114,8 +114,9 @@ fn every_check() -> Result<()> {
 /// (rings and phase tags, PRP lists, Identify and log parsing), pci,
 /// iommu, dma (volatile accesses, custody of lent memory, buffers) and ownership,
 /// and the property tests (the block API over the
-/// simulator, queued requests split at the transfer limit, random
-/// configuration spaces; few cases under Miri). Skipped:
+/// simulator, queued requests split at the transfer limit, the `async`
+/// path's requests, random configuration spaces; few cases under Miri).
+/// Skipped:
 /// the ownership bit-flip sweep and the simulator scenario suites (minutes
 /// each when interpreted).
 pub fn miri_commands() -> Vec<Command> {
@@ -138,6 +139,8 @@ pub fn miri_commands() -> Vec<Command> {
             "props",
             "--test",
             "split_props",
+            "--test",
+            "async_props",
         ]),
         miri(&["--package", "iommu"]),
         miri(&["--package", "dma"]),

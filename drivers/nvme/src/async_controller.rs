@@ -7,7 +7,12 @@
 //! has a request past its deadline (the device lost it, or CSTS.CFS or
 //! all-ones registers were seen at the deadline) it calls
 //! [`Controller::recover`], which resets the controller and recreates its
-//! queues, then polls them again. Each request in flight then completes
+//! queues, then polls them again. A fatal controller (CSTS.CFS) or one
+//! whose registers read as all ones is noticed sooner, without waiting for
+//! a deadline: when the queues have had requests in flight and no
+//! completion for [`HEALTH_CHECK_MS`] by the controller's clock, the poller
+//! reads CSTS once (an MMIO read, so once per such quiet period, never on
+//! every poll) and recovers at once if it says so. Each request in flight then completes
 //! exactly once: with its data, as `Timeout` / `ControllerFatal` (the one
 //! past its deadline) or as `Reset` (the others); requests waiting for a
 //! slot, and later ones, go to the rebuilt queues. A recovery that fails
@@ -32,12 +37,20 @@ use core::fmt;
 /// Failed recoveries in a row after which the controller is shut down.
 pub const MAX_FAILED_RECOVERIES: u32 = 3;
 
+/// Milliseconds without a completion, requests in flight, after which the
+/// poller reads the controller's status (see the module documentation).
+pub const HEALTH_CHECK_MS: u64 = 5;
+
 struct State<R: RegisterAccess, D: DmaAllocator, C: Clock> {
     controller: Controller<R, D, C>,
     queues: Vec<AsyncQueue<R, C>>,
     recoveries: u64,
     failed_recoveries: u32,
     last_recovery_error: Option<Error>,
+    /// Since when (controller clock, ns) requests have been in flight with
+    /// no completion, or the status was last read; `None` while completions
+    /// come or nothing is in flight.
+    quiet_since_ns: Option<u64>,
 }
 
 /// A clonable handle of a controller driven by an executor (see the module
@@ -80,6 +93,7 @@ where
                 recoveries: 0,
                 failed_recoveries: 0,
                 last_recovery_error: None,
+                quiet_since_ns: None,
             })),
         }
     }
@@ -140,7 +154,7 @@ where
     /// completions were handled.
     pub fn poll_completions(&self) -> usize {
         let mut n = self.poll_queues();
-        if self.any_needs_recovery() && self.recover() {
+        if (self.any_needs_recovery() || self.fatal_while_quiet(n)) && self.recover() {
             // Deliver the `Reset`s at once, and free the slots.
             n += self.poll_queues();
         }
@@ -162,6 +176,39 @@ where
             };
             n += queue.poll_completions();
             index += 1;
+        }
+    }
+
+    /// Whether the controller is fatal or gone (or a recovery of it
+    /// failed), read from CSTS once the
+    /// queues have had requests in flight and no completion (`completions`
+    /// is this poll's count) for [`HEALTH_CHECK_MS`], and then once per
+    /// such period.
+    fn fatal_while_quiet(&self, completions: usize) -> bool {
+        let Ok(mut state) = self.state.try_borrow_mut() else {
+            return false;
+        };
+        if completions > 0 || !state.queues.iter().any(|q| q.in_flight() > 0) {
+            state.quiet_since_ns = None;
+            return false;
+        }
+        let now = state.controller.now_ns();
+        match state.quiet_since_ns {
+            None => {
+                state.quiet_since_ns = Some(now);
+                false
+            }
+            Some(since) if now.saturating_sub(since) >= HEALTH_CHECK_MS * 1_000_000 => {
+                state.quiet_since_ns = Some(now);
+                // After a failed recovery the controller is not running:
+                // try again, whatever its status says.
+                let fatal = state.failed_recoveries > 0 || state.controller.is_fatal();
+                if fatal {
+                    log::warn!("nvme: controller fatal with requests in flight");
+                }
+                fatal
+            }
+            Some(_) => false,
         }
     }
 

@@ -22,23 +22,45 @@ use alloc::vec::Vec;
 use core::task::Waker;
 
 /// Where one tag (one slot's worth of request) stands.
-pub(super) enum Tag {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Stage {
     /// Free, on the free list or handed to a waiter.
     Free,
-    /// Submitted; `abandoned` once its future was dropped.
-    InFlight {
-        waker: Option<Waker>,
-        abandoned: bool,
-    },
+    /// Submitted.
+    InFlight,
     /// Completed, its result not yet taken by the future.
-    Done {
-        result: Result<(), Error>,
-        buffer: Option<DmaBuffer>,
-        stuck: bool,
-    },
+    Done,
     /// Reported (timed out) while the device may still own the slot: out
     /// of use until the raw queue no longer needs recovery.
     Stuck,
+}
+
+/// One tag: its stage and what goes with it, each field changed in place
+/// (no whole value moved on the way from submission to result).
+pub(super) struct Tag {
+    pub(super) stage: Stage,
+    /// In flight: its future was dropped.
+    pub(super) abandoned: bool,
+    /// Done: reported past its deadline (the device may own the slot).
+    pub(super) stuck: bool,
+    /// In flight: the waker of its future.
+    pub(super) waker: Option<Waker>,
+    /// Done: the result, and the buffer back, until the future takes them.
+    pub(super) result: Result<(), Error>,
+    pub(super) buffer: Option<DmaBuffer>,
+}
+
+impl Tag {
+    fn free() -> Tag {
+        Tag {
+            stage: Stage::Free,
+            abandoned: false,
+            stuck: false,
+            waker: None,
+            result: Ok(()),
+            buffer: None,
+        }
+    }
 }
 
 /// A request waiting for a tag.
@@ -60,7 +82,9 @@ pub(super) struct Book {
     /// through, freed tags go to it alone and nobody else submits.
     blocked: Option<u64>,
     stuck: usize,
-    /// Wakers to wake once the state is released, in order.
+    /// The oldest waker to wake once the state is released (usually the
+    /// only one: no queue operation for it), then the others in order.
+    wake_first: Option<Waker>,
     to_wake: VecDeque<Waker>,
 }
 
@@ -76,15 +100,40 @@ impl Book {
     }
 
     /// The next waker to wake, if any.
+    #[inline]
     pub(super) fn next_to_wake(&mut self) -> Option<Waker> {
-        self.to_wake.pop_front()
+        self.wake_first.take().or_else(|| self.to_wake.pop_front())
+    }
+
+    /// Queues `waker` to be woken once the state is released, unless the
+    /// last one queued wakes the same task (several requests of one task
+    /// completing together wake it once).
+    #[inline]
+    fn push_to_wake(&mut self, waker: Waker) {
+        match self.to_wake.back().or(self.wake_first.as_ref()) {
+            None => self.wake_first = Some(waker),
+            Some(last) if last.will_wake(&waker) => {}
+            Some(_) => self.to_wake.push_back(waker),
+        }
+    }
+
+    /// Whether a waker waits to be woken.
+    #[inline]
+    pub(super) fn has_to_wake(&self) -> bool {
+        self.wake_first.is_some() || !self.to_wake.is_empty()
+    }
+
+    /// Whether a tag is stuck (see [`Self::unstick`]).
+    #[inline]
+    pub(super) fn has_stuck(&self) -> bool {
+        self.stuck != 0
     }
 
     /// `depth` free tags, and room for as many waiters and wakers.
     pub(super) fn new(depth: usize) -> Book {
         let depth = depth.min(usize::from(u16::MAX));
         let mut tags = Vec::with_capacity(depth);
-        tags.resize_with(depth, || Tag::Free);
+        tags.resize_with(depth, Tag::free);
         Book {
             tags,
             free: (0..depth as u16).rev().collect(),
@@ -93,16 +142,29 @@ impl Book {
             next_ticket: 0,
             blocked: None,
             stuck: 0,
+            wake_first: None,
             to_wake: VecDeque::with_capacity(depth),
         }
     }
 
     /// Gives `tag` to the oldest waiter (to the blocked request only, while
     /// there is one), or back to the free list.
+    #[inline]
     pub(super) fn release(&mut self, tag: u16) {
         if let Some(t) = self.tags.get_mut(usize::from(tag)) {
-            *t = Tag::Free;
+            t.stage = Stage::Free;
         }
+        if self.blocked.is_none() && self.waiters.is_empty() {
+            // The common case: nobody waits.
+            self.free.push(tag);
+        } else {
+            self.hand_over(tag);
+        }
+    }
+
+    /// Gives the free `tag` to the oldest waiter (to the blocked request
+    /// only, while there is one), or back to the free list.
+    fn hand_over(&mut self, tag: u16) {
         let next = match self.blocked {
             Some(ticket) => self.waiters.iter().position(|w| w.ticket == ticket),
             None => (!self.waiters.is_empty()).then_some(0),
@@ -110,7 +172,7 @@ impl Book {
         match next.and_then(|i| self.waiters.remove(i)) {
             Some(w) => {
                 self.granted.push((w.ticket, tag));
-                self.to_wake.push_back(w.waker);
+                self.push_to_wake(w.waker);
             }
             None => self.free.push(tag),
         }
@@ -128,6 +190,7 @@ impl Book {
     }
 
     /// A free tag for a new request, unless older ones wait for one.
+    #[inline]
     pub(super) fn take_tag(&mut self) -> Option<u16> {
         if self.waiters.is_empty() && self.granted.is_empty() && self.blocked.is_none() {
             self.free.pop()
@@ -196,7 +259,7 @@ impl Book {
     /// Puts `tag` back on the free list without handing it to a waiter.
     fn set_aside(&mut self, tag: u16) {
         if let Some(t) = self.tags.get_mut(usize::from(tag)) {
-            *t = Tag::Free;
+            t.stage = Stage::Free;
         }
         self.free.push(tag);
     }
@@ -216,13 +279,14 @@ impl Book {
     }
 
     /// Marks `tag` in flight, after its submission (by `ticket`, if it
-    /// waited: a blocked request going through unblocks the line).
-    pub(super) fn sent(&mut self, tag: u16, ticket: Option<u64>) {
+    /// waited: a blocked request going through unblocks the line), with
+    /// the waker of the future waiting for it.
+    #[inline]
+    pub(super) fn sent(&mut self, tag: u16, ticket: Option<u64>, waker: &Waker) {
         if let Some(t) = self.tags.get_mut(usize::from(tag)) {
-            *t = Tag::InFlight {
-                waker: None,
-                abandoned: false,
-            };
+            t.stage = Stage::InFlight;
+            t.abandoned = false;
+            t.waker = Some(waker.clone());
         }
         if ticket.is_some() && self.blocked == ticket {
             self.blocked = None;
@@ -231,6 +295,7 @@ impl Book {
     }
 
     /// Hands one completion to its tag.
+    #[inline]
     pub(super) fn complete(&mut self, c: Completion) {
         let Ok(tag) = u16::try_from(c.tag) else {
             return;
@@ -244,43 +309,70 @@ impl Book {
         let Some(t) = self.tags.get_mut(usize::from(tag)) else {
             return;
         };
-        match core::mem::replace(t, Tag::Free) {
-            Tag::InFlight {
-                waker,
-                abandoned: false,
-            } => {
-                *t = Tag::Done {
-                    result: c.result,
-                    buffer: c.buffer,
-                    stuck,
-                };
-                if let Some(w) = waker {
-                    self.to_wake.push_back(w);
-                }
+        // Anything but one of ours in flight is left as it was.
+        if t.stage != Stage::InFlight {
+            return;
+        }
+        if t.abandoned {
+            // Nobody waits: the buffer (if it came back) is freed here.
+            drop(c.buffer);
+            self.retire(tag, stuck);
+            return;
+        }
+        t.stage = Stage::Done;
+        t.stuck = stuck;
+        t.result = c.result;
+        t.buffer = c.buffer;
+        if let Some(w) = t.waker.take() {
+            self.push_to_wake(w);
+        }
+    }
+
+    /// The future of the request in flight under `tag` was dropped: a
+    /// request still with the device is marked abandoned (the queue keeps
+    /// its buffer until the completion, and frees it then); a finished one
+    /// gives its tag back.
+    pub(super) fn abandon(&mut self, tag: u16) {
+        let Some(t) = self.tags.get_mut(usize::from(tag)) else {
+            return;
+        };
+        match t.stage {
+            Stage::InFlight => {
+                t.waker = None;
+                t.abandoned = true;
             }
-            Tag::InFlight {
-                abandoned: true, ..
-            } => {
-                // Nobody waits: the buffer (if it came back) is freed here.
-                drop(c.buffer);
+            Stage::Done => {
+                // Its buffer is freed here.
+                t.buffer = None;
+                t.stage = Stage::Free;
+                let stuck = t.stuck;
                 self.retire(tag, stuck);
             }
-            other => {
-                // Not one of ours in flight: leave the tag as it was.
-                *t = other;
-            }
+            Stage::Free | Stage::Stuck => {}
         }
     }
 
     /// A finished tag goes back into use, or out of use while stuck.
+    #[inline]
     pub(super) fn retire(&mut self, tag: u16, stuck: bool) {
         if stuck {
             if let Some(t) = self.tags.get_mut(usize::from(tag)) {
-                *t = Tag::Stuck;
+                t.stage = Stage::Stuck;
             }
             self.stuck += 1;
         } else {
             self.release(tag);
+        }
+    }
+
+    /// As [`Self::retire`], for a tag its future just set free (taking
+    /// its result): in the common case it only goes back on the free list.
+    #[inline]
+    pub(super) fn retire_taken(&mut self, tag: u16, stuck: bool) {
+        if !stuck && self.blocked.is_none() && self.waiters.is_empty() {
+            self.free.push(tag);
+        } else {
+            self.retire(tag, stuck);
         }
     }
 
@@ -292,7 +384,7 @@ impl Book {
         }
         self.stuck = 0;
         for tag in 0..self.tags.len() {
-            if matches!(self.tags.get(tag), Some(Tag::Stuck)) {
+            if self.tags.get(tag).is_some_and(|t| t.stage == Stage::Stuck) {
                 // Tags are numbered below the queue depth, within u16.
                 self.release(tag as u16);
             }

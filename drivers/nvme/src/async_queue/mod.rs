@@ -42,7 +42,7 @@ use crate::hal::{Clock, DmaBuffer, RegisterAccess};
 use crate::io_queue::{IoQueue, Rejected};
 use crate::namespace::Namespace;
 use alloc::rc::Rc;
-use book::{Book, Tag};
+use book::{Book, Stage};
 use core::cell::RefCell;
 use core::fmt;
 use core::future::Future;
@@ -64,37 +64,33 @@ struct Inner<R: RegisterAccess, C: Clock> {
     book: Book,
 }
 
-/// Submits `op` under `tag` to `raw`. On refusal the error and the buffer
-/// (if the request carried one) come back; nothing reached the device.
+/// Submits `op` under `tag` to `raw`, with the request's buffer (if it
+/// carries one). On refusal the error comes back and the buffer is put
+/// back in `buffer`; nothing reached the device.
 fn submit<R: RegisterAccess, C: Clock>(
     raw: &mut IoQueue<R, C>,
     ns: &Namespace,
     op: Op,
-    buffer: Option<DmaBuffer>,
+    buffer: &mut Option<DmaBuffer>,
     tag: u16,
-) -> Result<(), (Error, Option<DmaBuffer>)> {
+) -> Result<(), Error> {
     let t = u64::from(tag);
-    match (op, buffer) {
-        (Op::Read { lba }, Some(b)) => raw.submit_read(ns, lba, b, t).map_err(rejected),
-        (Op::Write { lba, fua: false }, Some(b)) => {
-            raw.submit_write(ns, lba, b, t).map_err(rejected)
+    let transfer = match op {
+        Op::Flush => return raw.submit_flush(ns, t),
+        Op::WriteZeroes { lba, blocks } => return raw.submit_write_zeroes(ns, lba, blocks, t),
+        Op::Discard { lba, blocks } => return raw.submit_discard(ns, lba, blocks, t),
+        Op::Read { lba } => buffer.take().map(|b| raw.submit_read(ns, lba, b, t)),
+        Op::Write { lba, fua: false } => buffer.take().map(|b| raw.submit_write(ns, lba, b, t)),
+        Op::Write { lba, fua: true } => buffer.take().map(|b| raw.submit_write_fua(ns, lba, b, t)),
+    };
+    match transfer {
+        Some(Ok(())) => Ok(()),
+        Some(Err(Rejected { error, buffer: b })) => {
+            *buffer = Some(b);
+            Err(error)
         }
-        (Op::Write { lba, fua: true }, Some(b)) => {
-            raw.submit_write_fua(ns, lba, b, t).map_err(rejected)
-        }
-        (Op::Flush, _) => raw.submit_flush(ns, t).map_err(|e| (e, None)),
-        (Op::WriteZeroes { lba, blocks }, _) => raw
-            .submit_write_zeroes(ns, lba, blocks, t)
-            .map_err(|e| (e, None)),
-        (Op::Discard { lba, blocks }, _) => raw
-            .submit_discard(ns, lba, blocks, t)
-            .map_err(|e| (e, None)),
-        (Op::Read { .. } | Op::Write { .. }, None) => Err((Error::InvalidLength, None)),
+        None => Err(Error::InvalidLength),
     }
-}
-
-fn rejected(r: Rejected) -> (Error, Option<DmaBuffer>) {
-    (r.error, Some(r.buffer))
 }
 
 /// A clonable `async` handle over one [`IoQueue`] (see the module
@@ -143,6 +139,7 @@ impl<R: RegisterAccess, C: Clock> AsyncQueue<R, C> {
 
     /// Reads `buf.len()` bytes (whole blocks) at `lba` of `ns` into `buf`,
     /// which comes back filled.
+    #[inline]
     pub fn read(&self, ns: &Namespace, lba: u64, buf: DmaBuffer) -> Transfer<R, C> {
         Transfer(self.request(ns, Op::Read { lba }, Some(buf)))
     }
@@ -172,11 +169,14 @@ impl<R: RegisterAccess, C: Clock> AsyncQueue<R, C> {
         Command(self.request(ns, Op::Discard { lba, blocks }, None))
     }
 
+    #[inline]
     fn request(&self, ns: &Namespace, op: Op, buffer: Option<DmaBuffer>) -> Request<R, C> {
         Request {
             queue: self.clone(),
             ns: *ns,
-            state: State::Start { op, buffer },
+            op,
+            buffer,
+            phase: Phase::Start,
         }
     }
 
@@ -185,17 +185,22 @@ impl<R: RegisterAccess, C: Clock> AsyncQueue<R, C> {
     /// were handled. Requests past their deadline complete here as
     /// `Timeout`; after a controller reset or shutdown the requests in
     /// flight complete as `Reset` / `ShutDown`.
+    #[inline]
     pub fn poll_completions(&self) -> usize {
-        let n = {
+        let (n, wake) = {
             let Ok(mut guard) = self.inner.try_borrow_mut() else {
                 return 0;
             };
             let Inner { raw, book } = &mut *guard;
             let n = raw.poll(|c| book.complete(c));
-            book.unstick(raw.needs_recovery());
-            n
+            if book.has_stuck() {
+                book.unstick(raw.needs_recovery());
+            }
+            (n, book.has_to_wake())
         };
-        self.wake();
+        if wake {
+            self.wake();
+        }
         n
     }
 
@@ -254,30 +259,37 @@ impl<R: RegisterAccess, C: Clock> AsyncQueue<R, C> {
 
     /// Wakes what the last operation made ready, one waker at a time
     /// with the state released (usually there is none, or one).
+    #[inline]
     fn wake(&self) {
         loop {
-            let next = match self.inner.try_borrow_mut() {
-                Ok(mut inner) => inner.book.next_to_wake(),
+            let (next, more) = match self.inner.try_borrow_mut() {
+                Ok(mut inner) => {
+                    let next = inner.book.next_to_wake();
+                    (next, inner.book.has_to_wake())
+                }
                 Err(_) => return,
             };
-            match next {
-                Some(waker) => waker.wake(),
-                None => return,
+            let Some(waker) = next else {
+                return;
+            };
+            waker.wake();
+            // A waker that made more to wake woke them itself (every path
+            // that queues a waker wakes once the state is released).
+            if !more {
+                return;
             }
         }
     }
 }
 
-/// Where a request stands.
-enum State {
+/// Where a request stands (small and `Copy`: what the request carries,
+/// its operation and buffer, stays in place while it moves on).
+#[derive(Clone, Copy)]
+enum Phase {
     /// Not yet polled.
-    Start { op: Op, buffer: Option<DmaBuffer> },
-    /// Waiting for a tag, with what it will submit.
-    Waiting {
-        ticket: u64,
-        op: Op,
-        buffer: Option<DmaBuffer>,
-    },
+    Start,
+    /// Waiting for a tag.
+    Waiting { ticket: u64 },
     /// Submitted under `tag`.
     InFlight { tag: u16 },
     /// Its output was given.
@@ -289,155 +301,166 @@ enum State {
 struct Request<R: RegisterAccess, C: Clock> {
     queue: AsyncQueue<R, C>,
     ns: Namespace,
-    state: State,
+    op: Op,
+    /// The request's buffer until it is submitted (or refused).
+    buffer: Option<DmaBuffer>,
+    phase: Phase,
 }
 
 impl<R: RegisterAccess, C: Clock> Request<R, C> {
-    fn poll_request(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<DmaBuffer>, Error>> {
-        let shared = Rc::clone(&self.queue.inner);
+    /// Polls the request; `finish` makes its output from its result and
+    /// the buffer that came back.
+    #[inline]
+    fn poll_request<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        finish: Finish<T>,
+    ) -> Poll<Result<T, Error>> {
+        let Request {
+            queue,
+            ns,
+            op,
+            buffer,
+            phase,
+        } = self;
         let poll = {
-            let Ok(mut inner) = shared.try_borrow_mut() else {
+            let Ok(mut inner) = queue.inner.try_borrow_mut() else {
                 // Only a waker polling from inside the queue gets here.
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             };
-            self.step(&mut inner, cx)
+            let poll = step(&mut inner, ns, *op, buffer, phase, cx, finish);
+            if !inner.book.has_to_wake() {
+                // The common case: nothing to wake.
+                return poll;
+            }
+            poll
         };
-        self.queue.wake();
+        queue.wake();
         poll
     }
+}
 
-    /// One step of the state machine with the queue's state borrowed.
-    fn step(
-        &mut self,
-        inner: &mut Inner<R, C>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<Option<DmaBuffer>, Error>> {
-        let Inner { raw, book } = inner;
-        loop {
-            // The common case, a request in flight, without moving the state.
-            if let State::InFlight { tag } = self.state {
-                return self.collect(book, tag, cx);
-            }
-            let (op, buffer, tag, ticket) =
-                match core::mem::replace(&mut self.state, State::Finished) {
-                    State::Start { op, buffer } => match book.take_tag() {
-                        Some(tag) => (op, buffer, tag, None),
-                        None => {
-                            let ticket = book.wait(cx.waker());
-                            self.state = State::Waiting { ticket, op, buffer };
-                            return Poll::Pending;
-                        }
-                    },
-                    State::Waiting { ticket, op, buffer } => {
-                        match book.granted(ticket, cx.waker()) {
-                            Some(tag) => (op, buffer, tag, Some(ticket)),
-                            None => {
-                                self.state = State::Waiting { ticket, op, buffer };
-                                return Poll::Pending;
-                            }
-                        }
-                    }
-                    State::InFlight { tag } => return self.collect(book, tag, cx),
-                    State::Finished => return Poll::Ready(Err(Error::UnknownCommandId)),
+/// How a request's output is made from its result and returned buffer.
+type Finish<T> = fn(Result<(), Error>, Option<DmaBuffer>) -> Result<T, Error>;
+
+/// One step of a request's state machine with the queue's state borrowed.
+#[inline]
+fn step<R: RegisterAccess, C: Clock, T>(
+    inner: &mut Inner<R, C>,
+    ns: &Namespace,
+    op: Op,
+    buffer: &mut Option<DmaBuffer>,
+    phase: &mut Phase,
+    cx: &mut Context<'_>,
+    finish: Finish<T>,
+) -> Poll<Result<T, Error>> {
+    let Inner { raw, book } = inner;
+    let (tag, ticket) = match *phase {
+        // The common case first: a request in flight.
+        Phase::InFlight { tag } => return collect(book, tag, phase, cx, finish),
+        Phase::Start => match book.take_tag() {
+            Some(tag) => (tag, None),
+            None => {
+                *phase = Phase::Waiting {
+                    ticket: book.wait(cx.waker()),
                 };
-            match submit(raw, &self.ns, op, buffer, tag) {
-                Ok(()) => {
-                    book.sent(tag, ticket);
-                    self.state = State::InFlight { tag };
-                }
-                // Not enough free slots for a request of several commands:
-                // it waits, blocking the line, for the tags completions free.
-                Err((Error::QueueFull, buffer)) if raw.in_flight() > 0 => {
-                    let ticket = book.refused(ticket, tag, cx.waker());
-                    self.state = State::Waiting { ticket, op, buffer };
-                    return Poll::Pending;
-                }
-                Err((error, _buffer)) => {
-                    book.release(tag);
-                    if let Some(t) = ticket {
-                        book.leave(t);
-                    }
-                    return Poll::Ready(Err(error));
-                }
+                return Poll::Pending;
             }
+        },
+        Phase::Waiting { ticket } => match book.granted(ticket, cx.waker()) {
+            Some(tag) => (tag, Some(ticket)),
+            None => return Poll::Pending,
+        },
+        Phase::Finished => return Poll::Ready(Err(Error::UnknownCommandId)),
+    };
+    match submit(raw, ns, op, buffer, tag) {
+        Ok(()) => {
+            // The completion cannot be in before the next walk of the
+            // completion queue: the waker is kept now, and that is all.
+            book.sent(tag, ticket, cx.waker());
+            *phase = Phase::InFlight { tag };
+            Poll::Pending
+        }
+        // Not enough free slots for a request of several commands: it
+        // waits, blocking the line, for the tags completions free.
+        Err(Error::QueueFull) if raw.in_flight() > 0 => {
+            *phase = Phase::Waiting {
+                ticket: book.refused(ticket, tag, cx.waker()),
+            };
+            Poll::Pending
+        }
+        Err(error) => {
+            // The buffer is freed.
+            *buffer = None;
+            book.release(tag);
+            if let Some(t) = ticket {
+                book.leave(t);
+            }
+            *phase = Phase::Finished;
+            Poll::Ready(Err(error))
         }
     }
+}
 
-    /// The result of the request in flight under `tag`, or its waker
-    /// registered.
-    fn collect(
-        &mut self,
-        book: &mut Book,
-        tag: u16,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<Option<DmaBuffer>, Error>> {
-        self.state = State::InFlight { tag };
-        let Some(t) = book.tags.get_mut(usize::from(tag)) else {
-            self.state = State::Finished;
-            return Poll::Ready(Err(Error::UnknownCommandId));
-        };
-        if let Tag::InFlight { waker, .. } = t {
-            if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                *waker = Some(cx.waker().clone());
+/// The result of the request in flight under `tag`, or its waker
+/// registered (a clone only when the task polling is another one).
+#[inline]
+fn collect<T>(
+    book: &mut Book,
+    tag: u16,
+    phase: &mut Phase,
+    cx: &mut Context<'_>,
+    finish: Finish<T>,
+) -> Poll<Result<T, Error>> {
+    let Some(t) = book.tags.get_mut(usize::from(tag)) else {
+        *phase = Phase::Finished;
+        return Poll::Ready(Err(Error::UnknownCommandId));
+    };
+    match t.stage {
+        Stage::InFlight => {
+            if !t.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                t.waker = Some(cx.waker().clone());
             }
-            return Poll::Pending;
+            Poll::Pending
         }
-        self.state = State::Finished;
-        match core::mem::replace(t, Tag::Free) {
-            Tag::Done {
-                result,
-                buffer,
-                stuck,
-            } => {
-                book.retire(tag, stuck);
-                Poll::Ready(result.map(|()| buffer))
-            }
-            other => {
-                *t = other;
-                Poll::Ready(Err(Error::UnknownCommandId))
-            }
+        Stage::Done => {
+            *phase = Phase::Finished;
+            t.stage = Stage::Free;
+            let (result, buffer, stuck) = (t.result, t.buffer.take(), t.stuck);
+            book.retire_taken(tag, stuck);
+            Poll::Ready(finish(result, buffer))
+        }
+        Stage::Free | Stage::Stuck => {
+            *phase = Phase::Finished;
+            Poll::Ready(Err(Error::UnknownCommandId))
         }
     }
 }
 
 impl<R: RegisterAccess, C: Clock> Drop for Request<R, C> {
     fn drop(&mut self) {
-        if matches!(self.state, State::Start { .. } | State::Finished) {
+        let phase = self.phase;
+        if matches!(phase, Phase::Start | Phase::Finished) {
             return;
         }
-        let state = core::mem::replace(&mut self.state, State::Finished);
-        {
+        self.phase = Phase::Finished;
+        let wake = {
             let Ok(mut inner) = self.queue.inner.try_borrow_mut() else {
                 log::warn!("nvme: a request dropped while its queue was busy is left behind");
                 return;
             };
-            match state {
-                State::Waiting { ticket, .. } => inner.book.leave(ticket),
-                State::InFlight { tag } => {
-                    let Some(t) = inner.book.tags.get_mut(usize::from(tag)) else {
-                        return;
-                    };
-                    match core::mem::replace(t, Tag::Free) {
-                        Tag::InFlight { .. } => {
-                            // The device may own the buffer: the queue keeps
-                            // it until the completion, and frees it then.
-                            *t = Tag::InFlight {
-                                waker: None,
-                                abandoned: true,
-                            };
-                        }
-                        Tag::Done { buffer, stuck, .. } => {
-                            drop(buffer);
-                            inner.book.retire(tag, stuck);
-                        }
-                        other => *t = other,
-                    }
-                }
-                State::Start { .. } | State::Finished => {}
+            let book = &mut inner.book;
+            match phase {
+                Phase::Waiting { ticket } => book.leave(ticket),
+                Phase::InFlight { tag } => book.abandon(tag),
+                Phase::Start | Phase::Finished => {}
             }
+            book.has_to_wake()
+        };
+        if wake {
+            self.queue.wake();
         }
-        self.queue.wake();
     }
 }
 
@@ -450,15 +473,15 @@ pub struct Transfer<R: RegisterAccess, C: Clock>(Request<R, C>);
 impl<R: RegisterAccess, C: Clock> Future for Transfer<R, C> {
     type Output = Result<DmaBuffer, Error>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.get_mut()
             .0
-            .poll_request(cx)
-            .map(|result| match result {
-                Ok(Some(buffer)) => Ok(buffer),
+            .poll_request(cx, |result, buffer| match (result, buffer) {
+                (Ok(()), Some(buffer)) => Ok(buffer),
                 // The raw queue hands every successful transfer's buffer back.
-                Ok(None) => Err(Error::Dma),
-                Err(e) => Err(e),
+                (Ok(()), None) => Err(Error::Dma),
+                (Err(e), _) => Err(e),
             })
     }
 }
@@ -470,8 +493,9 @@ pub struct Command<R: RegisterAccess, C: Clock>(Request<R, C>);
 impl<R: RegisterAccess, C: Clock> Future for Command<R, C> {
     type Output = Result<(), Error>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.get_mut().0.poll_request(cx).map(|r| r.map(|_| ()))
+        self.get_mut().0.poll_request(cx, |result, _| result)
     }
 }
 

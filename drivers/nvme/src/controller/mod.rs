@@ -227,6 +227,17 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
         self.state == State::ShutDown
     }
 
+    /// Whether the controller reports a fatal status (CSTS.CFS) or its
+    /// registers read as all ones (the device is gone): one register read.
+    pub fn is_fatal(&self) -> bool {
+        crate::request::controller_fatal(&self.regs)
+    }
+
+    /// The controller's clock, in nanoseconds.
+    pub(crate) fn now_ns(&self) -> u64 {
+        self.clock.now_ns()
+    }
+
     /// What bring-up learned.
     pub fn info(&self) -> &ControllerInfo {
         &self.info
