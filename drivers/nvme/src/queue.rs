@@ -50,41 +50,41 @@ const DWORD_BYTES: usize = 4;
 
 /// How a command identifier is made: the slot index in the low `slot_bits`
 /// bits, a rolling sequence number above (none when the slot index needs
-/// every bit of the identifier).
+/// every bit of the identifier: the sequence is then shifted out).
 #[derive(Clone, Copy, Debug)]
 struct CidLayout {
     slot_bits: u32,
+    /// The low `slot_bits` bits set.
+    slot_mask: u32,
 }
 
 impl CidLayout {
     /// The layout for slots `0..depth`.
     const fn for_depth(depth: usize) -> CidLayout {
-        CidLayout {
-            slot_bits: usize::BITS - (depth.saturating_sub(1)).leading_zeros(),
-        }
-    }
-
-    /// Whether the slot index fills the whole identifier.
-    const fn slot_only(self) -> bool {
-        self.slot_bits >= u16::BITS
-    }
-
-    /// The identifier of `slot` under `sequence`.
-    const fn cid(self, slot: u16, sequence: u16) -> u16 {
-        if self.slot_only() {
-            slot
+        let slot_bits = usize::BITS - (depth.saturating_sub(1)).leading_zeros();
+        // A depth fits 16 bits (MQES), so the shift is below 32.
+        let slot_bits = if slot_bits > u16::BITS {
+            u16::BITS
         } else {
-            slot | (sequence << self.slot_bits)
+            slot_bits
+        };
+        CidLayout {
+            slot_bits,
+            slot_mask: (1u32 << slot_bits) - 1,
         }
+    }
+
+    /// The identifier of `slot` under `sequence` (computed in 32 bits, so
+    /// a sequence shifted past bit 15 simply drops out).
+    #[inline]
+    const fn cid(self, slot: u16, sequence: u16) -> u16 {
+        ((slot as u32 & self.slot_mask) | ((sequence as u32) << self.slot_bits)) as u16
     }
 
     /// The slot an identifier names.
+    #[inline]
     const fn slot(self, cid: u16) -> usize {
-        if self.slot_only() {
-            cid as usize
-        } else {
-            (cid & ((1u16 << self.slot_bits) - 1)) as usize
-        }
+        (cid as u32 & self.slot_mask) as usize
     }
 }
 
@@ -501,6 +501,25 @@ mod tests {
     use crate::hal::test_support::leaked_region;
     use crate::registers::Cap;
     use core::cell::RefCell;
+
+    #[test]
+    fn command_identifiers_name_their_slot_at_every_depth() {
+        for depth in [1usize, 2, 3, 127, 128, 1024, 65535, 65536] {
+            let layout = CidLayout::for_depth(depth);
+            for slot in [0, depth / 2, depth - 1] {
+                let slot = slot as u16;
+                let a = layout.cid(slot, 1);
+                let b = layout.cid(slot, 2);
+                assert_eq!(
+                    (layout.slot(a), layout.slot(b)),
+                    (slot as usize, slot as usize)
+                );
+                // A sequence number tells reuses of a slot apart whenever
+                // the slot index leaves bits for it.
+                assert_eq!(a != b, depth <= 32768, "depth {depth}");
+            }
+        }
+    }
 
     #[derive(Default)]
     struct Doorbell(RefCell<Vec<(usize, u32)>>);
