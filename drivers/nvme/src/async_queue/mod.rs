@@ -4,10 +4,11 @@
 //! [`AsyncQueue`] wraps an [`IoQueue`] in a cheap, clonable handle; every
 //! clone submits to the same queue pair. Each request is a future
 //! ([`Transfer`] for reads and writes, which gives the buffer back;
-//! [`Command`] for flush, Write Zeroes and discard). Nothing happens until
-//! it is polled: it then takes one of the queue's tags (one per slot, all
-//! made when the handle is made, so no request allocates), submits, and
-//! waits. [`AsyncQueue::poll_completions`], called by the executor's idle
+//! [`Command`] for flush, Write Zeroes and discard), which borrows the
+//! handle and the namespace it was made from (nothing is copied or
+//! counted per request). Nothing happens until it is polled: it then
+//! takes one of the queue's tags (one per slot, all made when the handle
+//! is made, so no request allocates), submits, and waits. [`AsyncQueue::poll_completions`], called by the executor's idle
 //! step, walks the completion queue, hands each result to its tag and
 //! wakes the future waiting on it.
 //!
@@ -140,40 +141,55 @@ impl<R: RegisterAccess, C: Clock> AsyncQueue<R, C> {
     /// Reads `buf.len()` bytes (whole blocks) at `lba` of `ns` into `buf`,
     /// which comes back filled.
     #[inline]
-    pub fn read(&self, ns: &Namespace, lba: u64, buf: DmaBuffer) -> Transfer<R, C> {
+    pub fn read<'a>(&'a self, ns: &'a Namespace, lba: u64, buf: DmaBuffer) -> Transfer<'a, R, C> {
         Transfer(self.request(ns, Op::Read { lba }, Some(buf)))
     }
 
     /// Writes `buf` (whole blocks) at `lba` of `ns`; the buffer comes back.
-    pub fn write(&self, ns: &Namespace, lba: u64, buf: DmaBuffer) -> Transfer<R, C> {
+    pub fn write<'a>(&'a self, ns: &'a Namespace, lba: u64, buf: DmaBuffer) -> Transfer<'a, R, C> {
         Transfer(self.request(ns, Op::Write { lba, fua: false }, Some(buf)))
     }
 
     /// As [`Self::write`], with Force Unit Access.
-    pub fn write_fua(&self, ns: &Namespace, lba: u64, buf: DmaBuffer) -> Transfer<R, C> {
+    pub fn write_fua<'a>(
+        &'a self,
+        ns: &'a Namespace,
+        lba: u64,
+        buf: DmaBuffer,
+    ) -> Transfer<'a, R, C> {
         Transfer(self.request(ns, Op::Write { lba, fua: true }, Some(buf)))
     }
 
     /// Flushes the volatile write cache of `ns`.
-    pub fn flush(&self, ns: &Namespace) -> Command<R, C> {
+    pub fn flush<'a>(&'a self, ns: &'a Namespace) -> Command<'a, R, C> {
         Command(self.request(ns, Op::Flush, None))
     }
 
     /// Zeroes `blocks` blocks at `lba` of `ns` (Write Zeroes).
-    pub fn write_zeroes(&self, ns: &Namespace, lba: u64, blocks: u32) -> Command<R, C> {
+    pub fn write_zeroes<'a>(
+        &'a self,
+        ns: &'a Namespace,
+        lba: u64,
+        blocks: u32,
+    ) -> Command<'a, R, C> {
         Command(self.request(ns, Op::WriteZeroes { lba, blocks }, None))
     }
 
     /// Deallocates `blocks` blocks at `lba` of `ns` (Dataset Management).
-    pub fn discard(&self, ns: &Namespace, lba: u64, blocks: u32) -> Command<R, C> {
+    pub fn discard<'a>(&'a self, ns: &'a Namespace, lba: u64, blocks: u32) -> Command<'a, R, C> {
         Command(self.request(ns, Op::Discard { lba, blocks }, None))
     }
 
     #[inline]
-    fn request(&self, ns: &Namespace, op: Op, buffer: Option<DmaBuffer>) -> Request<R, C> {
+    fn request<'a>(
+        &'a self,
+        ns: &'a Namespace,
+        op: Op,
+        buffer: Option<DmaBuffer>,
+    ) -> Request<'a, R, C> {
         Request {
-            queue: self.clone(),
-            ns: *ns,
+            inner: &self.inner,
+            ns,
             op,
             buffer,
             phase: Phase::Start,
@@ -261,23 +277,30 @@ impl<R: RegisterAccess, C: Clock> AsyncQueue<R, C> {
     /// with the state released (usually there is none, or one).
     #[inline]
     fn wake(&self) {
-        loop {
-            let (next, more) = match self.inner.try_borrow_mut() {
-                Ok(mut inner) => {
-                    let next = inner.book.next_to_wake();
-                    (next, inner.book.has_to_wake())
-                }
-                Err(_) => return,
-            };
-            let Some(waker) = next else {
-                return;
-            };
-            waker.wake();
-            // A waker that made more to wake woke them itself (every path
-            // that queues a waker wakes once the state is released).
-            if !more {
-                return;
+        wake(&self.inner);
+    }
+}
+
+/// Wakes what the last operation on `inner` made ready, one waker at a
+/// time with the state released (usually there is none, or one).
+#[inline]
+fn wake<R: RegisterAccess, C: Clock>(inner: &RefCell<Inner<R, C>>) {
+    loop {
+        let (next, more) = match inner.try_borrow_mut() {
+            Ok(mut inner) => {
+                let next = inner.book.next_to_wake();
+                (next, inner.book.has_to_wake())
             }
+            Err(_) => return,
+        };
+        let Some(waker) = next else {
+            return;
+        };
+        waker.wake();
+        // A waker that made more to wake woke them itself (every path
+        // that queues a waker wakes once the state is released).
+        if !more {
+            return;
         }
     }
 }
@@ -298,33 +321,48 @@ enum Phase {
 
 /// One request of an [`AsyncQueue`]: the shared state machine of
 /// [`Transfer`] and [`Command`].
-struct Request<R: RegisterAccess, C: Clock> {
-    queue: AsyncQueue<R, C>,
-    ns: Namespace,
+struct Request<'a, R: RegisterAccess, C: Clock> {
+    inner: &'a RefCell<Inner<R, C>>,
+    ns: &'a Namespace,
     op: Op,
     /// The request's buffer until it is submitted (or refused).
     buffer: Option<DmaBuffer>,
     phase: Phase,
 }
 
-impl<R: RegisterAccess, C: Clock> Request<R, C> {
+impl<R: RegisterAccess, C: Clock> Request<'_, R, C> {
     /// Polls the request; `finish` makes its output from its result and
-    /// the buffer that came back.
-    #[inline]
+    /// the buffer that came back. The common last poll (the result is in,
+    /// nobody else needs the tag) takes it in place; every other goes
+    /// through the whole state machine.
+    #[inline(always)]
+    fn poll_with<T>(&mut self, cx: &mut Context<'_>, finish: Finish<T>) -> Poll<Result<T, Error>> {
+        if let Phase::InFlight { tag } = self.phase
+            && let Ok(mut inner) = self.inner.try_borrow_mut()
+            && let Some((result, buffer)) = inner.book.take_done(tag)
+        {
+            self.phase = Phase::Finished;
+            return Poll::Ready(finish(result, buffer));
+        }
+        self.poll_request(cx, finish)
+    }
+
+    /// One poll through the whole state machine.
+    #[inline(never)]
     fn poll_request<T>(
         &mut self,
         cx: &mut Context<'_>,
         finish: Finish<T>,
     ) -> Poll<Result<T, Error>> {
         let Request {
-            queue,
+            inner: queue,
             ns,
             op,
             buffer,
             phase,
         } = self;
         let poll = {
-            let Ok(mut inner) = queue.inner.try_borrow_mut() else {
+            let Ok(mut inner) = queue.try_borrow_mut() else {
                 // Only a waker polling from inside the queue gets here.
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
@@ -336,7 +374,7 @@ impl<R: RegisterAccess, C: Clock> Request<R, C> {
             }
             poll
         };
-        queue.wake();
+        wake(queue);
         poll
     }
 }
@@ -438,7 +476,7 @@ fn collect<T>(
     }
 }
 
-impl<R: RegisterAccess, C: Clock> Drop for Request<R, C> {
+impl<R: RegisterAccess, C: Clock> Drop for Request<'_, R, C> {
     fn drop(&mut self) {
         let phase = self.phase;
         if matches!(phase, Phase::Start | Phase::Finished) {
@@ -446,7 +484,7 @@ impl<R: RegisterAccess, C: Clock> Drop for Request<R, C> {
         }
         self.phase = Phase::Finished;
         let wake = {
-            let Ok(mut inner) = self.queue.inner.try_borrow_mut() else {
+            let Ok(mut inner) = self.inner.try_borrow_mut() else {
                 log::warn!("nvme: a request dropped while its queue was busy is left behind");
                 return;
             };
@@ -459,7 +497,7 @@ impl<R: RegisterAccess, C: Clock> Drop for Request<R, C> {
             book.has_to_wake()
         };
         if wake {
-            self.queue.wake();
+            self::wake(self.inner);
         }
     }
 }
@@ -468,16 +506,16 @@ impl<R: RegisterAccess, C: Clock> Drop for Request<R, C> {
 /// buffer is then freed, or kept by the queue while the device may own
 /// it). Dropping it before it completes abandons the request (see the
 /// module documentation).
-pub struct Transfer<R: RegisterAccess, C: Clock>(Request<R, C>);
+pub struct Transfer<'a, R: RegisterAccess, C: Clock>(Request<'a, R, C>);
 
-impl<R: RegisterAccess, C: Clock> Future for Transfer<R, C> {
+impl<R: RegisterAccess, C: Clock> Future for Transfer<'_, R, C> {
     type Output = Result<DmaBuffer, Error>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.get_mut()
             .0
-            .poll_request(cx, |result, buffer| match (result, buffer) {
+            .poll_with(cx, |result, buffer| match (result, buffer) {
                 (Ok(()), Some(buffer)) => Ok(buffer),
                 // The raw queue hands every successful transfer's buffer back.
                 (Ok(()), None) => Err(Error::Dma),
@@ -488,24 +526,24 @@ impl<R: RegisterAccess, C: Clock> Future for Transfer<R, C> {
 
 /// A flush, Write Zeroes or discard of an [`AsyncQueue`]. Dropping it
 /// before it completes abandons the request.
-pub struct Command<R: RegisterAccess, C: Clock>(Request<R, C>);
+pub struct Command<'a, R: RegisterAccess, C: Clock>(Request<'a, R, C>);
 
-impl<R: RegisterAccess, C: Clock> Future for Command<R, C> {
+impl<R: RegisterAccess, C: Clock> Future for Command<'_, R, C> {
     type Output = Result<(), Error>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.get_mut().0.poll_request(cx, |result, _| result)
+        self.get_mut().0.poll_with(cx, |result, _| result)
     }
 }
 
-impl<R: RegisterAccess, C: Clock> fmt::Debug for Transfer<R, C> {
+impl<R: RegisterAccess, C: Clock> fmt::Debug for Transfer<'_, R, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Transfer")
     }
 }
 
-impl<R: RegisterAccess, C: Clock> fmt::Debug for Command<R, C> {
+impl<R: RegisterAccess, C: Clock> fmt::Debug for Command<'_, R, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Command")
     }
