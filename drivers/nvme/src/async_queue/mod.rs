@@ -203,7 +203,9 @@ impl<R: RegisterAccess, C: Clock> AsyncQueue<R, C> {
     /// flight complete as `Reset` / `ShutDown`.
     #[inline]
     pub fn poll_completions(&self) -> usize {
-        let (n, wake) = {
+        // The first waker is taken under the same borrow (usually there is
+        // one, or none); any others are woken one at a time after it.
+        let (n, first, more) = {
             let Ok(mut guard) = self.inner.try_borrow_mut() else {
                 return 0;
             };
@@ -212,10 +214,14 @@ impl<R: RegisterAccess, C: Clock> AsyncQueue<R, C> {
             if book.has_stuck() {
                 book.unstick(raw.needs_recovery());
             }
-            (n, book.has_to_wake())
+            (n, book.next_to_wake(), book.has_to_wake())
         };
-        if wake {
-            self.wake();
+        if let Some(waker) = first {
+            waker.wake();
+            // A waker that made more to wake woke them itself.
+            if more {
+                self.wake();
+            }
         }
         n
     }
