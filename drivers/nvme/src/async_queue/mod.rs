@@ -76,22 +76,25 @@ fn submit<R: RegisterAccess, C: Clock>(
     tag: u16,
 ) -> Result<(), Error> {
     let t = u64::from(tag);
-    let transfer = match op {
+    let (lba, write, fua) = match op {
+        Op::Read { lba } => (lba, false, false),
+        Op::Write { lba, fua } => (lba, true, fua),
         Op::Flush => return raw.submit_flush(ns, t),
         Op::WriteZeroes { lba, blocks } => return raw.submit_write_zeroes(ns, lba, blocks, t),
         Op::Discard { lba, blocks } => return raw.submit_discard(ns, lba, blocks, t),
-        Op::Read { lba } => buffer.take().map(|b| raw.submit_read(ns, lba, b, t)),
-        Op::Write { lba, fua: false } => buffer.take().map(|b| raw.submit_write(ns, lba, b, t)),
-        Op::Write { lba, fua: true } => buffer.take().map(|b| raw.submit_write_fua(ns, lba, b, t)),
     };
-    match transfer {
-        Some(Ok(())) => Ok(()),
-        Some(Err(Rejected { error, buffer: b })) => {
-            *buffer = Some(b);
-            Err(error)
-        }
-        None => Err(Error::InvalidLength),
-    }
+    let Some(b) = buffer.take() else {
+        return Err(Error::InvalidLength);
+    };
+    let sent = match (write, fua) {
+        (false, _) => raw.submit_read(ns, lba, b, t),
+        (true, false) => raw.submit_write(ns, lba, b, t),
+        (true, true) => raw.submit_write_fua(ns, lba, b, t),
+    };
+    sent.map_err(|Rejected { error, buffer: b }| {
+        *buffer = Some(b);
+        error
+    })
 }
 
 /// A clonable `async` handle over one [`IoQueue`] (see the module
