@@ -44,7 +44,7 @@ use crate::io_queue::{IoQueue, Rejected};
 use crate::namespace::Namespace;
 use alloc::rc::Rc;
 use book::{Book, Stage};
-use core::cell::RefCell;
+use core::cell::{RefCell, RefMut};
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
@@ -341,9 +341,9 @@ struct Request<'a, R: RegisterAccess, C: Clock> {
 
 impl<R: RegisterAccess, C: Clock> Request<'_, R, C> {
     /// Polls the request; `finish` makes its output from its result and
-    /// the buffer that came back. The common last poll (the result is in,
-    /// nobody else needs the tag) takes it in place; every other goes
-    /// through the whole state machine.
+    /// the buffer that came back. The common first poll (a tag free) and
+    /// last poll (the result is in, nobody else needs the tag) are done in
+    /// place; every other goes through the whole state machine.
     #[inline(always)]
     fn poll_with<T>(&mut self, cx: &mut Context<'_>, finish: Finish<T>) -> Poll<Result<T, Error>> {
         if let Phase::InFlight { tag } = self.phase
@@ -352,6 +352,30 @@ impl<R: RegisterAccess, C: Clock> Request<'_, R, C> {
         {
             self.phase = Phase::Finished;
             return Poll::Ready(finish(result, buffer));
+        }
+        // The common first poll: a tag free and nobody waiting for one.
+        if let Phase::Start = self.phase {
+            let queue = self.inner;
+            if let Ok(mut inner) = queue.try_borrow_mut()
+                && let Some(tag) = inner.book.take_tag()
+            {
+                let Inner { raw, book } = &mut *inner;
+                let sent = submit(raw, self.ns, self.op, &mut self.buffer, tag);
+                if sent.is_ok() {
+                    book.sent(tag, None, cx.waker());
+                    self.phase = Phase::InFlight { tag };
+                    return Poll::Pending;
+                }
+                return refused(
+                    queue,
+                    inner,
+                    sent,
+                    tag,
+                    &mut self.buffer,
+                    &mut self.phase,
+                    cx,
+                );
+            }
         }
         self.poll_request(cx, finish)
     }
@@ -421,7 +445,51 @@ fn step<R: RegisterAccess, C: Clock, T>(
         },
         Phase::Finished => return Poll::Ready(Err(Error::UnknownCommandId)),
     };
-    match submit(raw, ns, op, buffer, tag) {
+    let sent = submit(raw, ns, op, buffer, tag);
+    submitted(raw, book, sent, tag, ticket, buffer, phase, cx)
+}
+
+/// What follows a new request's refusal by the raw queue (see
+/// [`submitted`]), wakers woken once the queue's state is released;
+/// kept apart from the common path.
+#[cold]
+#[inline(never)]
+fn refused<R: RegisterAccess, C: Clock, T>(
+    queue: &RefCell<Inner<R, C>>,
+    mut inner: RefMut<'_, Inner<R, C>>,
+    sent: Result<(), Error>,
+    tag: u16,
+    buffer: &mut Option<DmaBuffer>,
+    phase: &mut Phase,
+    cx: &mut Context<'_>,
+) -> Poll<Result<T, Error>> {
+    let Inner { raw, book } = &mut *inner;
+    let poll = submitted(raw, book, sent, tag, None, buffer, phase, cx);
+    if book.has_to_wake() {
+        drop(inner);
+        wake(queue);
+    }
+    poll
+}
+
+/// What follows the submission of `tag` (by `ticket`, if it waited):
+/// the request in flight, waiting again for slots, or failed.
+#[inline]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the parts of a request and of the queue's state, borrowed apart"
+)]
+fn submitted<R: RegisterAccess, C: Clock, T>(
+    raw: &IoQueue<R, C>,
+    book: &mut Book,
+    sent: Result<(), Error>,
+    tag: u16,
+    ticket: Option<u64>,
+    buffer: &mut Option<DmaBuffer>,
+    phase: &mut Phase,
+    cx: &mut Context<'_>,
+) -> Poll<Result<T, Error>> {
+    match sent {
         Ok(()) => {
             // The completion cannot be in before the next walk of the
             // completion queue: the waker is kept now, and that is all.
