@@ -68,6 +68,7 @@ struct Inner<R: RegisterAccess, C: Clock> {
 /// Submits `op` under `tag` to `raw`, with the request's buffer (if it
 /// carries one). On refusal the error comes back and the buffer is put
 /// back in `buffer`; nothing reached the device.
+#[inline(always)]
 fn submit<R: RegisterAccess, C: Clock>(
     raw: &mut IoQueue<R, C>,
     ns: &Namespace,
