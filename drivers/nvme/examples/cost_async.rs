@@ -43,17 +43,17 @@ impl RegisterAccess for Registers {
 }
 
 type Queue = AsyncQueue<Registers, FakeClock>;
-type Read = Transfer<Registers, FakeClock>;
+type Read<'a> = Transfer<'a, Registers, FakeClock>;
 
 /// Everything the async path does to start a 4 KiB read into `buffer`:
 /// the future made and polled once (it takes a tag and submits).
 #[inline(never)]
-fn driver_submit(
-    queue: &Queue,
-    ns: &nvme::Namespace,
+fn driver_submit<'a>(
+    queue: &'a Queue,
+    ns: &'a nvme::Namespace,
     lba: u64,
     buffer: DmaBuffer,
-) -> (Read, Poll<Result<DmaBuffer, Error>>) {
+) -> (Read<'a>, Poll<Result<DmaBuffer, Error>>) {
     let mut read = queue.read(ns, lba, buffer);
     let poll = Pin::new(&mut read).poll(&mut Context::from_waker(Waker::noop()));
     (read, poll)
@@ -62,7 +62,7 @@ fn driver_submit(
 /// Everything it does to finish one: the completions polled (the idle
 /// step), then the future polled for its buffer.
 #[inline(never)]
-fn driver_poll(queue: &Queue, read: &mut Read) -> Poll<Result<DmaBuffer, Error>> {
+fn driver_poll(queue: &Queue, read: &mut Read<'_>) -> Poll<Result<DmaBuffer, Error>> {
     queue.poll_completions();
     Pin::new(read).poll(&mut Context::from_waker(Waker::noop()))
 }

@@ -376,6 +376,25 @@ impl Book {
         }
     }
 
+    /// The result and buffer of the request done under `tag`, its tag
+    /// freed, when that is all there is to do: the request was not
+    /// reported past its deadline and nobody waits for a tag (otherwise
+    /// `None`, and nothing changes).
+    #[inline]
+    pub(super) fn take_done(&mut self, tag: u16) -> Option<(Result<(), Error>, Option<DmaBuffer>)> {
+        if self.blocked.is_some() || !self.waiters.is_empty() {
+            return None;
+        }
+        let t = self.tags.get_mut(usize::from(tag))?;
+        if t.stage != Stage::Done || t.stuck {
+            return None;
+        }
+        t.stage = Stage::Free;
+        let done = (t.result, t.buffer.take());
+        self.free.push(tag);
+        Some(done)
+    }
+
     /// Stuck tags come back once the raw queue no longer needs recovery
     /// (a reset, or the late completions, freed their slots).
     pub(super) fn unstick(&mut self, needs_recovery: bool) {

@@ -4,10 +4,11 @@
 //! [`AsyncQueue`] wraps an [`IoQueue`] in a cheap, clonable handle; every
 //! clone submits to the same queue pair. Each request is a future
 //! ([`Transfer`] for reads and writes, which gives the buffer back;
-//! [`Command`] for flush, Write Zeroes and discard). Nothing happens until
-//! it is polled: it then takes one of the queue's tags (one per slot, all
-//! made when the handle is made, so no request allocates), submits, and
-//! waits. [`AsyncQueue::poll_completions`], called by the executor's idle
+//! [`Command`] for flush, Write Zeroes and discard), which borrows the
+//! handle and the namespace it was made from (nothing is copied or
+//! counted per request). Nothing happens until it is polled: it then
+//! takes one of the queue's tags (one per slot, all made when the handle
+//! is made, so no request allocates), submits, and waits. [`AsyncQueue::poll_completions`], called by the executor's idle
 //! step, walks the completion queue, hands each result to its tag and
 //! wakes the future waiting on it.
 //!
@@ -36,61 +37,24 @@
 #![forbid(unsafe_code)]
 
 mod book;
+mod submit;
 
 use crate::error::Error;
 use crate::hal::{Clock, DmaBuffer, RegisterAccess};
-use crate::io_queue::{IoQueue, Rejected};
+use crate::io_queue::IoQueue;
 use crate::namespace::Namespace;
 use alloc::rc::Rc;
 use book::{Book, Stage};
-use core::cell::RefCell;
+use core::cell::{RefCell, RefMut};
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
-
-/// What a request asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Op {
-    Read { lba: u64 },
-    Write { lba: u64, fua: bool },
-    Flush,
-    WriteZeroes { lba: u64, blocks: u32 },
-    Discard { lba: u64, blocks: u32 },
-}
+use submit::{Op, Phase, submit, submitted};
 
 struct Inner<R: RegisterAccess, C: Clock> {
     raw: IoQueue<R, C>,
     book: Book,
-}
-
-/// Submits `op` under `tag` to `raw`, with the request's buffer (if it
-/// carries one). On refusal the error comes back and the buffer is put
-/// back in `buffer`; nothing reached the device.
-fn submit<R: RegisterAccess, C: Clock>(
-    raw: &mut IoQueue<R, C>,
-    ns: &Namespace,
-    op: Op,
-    buffer: &mut Option<DmaBuffer>,
-    tag: u16,
-) -> Result<(), Error> {
-    let t = u64::from(tag);
-    let transfer = match op {
-        Op::Flush => return raw.submit_flush(ns, t),
-        Op::WriteZeroes { lba, blocks } => return raw.submit_write_zeroes(ns, lba, blocks, t),
-        Op::Discard { lba, blocks } => return raw.submit_discard(ns, lba, blocks, t),
-        Op::Read { lba } => buffer.take().map(|b| raw.submit_read(ns, lba, b, t)),
-        Op::Write { lba, fua: false } => buffer.take().map(|b| raw.submit_write(ns, lba, b, t)),
-        Op::Write { lba, fua: true } => buffer.take().map(|b| raw.submit_write_fua(ns, lba, b, t)),
-    };
-    match transfer {
-        Some(Ok(())) => Ok(()),
-        Some(Err(Rejected { error, buffer: b })) => {
-            *buffer = Some(b);
-            Err(error)
-        }
-        None => Err(Error::InvalidLength),
-    }
 }
 
 /// A clonable `async` handle over one [`IoQueue`] (see the module
@@ -140,40 +104,55 @@ impl<R: RegisterAccess, C: Clock> AsyncQueue<R, C> {
     /// Reads `buf.len()` bytes (whole blocks) at `lba` of `ns` into `buf`,
     /// which comes back filled.
     #[inline]
-    pub fn read(&self, ns: &Namespace, lba: u64, buf: DmaBuffer) -> Transfer<R, C> {
+    pub fn read<'a>(&'a self, ns: &'a Namespace, lba: u64, buf: DmaBuffer) -> Transfer<'a, R, C> {
         Transfer(self.request(ns, Op::Read { lba }, Some(buf)))
     }
 
     /// Writes `buf` (whole blocks) at `lba` of `ns`; the buffer comes back.
-    pub fn write(&self, ns: &Namespace, lba: u64, buf: DmaBuffer) -> Transfer<R, C> {
+    pub fn write<'a>(&'a self, ns: &'a Namespace, lba: u64, buf: DmaBuffer) -> Transfer<'a, R, C> {
         Transfer(self.request(ns, Op::Write { lba, fua: false }, Some(buf)))
     }
 
     /// As [`Self::write`], with Force Unit Access.
-    pub fn write_fua(&self, ns: &Namespace, lba: u64, buf: DmaBuffer) -> Transfer<R, C> {
+    pub fn write_fua<'a>(
+        &'a self,
+        ns: &'a Namespace,
+        lba: u64,
+        buf: DmaBuffer,
+    ) -> Transfer<'a, R, C> {
         Transfer(self.request(ns, Op::Write { lba, fua: true }, Some(buf)))
     }
 
     /// Flushes the volatile write cache of `ns`.
-    pub fn flush(&self, ns: &Namespace) -> Command<R, C> {
+    pub fn flush<'a>(&'a self, ns: &'a Namespace) -> Command<'a, R, C> {
         Command(self.request(ns, Op::Flush, None))
     }
 
     /// Zeroes `blocks` blocks at `lba` of `ns` (Write Zeroes).
-    pub fn write_zeroes(&self, ns: &Namespace, lba: u64, blocks: u32) -> Command<R, C> {
+    pub fn write_zeroes<'a>(
+        &'a self,
+        ns: &'a Namespace,
+        lba: u64,
+        blocks: u32,
+    ) -> Command<'a, R, C> {
         Command(self.request(ns, Op::WriteZeroes { lba, blocks }, None))
     }
 
     /// Deallocates `blocks` blocks at `lba` of `ns` (Dataset Management).
-    pub fn discard(&self, ns: &Namespace, lba: u64, blocks: u32) -> Command<R, C> {
+    pub fn discard<'a>(&'a self, ns: &'a Namespace, lba: u64, blocks: u32) -> Command<'a, R, C> {
         Command(self.request(ns, Op::Discard { lba, blocks }, None))
     }
 
     #[inline]
-    fn request(&self, ns: &Namespace, op: Op, buffer: Option<DmaBuffer>) -> Request<R, C> {
+    fn request<'a>(
+        &'a self,
+        ns: &'a Namespace,
+        op: Op,
+        buffer: Option<DmaBuffer>,
+    ) -> Request<'a, R, C> {
         Request {
-            queue: self.clone(),
-            ns: *ns,
+            inner: &self.inner,
+            ns,
             op,
             buffer,
             phase: Phase::Start,
@@ -187,7 +166,9 @@ impl<R: RegisterAccess, C: Clock> AsyncQueue<R, C> {
     /// flight complete as `Reset` / `ShutDown`.
     #[inline]
     pub fn poll_completions(&self) -> usize {
-        let (n, wake) = {
+        // The first waker is taken under the same borrow (usually there is
+        // one, or none); any others are woken one at a time after it.
+        let (n, first, more) = {
             let Ok(mut guard) = self.inner.try_borrow_mut() else {
                 return 0;
             };
@@ -196,10 +177,14 @@ impl<R: RegisterAccess, C: Clock> AsyncQueue<R, C> {
             if book.has_stuck() {
                 book.unstick(raw.needs_recovery());
             }
-            (n, book.has_to_wake())
+            (n, book.next_to_wake(), book.has_to_wake())
         };
-        if wake {
-            self.wake();
+        if let Some(waker) = first {
+            waker.wake();
+            // A waker that made more to wake woke them itself.
+            if more {
+                self.wake();
+            }
         }
         n
     }
@@ -261,70 +246,102 @@ impl<R: RegisterAccess, C: Clock> AsyncQueue<R, C> {
     /// with the state released (usually there is none, or one).
     #[inline]
     fn wake(&self) {
-        loop {
-            let (next, more) = match self.inner.try_borrow_mut() {
-                Ok(mut inner) => {
-                    let next = inner.book.next_to_wake();
-                    (next, inner.book.has_to_wake())
-                }
-                Err(_) => return,
-            };
-            let Some(waker) = next else {
-                return;
-            };
-            waker.wake();
-            // A waker that made more to wake woke them itself (every path
-            // that queues a waker wakes once the state is released).
-            if !more {
-                return;
+        wake(&self.inner);
+    }
+}
+
+/// Wakes what the last operation on `inner` made ready, one waker at a
+/// time with the state released (usually there is none, or one).
+#[inline]
+fn wake<R: RegisterAccess, C: Clock>(inner: &RefCell<Inner<R, C>>) {
+    loop {
+        let (next, more) = match inner.try_borrow_mut() {
+            Ok(mut inner) => {
+                let next = inner.book.next_to_wake();
+                (next, inner.book.has_to_wake())
             }
+            Err(_) => return,
+        };
+        let Some(waker) = next else {
+            return;
+        };
+        waker.wake();
+        // A waker that made more to wake woke them itself (every path
+        // that queues a waker wakes once the state is released).
+        if !more {
+            return;
         }
     }
 }
 
-/// Where a request stands (small and `Copy`: what the request carries,
-/// its operation and buffer, stays in place while it moves on).
-#[derive(Clone, Copy)]
-enum Phase {
-    /// Not yet polled.
-    Start,
-    /// Waiting for a tag.
-    Waiting { ticket: u64 },
-    /// Submitted under `tag`.
-    InFlight { tag: u16 },
-    /// Its output was given.
-    Finished,
-}
-
 /// One request of an [`AsyncQueue`]: the shared state machine of
 /// [`Transfer`] and [`Command`].
-struct Request<R: RegisterAccess, C: Clock> {
-    queue: AsyncQueue<R, C>,
-    ns: Namespace,
+struct Request<'a, R: RegisterAccess, C: Clock> {
+    inner: &'a RefCell<Inner<R, C>>,
+    ns: &'a Namespace,
     op: Op,
     /// The request's buffer until it is submitted (or refused).
     buffer: Option<DmaBuffer>,
     phase: Phase,
 }
 
-impl<R: RegisterAccess, C: Clock> Request<R, C> {
+impl<R: RegisterAccess, C: Clock> Request<'_, R, C> {
     /// Polls the request; `finish` makes its output from its result and
-    /// the buffer that came back.
-    #[inline]
+    /// the buffer that came back. The common first poll (a tag free) and
+    /// last poll (the result is in, nobody else needs the tag) are done in
+    /// place; every other goes through the whole state machine.
+    #[inline(always)]
+    fn poll_with<T>(&mut self, cx: &mut Context<'_>, finish: Finish<T>) -> Poll<Result<T, Error>> {
+        if let Phase::InFlight { tag } = self.phase
+            && let Ok(mut inner) = self.inner.try_borrow_mut()
+            && let Some((result, buffer)) = inner.book.take_done(tag)
+        {
+            self.phase = Phase::Finished;
+            return Poll::Ready(finish(result, buffer));
+        }
+        // The common first poll: a tag free and nobody waiting for one.
+        if let Phase::Start = self.phase {
+            let queue = self.inner;
+            if let Ok(mut inner) = queue.try_borrow_mut()
+                && let Some(tag) = inner.book.take_tag()
+            {
+                let Inner { raw, book } = &mut *inner;
+                let sent = submit(raw, self.ns, self.op, &mut self.buffer, tag);
+                if sent.is_ok() {
+                    book.sent(tag, None, cx.waker());
+                    self.phase = Phase::InFlight { tag };
+                    return Poll::Pending;
+                }
+                return refused(
+                    queue,
+                    inner,
+                    sent,
+                    tag,
+                    &mut self.buffer,
+                    &mut self.phase,
+                    cx,
+                );
+            }
+        }
+        self.poll_request(cx, finish)
+    }
+
+    /// One poll through the whole state machine.
+    #[inline(never)]
     fn poll_request<T>(
         &mut self,
         cx: &mut Context<'_>,
         finish: Finish<T>,
     ) -> Poll<Result<T, Error>> {
         let Request {
-            queue,
+            inner: queue,
             ns,
             op,
             buffer,
             phase,
         } = self;
         let poll = {
-            let Ok(mut inner) = queue.inner.try_borrow_mut() else {
+            let Ok(mut inner) = queue.try_borrow_mut() else {
                 // Only a waker polling from inside the queue gets here.
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
@@ -336,7 +353,7 @@ impl<R: RegisterAccess, C: Clock> Request<R, C> {
             }
             poll
         };
-        queue.wake();
+        wake(queue);
         poll
     }
 }
@@ -374,33 +391,31 @@ fn step<R: RegisterAccess, C: Clock, T>(
         },
         Phase::Finished => return Poll::Ready(Err(Error::UnknownCommandId)),
     };
-    match submit(raw, ns, op, buffer, tag) {
-        Ok(()) => {
-            // The completion cannot be in before the next walk of the
-            // completion queue: the waker is kept now, and that is all.
-            book.sent(tag, ticket, cx.waker());
-            *phase = Phase::InFlight { tag };
-            Poll::Pending
-        }
-        // Not enough free slots for a request of several commands: it
-        // waits, blocking the line, for the tags completions free.
-        Err(Error::QueueFull) if raw.in_flight() > 0 => {
-            *phase = Phase::Waiting {
-                ticket: book.refused(ticket, tag, cx.waker()),
-            };
-            Poll::Pending
-        }
-        Err(error) => {
-            // The buffer is freed.
-            *buffer = None;
-            book.release(tag);
-            if let Some(t) = ticket {
-                book.leave(t);
-            }
-            *phase = Phase::Finished;
-            Poll::Ready(Err(error))
-        }
+    let sent = submit(raw, ns, op, buffer, tag);
+    submitted(raw, book, sent, tag, ticket, buffer, phase, cx)
+}
+
+/// What follows a new request's refusal by the raw queue (see
+/// [`submitted`]), wakers woken once the queue's state is released;
+/// kept apart from the common path.
+#[cold]
+#[inline(never)]
+fn refused<R: RegisterAccess, C: Clock, T>(
+    queue: &RefCell<Inner<R, C>>,
+    mut inner: RefMut<'_, Inner<R, C>>,
+    sent: Result<(), Error>,
+    tag: u16,
+    buffer: &mut Option<DmaBuffer>,
+    phase: &mut Phase,
+    cx: &mut Context<'_>,
+) -> Poll<Result<T, Error>> {
+    let Inner { raw, book } = &mut *inner;
+    let poll = submitted(raw, book, sent, tag, None, buffer, phase, cx);
+    if book.has_to_wake() {
+        drop(inner);
+        wake(queue);
     }
+    poll
 }
 
 /// The result of the request in flight under `tag`, or its waker
@@ -438,7 +453,7 @@ fn collect<T>(
     }
 }
 
-impl<R: RegisterAccess, C: Clock> Drop for Request<R, C> {
+impl<R: RegisterAccess, C: Clock> Drop for Request<'_, R, C> {
     fn drop(&mut self) {
         let phase = self.phase;
         if matches!(phase, Phase::Start | Phase::Finished) {
@@ -446,7 +461,7 @@ impl<R: RegisterAccess, C: Clock> Drop for Request<R, C> {
         }
         self.phase = Phase::Finished;
         let wake = {
-            let Ok(mut inner) = self.queue.inner.try_borrow_mut() else {
+            let Ok(mut inner) = self.inner.try_borrow_mut() else {
                 log::warn!("nvme: a request dropped while its queue was busy is left behind");
                 return;
             };
@@ -459,7 +474,7 @@ impl<R: RegisterAccess, C: Clock> Drop for Request<R, C> {
             book.has_to_wake()
         };
         if wake {
-            self.queue.wake();
+            self::wake(self.inner);
         }
     }
 }
@@ -468,16 +483,16 @@ impl<R: RegisterAccess, C: Clock> Drop for Request<R, C> {
 /// buffer is then freed, or kept by the queue while the device may own
 /// it). Dropping it before it completes abandons the request (see the
 /// module documentation).
-pub struct Transfer<R: RegisterAccess, C: Clock>(Request<R, C>);
+pub struct Transfer<'a, R: RegisterAccess, C: Clock>(Request<'a, R, C>);
 
-impl<R: RegisterAccess, C: Clock> Future for Transfer<R, C> {
+impl<R: RegisterAccess, C: Clock> Future for Transfer<'_, R, C> {
     type Output = Result<DmaBuffer, Error>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.get_mut()
             .0
-            .poll_request(cx, |result, buffer| match (result, buffer) {
+            .poll_with(cx, |result, buffer| match (result, buffer) {
                 (Ok(()), Some(buffer)) => Ok(buffer),
                 // The raw queue hands every successful transfer's buffer back.
                 (Ok(()), None) => Err(Error::Dma),
@@ -488,24 +503,24 @@ impl<R: RegisterAccess, C: Clock> Future for Transfer<R, C> {
 
 /// A flush, Write Zeroes or discard of an [`AsyncQueue`]. Dropping it
 /// before it completes abandons the request.
-pub struct Command<R: RegisterAccess, C: Clock>(Request<R, C>);
+pub struct Command<'a, R: RegisterAccess, C: Clock>(Request<'a, R, C>);
 
-impl<R: RegisterAccess, C: Clock> Future for Command<R, C> {
+impl<R: RegisterAccess, C: Clock> Future for Command<'_, R, C> {
     type Output = Result<(), Error>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.get_mut().0.poll_request(cx, |result, _| result)
+        self.get_mut().0.poll_with(cx, |result, _| result)
     }
 }
 
-impl<R: RegisterAccess, C: Clock> fmt::Debug for Transfer<R, C> {
+impl<R: RegisterAccess, C: Clock> fmt::Debug for Transfer<'_, R, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Transfer")
     }
 }
 
-impl<R: RegisterAccess, C: Clock> fmt::Debug for Command<R, C> {
+impl<R: RegisterAccess, C: Clock> fmt::Debug for Command<'_, R, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Command")
     }

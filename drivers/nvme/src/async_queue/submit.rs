@@ -1,0 +1,115 @@
+//! What a request asks for and where it stands, and its submission to
+//! the raw queue: the parts of an `AsyncQueue` request that touch the
+//! device.
+
+#![forbid(unsafe_code)]
+
+use super::book::Book;
+use crate::error::Error;
+use crate::hal::{Clock, DmaBuffer, RegisterAccess};
+use crate::io_queue::{IoQueue, Rejected};
+use crate::namespace::Namespace;
+use core::task::{Context, Poll};
+
+/// What a request asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Op {
+    Read { lba: u64 },
+    Write { lba: u64, fua: bool },
+    Flush,
+    WriteZeroes { lba: u64, blocks: u32 },
+    Discard { lba: u64, blocks: u32 },
+}
+
+/// Submits `op` under `tag` to `raw`, with the request's buffer (if it
+/// carries one). On refusal the error comes back and the buffer is put
+/// back in `buffer`; nothing reached the device.
+#[inline(always)]
+pub(super) fn submit<R: RegisterAccess, C: Clock>(
+    raw: &mut IoQueue<R, C>,
+    ns: &Namespace,
+    op: Op,
+    buffer: &mut Option<DmaBuffer>,
+    tag: u16,
+) -> Result<(), Error> {
+    let t = u64::from(tag);
+    let (lba, write, fua) = match op {
+        Op::Read { lba } => (lba, false, false),
+        Op::Write { lba, fua } => (lba, true, fua),
+        Op::Flush => return raw.submit_flush(ns, t),
+        Op::WriteZeroes { lba, blocks } => return raw.submit_write_zeroes(ns, lba, blocks, t),
+        Op::Discard { lba, blocks } => return raw.submit_discard(ns, lba, blocks, t),
+    };
+    let Some(b) = buffer.take() else {
+        return Err(Error::InvalidLength);
+    };
+    let sent = match (write, fua) {
+        (false, _) => raw.submit_read(ns, lba, b, t),
+        (true, false) => raw.submit_write(ns, lba, b, t),
+        (true, true) => raw.submit_write_fua(ns, lba, b, t),
+    };
+    sent.map_err(|Rejected { error, buffer: b }| {
+        *buffer = Some(b);
+        error
+    })
+}
+
+/// Where a request stands (small and `Copy`: what the request carries,
+/// its operation and buffer, stays in place while it moves on).
+#[derive(Clone, Copy)]
+pub(super) enum Phase {
+    /// Not yet polled.
+    Start,
+    /// Waiting for a tag.
+    Waiting { ticket: u64 },
+    /// Submitted under `tag`.
+    InFlight { tag: u16 },
+    /// Its output was given.
+    Finished,
+}
+
+/// What follows the submission of `tag` (by `ticket`, if it waited):
+/// the request in flight, waiting again for slots, or failed.
+#[inline]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the parts of a request and of the queue's state, borrowed apart"
+)]
+pub(super) fn submitted<R: RegisterAccess, C: Clock, T>(
+    raw: &IoQueue<R, C>,
+    book: &mut Book,
+    sent: Result<(), Error>,
+    tag: u16,
+    ticket: Option<u64>,
+    buffer: &mut Option<DmaBuffer>,
+    phase: &mut Phase,
+    cx: &mut Context<'_>,
+) -> Poll<Result<T, Error>> {
+    match sent {
+        Ok(()) => {
+            // The completion cannot be in before the next walk of the
+            // completion queue: the waker is kept now, and that is all.
+            book.sent(tag, ticket, cx.waker());
+            *phase = Phase::InFlight { tag };
+            Poll::Pending
+        }
+        // Not enough free slots for a request of several commands: it
+        // waits, blocking the line, for the tags completions free.
+        Err(Error::QueueFull) if raw.in_flight() > 0 => {
+            *phase = Phase::Waiting {
+                ticket: book.refused(ticket, tag, cx.waker()),
+            };
+            Poll::Pending
+        }
+        Err(error) => {
+            // The buffer is freed.
+            *buffer = None;
+            book.release(tag);
+            if let Some(t) = ticket {
+                book.leave(t);
+            }
+            *phase = Phase::Finished;
+            Poll::Ready(Err(error))
+        }
+    }
+}
