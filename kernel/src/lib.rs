@@ -1,7 +1,9 @@
 //! The unikernel as a library: boot-time initialisation, platform glue for
 //! the drivers, and the in-QEMU test framework.
 //!
-//! An application is a small binary that declares its entry with
+//! An application is a cargo package of its own (`apps/inspector`, the
+//! default; `apps/log`; or one anywhere, see the README) whose binary
+//! declares its entry with
 //! `bootloader_api::entry_point!(main, config = &kernel::BOOTLOADER_CONFIG)`,
 //! calls [`init`] first and [`exit`] last. Test kernels reuse the same
 //! [`init`], so they run on exactly the platform the application gets.
