@@ -46,17 +46,19 @@ type Queue = AsyncQueue<Registers, FakeClock>;
 type Read<'a> = Transfer<'a, Registers, FakeClock>;
 
 /// Everything the async path does to start a 4 KiB read into `buffer`:
-/// the future made and polled once (it takes a tag and submits).
+/// the future made in `slot` (the caller's frame, where it stays until its
+/// result is taken, as in a task) and polled once (it takes a tag and
+/// submits).
 #[inline(never)]
 fn driver_submit<'a>(
+    slot: &mut Option<Read<'a>>,
     queue: &'a Queue,
     ns: &'a nvme::Namespace,
     lba: u64,
     buffer: DmaBuffer,
-) -> (Read<'a>, Poll<Result<DmaBuffer, Error>>) {
-    let mut read = queue.read(ns, lba, buffer);
-    let poll = Pin::new(&mut read).poll(&mut Context::from_waker(Waker::noop()));
-    (read, poll)
+) -> Poll<Result<DmaBuffer, Error>> {
+    let read = slot.insert(queue.read(ns, lba, buffer));
+    Pin::new(read).poll(&mut Context::from_waker(Waker::noop()))
 }
 
 /// Everything it does to finish one: the completions polled (the idle
@@ -113,9 +115,12 @@ fn main() {
             eprintln!("cost_async: the buffer did not come back");
             std::process::exit(1);
         };
-        let (mut read, mut poll) = driver_submit(&queue, &ns, lba & !7, buffer);
-        while poll.is_pending() {
-            poll = driver_poll(&queue, &mut read);
+        let mut slot = None;
+        let mut poll = driver_submit(&mut slot, &queue, &ns, lba & !7, buffer);
+        while poll.is_pending()
+            && let Some(read) = slot.as_mut()
+        {
+            poll = driver_poll(&queue, read);
         }
         match poll {
             Poll::Ready(Ok(buffer)) => {
