@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -10,9 +11,10 @@ use boot::progress::{Progress, Unit};
 use boot::qemu::{self, Firmware, Machine, NvmeDisk};
 use boot::{disk, flash, image, runner};
 
-use crate::workspace;
 use crate::{BackendArg, BenchArgs, BuildArgs, CompareArgs, FlashArgs, ImageArgs, MachineArgs};
 use crate::{RunArgs, SoakArgs};
+use crate::{bench_runs, workspace};
+use compare::parse::SerialLine;
 
 /// Where the disks live when none is named.
 const SCRATCH_DISK: &str = "disks/scratch.img";
@@ -22,6 +24,7 @@ const BENCH_DISK: &str = "disks/bench.img";
 const RUN_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// How the disks of one boot are made.
+#[derive(Clone, Copy)]
 enum Disks<'a> {
     /// These files (made and stamped when missing).
     Files { paths: &'a [PathBuf], fresh: bool },
@@ -149,26 +152,48 @@ pub fn bench(args: &BenchArgs) -> Result<i32> {
         "unikernel-bench,debug-threads=on".to_owned(),
     ];
     // One step per job: the guest brackets each timed window with markers.
-    let progress = Progress::new("bench", jobs as u64, Unit::Steps);
-    let echo = progress.serial_writer(|progress, line| {
-        if let Some(job) = line.strip_prefix("BENCH-BEGIN ") {
-            progress.step(job.trim());
-        } else if line.starts_with("BENCH-END ") {
-            progress.inc(1);
-        }
-    });
+    let progress = Progress::new("bench", jobs as u64 * u64::from(args.runs), Unit::Steps);
     let timeout = Duration::from_secs(timeout);
-    let status = boot(
-        &kernel,
-        settings,
-        &args.machine,
-        disks,
-        timeout,
-        &names,
-        echo,
-    );
+    let mut runs = Vec::new();
+    for run in 1..=args.runs {
+        if args.runs > 1 {
+            progress.println(&format!("bench: run {run} of {}", args.runs));
+        }
+        let results = Arc::new(Mutex::new(Vec::new()));
+        let sink = results.clone();
+        let echo = progress.serial_writer(move |progress, line| match compare::parse::serial_line(
+            line,
+        ) {
+            Some(SerialLine::Begin(job)) => progress.step(job.trim()),
+            Some(SerialLine::End(_)) => progress.inc(1),
+            Some(SerialLine::Result(json)) => {
+                if let (Ok(m), Ok(mut sink)) = (compare::parse::bench_result(json), sink.lock()) {
+                    sink.push(m);
+                }
+            }
+            _ => {}
+        });
+        let status = boot(
+            &kernel,
+            settings.clone(),
+            &args.machine,
+            disks,
+            timeout,
+            &names,
+            echo,
+        )?;
+        if status != 0 {
+            progress.finish();
+            return Ok(status);
+        }
+        let measured = results.lock().map(|mut r| std::mem::take(&mut *r));
+        runs.push(measured.unwrap_or_default());
+    }
     progress.finish();
-    status
+    if args.runs > 1 {
+        print!("{}", bench_runs::summary(&runs));
+    }
+    Ok(0)
 }
 
 /// `image`: build the bootable image and print its path.

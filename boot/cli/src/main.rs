@@ -6,6 +6,7 @@
 //! application. `runner` (hidden) is what cargo calls for every kernel
 //! binary built for `x86_64-unknown-none` (see `.cargo/config.toml`).
 
+mod bench_runs;
 mod boot_kernel;
 mod checks;
 mod cost;
@@ -215,6 +216,11 @@ pub struct BenchArgs {
     /// namespace and their sum (setting bench_all_namespaces).
     #[arg(long, value_name = "N", default_value = "1", value_parser = clap::value_parser!(u32).range(1..=16))]
     namespaces: u32,
+    /// Boots of the benchmark, one after the other (each on a fresh disk);
+    /// above 1, each job's median IOPS and, for an -async job run with
+    /// its twin, their ratio in every run.
+    #[arg(long, value_name = "N", default_value = "1", value_parser = clap::value_parser!(u32).range(1..=50))]
+    runs: u32,
     /// Count the driver's instructions per read instead (as `cost`).
     #[arg(long)]
     driver_cost: bool,
