@@ -322,7 +322,11 @@ impl Book {
         t.stage = Stage::Done;
         t.stuck = stuck;
         t.result = c.result;
-        t.buffer = c.buffer;
+        // An in-flight tag holds no buffer: its future took the last one
+        // (or it was never given one). Were one left by a mistake, it is
+        // leaked rather than freed, as memory the device may hold always
+        // is; and no drop is paid for on every completion.
+        core::mem::forget(core::mem::replace(&mut t.buffer, c.buffer));
         if let Some(w) = t.waker.take() {
             self.push_to_wake(w);
         }
