@@ -27,7 +27,6 @@
 //! interrupt handler; a waker called from an interrupt while the executor
 //! holds the lock would spin forever.
 
-use alloc::collections::VecDeque;
 use alloc::rc::Rc;
 use alloc::sync::Arc;
 use alloc::task::Wake;
@@ -99,24 +98,44 @@ impl fmt::Display for ExecutorError {
 /// whether there is any: the idle loop reads the flag, a plain load,
 /// rather than taking the lock on every turn.
 struct RunQueue {
-    slots: Mutex<VecDeque<usize>>,
+    woken: Mutex<Woken>,
     any: AtomicBool,
+}
+
+/// The slots woken, in order, and the room every list of them needs.
+struct Woken {
+    slots: Vec<usize>,
+    /// Task slots made so far: each is queued at most once at a time (its
+    /// scheduled flag), so a list with this much room never grows.
+    room: usize,
 }
 
 impl RunQueue {
     fn new() -> RunQueue {
         RunQueue {
-            slots: Mutex::new(VecDeque::new()),
+            woken: Mutex::new(Woken {
+                slots: Vec::new(),
+                room: 0,
+            }),
             any: AtomicBool::new(false),
         }
     }
 
     fn push(&self, slot: usize) {
-        self.slots.lock().push_back(slot);
+        self.woken.lock().slots.push(slot);
         self.any.store(true, Ordering::Release);
     }
 
-    /// Moves every queued slot to `round`; false when there was none.
+    /// Room for `slots` task slots, made before any of them can be woken.
+    fn make_room(&self, slots: usize) {
+        let mut woken = self.woken.lock();
+        woken.room = slots;
+        let queued = woken.slots.len();
+        woken.slots.reserve(slots.saturating_sub(queued));
+    }
+
+    /// Swaps the queued slots into the empty `round` (the round's list,
+    /// given room, becomes the queue); false when there was none.
     fn take_into(&self, round: &mut Vec<usize>) -> bool {
         if !self.any.load(Ordering::Acquire) {
             return false;
@@ -124,13 +143,17 @@ impl RunQueue {
         // Cleared before the queue is emptied: a slot pushed after this
         // sets it again.
         self.any.store(false, Ordering::Release);
-        let mut slots = self.slots.lock();
-        round.extend(slots.drain(..));
+        let mut woken = self.woken.lock();
+        round.clear();
+        core::mem::swap(&mut woken.slots, round);
+        // The executor allocates here if ever, never a waker.
+        let room = woken.room;
+        woken.slots.reserve(room);
         !round.is_empty()
     }
 
     fn is_empty(&self) -> bool {
-        !self.any.load(Ordering::Acquire) && self.slots.lock().is_empty()
+        !self.any.load(Ordering::Acquire) && self.woken.lock().slots.is_empty()
     }
 }
 
@@ -382,9 +405,7 @@ impl Executor {
         slots.push(Slot::new(index, self.inner.run_queue.clone(), Some(task)));
         // Each slot is queued at most once at a time (its scheduled flag),
         // so waking never grows the queue.
-        let mut run_queue = self.inner.run_queue.slots.lock();
-        let queued = run_queue.len();
-        run_queue.reserve(slots.len() - queued);
+        self.inner.run_queue.make_room(slots.len());
         index
     }
 
