@@ -70,6 +70,9 @@ pub fn exit(status: ExitStatus) -> ! {
     arch::exit::exit(status)
 }
 
+// Only on the bare-metal target: a host program (the `cost_executor`
+// example) that links the library panics through std.
+#[cfg(target_os = "none")]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     testing::panic(info)

@@ -72,6 +72,23 @@ fn every_check() -> Result<()> {
             .args(["--all-targets", "--", "-D", "warnings"]),
         "clippy (kernel and applications)",
     )?;
+    // The kernel's one host program (`./run.sh cost` runs it).
+    run_step(
+        cargo().args([
+            "clippy",
+            "--quiet",
+            "--package",
+            "kernel",
+            "--features",
+            "host-cost",
+            "--example",
+            "cost_executor",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+        "clippy (the kernel's host example)",
+    )?;
     say("host tests: boot, drivers");
     logged(
         cargo().args([

@@ -5,7 +5,10 @@
 //! is `driver_submit` + `driver_poll` (inclusive) minus the simulated
 //! device behind the register calls. The same for the `cost_async`
 //! example, whose reads are `AsyncQueue` futures: the raw queue's figure
-//! and the async path's are printed one under the other.
+//! and the async path's are printed one under the other. Then the same
+//! with 32 reads in flight, the kernel's `cost_executor` example: the
+//! benchmark's raw loop and its async job (32 tasks of the executor), each
+//! the whole loop (`driver_loop`) less the device.
 
 use std::process::{Command, Stdio};
 
@@ -16,35 +19,80 @@ use crate::workspace::{self, cargo, run_step};
 /// Reads of the measured run when none is given.
 pub const DEFAULT_READS: u64 = 20_000;
 
+/// One figure `cost` prints: an example, how it is built and run, and
+/// what it measures.
+struct Measure {
+    package: &'static str,
+    features: Option<&'static str>,
+    example: &'static str,
+    /// Arguments before the number of reads.
+    args: &'static [&'static str],
+    label: &'static str,
+}
+
+/// The four figures: depth 1 through the raw queue and the async path
+/// (the driver alone), then 32 reads in flight through the benchmark's raw
+/// loop and through 32 tasks of the kernel's executor (the whole loop).
+const MEASURES: [Measure; 4] = [
+    Measure {
+        package: "nvme",
+        features: None,
+        example: "cost",
+        args: &[],
+        label: "driver instructions per 4 KiB read (raw queue, submit to completion, depth 1)",
+    },
+    Measure {
+        package: "nvme",
+        features: None,
+        example: "cost_async",
+        args: &[],
+        label: "driver instructions per 4 KiB read (async path, future to its result, depth 1)",
+    },
+    Measure {
+        package: "kernel",
+        features: Some("host-cost"),
+        example: "cost_executor",
+        args: &["raw"],
+        label: "instructions per 4 KiB read, 32 in flight (raw queue, the benchmark's loop)",
+    },
+    Measure {
+        package: "kernel",
+        features: Some("host-cost"),
+        example: "cost_executor",
+        args: &["async"],
+        label: "instructions per 4 KiB read, 32 in flight (async path, 32 tasks on the executor)",
+    },
+];
+
 /// Measure and print the instructions per read.
 pub fn run(reads: u64) -> Result<i32> {
     if !workspace::installed("valgrind") {
         workspace::apt_install(&["valgrind"])?;
     }
-    for (example, path) in [
-        ("cost", "raw queue, submit to completion"),
-        ("cost_async", "async path, future to its result"),
-    ] {
-        let per_read = per_read(example, reads)?;
-        println!("driver instructions per 4 KiB read ({path}, depth 1): {per_read:.0}");
+    for measure in &MEASURES {
+        let per_read = per_read(measure, reads)?;
+        println!("{}: {per_read:.0}", measure.label);
     }
     Ok(0)
 }
 
-/// The driver's instructions per read of the example `example`.
-fn per_read(example: &str, reads: u64) -> Result<f64> {
-    run_step(
-        cargo().args([
-            "build",
-            "--quiet",
-            "--release",
-            "--package",
-            "nvme",
-            "--example",
-            example,
-        ]),
-        &format!("building the {example} example"),
-    )?;
+/// The instructions per read of one measure.
+fn per_read(measure: &Measure, reads: u64) -> Result<f64> {
+    let example = measure.example;
+    let mut build = cargo();
+    build.args([
+        "build",
+        "--quiet",
+        "--release",
+        "--package",
+        measure.package,
+        "--example",
+        example,
+    ]);
+    if let Some(features) = measure.features {
+        build.args(["--features", features]);
+    }
+    run_step(&mut build, &format!("building the {example} example"))?;
     let binary = workspace::target_dir()
         .join("release/examples")
         .join(example);
@@ -56,6 +104,7 @@ fn per_read(example: &str, reads: u64) -> Result<f64> {
             .arg("--tool=callgrind")
             .arg(format!("--callgrind-out-file={}", out.display()))
             .arg(&binary)
+            .args(measure.args)
             .arg(n.to_string())
             .stdout(if n == reads {
                 Stdio::inherit()
@@ -82,12 +131,13 @@ fn per_read(example: &str, reads: u64) -> Result<f64> {
     Ok((counts[1] - counts[0]) as f64 / reads as f64)
 }
 
-/// Instructions of the driver's submit and poll in the example `example`,
-/// less the simulated device's register accesses, from
-/// `callgrind_annotate --inclusive=yes`.
+/// Instructions of the driver's submit and poll (or of its whole loop) in
+/// the example `example`, less the simulated device's register accesses,
+/// from `callgrind_annotate --inclusive=yes`.
 pub fn driver_instructions(annotated: &str, example: &str) -> i64 {
     let submit = format!(":{example}::driver_submit [");
     let poll = format!(":{example}::driver_poll [");
+    let whole = format!(":{example}::driver_loop [");
     let read = format!(":<{example}::Registers as nvme::hal::RegisterAccess>::read32 [");
     let write = format!(":<{example}::Registers as nvme::hal::RegisterAccess>::write32 [");
     let mut total = 0i64;
@@ -98,7 +148,7 @@ pub fn driver_instructions(annotated: &str, example: &str) -> i64 {
         let Ok(count) = first.replace(',', "").parse::<i64>() else {
             continue;
         };
-        if line.contains(&submit) || line.contains(&poll) {
+        if line.contains(&submit) || line.contains(&poll) || line.contains(&whole) {
             total += count;
         }
         if line.contains(&read) || line.contains(&write) {
@@ -123,5 +173,16 @@ mod tests {
 ";
         assert_eq!(driver_instructions(annotated, "cost"), 1100);
         assert_eq!(driver_instructions(annotated, "cost_async"), 0);
+    }
+
+    #[test]
+    fn a_whole_loop_counts_once_less_the_device() {
+        let annotated = "\
+9,000 (90.0%)  kernel/examples/cost_executor.rs:cost_executor::driver_loop [/t/cost_executor]
+5,000  => kernel/examples/cost_executor.rs:<cost_executor::Registers as nvme::hal::RegisterAccess>::write32 [/t/cost_executor]
+5,000 (50.0%)  kernel/examples/cost_executor.rs:<cost_executor::Registers as nvme::hal::RegisterAccess>::write32 [/t/cost_executor]
+  700 (7.0%)  kernel/src/executor.rs:<kernel::executor::Executor>::block_on [/t/cost_executor]
+";
+        assert_eq!(driver_instructions(annotated, "cost_executor"), 4000);
     }
 }

@@ -7,7 +7,9 @@ use x86_64::PhysAddr;
 
 use super::PhysicalMap;
 
-#[global_allocator]
+// Only on the bare-metal target: on the host (the `cost_executor`
+// example) the library allocates through std.
+#[cfg_attr(target_os = "none", global_allocator)]
 static ALLOCATOR: LockedHeap = LockedHeap::empty();
 
 /// Hand the heap `len` bytes at physical `start`.
