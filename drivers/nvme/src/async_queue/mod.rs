@@ -454,11 +454,23 @@ fn collect<T>(
 }
 
 impl<R: RegisterAccess, C: Clock> Drop for Request<'_, R, C> {
+    #[inline]
     fn drop(&mut self) {
-        let phase = self.phase;
-        if matches!(phase, Phase::Start | Phase::Finished) {
-            return;
+        // The common case, a request that gave its output (or never
+        // started), has nothing to do.
+        if !matches!(self.phase, Phase::Start | Phase::Finished) {
+            self.abandon();
         }
+    }
+}
+
+impl<R: RegisterAccess, C: Clock> Request<'_, R, C> {
+    /// Gives up a request dropped while waiting or in flight (see the
+    /// module documentation).
+    #[cold]
+    #[inline(never)]
+    fn abandon(&mut self) {
+        let phase = self.phase;
         self.phase = Phase::Finished;
         let wake = {
             let Ok(mut inner) = self.inner.try_borrow_mut() else {
