@@ -9,6 +9,7 @@
 //! the device does not (see [`crate::Lent`]).
 
 use crate::PhysAddr;
+use core::marker::PhantomData;
 use core::ptr::NonNull;
 use volatile::VolatilePtr;
 
@@ -167,6 +168,18 @@ impl DmaRegion {
         values
     }
 
+    /// `N` consecutive dwords from `offset`, bounds-checked once, to be
+    /// read one at a time in the order the caller needs (a completion
+    /// entry: the dword with the phase tag first, the others only after
+    /// it); `None` when they do not all fit.
+    #[inline]
+    pub fn volatile_dwords<const N: usize>(&self, offset: usize) -> Option<VolatileDwords<'_, N>> {
+        Some(VolatileDwords {
+            first: self.dwords(offset, N)?,
+            _region: PhantomData,
+        })
+    }
+
     /// The first of `count` dwords at `offset`, if all of them lie inside
     /// the region and `offset` is a multiple of 4.
     #[inline]
@@ -212,6 +225,29 @@ impl DmaRegion {
     #[inline]
     pub fn lend(self) -> crate::Lent<DmaRegion> {
         crate::Lent::new(self)
+    }
+}
+
+/// `N` dwords of a [`DmaRegion`] checked to lie inside it
+/// ([`DmaRegion::volatile_dwords`]), read with volatile reads; borrows the
+/// region, so it cannot outlive it.
+#[derive(Clone, Copy, Debug)]
+pub struct VolatileDwords<'a, const N: usize> {
+    first: NonNull<u32>,
+    _region: PhantomData<&'a DmaRegion>,
+}
+
+impl<const N: usize> VolatileDwords<'_, N> {
+    /// Volatile read of dword `i`; 0 when `i` is not below `N`.
+    #[inline]
+    pub fn read(&self, i: usize) -> u32 {
+        if i >= N {
+            return 0;
+        }
+        // SAFETY: `volatile_dwords` checked that all `N` dwords from
+        // `first` lie inside the borrowed region and are aligned, and
+        // `i < N`; reads only (as in `DmaRegion::read_volatile_dwords`).
+        unsafe { VolatilePtr::new_read_only(self.first.add(i)) }.read()
     }
 }
 
@@ -287,6 +323,10 @@ mod tests {
         assert_eq!(region.read_volatile_dwords::<4>(4084), [0; 4]);
         assert_eq!(region.read_volatile_dwords::<1>(2), [0]);
         assert!(region.as_slice()[..4080].iter().all(|&b| b == 0));
+        let run = region.volatile_dwords::<4>(4080).unwrap();
+        assert_eq!((run.read(3), run.read(0), run.read(4)), (4, 1, 0));
+        assert!(region.volatile_dwords::<4>(4084).is_none());
+        assert!(region.volatile_dwords::<1>(2).is_none());
     }
 
     #[test]

@@ -556,6 +556,30 @@ impl CompletionEntry {
         }
     }
 
+    /// The status in dword 3 as a result: success is read from the status
+    /// bits directly, the [`Status`] decoded only for an error.
+    #[inline]
+    pub const fn outcome_of(dw3: u32) -> Result<(), Status> {
+        let status = field::STATUS.get32(dw3) as u16;
+        if Status::field_is_success(status) {
+            Ok(())
+        } else {
+            Err(Status::from_field(status))
+        }
+    }
+
+    /// The Command Identifier in dword 3.
+    #[inline]
+    pub const fn cid_of(dw3: u32) -> u16 {
+        field::CQE_CID.get32(dw3) as u16
+    }
+
+    /// The SQ Head Pointer and SQ Identifier in dword 2.
+    #[inline]
+    pub const fn sq_of(dw2: u32) -> (u16, u16) {
+        (field::SQHD.get32(dw2) as u16, field::SQID.get32(dw2) as u16)
+    }
+
     /// Encodes the four dwords (for simulated devices).
     pub const fn to_dwords(&self) -> [u32; 4] {
         [
@@ -601,6 +625,28 @@ mod tests {
             status: Status::new(1, 2),
         };
         assert_eq!(CompletionEntry::from_dwords(c.to_dwords()), c);
+        let d = c.to_dwords();
+        assert_eq!(CompletionEntry::outcome_of(d[3]), Err(Status::new(1, 2)));
+        assert_eq!(CompletionEntry::cid_of(d[3]), 0xBEEF);
+        assert_eq!(CompletionEntry::sq_of(d[2]), (9, 3));
+        // Do Not Retry and More alone do not make a failure.
+        let quiet = CompletionEntry {
+            status: Status {
+                dnr: true,
+                more: true,
+                crd: 3,
+                ..Status::SUCCESS
+            },
+            ..c
+        };
+        assert_eq!(CompletionEntry::outcome_of(quiet.to_dwords()[3]), Ok(()));
+        for (sct, sc) in [(0, 1), (1, 0), (7, 0xFF)] {
+            let failed = CompletionEntry {
+                status: Status::new(sct, sc),
+                ..c
+            };
+            assert!(CompletionEntry::outcome_of(failed.to_dwords()[3]).is_err());
+        }
     }
 
     #[test]

@@ -45,9 +45,6 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use dma::ordering;
 
-/// Bytes per dword of a queue entry.
-const DWORD_BYTES: usize = 4;
-
 /// How a command identifier is made: the slot index in the low `slot_bits`
 /// bits, a rolling sequence number above (none when the slot index needs
 /// every bit of the identifier: the sequence is then shifted out).
@@ -107,8 +104,9 @@ pub(crate) enum Polled {
         slot: u16,
         /// Whether the slot had already been reported as timed out.
         was_timed_out: bool,
-        /// The entry.
-        entry: CompletionEntry,
+        /// The entry's dwords as read (decoded by the caller, as much as it
+        /// needs: see `CompletionEntry::outcome_of`).
+        dwords: [u32; CompletionEntry::DWORDS],
         /// The device is done with the command's memory.
         returned: Returned,
     },
@@ -421,29 +419,31 @@ impl QueuePair {
     #[inline]
     pub(crate) fn take(&mut self) -> Polled {
         let base = self.cq_head as usize * CompletionEntry::SIZE;
-        let dw3 = self
-            .cq
-            .read_volatile_u32(base + DWORD_BYTES * CompletionEntry::STATUS_DWORD);
+        // The whole entry is checked to lie in the ring once.
+        let Some(entry) = self.cq.volatile_dwords::<{ CompletionEntry::DWORDS }>(base) else {
+            return Polled::Empty;
+        };
+        let dw3 = entry.read(CompletionEntry::STATUS_DWORD);
         if CompletionEntry::phase_of(dw3) != self.phase {
             return Polled::Empty;
         }
-        // The phase flip is seen; read the rest of the entry only now.
+        // The phase flip is seen; read the rest of the entry only now (the
+        // status dword stays the one whose phase was checked).
         let returned = ordering::after_device_signal();
-        let mut dwords: [u32; CompletionEntry::DWORDS] = self.cq.read_volatile_dwords(base);
-        // The status dword as first seen (the one whose phase was checked).
-        dwords[CompletionEntry::STATUS_DWORD] = dw3;
-        let entry = CompletionEntry::from_dwords(dwords);
+        let dwords = [entry.read(0), entry.read(1), entry.read(2), dw3];
         self.cq_head += 1;
         if self.cq_head == self.entries {
             self.cq_head = 0;
             self.phase = !self.phase;
         }
-        if u32::from(entry.sq_head) < self.entries {
-            self.sq_head = u32::from(entry.sq_head);
+        let (sq_head, sq_id) = CompletionEntry::sq_of(dwords[2]);
+        if u32::from(sq_head) < self.entries {
+            self.sq_head = u32::from(sq_head);
         }
-        let index = self.cids.slot(entry.cid);
+        let cid = CompletionEntry::cid_of(dw3);
+        let index = self.cids.slot(cid);
         match self.slots.get_mut(index) {
-            Some(s) if s.busy && s.cid == entry.cid && entry.sq_id == self.qid => {
+            Some(s) if s.busy && s.cid == cid && sq_id == self.qid => {
                 let was_timed_out = s.timed_out;
                 s.busy = false;
                 s.timed_out = false;
@@ -452,11 +452,11 @@ impl QueuePair {
                 Polled::Done {
                     slot: index as u16,
                     was_timed_out,
-                    entry,
+                    dwords,
                     returned,
                 }
             }
-            _ => Polled::Unknown(entry),
+            _ => Polled::Unknown(CompletionEntry::from_dwords(dwords)),
         }
     }
 

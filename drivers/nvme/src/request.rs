@@ -5,9 +5,10 @@
 //! one in `io_queue`) describe what the caller asked for as a [`Request`],
 //! check it once with [`Request::check`] against the [`Namespace`] handle
 //! found when the path was set up, build the command with
-//! [`Request::entry`], and compute its deadline with [`deadline_ns`]. The
-//! order of the checks is part of the API (tests rely on it): length, range,
-//! write permission, the path's size limit, zone boundary, support.
+//! [`Request::entry`], and compute its deadline with [`deadline_after`]
+//! (the timeout converted to nanoseconds once, by [`timeout_ns`]). The
+//! order of the checks is part of the API (tests rely on it): length,
+//! range, write permission, the path's size limit, zone boundary, support.
 //!
 //! [`Shared`] is the state the controller shares with the queues it handed
 //! out: the reset generation, the shutdown flag and who may write to each
@@ -29,10 +30,23 @@ const NS_PER_MS: u64 = 1_000_000;
 /// Check CSTS for fatal status every this many empty completion polls.
 const FATAL_CHECK_INTERVAL: u32 = 64;
 
-/// The deadline `timeout_ms` after `now_ns` (saturating): the one place
-/// where a command's deadline is computed.
+/// The deadline `timeout_ms` after `now_ns` (saturating), for a path that
+/// converts its timeout at each command.
 pub(crate) const fn deadline_ns(now_ns: u64, timeout_ms: u64) -> u64 {
-    now_ns.saturating_add(timeout_ms.saturating_mul(NS_PER_MS))
+    deadline_after(now_ns, timeout_ns(timeout_ms))
+}
+
+/// A timeout in nanoseconds (saturating), for a path that computes it once
+/// and then uses [`deadline_after`] per command.
+pub(crate) const fn timeout_ns(timeout_ms: u64) -> u64 {
+    timeout_ms.saturating_mul(NS_PER_MS)
+}
+
+/// The deadline `timeout_ns` after `now_ns` (saturating): the one place
+/// where a command's deadline is computed.
+#[inline]
+pub(crate) const fn deadline_after(now_ns: u64, timeout_ns: u64) -> u64 {
+    now_ns.saturating_add(timeout_ns)
 }
 
 /// Kind of a queued request.
@@ -112,6 +126,9 @@ pub(crate) struct Request {
     pub(crate) lba: u64,
     /// Logical blocks (0 for a flush).
     pub(crate) blocks: u64,
+    /// The length of a transfer in bytes (`None`: a command naming
+    /// blocks only, whose length [`Self::check`] computes).
+    len: Option<usize>,
     /// False for a transfer whose length is zero or not whole blocks
     /// (refused by [`Self::check`]).
     whole_blocks: bool,
@@ -120,21 +137,16 @@ pub(crate) struct Request {
 impl Request {
     /// A transfer of `len` bytes at `lba`, which must be whole blocks of
     /// `ns` ([`Self::check`] says so). A block size is a power of two
-    /// (2^LBADS, see `identify`), so the division is a shift; 0 (an
-    /// unusable format) takes nothing.
+    /// (2^LBADS, see `identify`), so the division is the handle's shift;
+    /// with an unusable block size no length is whole blocks.
     #[inline]
     pub(crate) fn bytes(op: Operation, ns: &Namespace, lba: u64, len: usize) -> Request {
-        let block_size = ns.info.block_size;
-        let usable = block_size.is_power_of_two();
         Request {
             op,
             lba,
-            blocks: if usable {
-                (len >> block_size.trailing_zeros()) as u64
-            } else {
-                0
-            },
-            whole_blocks: usable && len != 0 && len & (block_size - 1) == 0,
+            blocks: (len >> ns.block_shift) as u64,
+            len: Some(len),
+            whole_blocks: len != 0 && len & ns.block_mask == 0,
         }
     }
 
@@ -144,6 +156,7 @@ impl Request {
             op,
             lba,
             blocks,
+            len: None,
             whole_blocks: true,
         }
     }
@@ -174,11 +187,15 @@ impl Request {
         if self.op.writes() {
             shared.check_write(ns.index)?;
         }
-        let bytes = self
-            .blocks
-            .checked_mul(ns.info.block_size as u64)
-            .and_then(|bytes| usize::try_from(bytes).ok())
-            .ok_or(Error::InvalidLength)?;
+        let bytes = match self.len {
+            // Whole blocks (checked above): the length is blocks * size.
+            Some(len) => len,
+            None => self
+                .blocks
+                .checked_mul(ns.info.block_size as u64)
+                .and_then(|bytes| usize::try_from(bytes).ok())
+                .ok_or(Error::InvalidLength)?,
+        };
         if limits.max_bytes.is_some_and(|max| bytes > max) {
             return Err(Error::InvalidLength);
         }
@@ -287,17 +304,20 @@ pub(crate) fn wait_for_slot<R: RegisterAccess, C: Clock>(
     let mut empty = 0u32;
     loop {
         match pair.poll(regs) {
-            Polled::Done { slot: s, entry, .. } if s == slot => {
+            Polled::Done {
+                slot: s, dwords, ..
+            } if s == slot => {
+                let entry = CompletionEntry::from_dwords(dwords);
                 return if entry.status.is_success() {
                     Ok(entry)
                 } else {
                     Err(Error::Device(entry.status))
                 };
             }
-            Polled::Done { entry, .. } => {
+            Polled::Done { dwords, .. } => {
                 log::warn!(
                     "nvme: unexpected completion for cid {:#x} on queue {}",
-                    entry.cid,
+                    CompletionEntry::cid_of(dwords[CompletionEntry::STATUS_DWORD]),
                     pair.qid()
                 );
             }

@@ -51,9 +51,9 @@ use crate::command::{DsmRange, MAX_BLOCKS_PER_COMMAND};
 use crate::error::Error;
 use crate::hal::{Clock, DmaRegion, RegisterAccess};
 use crate::namespace::{ControllerId, Namespace};
-use crate::prp::{self, Prps};
+use crate::prp::{self, PageSize, Prps};
 use crate::queue::QueuePair;
-use crate::request::{IoOp, Limits, Operation, Request, Shared, deadline_ns};
+use crate::request::{IoOp, Limits, Operation, Request, Shared, deadline_after, timeout_ns};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
@@ -84,9 +84,10 @@ pub struct IoQueue<R: RegisterAccess, C: Clock> {
     generation: u32,
     /// The controller whose namespace handles the queue takes.
     controller: ControllerId,
-    page_size: usize,
+    page_size: PageSize,
     max_transfer_bytes: usize,
-    timeout_ms: u64,
+    /// Deadline of every command after its submission.
+    timeout_ns: u64,
     write_zeroes: bool,
     deallocate: bool,
     unknown: u64,
@@ -98,7 +99,7 @@ pub struct IoQueue<R: RegisterAccess, C: Clock> {
 /// How a taken queue is set up (see `Controller::take_io_queue`).
 pub(crate) struct IoQueueSetup {
     /// Memory page size of the controller.
-    pub(crate) page_size: usize,
+    pub(crate) page_size: PageSize,
     /// Largest transfer of one command (MDTS, PRP list capacity).
     pub(crate) max_transfer_bytes: usize,
     /// Deadline of every command.
@@ -142,7 +143,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
             controller,
             page_size: setup.page_size,
             max_transfer_bytes: setup.max_transfer_bytes,
-            timeout_ms: setup.timeout_ms,
+            timeout_ns: timeout_ns(setup.timeout_ms),
             write_zeroes: setup.write_zeroes,
             deallocate: setup.deallocate,
             unknown: 0,
@@ -375,7 +376,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
             Err(error) => return Err(Rejected { error, buffer }),
         };
         let part_blocks = (plan.part_bytes / ns.info.block_size) as u64;
-        let deadline = deadline_ns(self.clock.now_ns(), self.timeout_ms);
+        let deadline = deadline_after(self.clock.now_ns(), self.timeout_ns);
         for (part, &slot) in self.claimed.iter().enumerate() {
             let Some(s) = self.slots.get_mut(usize::from(slot)) else {
                 continue;
@@ -448,7 +449,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         let entry = request
             .entry(ns.info.nsid, request.lba, request.blocks as u32)
             .with_prps(prps.prp1, prps.prp2);
-        let deadline = deadline_ns(self.clock.now_ns(), self.timeout_ms);
+        let deadline = deadline_after(self.clock.now_ns(), self.timeout_ns);
         self.pair.push(slot, &entry, deadline);
         let op = if matches!(request.op, Operation::Read) {
             IoOp::Read
@@ -508,7 +509,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
     fn claim(
         &mut self,
         parts: usize,
-        mut prps: impl FnMut(usize, &mut DmaRegion, usize) -> Result<Prps, Error>,
+        mut prps: impl FnMut(usize, &mut DmaRegion, PageSize) -> Result<Prps, Error>,
     ) -> Result<u16, Error> {
         if parts > 1 && self.pair.free_slots() < parts {
             return Err(Error::QueueFull);
@@ -587,7 +588,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
             ),
             _ => (request.entry(ns.info.nsid, 0, 0), IoOp::Flush),
         };
-        let deadline = deadline_ns(self.clock.now_ns(), self.timeout_ms);
+        let deadline = deadline_after(self.clock.now_ns(), self.timeout_ns);
         if let Some(&slot) = self.claimed.first()
             && let Some(s) = self.slots.get_mut(usize::from(slot))
         {

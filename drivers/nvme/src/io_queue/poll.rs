@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 use super::{Completion, IoQueue};
+use crate::command::CompletionEntry;
 use crate::error::{Error, Stage};
 use crate::hal::{Clock, RegisterAccess};
 use crate::queue::Polled;
@@ -48,7 +49,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
                 Polled::Done {
                     slot,
                     was_timed_out,
-                    entry,
+                    dwords,
                     returned,
                 } => {
                     let Some(s) = self.slots.get_mut(slot as usize) else {
@@ -58,11 +59,8 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
                     if was_timed_out {
                         self.timed_out = self.timed_out.saturating_sub(1);
                     }
-                    let outcome = if entry.status.is_success() {
-                        Ok(())
-                    } else {
-                        Err(entry.status)
-                    };
+                    let outcome =
+                        CompletionEntry::outcome_of(dwords[CompletionEntry::STATUS_DWORD]);
                     if self.requests.part_done(
                         s.request,
                         outcome,
