@@ -97,26 +97,21 @@ impl DmaRegion {
     /// The dword at `offset`, if it lies inside the region and `offset` is
     /// a multiple of 4 (so, the region being page aligned, it is aligned).
     #[inline]
-    fn dword(&self, offset: usize) -> Option<NonNull<u32>> {
-        let end = offset.checked_add(4)?;
-        if end > self.len || !offset.is_multiple_of(4) {
-            return None;
-        }
-        // SAFETY: `offset + 4 <= len`, so the pointer stays inside the
-        // region's memory (`new`'s contract).
-        Some(unsafe { self.virt.add(offset) }.cast::<u32>())
+    fn dword(&self, offset: usize) -> Option<*mut u32> {
+        self.dwords(offset, 1)
     }
 
     /// Volatile read of the dword at `offset` (a multiple of 4); 0 when out
     /// of bounds. For entries the device writes (completion queue).
     #[inline]
     pub fn read_volatile_u32(&self, offset: usize) -> u32 {
-        match self.dword(offset) {
-            // SAFETY: in bounds and 4-byte aligned (`dword`), valid for
-            // reads per `new`'s contract; the pointer lives for this read.
-            Some(dword) => unsafe { VolatilePtr::new_read_only(dword) }.read(),
-            None => 0,
-        }
+        let Some(dword) = self.dword(offset) else {
+            return 0;
+        };
+        // SAFETY: in bounds and 4-byte aligned (`dword`), so not null and
+        // valid for reads per `new`'s contract; the pointer lives for this
+        // read.
+        unsafe { VolatilePtr::new_read_only(NonNull::new_unchecked(dword)) }.read()
     }
 
     /// Volatile write of the dword at `offset`; ignored when out of bounds.
@@ -126,7 +121,7 @@ impl DmaRegion {
         if let Some(dword) = self.dword(offset) {
             // SAFETY: as in `read_volatile_u32`; `&mut self` makes this the
             // only access from the CPU side.
-            unsafe { VolatilePtr::new(dword) }.write(value);
+            unsafe { VolatilePtr::new(NonNull::new_unchecked(dword)) }.write(value);
         }
     }
 
@@ -147,9 +142,34 @@ impl DmaRegion {
         };
         for (i, value) in values.iter().enumerate() {
             // SAFETY: `dwords` checked that all `N` dwords from `first` lie
-            // inside the region and are aligned; `&mut self` makes this the
-            // only access from the CPU side (as in `write_volatile_u32`).
-            unsafe { VolatilePtr::new(first.add(i)) }.write(*value);
+            // inside the region and are aligned (so none is null); `&mut
+            // self` makes this the only access from the CPU side (as in
+            // `write_volatile_u32`).
+            unsafe { VolatilePtr::new(NonNull::new_unchecked(first.add(i))) }.write(*value);
+        }
+    }
+
+    /// Volatile writes of `N` consecutive qwords from `offset` (a multiple
+    /// of 8), bounds-checked once; nothing is written when they do not all
+    /// fit. Each qword lands as its two dwords, low first (the host is
+    /// little-endian, as the device), in half the stores of
+    /// [`Self::write_volatile_dwords`]: for whole entries the device reads.
+    #[inline]
+    pub fn write_volatile_qwords<const N: usize>(&mut self, offset: usize, values: &[u64; N]) {
+        if !offset.is_multiple_of(8) {
+            return;
+        }
+        let Some(first) = self.dwords(offset, 2 * N) else {
+            return;
+        };
+        let first = first.cast::<u64>();
+        for (i, value) in values.iter().enumerate() {
+            // SAFETY: `dwords` checked that all `2 * N` dwords from
+            // `offset` lie inside the region; `offset` is a multiple of 8
+            // and the region page aligned, so each qword is aligned (and
+            // not null); `&mut self` makes this the only access from the
+            // CPU side.
+            unsafe { VolatilePtr::new(NonNull::new_unchecked(first.add(i))) }.write(*value);
         }
     }
 
@@ -162,7 +182,9 @@ impl DmaRegion {
         if let Some(first) = self.dwords(offset, N) {
             for (i, value) in values.iter_mut().enumerate() {
                 // SAFETY: as in `write_volatile_dwords`; reads only.
-                *value = unsafe { VolatilePtr::new_read_only(first.add(i)) }.read();
+                *value =
+                    unsafe { VolatilePtr::new_read_only(NonNull::new_unchecked(first.add(i))) }
+                        .read();
             }
         }
         values
@@ -181,9 +203,11 @@ impl DmaRegion {
     }
 
     /// The first of `count` dwords at `offset`, if all of them lie inside
-    /// the region and `offset` is a multiple of 4.
+    /// the region and `offset` is a multiple of 4. A raw pointer rather
+    /// than a `NonNull`, so that testing the `Option` is the bounds test
+    /// alone (a `NonNull` would hide the tag in a null test).
     #[inline]
-    fn dwords(&self, offset: usize, count: usize) -> Option<NonNull<u32>> {
+    fn dwords(&self, offset: usize, count: usize) -> Option<*mut u32> {
         let end = count
             .checked_mul(4)
             .and_then(|bytes| offset.checked_add(bytes))?;
@@ -192,7 +216,7 @@ impl DmaRegion {
         }
         // SAFETY: `offset + 4 * count <= len`, so the pointer stays inside
         // the region's memory (`new`'s contract).
-        Some(unsafe { self.virt.add(offset) }.cast::<u32>())
+        Some(unsafe { self.virt.as_ptr().add(offset) }.cast::<u32>())
     }
 
     /// Copies `src` into the region at `offset`; false (nothing copied) when
@@ -233,7 +257,7 @@ impl DmaRegion {
 /// region, so it cannot outlive it.
 #[derive(Clone, Copy, Debug)]
 pub struct VolatileDwords<'a, const N: usize> {
-    first: NonNull<u32>,
+    first: *mut u32,
     _region: PhantomData<&'a DmaRegion>,
 }
 
@@ -245,9 +269,9 @@ impl<const N: usize> VolatileDwords<'_, N> {
             return 0;
         }
         // SAFETY: `volatile_dwords` checked that all `N` dwords from
-        // `first` lie inside the borrowed region and are aligned, and
-        // `i < N`; reads only (as in `DmaRegion::read_volatile_dwords`).
-        unsafe { VolatilePtr::new_read_only(self.first.add(i)) }.read()
+        // `first` lie inside the borrowed region and are aligned (so not
+        // null), and `i < N`; reads only (as in `DmaRegion::read_volatile_dwords`).
+        unsafe { VolatilePtr::new_read_only(NonNull::new_unchecked(self.first.add(i))) }.read()
     }
 }
 
@@ -327,6 +351,14 @@ mod tests {
         assert_eq!((run.read(3), run.read(0), run.read(4)), (4, 1, 0));
         assert!(region.volatile_dwords::<4>(4084).is_none());
         assert!(region.volatile_dwords::<1>(2).is_none());
+        region.write_volatile_qwords(4080, &[0x2_0000_0001, 0x4_0000_0003]);
+        assert_eq!(region.read_volatile_dwords::<4>(4080), [1, 2, 3, 4]);
+        // Misaligned or not fitting whole: nothing written.
+        region.write_volatile_qwords(4084, &[9, 9]);
+        region.write_volatile_qwords(4, &[9]);
+        region.write_volatile_qwords(usize::MAX - 7, &[9]);
+        assert_eq!(region.read_volatile_dwords::<4>(4080), [1, 2, 3, 4]);
+        assert!(region.as_slice()[..4080].iter().all(|&b| b == 0));
     }
 
     #[test]

@@ -445,6 +445,20 @@ impl SubmissionEntry {
         d
     }
 
+    /// [`Self::to_dwords`] in pairs, low dword first: the entry as eight
+    /// qwords, for writing it in half the stores.
+    #[inline]
+    pub const fn to_qwords(&self, cid: u16) -> [u64; dword::COUNT / 2] {
+        let d = self.to_dwords(cid);
+        let mut q = [0u64; dword::COUNT / 2];
+        let mut i = 0;
+        while i < q.len() {
+            q[i] = join(d[2 * i], d[2 * i + 1]);
+            i += 1;
+        }
+        q
+    }
+
     /// Parses the 16 dwords of an entry (inverse of [`Self::to_dwords`]);
     /// returns the entry and its command identifier.
     pub const fn from_dwords(d: &[u32; dword::COUNT]) -> (SubmissionEntry, u16) {
@@ -658,5 +672,7 @@ mod tests {
         assert_eq!((d[10], d[11]), (2, 1));
         assert_eq!(d[12], 7 | (1 << 30));
         assert_eq!(SubmissionEntry::from_dwords(&d), (e, 0x42));
+        let q = e.to_qwords(0x42);
+        assert!((0..8).all(|i| q[i] == u64::from(d[2 * i]) | u64::from(d[2 * i + 1]) << 32));
     }
 }

@@ -10,8 +10,9 @@
 //! back the memory lent for the command.
 //!
 //! Command identifiers: a queue of depth `d` has `d` slots. A command's CID
-//! is its slot index in the low bits and a rolling sequence number in the
-//! high bits, so a completion is trusted only if its CID matches a slot that
+//! is its slot index in the low bits and, in the high bits, a sequence
+//! number counting the uses of that slot (so two uses in a row always
+//! differ), so a completion is trusted only if its CID matches a slot that
 //! is in flight with that exact CID; stale or invented CIDs are reported as
 //! unknown and otherwise ignored. The submission queue head reported in
 //! every completion is recorded, and a submission is refused when the ring
@@ -53,6 +54,9 @@ struct CidLayout {
     slot_bits: u32,
     /// The low `slot_bits` bits set.
     slot_mask: u32,
+    /// One in the sequence's lowest bit (2^16 when there is no sequence,
+    /// which a 16-bit identifier drops).
+    step: u32,
 }
 
 impl CidLayout {
@@ -68,7 +72,15 @@ impl CidLayout {
         CidLayout {
             slot_bits,
             slot_mask: (1u32 << slot_bits) - 1,
+            step: 1u32 << slot_bits,
         }
+    }
+
+    /// The identifier of the next use of the slot `cid` names: the same
+    /// slot, the sequence one higher (wrapping).
+    #[inline]
+    const fn next(self, cid: u16) -> u16 {
+        (cid as u32).wrapping_add(self.step) as u16
     }
 
     /// The identifier of `slot` under `sequence` (computed in 32 bits, so
@@ -162,7 +174,6 @@ pub(crate) struct QueuePair {
     slots: Vec<Slot>,
     free: Vec<u16>,
     cids: CidLayout,
-    sequence: u16,
     in_flight: usize,
 }
 
@@ -187,6 +198,7 @@ impl QueuePair {
         let mut free = Vec::with_capacity(depth);
         // Lowest slots first out of the stack.
         free.extend((0..depth as u16).rev());
+        let cids = CidLayout::for_depth(depth);
         let mut pair = QueuePair {
             qid,
             entries,
@@ -201,10 +213,17 @@ impl QueuePair {
             sq_rung: 0,
             cq_rung: 0,
             shadow: None,
-            slots: alloc::vec![Slot { busy: false, cid: 0, deadline_ns: 0, timed_out: false }; depth],
+            // Each slot's identifier starts at sequence 0.
+            slots: (0..depth)
+                .map(|i| Slot {
+                    busy: false,
+                    cid: cids.cid(i as u16, 0),
+                    deadline_ns: 0,
+                    timed_out: false,
+                })
+                .collect(),
             free,
-            cids: CidLayout::for_depth(depth),
-            sequence: 0,
+            cids,
             in_flight: 0,
         };
         pair.reset();
@@ -336,8 +355,7 @@ impl QueuePair {
         let Some(s) = self.slots.get_mut(slot as usize) else {
             return;
         };
-        self.sequence = self.sequence.wrapping_add(1);
-        let cid = self.cids.cid(slot, self.sequence);
+        let cid = self.cids.next(s.cid);
         *s = Slot {
             busy: true,
             cid,
@@ -346,7 +364,7 @@ impl QueuePair {
         };
         self.in_flight += 1;
         let base = self.sq_tail as usize * SubmissionEntry::SIZE;
-        self.sq.write_volatile_dwords(base, &entry.to_dwords(cid));
+        self.sq.write_volatile_qwords(base, &entry.to_qwords(cid));
         self.sq_tail = self.next(self.sq_tail);
     }
 
@@ -510,6 +528,11 @@ mod tests {
                 let slot = slot as u16;
                 let a = layout.cid(slot, 1);
                 let b = layout.cid(slot, 2);
+                assert_eq!(layout.next(a), b);
+                assert_eq!(
+                    layout.slot(layout.next(layout.cid(slot, u16::MAX))),
+                    slot as usize
+                );
                 assert_eq!(
                     (layout.slot(a), layout.slot(b)),
                     (slot as usize, slot as usize)
