@@ -23,7 +23,7 @@ use crate::namespace::{ControllerId, Namespace, WriteGate};
 use crate::queue::{Polled, QueuePair};
 use crate::registers::{Csts, offset};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32};
+use core::sync::atomic::{AtomicU32, Ordering};
 
 /// Nanoseconds per millisecond.
 const NS_PER_MS: u64 = 1_000_000;
@@ -236,15 +236,39 @@ impl Request {
     }
 }
 
+/// Bit of [`Epoch`] set once shutdown started; the bits below count
+/// controller resets.
+const SHUT_DOWN: u32 = 1 << 31;
+
+/// The reset generation and the shutdown flag in one word, so that a queue
+/// learns with one load and one comparison that neither changed since it
+/// last looked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Epoch(u32);
+
+impl Epoch {
+    /// Whether shutdown started.
+    #[inline]
+    pub(crate) const fn shut_down(self) -> bool {
+        self.0 & SHUT_DOWN != 0
+    }
+
+    /// The generation alone (the shutdown flag clear): what a queue keeps
+    /// as the one it runs under.
+    #[inline]
+    pub(crate) const fn generation(self) -> Epoch {
+        Epoch(self.0 & !SHUT_DOWN)
+    }
+}
+
 /// State shared between the controller and the I/O queues it handed out.
 #[derive(Debug)]
 pub(crate) struct Shared {
     /// Which controller this is (the identity in its namespace handles).
     pub(crate) id: ControllerId,
-    /// Bumped after every controller reset.
-    pub(crate) generation: AtomicU32,
-    /// Set once shutdown started.
-    pub(crate) shut_down: AtomicBool,
+    /// The generation, bumped after every controller reset, and the
+    /// shutdown flag, set once shutdown started (an [`Epoch`]).
+    epoch: AtomicU32,
     /// Per namespace (index into the controller's list): who may write.
     pub(crate) writable: Vec<WriteGate>,
 }
@@ -255,10 +279,28 @@ impl Shared {
     pub(crate) fn new(writable: Vec<WriteGate>) -> Shared {
         Shared {
             id: ControllerId::fresh(),
-            generation: AtomicU32::new(0),
-            shut_down: AtomicBool::new(false),
+            epoch: AtomicU32::new(0),
             writable,
         }
+    }
+
+    /// The generation and shutdown flag now.
+    #[inline]
+    pub(crate) fn epoch(&self) -> Epoch {
+        Epoch(self.epoch.load(Ordering::Acquire))
+    }
+
+    /// Shutdown started: every queue fails from now on.
+    pub(crate) fn start_shutdown(&self) {
+        self.epoch.fetch_or(SHUT_DOWN, Ordering::Release);
+    }
+
+    /// A controller reset finished: a new generation (the shutdown flag
+    /// kept).
+    pub(crate) fn next_generation(&self) {
+        self.epoch.update(Ordering::AcqRel, Ordering::Acquire, |e| {
+            (e.wrapping_add(1) & !SHUT_DOWN) | (e & SHUT_DOWN)
+        });
     }
 
     /// Whether a write to namespace `index` may be sent, and why not.

@@ -53,10 +53,9 @@ use crate::hal::{Clock, DmaRegion, RegisterAccess};
 use crate::namespace::{ControllerId, Namespace};
 use crate::prp::{self, PageSize, Prps};
 use crate::queue::QueuePair;
-use crate::request::{IoOp, Limits, Operation, Request, Shared, deadline_after, timeout_ns};
+use crate::request::{Epoch, IoOp, Limits, Operation, Request, Shared, deadline_after, timeout_ns};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::Ordering;
 use dma::{Custody, DmaBuffer, Lent, Returned, ordering};
 use in_flight::Requests;
 
@@ -81,7 +80,8 @@ pub struct IoQueue<R: RegisterAccess, C: Clock> {
     /// Slots taken for the request being submitted (capacity: depth).
     claimed: Vec<u16>,
     shared: Arc<Shared>,
-    generation: u32,
+    /// The generation the queue runs under (never with the shutdown flag).
+    generation: Epoch,
     /// The controller whose namespace handles the queue takes.
     controller: ControllerId,
     page_size: PageSize,
@@ -120,7 +120,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         shared: Arc<Shared>,
         setup: IoQueueSetup,
     ) -> Self {
-        let generation = shared.generation.load(Ordering::Acquire);
+        let generation = shared.epoch().generation();
         let slots = prp_lists
             .into_iter()
             .map(|prp_list| SlotData {
@@ -167,7 +167,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
 
     /// Tells the device about every request queued since the last doorbell.
     pub fn ring(&mut self) {
-        if self.shared.generation.load(Ordering::Acquire) == self.generation {
+        if self.shared.epoch().generation() == self.generation {
             self.pair.ring_submissions(&self.regs);
         }
     }
@@ -219,7 +219,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
     /// Splits the queue into its ring pair (in a state matching the device)
     /// and its PRP list pages.
     pub(crate) fn into_parts(mut self) -> (QueuePair, Vec<DmaRegion>) {
-        let generation = self.shared.generation.load(Ordering::Acquire);
+        let generation = self.shared.epoch().generation();
         if generation != self.generation {
             // The device recreated the queue empty after a reset.
             self.start_afresh(generation);
@@ -238,7 +238,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
     /// request in flight already reported: the device dropped every
     /// command, so it is done with all memory; the buffers of timed-out
     /// requests are freed.
-    fn start_afresh(&mut self, generation: u32) {
+    fn start_afresh(&mut self, generation: Epoch) {
         let returned = ordering::after_device_signal();
         self.requests
             .drain(Some(&returned), Error::Reset, &mut |_| {});
@@ -262,15 +262,15 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
     /// queue's controller.
     #[inline]
     fn ready(&mut self, ns: &Namespace) -> Result<(), Error> {
-        if self.shared.shut_down.load(Ordering::Acquire) {
-            return Err(Error::ShutDown);
-        }
-        let generation = self.shared.generation.load(Ordering::Acquire);
-        if generation != self.generation {
+        let epoch = self.shared.epoch();
+        if epoch != self.generation {
+            if epoch.shut_down() {
+                return Err(Error::ShutDown);
+            }
             if self.pair.in_flight() > self.timed_out {
                 return Err(Error::Reset);
             }
-            self.start_afresh(generation);
+            self.start_afresh(epoch);
         }
         if ns.belongs_to(self.controller) {
             Ok(())

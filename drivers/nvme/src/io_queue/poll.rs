@@ -10,8 +10,7 @@ use crate::command::CompletionEntry;
 use crate::error::{Error, Stage};
 use crate::hal::{Clock, RegisterAccess};
 use crate::queue::Polled;
-use crate::request::controller_fatal;
-use core::sync::atomic::Ordering;
+use crate::request::{Epoch, controller_fatal};
 use dma::ordering;
 
 impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
@@ -26,10 +25,9 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
     /// with its buffer; after shutdown, as `ShutDown` without it (leaked).
     #[inline]
     pub fn poll(&mut self, mut on_complete: impl FnMut(Completion)) -> usize {
-        let shut_down = self.shared.shut_down.load(Ordering::Acquire);
-        let generation = self.shared.generation.load(Ordering::Acquire);
-        if shut_down || generation != self.generation {
-            return self.after_reset_or_shutdown(shut_down, generation, &mut on_complete);
+        let epoch = self.shared.epoch();
+        if epoch != self.generation {
+            return self.after_reset_or_shutdown(epoch, &mut on_complete);
         }
         if self.pair.has_unrung_submissions() {
             self.pair.ring_submissions(&self.regs);
@@ -121,11 +119,10 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
     /// controller never gave it back), and the queue starts over.
     fn after_reset_or_shutdown(
         &mut self,
-        shut_down: bool,
-        generation: u32,
+        epoch: Epoch,
         on_complete: &mut impl FnMut(Completion),
     ) -> usize {
-        let n = if shut_down {
+        let n = if epoch.shut_down() {
             self.requests.drain(None, Error::ShutDown, on_complete)
         } else {
             let returned = ordering::after_device_signal();
@@ -136,7 +133,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
             n
         };
         self.pair.reset();
-        self.generation = generation;
+        self.generation = epoch.generation();
         self.timed_out = 0;
         self.next_deadline_ns = 0;
         n
