@@ -1,14 +1,19 @@
 //! The requests in flight on an `IoQueue`, and what the caller gets back.
 //!
-//! A request takes one record from a table made when the queue is taken
-//! (as many records as slots, so a free slot always has a free record; no
-//! allocation per request). The record holds the caller's tag, the lent
-//! buffer, how many of its commands are still with the device and the
-//! first error among those that completed. The request is reported once:
-//! when its last command completes ([`Completion`] with the buffer), when
-//! one of its commands times out (without the buffer, which the record
-//! keeps until every command is back and then frees), or when a reset or
-//! shutdown ends it.
+//! A request has one record in a table made when the queue is taken (no
+//! allocation per request). A request of one command (the common case)
+//! uses the record of its slot: the slot is busy exactly as long as the
+//! request is in flight, so that record is always free when the slot is,
+//! and nothing is claimed or given back for it. A request split into
+//! several commands takes one of the records kept for split requests
+//! (another `depth - 1`: each split request in flight keeps at least one
+//! slot busy, and the last one started took two), from their own free
+//! list. The record holds the caller's tag, the lent buffer, how many of
+//! its commands are still with the device and the first error among those
+//! that completed. The request is reported once: when its last command
+//! completes ([`Completion`] with the buffer), when one of its commands
+//! times out (without the buffer, which the record keeps until every
+//! command is back and then frees), or when a reset or shutdown ends it.
 
 #![forbid(unsafe_code)]
 
@@ -60,12 +65,19 @@ impl fmt::Display for Rejected {
 
 impl core::error::Error for Rejected {}
 
+/// The identifier of a request's record: its slot's index for a request
+/// of one command, `depth` and above for a split request.
+pub(super) type RecordId = u32;
+
 /// One request's record.
 #[derive(Debug)]
 struct Record {
     active: bool,
     tag: u64,
     op: IoOp,
+    /// Whether the request changes the namespace's contents (`op.writes()`,
+    /// found at the start rather than at each completion).
+    writes: bool,
     /// Namespace index (for write-protect refusals).
     namespace: usize,
     /// Commands still with the device.
@@ -80,19 +92,25 @@ struct Record {
 /// The table of request records (see the module documentation).
 #[derive(Debug)]
 pub(super) struct Requests {
+    /// `depth` records of the slots' single-command requests, then
+    /// `depth - 1` for split requests.
     records: Vec<Record>,
-    /// Free record indexes, lowest on top.
-    free: Vec<u16>,
+    /// The queue depth: the first split request's record.
+    depth: usize,
+    /// Free split request records, lowest on top.
+    free_split: Vec<RecordId>,
 }
 
 impl Requests {
-    /// A table of `depth` free records.
+    /// A table for a queue of `depth` slots, every record free.
     pub(super) fn new(depth: usize) -> Requests {
-        let records = (0..depth)
+        let split = depth.saturating_sub(1);
+        let records = (0..depth + split)
             .map(|_| Record {
                 active: false,
                 tag: 0,
                 op: IoOp::Flush,
+                writes: false,
                 namespace: 0,
                 parts: 0,
                 result: Ok(()),
@@ -102,28 +120,40 @@ impl Requests {
             .collect();
         let mut requests = Requests {
             records,
-            free: Vec::with_capacity(depth),
+            depth,
+            free_split: Vec::with_capacity(split),
         };
         requests.free_all();
         requests
     }
 
     fn free_all(&mut self) {
-        self.free.clear();
-        self.free.extend((0..self.records.len() as u16).rev());
+        self.free_split.clear();
+        self.free_split.extend(
+            (self.depth..self.records.len())
+                .rev()
+                .map(|i| i as RecordId),
+        );
     }
 
-    /// A free record, if any.
+    /// The record of a request of one command in `slot`.
     #[inline]
-    pub(super) fn claim(&mut self) -> Option<u16> {
-        self.free.pop()
+    pub(super) fn single(slot: u16) -> RecordId {
+        RecordId::from(slot)
     }
 
-    /// Gives back a record claimed but not started.
-    pub(super) fn release(&mut self, id: u16) {
-        if self.records.get(usize::from(id)).is_some_and(|r| !r.active) && !self.free.contains(&id)
+    /// A free record for a split request, if any.
+    pub(super) fn claim_split(&mut self) -> Option<RecordId> {
+        self.free_split.pop()
+    }
+
+    /// Gives back a split request's record claimed but not started.
+    pub(super) fn release_split(&mut self, id: RecordId) {
+        if (id as usize) >= self.depth
+            && self.records.get(id as usize).is_some_and(|r| !r.active)
+            && !self.free_split.contains(&id)
         {
-            self.free.push(id);
+            self.free_split.push(id);
         }
     }
 
@@ -131,18 +161,19 @@ impl Requests {
     #[inline]
     pub(super) fn start(
         &mut self,
-        id: u16,
+        id: RecordId,
         tag: u64,
         op: IoOp,
         namespace: usize,
         parts: usize,
         buffer: Option<Lent<DmaBuffer>>,
     ) {
-        if let Some(r) = self.records.get_mut(usize::from(id)) {
+        if let Some(r) = self.records.get_mut(id as usize) {
             *r = Record {
                 active: true,
                 tag,
                 op,
+                writes: op.writes(),
                 namespace,
                 parts,
                 result: Ok(()),
@@ -160,13 +191,13 @@ impl Requests {
     #[inline]
     pub(super) fn part_done(
         &mut self,
-        id: u16,
+        id: RecordId,
         outcome: Result<(), Status>,
         shared: &Shared,
         returned: &Returned,
         on_complete: &mut impl FnMut(Completion),
     ) -> bool {
-        let Some(r) = self.records.get_mut(usize::from(id)).filter(|r| r.active) else {
+        let Some(r) = self.records.get_mut(id as usize).filter(|r| r.active) else {
             return false;
         };
         if let Err(status) = outcome
@@ -174,18 +205,21 @@ impl Requests {
             && !r.reported
         {
             let error = Error::Device(status);
-            r.result = Err(if r.op.writes() {
+            r.result = Err(if r.writes {
                 shared.after_write_error(r.namespace, error)
             } else {
                 error
             });
         }
-        r.parts = r.parts.saturating_sub(1);
-        if r.parts > 0 {
+        if r.parts > 1 {
+            r.parts -= 1;
             return false;
         }
+        r.parts = 0;
         r.active = false;
-        self.free.push(id);
+        if id as usize >= self.depth {
+            self.free_split.push(id);
+        }
         // Every command of the request is back: so is the buffer.
         let buffer = r.buffer.take().map(|lent| lent.reclaim(returned));
         if r.reported {
@@ -193,7 +227,7 @@ impl Requests {
             drop(buffer);
             return false;
         }
-        if r.result.is_ok() && r.op.writes() {
+        if r.writes && r.result.is_ok() {
             shared.after_write_ok(r.namespace);
         }
         on_complete(Completion {
@@ -207,10 +241,10 @@ impl Requests {
 
     /// A command of request `id` passed its deadline: the request's report
     /// (`error`, no buffer) unless it was reported already.
-    pub(super) fn timed_out(&mut self, id: u16, error: Error) -> Option<Completion> {
+    pub(super) fn timed_out(&mut self, id: RecordId, error: Error) -> Option<Completion> {
         let r = self
             .records
-            .get_mut(usize::from(id))
+            .get_mut(id as usize)
             .filter(|r| r.active && !r.reported)?;
         r.reported = true;
         Some(Completion {

@@ -57,15 +57,16 @@ use crate::request::{Epoch, IoOp, Limits, Operation, Request, Shared, deadline_a
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use dma::{Custody, DmaBuffer, Lent, Returned, ordering};
-use in_flight::Requests;
+use in_flight::{RecordId, Requests};
 
 /// One slot: its PRP list page and the command it carries.
 #[derive(Debug)]
 struct SlotData {
     /// With the CPU between commands, lent to the device during one.
     prp_list: Custody<DmaRegion>,
-    /// The request the slot's command is part of (see `Requests`).
-    request: u16,
+    /// The record of the request the slot's command is part of (see
+    /// `Requests`).
+    request: RecordId,
     /// The command's data pointers, between preparing and pushing it.
     prps: Prps,
 }
@@ -404,7 +405,8 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
     }
 
     /// A read or write in one command (the common case, kept short): a
-    /// record, a slot, its PRPs, the entry, the doorbell.
+    /// slot (whose record is the request's), its PRPs, the entry, the
+    /// doorbell.
     #[inline]
     fn submit_one(
         &mut self,
@@ -414,12 +416,6 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         buffer: DmaBuffer,
         tag: u64,
     ) -> Result<(), Rejected> {
-        let Some(id) = self.requests.claim() else {
-            return Err(Rejected {
-                error: Error::QueueFull,
-                buffer,
-            });
-        };
         let prepared = match self.pair.alloc_slot() {
             None => Err(Error::QueueFull),
             Some(slot) => match self
@@ -436,11 +432,10 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         };
         let (slot, prps) = match prepared {
             Ok(prepared) => prepared,
-            Err(error) => {
-                self.requests.release(id);
-                return Err(Rejected { error, buffer });
-            }
+            Err(error) => return Err(Rejected { error, buffer }),
         };
+        // One command: the request's record is its slot's.
+        let id = Requests::single(slot);
         if let Some(s) = self.slots.get_mut(usize::from(slot)) {
             s.request = id;
             s.prp_list.lend();
@@ -501,28 +496,33 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         })
     }
 
-    /// Takes a request record and `parts` slots (into `self.claimed`),
-    /// preparing each slot's PRPs with `prps(part, list, page_size)`;
-    /// on any failure gives everything back and nothing was written to the
-    /// ring.
+    /// Takes `parts` slots (into `self.claimed`) and a request record (the
+    /// slot's own for one command, a split request's otherwise), preparing
+    /// each slot's PRPs with `prps(part, list, page_size)`; on any failure
+    /// gives everything back and nothing was written to the ring.
     #[inline]
     fn claim(
         &mut self,
         parts: usize,
         mut prps: impl FnMut(usize, &mut DmaRegion, PageSize) -> Result<Prps, Error>,
-    ) -> Result<u16, Error> {
-        if parts > 1 && self.pair.free_slots() < parts {
-            return Err(Error::QueueFull);
-        }
-        let id = self.requests.claim().ok_or(Error::QueueFull)?;
+    ) -> Result<RecordId, Error> {
+        let split = if parts > 1 {
+            if self.pair.free_slots() < parts {
+                return Err(Error::QueueFull);
+            }
+            Some(self.requests.claim_split().ok_or(Error::QueueFull)?)
+        } else {
+            None
+        };
         self.claimed.clear();
-        let mut result = Ok(id);
+        let mut result = Err(Error::QueueFull);
         for part in 0..parts {
             let Some(slot) = self.pair.alloc_slot() else {
                 result = Err(Error::QueueFull);
                 break;
             };
             self.claimed.push(slot);
+            let id = split.unwrap_or(Requests::single(slot));
             let prepared = match self.slots.get_mut(usize::from(slot)) {
                 // Memory a shut-down controller kept is never reused.
                 Some(s) => match s.prp_list.host_mut() {
@@ -534,8 +534,8 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
                 },
                 None => Err(Error::QueueFull),
             };
-            if let Err(e) = prepared {
-                result = Err(e);
+            result = prepared.map(|()| id);
+            if result.is_err() {
                 break;
             }
         }
@@ -544,7 +544,9 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
                 self.pair.release_slot(slot);
             }
             self.claimed.clear();
-            self.requests.release(id);
+            if let Some(id) = split {
+                self.requests.release_split(id);
+            }
         }
         result
     }
