@@ -557,6 +557,10 @@ impl CompletionEntry {
         field::PHASE.is_set32(dw3)
     }
 
+    /// The phase tag's bit in dword 3, in place: a queue compares it with
+    /// the bit its new entries carry, without shifting it down.
+    pub const PHASE_BIT: u32 = field::PHASE.set32(0, 1);
+
     /// Decodes the four dwords.
     pub const fn from_dwords(d: [u32; 4]) -> CompletionEntry {
         CompletionEntry {

@@ -97,12 +97,31 @@ impl CidLayout {
     }
 }
 
+/// Bit of [`Slot::command`] set while the slot's command is in flight.
+const IN_FLIGHT: u32 = 1 << 16;
+
 #[derive(Clone, Copy, Debug)]
 struct Slot {
-    busy: bool,
-    cid: u16,
+    /// The identifier of the slot's last command in the low 16 bits, and
+    /// [`IN_FLIGHT`] while the command is with the device: a completion's
+    /// identifier is checked against both in one comparison.
+    command: u32,
     deadline_ns: u64,
     timed_out: bool,
+}
+
+impl Slot {
+    /// Whether the slot's command is in flight.
+    #[inline]
+    const fn busy(&self) -> bool {
+        self.command & IN_FLIGHT != 0
+    }
+
+    /// The identifier of the slot's last command.
+    #[inline]
+    const fn cid(&self) -> u16 {
+        self.command as u16
+    }
 }
 
 /// Result of looking at the completion queue once.
@@ -165,7 +184,9 @@ pub(crate) struct QueuePair {
     sq_tail: u32,
     sq_head: u32,
     cq_head: u32,
-    phase: bool,
+    /// The phase tag of new completion entries, as its bit in dword 3
+    /// (`CompletionEntry::PHASE_BIT` for phase 1, 0 for phase 0).
+    phase: u32,
     sq_doorbell: usize,
     cq_doorbell: usize,
     sq_rung: u32,
@@ -207,7 +228,7 @@ impl QueuePair {
             sq_tail: 0,
             sq_head: 0,
             cq_head: 0,
-            phase: true,
+            phase: CompletionEntry::PHASE_BIT,
             sq_doorbell: doorbells.submission_tail(qid),
             cq_doorbell: doorbells.completion_head(qid),
             sq_rung: 0,
@@ -216,8 +237,7 @@ impl QueuePair {
             // Each slot's identifier starts at sequence 0.
             slots: (0..depth)
                 .map(|i| Slot {
-                    busy: false,
-                    cid: cids.cid(i as u16, 0),
+                    command: u32::from(cids.cid(i as u16, 0)),
                     deadline_ns: 0,
                     timed_out: false,
                 })
@@ -274,11 +294,11 @@ impl QueuePair {
             shadow.buffers.doorbells.store(shadow.sq, 0);
             shadow.buffers.doorbells.store(shadow.cq, 0);
         }
-        self.phase = true;
+        self.phase = CompletionEntry::PHASE_BIT;
         self.in_flight = 0;
         self.free.clear();
         for (i, s) in self.slots.iter_mut().enumerate().rev() {
-            s.busy = false;
+            s.command &= !IN_FLIGHT;
             s.timed_out = false;
             self.free.push(i as u16);
         }
@@ -328,7 +348,7 @@ impl QueuePair {
     /// Returns a slot obtained from [`Self::alloc_slot`] but not submitted.
     pub(crate) fn release_slot(&mut self, slot: u16) {
         if let Some(s) = self.slots.get(slot as usize)
-            && !s.busy
+            && !s.busy()
             && !self.free.contains(&slot)
         {
             self.free.push(slot);
@@ -355,10 +375,9 @@ impl QueuePair {
         let Some(s) = self.slots.get_mut(slot as usize) else {
             return;
         };
-        let cid = self.cids.next(s.cid);
+        let cid = self.cids.next(s.cid());
         *s = Slot {
-            busy: true,
-            cid,
+            command: u32::from(cid) | IN_FLIGHT,
             deadline_ns,
             timed_out: false,
         };
@@ -442,7 +461,7 @@ impl QueuePair {
             return Polled::Empty;
         };
         let dw3 = entry.read(CompletionEntry::STATUS_DWORD);
-        if CompletionEntry::phase_of(dw3) != self.phase {
+        if dw3 & CompletionEntry::PHASE_BIT != self.phase {
             return Polled::Empty;
         }
         // The phase flip is seen; read the rest of the entry only now (the
@@ -452,7 +471,7 @@ impl QueuePair {
         self.cq_head += 1;
         if self.cq_head == self.entries {
             self.cq_head = 0;
-            self.phase = !self.phase;
+            self.phase ^= CompletionEntry::PHASE_BIT;
         }
         let (sq_head, sq_id) = CompletionEntry::sq_of(dwords[2]);
         if u32::from(sq_head) < self.entries {
@@ -461,9 +480,9 @@ impl QueuePair {
         let cid = CompletionEntry::cid_of(dw3);
         let index = self.cids.slot(cid);
         match self.slots.get_mut(index) {
-            Some(s) if s.busy && s.cid == cid && sq_id == self.qid => {
+            Some(s) if s.command == u32::from(cid) | IN_FLIGHT && sq_id == self.qid => {
                 let was_timed_out = s.timed_out;
-                s.busy = false;
+                s.command = u32::from(cid);
                 s.timed_out = false;
                 self.in_flight -= 1;
                 self.free.push(index as u16);
@@ -483,7 +502,7 @@ impl QueuePair {
     /// or the queue is reset.
     pub(crate) fn take_expired(&mut self, now_ns: u64) -> Option<u16> {
         for (i, s) in self.slots.iter_mut().enumerate() {
-            if s.busy && !s.timed_out && now_ns > s.deadline_ns {
+            if s.busy() && !s.timed_out && now_ns > s.deadline_ns {
                 s.timed_out = true;
                 return Some(i as u16);
             }
@@ -497,7 +516,7 @@ impl QueuePair {
     pub(crate) fn earliest_deadline(&self) -> Option<u64> {
         self.slots
             .iter()
-            .filter(|s| s.busy && !s.timed_out)
+            .filter(|s| s.busy() && !s.timed_out)
             .map(|s| s.deadline_ns)
             .min()
     }
@@ -507,8 +526,8 @@ impl QueuePair {
     pub(crate) fn cid_of(&self, slot: u16) -> Option<u16> {
         self.slots
             .get(slot as usize)
-            .filter(|s| s.busy)
-            .map(|s| s.cid)
+            .filter(|s| s.busy())
+            .map(|s| s.cid())
     }
 }
 

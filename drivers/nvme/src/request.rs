@@ -174,8 +174,9 @@ impl Request {
         if matches!(self.op, Operation::Flush) {
             return Ok(0);
         }
+        // A transfer of whole blocks has at least one.
         if !self.whole_blocks
-            || self.blocks == 0
+            || (self.len.is_none() && self.blocks == 0)
             || limits.max_blocks.is_some_and(|max| self.blocks > max)
         {
             return Err(Error::InvalidLength);

@@ -183,8 +183,9 @@ impl Requests {
         }
     }
 
-    /// One command of request `id` completed (`outcome`: its status if not
-    /// success): if it was the
+    /// One command of request `id` completed (`outcome` gives its status
+    /// if not success, decoded only once the record is found): if it was
+    /// the
     /// last one and the request was not reported yet, reports its
     /// completion to `on_complete` and returns true (a reported request's
     /// buffer is freed here).
@@ -192,7 +193,7 @@ impl Requests {
     pub(super) fn part_done(
         &mut self,
         id: RecordId,
-        outcome: Result<(), Status>,
+        outcome: impl FnOnce() -> Result<(), Status>,
         shared: &Shared,
         returned: &Returned,
         on_complete: &mut impl FnMut(Completion),
@@ -200,7 +201,7 @@ impl Requests {
         let Some(r) = self.records.get_mut(id as usize).filter(|r| r.active) else {
             return false;
         };
-        if let Err(status) = outcome
+        if let Err(status) = outcome()
             && r.result.is_ok()
             && !r.reported
         {

@@ -57,11 +57,9 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
                     if was_timed_out {
                         self.timed_out = self.timed_out.saturating_sub(1);
                     }
-                    let outcome =
-                        CompletionEntry::outcome_of(dwords[CompletionEntry::STATUS_DWORD]);
                     if self.requests.part_done(
                         s.request,
-                        outcome,
+                        || CompletionEntry::outcome_of(dwords[CompletionEntry::STATUS_DWORD]),
                         &self.shared,
                         &returned,
                         &mut on_complete,
