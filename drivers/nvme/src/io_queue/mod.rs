@@ -5,9 +5,10 @@
 //! write moves the buffer into the queue, which lends it to the device
 //! (`dma::Lent`: dropping it leaks, it is never freed while the device may
 //! use it) and hands it back in the request's [`Completion`]. Each slot
-//! keeps only its PRP list page (allocated when the queue is taken), lent
-//! to the device (`dma::Custody`) for one command at a time; memory a
-//! shut-down controller never handed back is not reused.
+//! keeps its PRP list page (allocated when the queue is taken), lent to
+//! the device (`dma::Custody`) for one command at a time (memory a
+//! shut-down controller never handed back is not reused), and the record
+//! of a request of one command (see `in_flight`).
 //!
 //! Every `submit_*` takes a [`Namespace`] handle (made once by
 //! `Controller::namespace_handle`; the queue only checks it is one of its
@@ -57,9 +58,10 @@ use crate::request::{Epoch, IoOp, Limits, Operation, Request, Shared, deadline_a
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use dma::{Custody, DmaBuffer, Lent, Returned, ordering};
-use in_flight::{RecordId, Requests};
+use in_flight::{Record, RecordId, Requests};
 
-/// One slot: its PRP list page and the command it carries.
+/// One slot: its PRP list page, the command it carries and, for a request
+/// of one command, the request's record.
 #[derive(Debug)]
 struct SlotData {
     /// With the CPU between commands, lent to the device during one.
@@ -69,6 +71,9 @@ struct SlotData {
     request: RecordId,
     /// The command's data pointers, between preparing and pushing it.
     prps: Prps,
+    /// The record of a request of one command in this slot (see
+    /// `Requests`).
+    record: Record,
 }
 
 /// One I/O queue pair for queued I/O (see the module documentation).
@@ -128,6 +133,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
                 prp_list: Custody::new(prp_list),
                 request: 0,
                 prps: Prps { prp1: 0, prp2: 0 },
+                record: Record::free(),
             })
             .collect();
         let depth = pair.depth();
@@ -242,7 +248,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
     fn start_afresh(&mut self, generation: Epoch) {
         let returned = ordering::after_device_signal();
         self.requests
-            .drain(Some(&returned), Error::Reset, &mut |_| {});
+            .drain(&mut self.slots, Some(&returned), Error::Reset, &mut |_| {});
         self.pair.reset();
         self.reclaim_prp_lists(&returned);
         self.generation = generation;
@@ -396,8 +402,15 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         } else {
             IoOp::Write
         };
-        self.requests
-            .start(id, tag, op, ns.index, plan.parts, Some(Lent::new(buffer)));
+        self.requests.start(
+            &mut self.slots,
+            id,
+            tag,
+            op,
+            ns.index,
+            plan.parts,
+            Some(Lent::new(buffer)),
+        );
         if !self.batch_doorbells {
             self.pair.ring_submissions(&self.regs);
         }
@@ -434,10 +447,15 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
             Ok(prepared) => prepared,
             Err(error) => return Err(Rejected { error, buffer }),
         };
-        // One command: the request's record is its slot's.
-        let id = Requests::single(slot);
+        let op = if matches!(request.op, Operation::Read) {
+            IoOp::Read
+        } else {
+            IoOp::Write
+        };
         if let Some(s) = self.slots.get_mut(usize::from(slot)) {
-            s.request = id;
+            // One command: the request's record is its slot's.
+            s.request = Requests::single(slot);
+            s.record = Record::started(tag, op, ns.index, 1, Some(Lent::new(buffer)));
             s.prp_list.lend();
         }
         // One command: at most 65536 blocks (`plan`).
@@ -446,13 +464,6 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
             .with_prps(prps.prp1, prps.prp2);
         let deadline = deadline_after(self.clock.now_ns(), self.timeout_ns);
         self.pair.push(slot, &entry, deadline);
-        let op = if matches!(request.op, Operation::Read) {
-            IoOp::Read
-        } else {
-            IoOp::Write
-        };
-        self.requests
-            .start(id, tag, op, ns.index, 1, Some(Lent::new(buffer)));
         if !self.batch_doorbells {
             self.pair.ring_submissions(&self.regs);
         }
@@ -602,7 +613,8 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
             };
             self.pair.push(slot, &entry, deadline);
         }
-        self.requests.start(id, tag, op, ns.index, 1, None);
+        self.requests
+            .start(&mut self.slots, id, tag, op, ns.index, 1, None);
         if !self.batch_doorbells {
             self.pair.ring_submissions(&self.regs);
         }

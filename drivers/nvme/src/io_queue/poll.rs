@@ -50,15 +50,12 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
                     dwords,
                     returned,
                 } => {
-                    let Some(s) = self.slots.get_mut(slot as usize) else {
-                        continue;
-                    };
-                    s.prp_list.reclaim(&returned);
                     if was_timed_out {
                         self.timed_out = self.timed_out.saturating_sub(1);
                     }
                     if self.requests.part_done(
-                        s.request,
+                        &mut self.slots,
+                        slot,
                         || CompletionEntry::outcome_of(dwords[CompletionEntry::STATUS_DWORD]),
                         &self.shared,
                         &returned,
@@ -88,9 +85,6 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         let mut n = 0;
         while let Some(slot) = self.pair.take_expired(now) {
             self.timed_out += 1;
-            let Some(s) = self.slots.get(slot as usize) else {
-                continue;
-            };
             let error = if controller_fatal(&self.regs) {
                 Error::ControllerFatal
             } else {
@@ -98,7 +92,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
                     stage: Stage::IoCommand,
                 }
             };
-            if let Some(completion) = self.requests.timed_out(s.request, error) {
+            if let Some(completion) = self.requests.timed_out(&mut self.slots, slot, error) {
                 log::warn!(
                     "nvme: queue {}: request {:#x} failed: {error}",
                     self.pair.qid(),
@@ -121,12 +115,13 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         on_complete: &mut impl FnMut(Completion),
     ) -> usize {
         let n = if epoch.shut_down() {
-            self.requests.drain(None, Error::ShutDown, on_complete)
+            self.requests
+                .drain(&mut self.slots, None, Error::ShutDown, on_complete)
         } else {
             let returned = ordering::after_device_signal();
-            let n = self
-                .requests
-                .drain(Some(&returned), Error::Reset, on_complete);
+            let n =
+                self.requests
+                    .drain(&mut self.slots, Some(&returned), Error::Reset, on_complete);
             self.reclaim_prp_lists(&returned);
             n
         };
