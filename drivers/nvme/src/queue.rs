@@ -44,7 +44,7 @@ use crate::hal::{DmaRegion, RegisterAccess, Returned, SharedDwords};
 use crate::registers::{Doorbells, offset};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use dma::ordering;
+use dma::{DmaRing, ordering};
 
 /// How a command identifier is made: the slot index in the low `slot_bits`
 /// bits, a rolling sequence number above (none when the slot index needs
@@ -179,8 +179,8 @@ pub(crate) fn needs_event(entries: u32, event_index: u32, new: u32, old: u32) ->
 pub(crate) struct QueuePair {
     qid: u16,
     entries: u32,
-    sq: DmaRegion,
-    cq: DmaRegion,
+    sq: DmaRing<{ SubmissionEntry::SIZE }>,
+    cq: DmaRing<{ CompletionEntry::SIZE }>,
     sq_tail: u32,
     sq_head: u32,
     cq_head: u32,
@@ -223,8 +223,8 @@ impl QueuePair {
         let mut pair = QueuePair {
             qid,
             entries,
-            sq,
-            cq,
+            sq: DmaRing::new(sq),
+            cq: DmaRing::new(cq),
             sq_tail: 0,
             sq_head: 0,
             cq_head: 0,
@@ -272,19 +272,19 @@ impl QueuePair {
 
     /// Physical base of the submission ring.
     pub(crate) fn sq_region(&self) -> &DmaRegion {
-        &self.sq
+        self.sq.region()
     }
 
     /// Physical base of the completion ring.
     pub(crate) fn cq_region(&self) -> &DmaRegion {
-        &self.cq
+        self.cq.region()
     }
 
     /// Forgets every command and starts over at index 0, phase 1, with a
     /// zeroed completion ring. Only valid while the queue does not exist on
     /// the device (after a controller reset or before creation).
     pub(crate) fn reset(&mut self) {
-        self.cq.zero();
+        self.cq.region_mut().zero();
         self.sq_tail = 0;
         self.sq_head = 0;
         self.cq_head = 0;
@@ -382,8 +382,8 @@ impl QueuePair {
             timed_out: false,
         };
         self.in_flight += 1;
-        let base = self.sq_tail as usize * SubmissionEntry::SIZE;
-        self.sq.write_volatile_qwords(base, &entry.to_qwords(cid));
+        self.sq
+            .write_entry_qwords(self.sq_tail as usize, &entry.to_qwords(cid));
         self.sq_tail = self.next(self.sq_tail);
     }
 
@@ -455,9 +455,11 @@ impl QueuePair {
     /// the device learns the new head at the next [`Self::ring_completions`].
     #[inline]
     pub(crate) fn take(&mut self) -> Polled {
-        let base = self.cq_head as usize * CompletionEntry::SIZE;
         // The whole entry is checked to lie in the ring once.
-        let Some(entry) = self.cq.volatile_dwords::<{ CompletionEntry::DWORDS }>(base) else {
+        let Some(entry) = self
+            .cq
+            .read_entry::<{ CompletionEntry::DWORDS }>(self.cq_head as usize)
+        else {
             return Polled::Empty;
         };
         let dw3 = entry.read(CompletionEntry::STATUS_DWORD);
@@ -585,7 +587,8 @@ mod tests {
             status: Status::SUCCESS,
         };
         for (i, v) in e.to_dwords().iter().enumerate() {
-            q.cq.write_volatile_u32(index as usize * 16 + 4 * i, *v);
+            q.cq.region_mut()
+                .write_volatile_u32(index as usize * 16 + 4 * i, *v);
         }
     }
 
