@@ -40,5 +40,5 @@ pub use addr::PhysAddr;
 pub use buffer::{DmaBuffer, DmaHome};
 pub use lent::{Custody, Lent};
 pub use ordering::Returned;
-pub use region::{DmaAllocator, DmaError, DmaRegion};
+pub use region::{DmaAllocator, DmaError, DmaRegion, DmaRing, VolatileDwords};
 pub use shared::SharedDwords;

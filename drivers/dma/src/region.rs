@@ -4,11 +4,14 @@
 //! owned by exactly one driver object (a queue, a buffer pool), so the
 //! driver never aliases it. Entries the device reads or writes while the
 //! driver works on the same region (queue rings, PRP and descriptor lists)
-//! are accessed one dword at a time through [`VolatilePtr`]; data buffers
-//! are copied with plain copies, because the driver touches them only while
-//! the device does not (see [`crate::Lent`]).
+//! are accessed one dword (or qword) at a time through [`VolatilePtr`];
+//! data buffers are copied with plain copies, because the driver touches
+//! them only while the device does not (see [`crate::Lent`]). A queue ring
+//! is a [`DmaRing`]: how many entries fit is found once, so an entry's
+//! bounds check is one comparison of its index.
 
 use crate::PhysAddr;
+use core::marker::PhantomData;
 use core::ptr::NonNull;
 use volatile::VolatilePtr;
 
@@ -96,26 +99,21 @@ impl DmaRegion {
     /// The dword at `offset`, if it lies inside the region and `offset` is
     /// a multiple of 4 (so, the region being page aligned, it is aligned).
     #[inline]
-    fn dword(&self, offset: usize) -> Option<NonNull<u32>> {
-        let end = offset.checked_add(4)?;
-        if end > self.len || !offset.is_multiple_of(4) {
-            return None;
-        }
-        // SAFETY: `offset + 4 <= len`, so the pointer stays inside the
-        // region's memory (`new`'s contract).
-        Some(unsafe { self.virt.add(offset) }.cast::<u32>())
+    fn dword(&self, offset: usize) -> Option<*mut u32> {
+        self.dwords(offset, 1)
     }
 
     /// Volatile read of the dword at `offset` (a multiple of 4); 0 when out
     /// of bounds. For entries the device writes (completion queue).
     #[inline]
     pub fn read_volatile_u32(&self, offset: usize) -> u32 {
-        match self.dword(offset) {
-            // SAFETY: in bounds and 4-byte aligned (`dword`), valid for
-            // reads per `new`'s contract; the pointer lives for this read.
-            Some(dword) => unsafe { VolatilePtr::new_read_only(dword) }.read(),
-            None => 0,
-        }
+        let Some(dword) = self.dword(offset) else {
+            return 0;
+        };
+        // SAFETY: in bounds and 4-byte aligned (`dword`), so not null and
+        // valid for reads per `new`'s contract; the pointer lives for this
+        // read.
+        unsafe { VolatilePtr::new_read_only(NonNull::new_unchecked(dword)) }.read()
     }
 
     /// Volatile write of the dword at `offset`; ignored when out of bounds.
@@ -125,7 +123,7 @@ impl DmaRegion {
         if let Some(dword) = self.dword(offset) {
             // SAFETY: as in `read_volatile_u32`; `&mut self` makes this the
             // only access from the CPU side.
-            unsafe { VolatilePtr::new(dword) }.write(value);
+            unsafe { VolatilePtr::new(NonNull::new_unchecked(dword)) }.write(value);
         }
     }
 
@@ -146,9 +144,10 @@ impl DmaRegion {
         };
         for (i, value) in values.iter().enumerate() {
             // SAFETY: `dwords` checked that all `N` dwords from `first` lie
-            // inside the region and are aligned; `&mut self` makes this the
-            // only access from the CPU side (as in `write_volatile_u32`).
-            unsafe { VolatilePtr::new(first.add(i)) }.write(*value);
+            // inside the region and are aligned (so none is null); `&mut
+            // self` makes this the only access from the CPU side (as in
+            // `write_volatile_u32`).
+            unsafe { VolatilePtr::new(NonNull::new_unchecked(first.add(i))) }.write(*value);
         }
     }
 
@@ -161,16 +160,20 @@ impl DmaRegion {
         if let Some(first) = self.dwords(offset, N) {
             for (i, value) in values.iter_mut().enumerate() {
                 // SAFETY: as in `write_volatile_dwords`; reads only.
-                *value = unsafe { VolatilePtr::new_read_only(first.add(i)) }.read();
+                *value =
+                    unsafe { VolatilePtr::new_read_only(NonNull::new_unchecked(first.add(i))) }
+                        .read();
             }
         }
         values
     }
 
     /// The first of `count` dwords at `offset`, if all of them lie inside
-    /// the region and `offset` is a multiple of 4.
+    /// the region and `offset` is a multiple of 4. A raw pointer rather
+    /// than a `NonNull`, so that testing the `Option` is the bounds test
+    /// alone (a `NonNull` would hide the tag in a null test).
     #[inline]
-    fn dwords(&self, offset: usize, count: usize) -> Option<NonNull<u32>> {
+    fn dwords(&self, offset: usize, count: usize) -> Option<*mut u32> {
         let end = count
             .checked_mul(4)
             .and_then(|bytes| offset.checked_add(bytes))?;
@@ -179,7 +182,7 @@ impl DmaRegion {
         }
         // SAFETY: `offset + 4 * count <= len`, so the pointer stays inside
         // the region's memory (`new`'s contract).
-        Some(unsafe { self.virt.add(offset) }.cast::<u32>())
+        Some(unsafe { self.virt.as_ptr().add(offset) }.cast::<u32>())
     }
 
     /// Copies `src` into the region at `offset`; false (nothing copied) when
@@ -212,6 +215,118 @@ impl DmaRegion {
     #[inline]
     pub fn lend(self) -> crate::Lent<DmaRegion> {
         crate::Lent::new(self)
+    }
+}
+
+/// `N` dwords of a [`DmaRing`]'s entry, checked to lie inside it
+/// ([`DmaRing::read_entry`]), read with volatile reads; borrows the ring,
+/// so it cannot outlive it.
+#[derive(Clone, Copy, Debug)]
+pub struct VolatileDwords<'a, const N: usize> {
+    first: *mut u32,
+    _ring: PhantomData<&'a DmaRegion>,
+}
+
+impl<const N: usize> VolatileDwords<'_, N> {
+    /// Volatile read of dword `i`; 0 when `i` is not below `N`.
+    #[inline]
+    pub fn read(&self, i: usize) -> u32 {
+        if i >= N {
+            return 0;
+        }
+        // SAFETY: `DmaRing::read_entry` checked that all `N` dwords from
+        // `first` lie inside one entry of the borrowed ring and are aligned
+        // (so not null), and `i < N`; reads only (as in
+        // `DmaRegion::read_volatile_dwords`).
+        unsafe { VolatilePtr::new_read_only(NonNull::new_unchecked(self.first.add(i))) }.read()
+    }
+}
+
+/// A [`DmaRegion`] holding a ring of entries of `ENTRY` bytes (a queue's
+/// submission or completion ring). How many whole entries fit is found
+/// once, when it is made, so that reaching an entry checks its index
+/// alone.
+#[derive(Debug)]
+pub struct DmaRing<const ENTRY: usize> {
+    region: DmaRegion,
+    /// Whole entries in the region.
+    entries: usize,
+}
+
+impl<const ENTRY: usize> DmaRing<ENTRY> {
+    /// The ring over `region`: as many entries as fit whole.
+    pub fn new(region: DmaRegion) -> DmaRing<ENTRY> {
+        let entries = region.len().checked_div(ENTRY).unwrap_or(0);
+        DmaRing { region, entries }
+    }
+
+    /// The region.
+    #[inline]
+    pub fn region(&self) -> &DmaRegion {
+        &self.region
+    }
+
+    /// The region, for writing (zeroing it, tests posting entries).
+    #[inline]
+    pub fn region_mut(&mut self) -> &mut DmaRegion {
+        &mut self.region
+    }
+
+    /// Whole entries in the ring.
+    #[inline]
+    pub fn entries(&self) -> usize {
+        self.entries
+    }
+
+    /// The first byte of entry `index`, if the ring has it.
+    #[inline]
+    fn entry(&self, index: usize) -> Option<*mut u8> {
+        if index >= self.entries {
+            return None;
+        }
+        // SAFETY: `index < entries` and `entries * ENTRY <= len` (`new`),
+        // so the entry lies inside the region's memory (`DmaRegion::new`'s
+        // contract) and the offset does not overflow.
+        Some(unsafe { self.region.virt.as_ptr().add(index * ENTRY) })
+    }
+
+    /// The first `N` dwords of entry `index`, to be read one at a time in
+    /// the order the caller needs (a completion entry: the dword with the
+    /// phase tag first, the others only after it); `None` when the ring has
+    /// no such entry or `N` dwords do not fit in one.
+    #[inline]
+    pub fn read_entry<const N: usize>(&self, index: usize) -> Option<VolatileDwords<'_, N>> {
+        if N * 4 > ENTRY || !ENTRY.is_multiple_of(4) {
+            return None;
+        }
+        Some(VolatileDwords {
+            first: self.entry(index)?.cast::<u32>(),
+            _ring: PhantomData,
+        })
+    }
+
+    /// Volatile writes of entry `index` as `N` qwords, each landing as its
+    /// two dwords, low first (the host is little-endian, as the device),
+    /// in half the stores of dword writes; nothing is written when the ring
+    /// has no such entry, or the qwords do not fit in one or are not
+    /// aligned.
+    #[inline]
+    pub fn write_entry_qwords<const N: usize>(&mut self, index: usize, values: &[u64; N]) {
+        if N * 8 > ENTRY || !ENTRY.is_multiple_of(8) {
+            return;
+        }
+        let Some(first) = self.entry(index) else {
+            return;
+        };
+        let first = first.cast::<u64>();
+        for (i, value) in values.iter().enumerate() {
+            // SAFETY: the `N` qwords lie inside entry `index` (`N * 8 <=
+            // ENTRY`), which lies inside the region (`entry`); entries are
+            // a multiple of 8 bytes apart from a page-aligned start, so
+            // each qword is aligned (and not null); `&mut self` makes this
+            // the only access from the CPU side.
+            unsafe { VolatilePtr::new(NonNull::new_unchecked(first.add(i))) }.write(*value);
+        }
     }
 }
 
@@ -287,6 +402,24 @@ mod tests {
         assert_eq!(region.read_volatile_dwords::<4>(4084), [0; 4]);
         assert_eq!(region.read_volatile_dwords::<1>(2), [0]);
         assert!(region.as_slice()[..4080].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn ring_entries_are_checked_by_index() {
+        // 4096 bytes: 256 entries of 16, and one more byte that holds none.
+        let mut ring = super::DmaRing::<16>::new(leaked_region(4096 + 1));
+        assert_eq!(ring.entries(), 256);
+        ring.write_entry_qwords(255, &[0x2_0000_0001, 0x4_0000_0003]);
+        assert_eq!(ring.region().read_volatile_dwords::<4>(4080), [1, 2, 3, 4]);
+        let entry = ring.read_entry::<4>(255).unwrap();
+        assert_eq!((entry.read(3), entry.read(0), entry.read(4)), (4, 1, 0));
+        // Beyond the ring, or more than an entry holds: refused.
+        assert!(ring.read_entry::<4>(256).is_none());
+        assert!(ring.read_entry::<5>(0).is_none());
+        ring.write_entry_qwords(256, &[9, 9]);
+        ring.write_entry_qwords(0, &[9, 9, 9]);
+        assert!(ring.region().as_slice()[..4080].iter().all(|&b| b == 0));
+        assert_eq!(super::DmaRing::<0>::new(leaked_region(4096)).entries(), 0);
     }
 
     #[test]

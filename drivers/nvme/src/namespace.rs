@@ -118,6 +118,12 @@ pub struct Namespace {
     pub(crate) index: usize,
     /// What Identify said.
     pub(crate) info: NamespaceInfo,
+    /// log2 of the block size (a power of two, 2^LBADS), found once so a
+    /// request's length becomes blocks with a shift.
+    pub(crate) block_shift: u32,
+    /// The bits of a length below one block; all ones for a block size
+    /// that is not a power of two, so that no length is whole blocks.
+    pub(crate) block_mask: usize,
     /// Whether writes passed the write gate when the handle was made.
     writable: bool,
 }
@@ -138,10 +144,17 @@ impl Namespace {
             .ok_or(Error::NoSuchNamespace)?;
         let info = namespaces[index];
         info.usable()?;
+        let (block_shift, block_mask) = if info.block_size.is_power_of_two() {
+            (info.block_size.trailing_zeros(), info.block_size - 1)
+        } else {
+            (0, usize::MAX)
+        };
         Ok(Namespace {
             controller,
             index,
             info,
+            block_shift,
+            block_mask,
             writable: writable(index),
         })
     }

@@ -24,6 +24,28 @@ const DATA_ALIGN: u64 = 4;
 /// Entries that fit PRP1 and PRP2 without a list.
 const ENTRIES_WITHOUT_LIST: usize = 2;
 
+/// A controller memory page size (CC.MPS, 2^(12 + MPS) bytes): a power of
+/// two, checked once when made rather than at every transfer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PageSize(usize);
+
+impl PageSize {
+    /// `bytes`, if it is a power of two.
+    pub(crate) const fn new(bytes: usize) -> Option<PageSize> {
+        if bytes.is_power_of_two() {
+            Some(PageSize(bytes))
+        } else {
+            None
+        }
+    }
+
+    /// The size in bytes.
+    #[inline]
+    pub(crate) const fn bytes(self) -> usize {
+        self.0
+    }
+}
+
 /// PRP1 and PRP2 of a command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Prps {
@@ -78,15 +100,16 @@ fn assemble(
 
 /// PRPs for `len` bytes of physically contiguous memory starting at `phys`
 /// (an application's buffer or a bounce buffer). `page` is the controller's
-/// memory page size, a power of two.
+/// memory page size.
 #[inline]
 pub(crate) fn contiguous(
     phys: PhysAddr,
     len: usize,
-    page: usize,
+    page: PageSize,
     list: &mut DmaRegion,
 ) -> Result<Prps, Error> {
-    if len == 0 || !page.is_power_of_two() {
+    let page = page.bytes();
+    if len == 0 {
         return Err(Error::InvalidLength);
     }
     if !phys.is_aligned(DATA_ALIGN) {
@@ -185,10 +208,15 @@ mod tests {
             .collect()
     }
 
+    const PAGE: PageSize = PageSize(4096);
+
     #[test]
     fn one_two_and_many_pages() {
+        assert_eq!(PageSize::new(4096), Some(PAGE));
+        assert_eq!(PageSize::new(4095), None);
+        assert_eq!(PageSize::new(0), None);
         let mut list = leaked_region(4096);
-        let p = contiguous(PhysAddr(0x10_0000), 4096, 4096, &mut list).unwrap();
+        let p = contiguous(PhysAddr(0x10_0000), 4096, PAGE, &mut list).unwrap();
         assert_eq!(
             p,
             Prps {
@@ -196,7 +224,7 @@ mod tests {
                 prp2: 0
             }
         );
-        let p = contiguous(PhysAddr(0x10_0000), 8192, 4096, &mut list).unwrap();
+        let p = contiguous(PhysAddr(0x10_0000), 8192, PAGE, &mut list).unwrap();
         assert_eq!(
             p,
             Prps {
@@ -205,7 +233,7 @@ mod tests {
             }
         );
         // Odd offset crossing one boundary: two pages.
-        let p = contiguous(PhysAddr(0x10_0200), 4096, 4096, &mut list).unwrap();
+        let p = contiguous(PhysAddr(0x10_0200), 4096, PAGE, &mut list).unwrap();
         assert_eq!(
             p,
             Prps {
@@ -214,21 +242,21 @@ mod tests {
             }
         );
         // Offset buffer over three pages: list.
-        let p = contiguous(PhysAddr(0x10_0200), 8192, 4096, &mut list).unwrap();
+        let p = contiguous(PhysAddr(0x10_0200), 8192, PAGE, &mut list).unwrap();
         assert_eq!(p.prp1, 0x10_0200);
         assert_eq!(p.prp2, list.phys().as_u64());
         assert_eq!(list_entries(&list, 2), [0x10_1000, 0x10_2000]);
         assert_eq!(
-            contiguous(PhysAddr(0x10_0002), 512, 4096, &mut list),
+            contiguous(PhysAddr(0x10_0002), 512, PAGE, &mut list),
             Err(Error::Misaligned)
         );
         assert_eq!(
-            contiguous(PhysAddr(0x10_0000), 0, 4096, &mut list),
+            contiguous(PhysAddr(0x10_0000), 0, PAGE, &mut list),
             Err(Error::InvalidLength)
         );
         let max = max_transfer_without_chaining(4096);
-        assert!(contiguous(PhysAddr(0x10_0200), max, 4096, &mut list).is_ok());
-        assert!(contiguous(PhysAddr(0x10_0000), max + 2 * 4096, 4096, &mut list).is_err());
+        assert!(contiguous(PhysAddr(0x10_0200), max, PAGE, &mut list).is_ok());
+        assert!(contiguous(PhysAddr(0x10_0000), max + 2 * 4096, PAGE, &mut list).is_err());
     }
 
     #[test]

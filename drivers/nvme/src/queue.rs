@@ -10,8 +10,9 @@
 //! back the memory lent for the command.
 //!
 //! Command identifiers: a queue of depth `d` has `d` slots. A command's CID
-//! is its slot index in the low bits and a rolling sequence number in the
-//! high bits, so a completion is trusted only if its CID matches a slot that
+//! is its slot index in the low bits and, in the high bits, a sequence
+//! number counting the uses of that slot (so two uses in a row always
+//! differ), so a completion is trusted only if its CID matches a slot that
 //! is in flight with that exact CID; stale or invented CIDs are reported as
 //! unknown and otherwise ignored. The submission queue head reported in
 //! every completion is recorded, and a submission is refused when the ring
@@ -43,10 +44,7 @@ use crate::hal::{DmaRegion, RegisterAccess, Returned, SharedDwords};
 use crate::registers::{Doorbells, offset};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use dma::ordering;
-
-/// Bytes per dword of a queue entry.
-const DWORD_BYTES: usize = 4;
+use dma::{DmaRing, ordering};
 
 /// How a command identifier is made: the slot index in the low `slot_bits`
 /// bits, a rolling sequence number above (none when the slot index needs
@@ -56,6 +54,9 @@ struct CidLayout {
     slot_bits: u32,
     /// The low `slot_bits` bits set.
     slot_mask: u32,
+    /// One in the sequence's lowest bit (2^16 when there is no sequence,
+    /// which a 16-bit identifier drops).
+    step: u32,
 }
 
 impl CidLayout {
@@ -71,7 +72,15 @@ impl CidLayout {
         CidLayout {
             slot_bits,
             slot_mask: (1u32 << slot_bits) - 1,
+            step: 1u32 << slot_bits,
         }
+    }
+
+    /// The identifier of the next use of the slot `cid` names: the same
+    /// slot, the sequence one higher (wrapping).
+    #[inline]
+    const fn next(self, cid: u16) -> u16 {
+        (cid as u32).wrapping_add(self.step) as u16
     }
 
     /// The identifier of `slot` under `sequence` (computed in 32 bits, so
@@ -88,12 +97,31 @@ impl CidLayout {
     }
 }
 
+/// Bit of [`Slot::command`] set while the slot's command is in flight.
+const IN_FLIGHT: u32 = 1 << 16;
+
 #[derive(Clone, Copy, Debug)]
 struct Slot {
-    busy: bool,
-    cid: u16,
+    /// The identifier of the slot's last command in the low 16 bits, and
+    /// [`IN_FLIGHT`] while the command is with the device: a completion's
+    /// identifier is checked against both in one comparison.
+    command: u32,
     deadline_ns: u64,
     timed_out: bool,
+}
+
+impl Slot {
+    /// Whether the slot's command is in flight.
+    #[inline]
+    const fn busy(&self) -> bool {
+        self.command & IN_FLIGHT != 0
+    }
+
+    /// The identifier of the slot's last command.
+    #[inline]
+    const fn cid(&self) -> u16 {
+        self.command as u16
+    }
 }
 
 /// Result of looking at the completion queue once.
@@ -107,8 +135,9 @@ pub(crate) enum Polled {
         slot: u16,
         /// Whether the slot had already been reported as timed out.
         was_timed_out: bool,
-        /// The entry.
-        entry: CompletionEntry,
+        /// The entry's dwords as read (decoded by the caller, as much as it
+        /// needs: see `CompletionEntry::outcome_of`).
+        dwords: [u32; CompletionEntry::DWORDS],
         /// The device is done with the command's memory.
         returned: Returned,
     },
@@ -150,12 +179,14 @@ pub(crate) fn needs_event(entries: u32, event_index: u32, new: u32, old: u32) ->
 pub(crate) struct QueuePair {
     qid: u16,
     entries: u32,
-    sq: DmaRegion,
-    cq: DmaRegion,
+    sq: DmaRing<{ SubmissionEntry::SIZE }>,
+    cq: DmaRing<{ CompletionEntry::SIZE }>,
     sq_tail: u32,
     sq_head: u32,
     cq_head: u32,
-    phase: bool,
+    /// The phase tag of new completion entries, as its bit in dword 3
+    /// (`CompletionEntry::PHASE_BIT` for phase 1, 0 for phase 0).
+    phase: u32,
     sq_doorbell: usize,
     cq_doorbell: usize,
     sq_rung: u32,
@@ -164,7 +195,6 @@ pub(crate) struct QueuePair {
     slots: Vec<Slot>,
     free: Vec<u16>,
     cids: CidLayout,
-    sequence: u16,
     in_flight: usize,
 }
 
@@ -189,24 +219,31 @@ impl QueuePair {
         let mut free = Vec::with_capacity(depth);
         // Lowest slots first out of the stack.
         free.extend((0..depth as u16).rev());
+        let cids = CidLayout::for_depth(depth);
         let mut pair = QueuePair {
             qid,
             entries,
-            sq,
-            cq,
+            sq: DmaRing::new(sq),
+            cq: DmaRing::new(cq),
             sq_tail: 0,
             sq_head: 0,
             cq_head: 0,
-            phase: true,
+            phase: CompletionEntry::PHASE_BIT,
             sq_doorbell: doorbells.submission_tail(qid),
             cq_doorbell: doorbells.completion_head(qid),
             sq_rung: 0,
             cq_rung: 0,
             shadow: None,
-            slots: alloc::vec![Slot { busy: false, cid: 0, deadline_ns: 0, timed_out: false }; depth],
+            // Each slot's identifier starts at sequence 0.
+            slots: (0..depth)
+                .map(|i| Slot {
+                    command: u32::from(cids.cid(i as u16, 0)),
+                    deadline_ns: 0,
+                    timed_out: false,
+                })
+                .collect(),
             free,
-            cids: CidLayout::for_depth(depth),
-            sequence: 0,
+            cids,
             in_flight: 0,
         };
         pair.reset();
@@ -235,19 +272,19 @@ impl QueuePair {
 
     /// Physical base of the submission ring.
     pub(crate) fn sq_region(&self) -> &DmaRegion {
-        &self.sq
+        self.sq.region()
     }
 
     /// Physical base of the completion ring.
     pub(crate) fn cq_region(&self) -> &DmaRegion {
-        &self.cq
+        self.cq.region()
     }
 
     /// Forgets every command and starts over at index 0, phase 1, with a
     /// zeroed completion ring. Only valid while the queue does not exist on
     /// the device (after a controller reset or before creation).
     pub(crate) fn reset(&mut self) {
-        self.cq.zero();
+        self.cq.region_mut().zero();
         self.sq_tail = 0;
         self.sq_head = 0;
         self.cq_head = 0;
@@ -257,11 +294,11 @@ impl QueuePair {
             shadow.buffers.doorbells.store(shadow.sq, 0);
             shadow.buffers.doorbells.store(shadow.cq, 0);
         }
-        self.phase = true;
+        self.phase = CompletionEntry::PHASE_BIT;
         self.in_flight = 0;
         self.free.clear();
         for (i, s) in self.slots.iter_mut().enumerate().rev() {
-            s.busy = false;
+            s.command &= !IN_FLIGHT;
             s.timed_out = false;
             self.free.push(i as u16);
         }
@@ -311,7 +348,7 @@ impl QueuePair {
     /// Returns a slot obtained from [`Self::alloc_slot`] but not submitted.
     pub(crate) fn release_slot(&mut self, slot: u16) {
         if let Some(s) = self.slots.get(slot as usize)
-            && !s.busy
+            && !s.busy()
             && !self.free.contains(&slot)
         {
             self.free.push(slot);
@@ -338,17 +375,15 @@ impl QueuePair {
         let Some(s) = self.slots.get_mut(slot as usize) else {
             return;
         };
-        self.sequence = self.sequence.wrapping_add(1);
-        let cid = self.cids.cid(slot, self.sequence);
+        let cid = self.cids.next(s.cid());
         *s = Slot {
-            busy: true,
-            cid,
+            command: u32::from(cid) | IN_FLIGHT,
             deadline_ns,
             timed_out: false,
         };
         self.in_flight += 1;
-        let base = self.sq_tail as usize * SubmissionEntry::SIZE;
-        self.sq.write_volatile_dwords(base, &entry.to_dwords(cid));
+        self.sq
+            .write_entry_qwords(self.sq_tail as usize, &entry.to_qwords(cid));
         self.sq_tail = self.next(self.sq_tail);
     }
 
@@ -420,43 +455,47 @@ impl QueuePair {
     /// the device learns the new head at the next [`Self::ring_completions`].
     #[inline]
     pub(crate) fn take(&mut self) -> Polled {
-        let base = self.cq_head as usize * CompletionEntry::SIZE;
-        let dw3 = self
+        // The whole entry is checked to lie in the ring once.
+        let Some(entry) = self
             .cq
-            .read_volatile_u32(base + DWORD_BYTES * CompletionEntry::STATUS_DWORD);
-        if CompletionEntry::phase_of(dw3) != self.phase {
+            .read_entry::<{ CompletionEntry::DWORDS }>(self.cq_head as usize)
+        else {
+            return Polled::Empty;
+        };
+        let dw3 = entry.read(CompletionEntry::STATUS_DWORD);
+        if dw3 & CompletionEntry::PHASE_BIT != self.phase {
             return Polled::Empty;
         }
-        // The phase flip is seen; read the rest of the entry only now.
+        // The phase flip is seen; read the rest of the entry only now (the
+        // status dword stays the one whose phase was checked).
         let returned = ordering::after_device_signal();
-        let mut dwords: [u32; CompletionEntry::DWORDS] = self.cq.read_volatile_dwords(base);
-        // The status dword as first seen (the one whose phase was checked).
-        dwords[CompletionEntry::STATUS_DWORD] = dw3;
-        let entry = CompletionEntry::from_dwords(dwords);
+        let dwords = [entry.read(0), entry.read(1), entry.read(2), dw3];
         self.cq_head += 1;
         if self.cq_head == self.entries {
             self.cq_head = 0;
-            self.phase = !self.phase;
+            self.phase ^= CompletionEntry::PHASE_BIT;
         }
-        if u32::from(entry.sq_head) < self.entries {
-            self.sq_head = u32::from(entry.sq_head);
+        let (sq_head, sq_id) = CompletionEntry::sq_of(dwords[2]);
+        if u32::from(sq_head) < self.entries {
+            self.sq_head = u32::from(sq_head);
         }
-        let index = self.cids.slot(entry.cid);
+        let cid = CompletionEntry::cid_of(dw3);
+        let index = self.cids.slot(cid);
         match self.slots.get_mut(index) {
-            Some(s) if s.busy && s.cid == entry.cid && entry.sq_id == self.qid => {
+            Some(s) if s.command == u32::from(cid) | IN_FLIGHT && sq_id == self.qid => {
                 let was_timed_out = s.timed_out;
-                s.busy = false;
+                s.command = u32::from(cid);
                 s.timed_out = false;
                 self.in_flight -= 1;
                 self.free.push(index as u16);
                 Polled::Done {
                     slot: index as u16,
                     was_timed_out,
-                    entry,
+                    dwords,
                     returned,
                 }
             }
-            _ => Polled::Unknown(entry),
+            _ => Polled::Unknown(CompletionEntry::from_dwords(dwords)),
         }
     }
 
@@ -465,7 +504,7 @@ impl QueuePair {
     /// or the queue is reset.
     pub(crate) fn take_expired(&mut self, now_ns: u64) -> Option<u16> {
         for (i, s) in self.slots.iter_mut().enumerate() {
-            if s.busy && !s.timed_out && now_ns > s.deadline_ns {
+            if s.busy() && !s.timed_out && now_ns > s.deadline_ns {
                 s.timed_out = true;
                 return Some(i as u16);
             }
@@ -479,7 +518,7 @@ impl QueuePair {
     pub(crate) fn earliest_deadline(&self) -> Option<u64> {
         self.slots
             .iter()
-            .filter(|s| s.busy && !s.timed_out)
+            .filter(|s| s.busy() && !s.timed_out)
             .map(|s| s.deadline_ns)
             .min()
     }
@@ -489,8 +528,8 @@ impl QueuePair {
     pub(crate) fn cid_of(&self, slot: u16) -> Option<u16> {
         self.slots
             .get(slot as usize)
-            .filter(|s| s.busy)
-            .map(|s| s.cid)
+            .filter(|s| s.busy())
+            .map(|s| s.cid())
     }
 }
 
@@ -510,6 +549,11 @@ mod tests {
                 let slot = slot as u16;
                 let a = layout.cid(slot, 1);
                 let b = layout.cid(slot, 2);
+                assert_eq!(layout.next(a), b);
+                assert_eq!(
+                    layout.slot(layout.next(layout.cid(slot, u16::MAX))),
+                    slot as usize
+                );
                 assert_eq!(
                     (layout.slot(a), layout.slot(b)),
                     (slot as usize, slot as usize)
@@ -543,7 +587,8 @@ mod tests {
             status: Status::SUCCESS,
         };
         for (i, v) in e.to_dwords().iter().enumerate() {
-            q.cq.write_volatile_u32(index as usize * 16 + 4 * i, *v);
+            q.cq.region_mut()
+                .write_volatile_u32(index as usize * 16 + 4 * i, *v);
         }
     }
 

@@ -5,9 +5,10 @@
 //! one in `io_queue`) describe what the caller asked for as a [`Request`],
 //! check it once with [`Request::check`] against the [`Namespace`] handle
 //! found when the path was set up, build the command with
-//! [`Request::entry`], and compute its deadline with [`deadline_ns`]. The
-//! order of the checks is part of the API (tests rely on it): length, range,
-//! write permission, the path's size limit, zone boundary, support.
+//! [`Request::entry`], and compute its deadline with [`deadline_after`]
+//! (the timeout converted to nanoseconds once, by [`timeout_ns`]). The
+//! order of the checks is part of the API (tests rely on it): length,
+//! range, write permission, the path's size limit, zone boundary, support.
 //!
 //! [`Shared`] is the state the controller shares with the queues it handed
 //! out: the reset generation, the shutdown flag and who may write to each
@@ -22,17 +23,30 @@ use crate::namespace::{ControllerId, Namespace, WriteGate};
 use crate::queue::{Polled, QueuePair};
 use crate::registers::{Csts, offset};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32};
+use core::sync::atomic::{AtomicU32, Ordering};
 
 /// Nanoseconds per millisecond.
 const NS_PER_MS: u64 = 1_000_000;
 /// Check CSTS for fatal status every this many empty completion polls.
 const FATAL_CHECK_INTERVAL: u32 = 64;
 
-/// The deadline `timeout_ms` after `now_ns` (saturating): the one place
-/// where a command's deadline is computed.
+/// The deadline `timeout_ms` after `now_ns` (saturating), for a path that
+/// converts its timeout at each command.
 pub(crate) const fn deadline_ns(now_ns: u64, timeout_ms: u64) -> u64 {
-    now_ns.saturating_add(timeout_ms.saturating_mul(NS_PER_MS))
+    deadline_after(now_ns, timeout_ns(timeout_ms))
+}
+
+/// A timeout in nanoseconds (saturating), for a path that computes it once
+/// and then uses [`deadline_after`] per command.
+pub(crate) const fn timeout_ns(timeout_ms: u64) -> u64 {
+    timeout_ms.saturating_mul(NS_PER_MS)
+}
+
+/// The deadline `timeout_ns` after `now_ns` (saturating): the one place
+/// where a command's deadline is computed.
+#[inline]
+pub(crate) const fn deadline_after(now_ns: u64, timeout_ns: u64) -> u64 {
+    now_ns.saturating_add(timeout_ns)
 }
 
 /// Kind of a queued request.
@@ -112,6 +126,9 @@ pub(crate) struct Request {
     pub(crate) lba: u64,
     /// Logical blocks (0 for a flush).
     pub(crate) blocks: u64,
+    /// The length of a transfer in bytes (`None`: a command naming
+    /// blocks only, whose length [`Self::check`] computes).
+    len: Option<usize>,
     /// False for a transfer whose length is zero or not whole blocks
     /// (refused by [`Self::check`]).
     whole_blocks: bool,
@@ -120,21 +137,16 @@ pub(crate) struct Request {
 impl Request {
     /// A transfer of `len` bytes at `lba`, which must be whole blocks of
     /// `ns` ([`Self::check`] says so). A block size is a power of two
-    /// (2^LBADS, see `identify`), so the division is a shift; 0 (an
-    /// unusable format) takes nothing.
+    /// (2^LBADS, see `identify`), so the division is the handle's shift;
+    /// with an unusable block size no length is whole blocks.
     #[inline]
     pub(crate) fn bytes(op: Operation, ns: &Namespace, lba: u64, len: usize) -> Request {
-        let block_size = ns.info.block_size;
-        let usable = block_size.is_power_of_two();
         Request {
             op,
             lba,
-            blocks: if usable {
-                (len >> block_size.trailing_zeros()) as u64
-            } else {
-                0
-            },
-            whole_blocks: usable && len != 0 && len & (block_size - 1) == 0,
+            blocks: (len >> ns.block_shift) as u64,
+            len: Some(len),
+            whole_blocks: len != 0 && len & ns.block_mask == 0,
         }
     }
 
@@ -144,6 +156,7 @@ impl Request {
             op,
             lba,
             blocks,
+            len: None,
             whole_blocks: true,
         }
     }
@@ -161,8 +174,9 @@ impl Request {
         if matches!(self.op, Operation::Flush) {
             return Ok(0);
         }
+        // A transfer of whole blocks has at least one.
         if !self.whole_blocks
-            || self.blocks == 0
+            || (self.len.is_none() && self.blocks == 0)
             || limits.max_blocks.is_some_and(|max| self.blocks > max)
         {
             return Err(Error::InvalidLength);
@@ -174,11 +188,15 @@ impl Request {
         if self.op.writes() {
             shared.check_write(ns.index)?;
         }
-        let bytes = self
-            .blocks
-            .checked_mul(ns.info.block_size as u64)
-            .and_then(|bytes| usize::try_from(bytes).ok())
-            .ok_or(Error::InvalidLength)?;
+        let bytes = match self.len {
+            // Whole blocks (checked above): the length is blocks * size.
+            Some(len) => len,
+            None => self
+                .blocks
+                .checked_mul(ns.info.block_size as u64)
+                .and_then(|bytes| usize::try_from(bytes).ok())
+                .ok_or(Error::InvalidLength)?,
+        };
         if limits.max_bytes.is_some_and(|max| bytes > max) {
             return Err(Error::InvalidLength);
         }
@@ -219,15 +237,39 @@ impl Request {
     }
 }
 
+/// Bit of [`Epoch`] set once shutdown started; the bits below count
+/// controller resets.
+const SHUT_DOWN: u32 = 1 << 31;
+
+/// The reset generation and the shutdown flag in one word, so that a queue
+/// learns with one load and one comparison that neither changed since it
+/// last looked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Epoch(u32);
+
+impl Epoch {
+    /// Whether shutdown started.
+    #[inline]
+    pub(crate) const fn shut_down(self) -> bool {
+        self.0 & SHUT_DOWN != 0
+    }
+
+    /// The generation alone (the shutdown flag clear): what a queue keeps
+    /// as the one it runs under.
+    #[inline]
+    pub(crate) const fn generation(self) -> Epoch {
+        Epoch(self.0 & !SHUT_DOWN)
+    }
+}
+
 /// State shared between the controller and the I/O queues it handed out.
 #[derive(Debug)]
 pub(crate) struct Shared {
     /// Which controller this is (the identity in its namespace handles).
     pub(crate) id: ControllerId,
-    /// Bumped after every controller reset.
-    pub(crate) generation: AtomicU32,
-    /// Set once shutdown started.
-    pub(crate) shut_down: AtomicBool,
+    /// The generation, bumped after every controller reset, and the
+    /// shutdown flag, set once shutdown started (an [`Epoch`]).
+    epoch: AtomicU32,
     /// Per namespace (index into the controller's list): who may write.
     pub(crate) writable: Vec<WriteGate>,
 }
@@ -238,10 +280,28 @@ impl Shared {
     pub(crate) fn new(writable: Vec<WriteGate>) -> Shared {
         Shared {
             id: ControllerId::fresh(),
-            generation: AtomicU32::new(0),
-            shut_down: AtomicBool::new(false),
+            epoch: AtomicU32::new(0),
             writable,
         }
+    }
+
+    /// The generation and shutdown flag now.
+    #[inline]
+    pub(crate) fn epoch(&self) -> Epoch {
+        Epoch(self.epoch.load(Ordering::Acquire))
+    }
+
+    /// Shutdown started: every queue fails from now on.
+    pub(crate) fn start_shutdown(&self) {
+        self.epoch.fetch_or(SHUT_DOWN, Ordering::Release);
+    }
+
+    /// A controller reset finished: a new generation (the shutdown flag
+    /// kept).
+    pub(crate) fn next_generation(&self) {
+        self.epoch.update(Ordering::AcqRel, Ordering::Acquire, |e| {
+            (e.wrapping_add(1) & !SHUT_DOWN) | (e & SHUT_DOWN)
+        });
     }
 
     /// Whether a write to namespace `index` may be sent, and why not.
@@ -287,17 +347,20 @@ pub(crate) fn wait_for_slot<R: RegisterAccess, C: Clock>(
     let mut empty = 0u32;
     loop {
         match pair.poll(regs) {
-            Polled::Done { slot: s, entry, .. } if s == slot => {
+            Polled::Done {
+                slot: s, dwords, ..
+            } if s == slot => {
+                let entry = CompletionEntry::from_dwords(dwords);
                 return if entry.status.is_success() {
                     Ok(entry)
                 } else {
                     Err(Error::Device(entry.status))
                 };
             }
-            Polled::Done { entry, .. } => {
+            Polled::Done { dwords, .. } => {
                 log::warn!(
                     "nvme: unexpected completion for cid {:#x} on queue {}",
-                    entry.cid,
+                    CompletionEntry::cid_of(dwords[CompletionEntry::STATUS_DWORD]),
                     pair.qid()
                 );
             }

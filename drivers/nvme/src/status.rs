@@ -90,6 +90,14 @@ impl Status {
         }
     }
 
+    /// Whether the 15-bit field `f` says success (code type and code both
+    /// zero, as [`Self::is_success`]), without decoding the rest.
+    #[inline]
+    pub const fn field_is_success(f: u16) -> bool {
+        let f = f as u32;
+        field::SC.get32(f) == 0 && field::SCT.get32(f) == 0
+    }
+
     /// Encodes the 15-bit field (inverse of [`Self::from_field`]).
     pub const fn to_field(self) -> u16 {
         let f = field::SC.set32(0, self.sc as u32);

@@ -20,7 +20,7 @@ use crate::command::{CompletionEntry, DsmRange, MAX_BLOCKS_PER_COMMAND, Submissi
 use crate::error::{Error, Stage};
 use crate::hal::{Clock, DmaAllocator, DmaRegion, RegisterAccess};
 use crate::namespace::Namespace;
-use crate::prp;
+use crate::prp::{self, PageSize};
 use crate::queue::QueuePair;
 use crate::request::{Limits, Operation, Request, Shared, deadline_ns, wait_for_slot};
 
@@ -185,7 +185,7 @@ impl SyncQueue {
                     if let Data::Write(b) = &data {
                         self.bounce.copy_in(0, &b[at..at + len]);
                     }
-                    prp::contiguous(self.bounce.phys(), len, self.page_size, &mut self.prp_list)?
+                    prp::contiguous(self.bounce.phys(), len, self.page()?, &mut self.prp_list)?
                 }
             };
             let entry = request
@@ -205,6 +205,11 @@ impl SyncQueue {
 
     /// Dataset Management deallocate: ranges of up to 2^32 - 1 blocks,
     /// up to 256 per command (and one page), built in the bounce buffer.
+    /// The controller's memory page size, for PRPs.
+    fn page(&self) -> Result<PageSize, Error> {
+        PageSize::new(self.page_size).ok_or(Error::InvalidLength)
+    }
+
     fn deallocate<R: RegisterAccess, D: DmaAllocator, C: Clock>(
         &mut self,
         device: &mut Device<'_, R, D, C>,
@@ -226,7 +231,7 @@ impl SyncQueue {
             let prps = prp::contiguous(
                 self.bounce.phys(),
                 ranges * DsmRange::SIZE,
-                self.page_size,
+                self.page()?,
                 &mut self.prp_list,
             )?;
             let entry = request

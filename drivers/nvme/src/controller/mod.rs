@@ -42,6 +42,7 @@ use crate::hmb::HostMemoryBuffer;
 use crate::identify::{self, IdentifyController, Oncs};
 use crate::io_queue::{IoQueue, IoQueueSetup};
 use crate::namespace::{Namespace, WriteGate};
+use crate::prp::PageSize;
 use crate::queue::{QueuePair, ShadowBuffers};
 use crate::quirks::Quirks;
 use crate::registers::{Cap, Doorbells, Version};
@@ -333,6 +334,8 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
         C: Clone,
     {
         self.ensure_running()?;
+        // A power of two (CAP.MPSMIN..MPSMAX), so never refused here.
+        let page_size = PageSize::new(self.page_size).ok_or(Error::Unsupported)?;
         let Some(pair) = self.spare.pop() else {
             return Err(Error::NoFreeQueue);
         };
@@ -362,7 +365,7 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
             lists,
             self.shared.clone(),
             IoQueueSetup {
-                page_size: self.page_size,
+                page_size,
                 max_transfer_bytes: self.info.max_transfer_bytes,
                 timeout_ms: self.config.command_timeout_ms,
                 write_zeroes: self.info.write_zeroes,

@@ -17,7 +17,6 @@ use super::{Controller, State};
 use crate::command::{FeatureId, SubmissionEntry};
 use crate::error::Error;
 use crate::hal::{Clock, DmaAllocator, RegisterAccess};
-use core::sync::atomic::Ordering;
 
 impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
     /// Resets the controller and rebuilds its admin and I/O queues (also
@@ -72,7 +71,7 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
             self.configure_shadow_doorbells()?;
         }
         self.reenable_host_memory_buffer()?;
-        self.shared.generation.fetch_add(1, Ordering::AcqRel);
+        self.shared.next_generation();
         self.state = State::Running;
         Ok(())
     }

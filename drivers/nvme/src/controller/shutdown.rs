@@ -12,7 +12,6 @@ use crate::error::{Error, Stage};
 use crate::hal::{Clock, DmaAllocator, RegisterAccess};
 use crate::registers::{Cc, ShutdownNotification, ShutdownStatus, offset};
 use alloc::vec::Vec;
-use core::sync::atomic::Ordering;
 
 /// Shortest shutdown wait: for drives that report no RTD3E, or less.
 pub const SHUTDOWN_WAIT_MIN_MS: u64 = 1_000;
@@ -40,7 +39,7 @@ impl<R: RegisterAccess, D: DmaAllocator, C: Clock> Controller<R, D, C> {
         if self.state == State::ShutDown {
             return Ok(());
         }
-        self.shared.shut_down.store(true, Ordering::Release);
+        self.shared.start_shutdown();
         if self.state == State::Running {
             let mut qids: Vec<u16> = self.taken.iter().map(|t| t.qid).collect();
             qids.extend(self.spare.iter().map(|p| p.qid()));

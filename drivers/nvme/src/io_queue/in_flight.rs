@@ -1,17 +1,23 @@
 //! The requests in flight on an `IoQueue`, and what the caller gets back.
 //!
-//! A request takes one record from a table made when the queue is taken
-//! (as many records as slots, so a free slot always has a free record; no
-//! allocation per request). The record holds the caller's tag, the lent
-//! buffer, how many of its commands are still with the device and the
-//! first error among those that completed. The request is reported once:
-//! when its last command completes ([`Completion`] with the buffer), when
-//! one of its commands times out (without the buffer, which the record
-//! keeps until every command is back and then frees), or when a reset or
-//! shutdown ends it.
+//! A request has one record, made when the queue is taken (no allocation
+//! per request). A request of one command (the common case) uses the
+//! record kept in its slot: the slot is busy exactly as long as the
+//! request is in flight, so that record is always free when the slot is,
+//! and nothing is claimed or given back for it. A request split into
+//! several commands takes one of the records kept for split requests
+//! (`depth - 1` of them: each split request in flight keeps at least one
+//! slot busy, and the last one started took two), from their own free
+//! list. The record holds the caller's tag, the lent buffer, how many of
+//! its commands are still with the device and the first error among those
+//! that completed. The request is reported once: when its last command
+//! completes ([`Completion`] with the buffer), when one of its commands
+//! times out (without the buffer, which the record keeps until every
+//! command is back and then frees), or when a reset or shutdown ends it.
 
 #![forbid(unsafe_code)]
 
+use super::SlotData;
 use crate::command::Status;
 use crate::error::Error;
 use crate::request::{IoOp, Shared};
@@ -60,12 +66,19 @@ impl fmt::Display for Rejected {
 
 impl core::error::Error for Rejected {}
 
+/// The identifier of a request's record: its slot's index for a request
+/// of one command, `depth` and above for a split request.
+pub(super) type RecordId = u32;
+
 /// One request's record.
 #[derive(Debug)]
-struct Record {
+pub(super) struct Record {
     active: bool,
     tag: u64,
     op: IoOp,
+    /// Whether the request changes the namespace's contents (`op.writes()`,
+    /// found at the start rather than at each completion).
+    writes: bool,
     /// Namespace index (for write-protect refusals).
     namespace: usize,
     /// Commands still with the device.
@@ -77,141 +90,257 @@ struct Record {
     buffer: Option<Lent<DmaBuffer>>,
 }
 
-/// The table of request records (see the module documentation).
+/// What became of a request when one of its commands completed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PartDone {
+    /// Other commands are still with the device (or the record was not in
+    /// use).
+    Pending,
+    /// It ended without a report (it was reported as timed out).
+    Silent,
+    /// It ended and was reported.
+    Reported,
+}
+
+impl Record {
+    /// The record of a request just sent as `parts` commands.
+    #[inline]
+    pub(super) fn started(
+        tag: u64,
+        op: IoOp,
+        namespace: usize,
+        parts: usize,
+        buffer: Option<Lent<DmaBuffer>>,
+    ) -> Record {
+        Record {
+            active: true,
+            tag,
+            op,
+            writes: op.writes(),
+            namespace,
+            parts,
+            result: Ok(()),
+            reported: false,
+            buffer,
+        }
+    }
+
+    /// One command of the request completed (see `Requests::part_done`).
+    #[inline(always)]
+    fn part_done(
+        &mut self,
+        outcome: impl FnOnce() -> Result<(), Status>,
+        shared: &Shared,
+        returned: &Returned,
+        on_complete: &mut impl FnMut(Completion),
+    ) -> PartDone {
+        if !self.active {
+            return PartDone::Pending;
+        }
+        if let Err(status) = outcome()
+            && self.result.is_ok()
+            && !self.reported
+        {
+            let error = Error::Device(status);
+            self.result = Err(if self.writes {
+                shared.after_write_error(self.namespace, error)
+            } else {
+                error
+            });
+        }
+        if self.parts > 1 {
+            self.parts -= 1;
+            return PartDone::Pending;
+        }
+        self.parts = 0;
+        self.active = false;
+        // Every command of the request is back: so is the buffer.
+        let buffer = self.buffer.take().map(|lent| lent.reclaim(returned));
+        if self.reported {
+            // Reported as timed out already; the buffer is freed.
+            drop(buffer);
+            return PartDone::Silent;
+        }
+        if self.writes && self.result.is_ok() {
+            shared.after_write_ok(self.namespace);
+        }
+        on_complete(Completion {
+            tag: self.tag,
+            op: self.op,
+            result: self.result,
+            buffer,
+        });
+        PartDone::Reported
+    }
+
+    /// A record no request uses.
+    pub(super) const fn free() -> Record {
+        Record {
+            active: false,
+            tag: 0,
+            op: IoOp::Flush,
+            writes: false,
+            namespace: 0,
+            parts: 0,
+            result: Ok(()),
+            reported: false,
+            buffer: None,
+        }
+    }
+}
+
+/// The split requests' records, and the requests' bookkeeping over them
+/// and the slots' own records (see the module documentation).
 #[derive(Debug)]
 pub(super) struct Requests {
-    records: Vec<Record>,
-    /// Free record indexes, lowest on top.
-    free: Vec<u16>,
+    /// `depth - 1` records for split requests; the record `id` is
+    /// `split[id - depth]`.
+    split: Vec<Record>,
+    /// The queue depth: the first split request's record.
+    depth: usize,
+    /// Free split request records, lowest on top.
+    free_split: Vec<RecordId>,
 }
 
 impl Requests {
-    /// A table of `depth` free records.
+    /// The split records for a queue of `depth` slots, every one free.
     pub(super) fn new(depth: usize) -> Requests {
-        let records = (0..depth)
-            .map(|_| Record {
-                active: false,
-                tag: 0,
-                op: IoOp::Flush,
-                namespace: 0,
-                parts: 0,
-                result: Ok(()),
-                reported: false,
-                buffer: None,
-            })
-            .collect();
+        let split = depth.saturating_sub(1);
         let mut requests = Requests {
-            records,
-            free: Vec::with_capacity(depth),
+            split: (0..split).map(|_| Record::free()).collect(),
+            depth,
+            free_split: Vec::with_capacity(split),
         };
         requests.free_all();
         requests
     }
 
     fn free_all(&mut self) {
-        self.free.clear();
-        self.free.extend((0..self.records.len() as u16).rev());
+        self.free_split.clear();
+        let ids = self.depth..self.depth + self.split.len();
+        self.free_split.extend(ids.rev().map(|i| i as RecordId));
     }
 
-    /// A free record, if any.
+    /// The record of a request of one command in `slot`.
     #[inline]
-    pub(super) fn claim(&mut self) -> Option<u16> {
-        self.free.pop()
+    pub(super) fn single(slot: u16) -> RecordId {
+        RecordId::from(slot)
     }
 
-    /// Gives back a record claimed but not started.
-    pub(super) fn release(&mut self, id: u16) {
-        if self.records.get(usize::from(id)).is_some_and(|r| !r.active) && !self.free.contains(&id)
-        {
-            self.free.push(id);
+    /// A free record for a split request, if any.
+    pub(super) fn claim_split(&mut self) -> Option<RecordId> {
+        self.free_split.pop()
+    }
+
+    /// Gives back a split request's record claimed but not started.
+    pub(super) fn release_split(&mut self, id: RecordId) {
+        if self.split_record(id).is_some_and(|r| !r.active) && !self.free_split.contains(&id) {
+            self.free_split.push(id);
         }
     }
 
-    /// The request in record `id` was sent as `parts` commands.
+    /// The split request record `id`, if it is one.
     #[inline]
+    fn split_record(&mut self, id: RecordId) -> Option<&mut Record> {
+        self.split.get_mut((id as usize).checked_sub(self.depth)?)
+    }
+
+    /// The record `id`: that of slot `id` of `slots` below the depth, a
+    /// split request's from it.
+    #[inline]
+    fn record<'a>(&'a mut self, slots: &'a mut [SlotData], id: RecordId) -> Option<&'a mut Record> {
+        if (id as usize) < self.depth {
+            slots.get_mut(id as usize).map(|s| &mut s.record)
+        } else {
+            self.split_record(id)
+        }
+    }
+
+    /// The request in record `id` (a slot's own record, in `slots`, or a
+    /// split request's) was sent as `parts` commands.
+    #[inline]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the record's fields, each given once"
+    )]
     pub(super) fn start(
         &mut self,
-        id: u16,
+        slots: &mut [SlotData],
+        id: RecordId,
         tag: u64,
         op: IoOp,
         namespace: usize,
         parts: usize,
         buffer: Option<Lent<DmaBuffer>>,
     ) {
-        if let Some(r) = self.records.get_mut(usize::from(id)) {
-            *r = Record {
-                active: true,
-                tag,
-                op,
-                namespace,
-                parts,
-                result: Ok(()),
-                reported: false,
-                buffer,
-            };
+        if let Some(r) = self.record(slots, id) {
+            *r = Record::started(tag, op, namespace, parts, buffer);
         }
     }
 
-    /// One command of request `id` completed (`outcome`: its status if not
-    /// success): if it was the
-    /// last one and the request was not reported yet, reports its
-    /// completion to `on_complete` and returns true (a reported request's
-    /// buffer is freed here).
+    /// The command in `slot` completed (`outcome` gives its status if not
+    /// success, decoded only once the record is found): the slot's PRP
+    /// list page is back; if it was the last command of its request and
+    /// the request was not reported yet, reports its completion to
+    /// `on_complete` and returns true (a reported request's buffer is
+    /// freed here).
     #[inline]
     pub(super) fn part_done(
         &mut self,
-        id: u16,
-        outcome: Result<(), Status>,
+        slots: &mut [SlotData],
+        slot: u16,
+        outcome: impl FnOnce() -> Result<(), Status>,
         shared: &Shared,
         returned: &Returned,
         on_complete: &mut impl FnMut(Completion),
     ) -> bool {
-        let Some(r) = self.records.get_mut(usize::from(id)).filter(|r| r.active) else {
+        let Some(s) = slots.get_mut(usize::from(slot)) else {
             return false;
         };
-        if let Err(status) = outcome
-            && r.result.is_ok()
-            && !r.reported
-        {
-            let error = Error::Device(status);
-            r.result = Err(if r.op.writes() {
-                shared.after_write_error(r.namespace, error)
-            } else {
-                error
-            });
+        s.prp_list.reclaim(returned);
+        let id = s.request;
+        if id == Self::single(slot) {
+            // A request of one command: the record is the slot's.
+            let done = s.record.part_done(outcome, shared, returned, on_complete);
+            return done == PartDone::Reported;
         }
-        r.parts = r.parts.saturating_sub(1);
-        if r.parts > 0 {
-            return false;
-        }
-        r.active = false;
-        self.free.push(id);
-        // Every command of the request is back: so is the buffer.
-        let buffer = r.buffer.take().map(|lent| lent.reclaim(returned));
-        if r.reported {
-            // Reported as timed out already; the buffer is freed.
-            drop(buffer);
-            return false;
-        }
-        if r.result.is_ok() && r.op.writes() {
-            shared.after_write_ok(r.namespace);
-        }
-        on_complete(Completion {
-            tag: r.tag,
-            op: r.op,
-            result: r.result,
-            buffer,
-        });
-        true
+        self.split_part_done(id, outcome, shared, returned, on_complete)
     }
 
-    /// A command of request `id` passed its deadline: the request's report
+    /// [`Self::part_done`] for a command of the split request `id` (kept
+    /// apart from the path of a request of one command).
+    #[inline(never)]
+    fn split_part_done(
+        &mut self,
+        id: RecordId,
+        outcome: impl FnOnce() -> Result<(), Status>,
+        shared: &Shared,
+        returned: &Returned,
+        on_complete: &mut impl FnMut(Completion),
+    ) -> bool {
+        let Some(r) = self.split.get_mut((id as usize).wrapping_sub(self.depth)) else {
+            return false;
+        };
+        let done = r.part_done(outcome, shared, returned, on_complete);
+        if done != PartDone::Pending {
+            self.free_split.push(id);
+        }
+        done == PartDone::Reported
+    }
+
+    /// The command in `slot` passed its deadline: its request's report
     /// (`error`, no buffer) unless it was reported already.
-    pub(super) fn timed_out(&mut self, id: u16, error: Error) -> Option<Completion> {
-        let r = self
-            .records
-            .get_mut(usize::from(id))
-            .filter(|r| r.active && !r.reported)?;
+    pub(super) fn timed_out(
+        &mut self,
+        slots: &mut [SlotData],
+        slot: u16,
+        error: Error,
+    ) -> Option<Completion> {
+        let id = slots.get(usize::from(slot))?.request;
+        let r = self.record(slots, id)?;
+        if !r.active || r.reported {
+            return None;
+        }
         r.reported = true;
         Some(Completion {
             tag: r.tag,
@@ -228,12 +357,14 @@ impl Requests {
     /// `returned`. Returns how many were reported.
     pub(super) fn drain(
         &mut self,
+        slots: &mut [SlotData],
         returned: Option<&Returned>,
         error: Error,
         on_complete: &mut impl FnMut(Completion),
     ) -> usize {
         let mut n = 0;
-        for r in self.records.iter_mut().filter(|r| r.active) {
+        let records = slots.iter_mut().map(|s| &mut s.record);
+        for r in records.chain(self.split.iter_mut()).filter(|r| r.active) {
             r.active = false;
             let lent = r.buffer.take();
             // Without `returned`, the `Lent` is dropped: leaked.

@@ -5,9 +5,10 @@
 //! write moves the buffer into the queue, which lends it to the device
 //! (`dma::Lent`: dropping it leaks, it is never freed while the device may
 //! use it) and hands it back in the request's [`Completion`]. Each slot
-//! keeps only its PRP list page (allocated when the queue is taken), lent
-//! to the device (`dma::Custody`) for one command at a time; memory a
-//! shut-down controller never handed back is not reused.
+//! keeps its PRP list page (allocated when the queue is taken), lent to
+//! the device (`dma::Custody`) for one command at a time (memory a
+//! shut-down controller never handed back is not reused), and the record
+//! of a request of one command (see `in_flight`).
 //!
 //! Every `submit_*` takes a [`Namespace`] handle (made once by
 //! `Controller::namespace_handle`; the queue only checks it is one of its
@@ -51,24 +52,28 @@ use crate::command::{DsmRange, MAX_BLOCKS_PER_COMMAND};
 use crate::error::Error;
 use crate::hal::{Clock, DmaRegion, RegisterAccess};
 use crate::namespace::{ControllerId, Namespace};
-use crate::prp::{self, Prps};
+use crate::prp::{self, PageSize, Prps};
 use crate::queue::QueuePair;
-use crate::request::{IoOp, Limits, Operation, Request, Shared, deadline_ns};
+use crate::request::{Epoch, IoOp, Limits, Operation, Request, Shared, deadline_after, timeout_ns};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::Ordering;
 use dma::{Custody, DmaBuffer, Lent, Returned, ordering};
-use in_flight::Requests;
+use in_flight::{Record, RecordId, Requests};
 
-/// One slot: its PRP list page and the command it carries.
+/// One slot: its PRP list page, the command it carries and, for a request
+/// of one command, the request's record.
 #[derive(Debug)]
 struct SlotData {
     /// With the CPU between commands, lent to the device during one.
     prp_list: Custody<DmaRegion>,
-    /// The request the slot's command is part of (see `Requests`).
-    request: u16,
+    /// The record of the request the slot's command is part of (see
+    /// `Requests`).
+    request: RecordId,
     /// The command's data pointers, between preparing and pushing it.
     prps: Prps,
+    /// The record of a request of one command in this slot (see
+    /// `Requests`).
+    record: Record,
 }
 
 /// One I/O queue pair for queued I/O (see the module documentation).
@@ -81,12 +86,14 @@ pub struct IoQueue<R: RegisterAccess, C: Clock> {
     /// Slots taken for the request being submitted (capacity: depth).
     claimed: Vec<u16>,
     shared: Arc<Shared>,
-    generation: u32,
+    /// The generation the queue runs under (never with the shutdown flag).
+    generation: Epoch,
     /// The controller whose namespace handles the queue takes.
     controller: ControllerId,
-    page_size: usize,
+    page_size: PageSize,
     max_transfer_bytes: usize,
-    timeout_ms: u64,
+    /// Deadline of every command after its submission.
+    timeout_ns: u64,
     write_zeroes: bool,
     deallocate: bool,
     unknown: u64,
@@ -98,7 +105,7 @@ pub struct IoQueue<R: RegisterAccess, C: Clock> {
 /// How a taken queue is set up (see `Controller::take_io_queue`).
 pub(crate) struct IoQueueSetup {
     /// Memory page size of the controller.
-    pub(crate) page_size: usize,
+    pub(crate) page_size: PageSize,
     /// Largest transfer of one command (MDTS, PRP list capacity).
     pub(crate) max_transfer_bytes: usize,
     /// Deadline of every command.
@@ -119,13 +126,14 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         shared: Arc<Shared>,
         setup: IoQueueSetup,
     ) -> Self {
-        let generation = shared.generation.load(Ordering::Acquire);
+        let generation = shared.epoch().generation();
         let slots = prp_lists
             .into_iter()
             .map(|prp_list| SlotData {
                 prp_list: Custody::new(prp_list),
                 request: 0,
                 prps: Prps { prp1: 0, prp2: 0 },
+                record: Record::free(),
             })
             .collect();
         let depth = pair.depth();
@@ -142,7 +150,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
             controller,
             page_size: setup.page_size,
             max_transfer_bytes: setup.max_transfer_bytes,
-            timeout_ms: setup.timeout_ms,
+            timeout_ns: timeout_ns(setup.timeout_ms),
             write_zeroes: setup.write_zeroes,
             deallocate: setup.deallocate,
             unknown: 0,
@@ -166,7 +174,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
 
     /// Tells the device about every request queued since the last doorbell.
     pub fn ring(&mut self) {
-        if self.shared.generation.load(Ordering::Acquire) == self.generation {
+        if self.shared.epoch().generation() == self.generation {
             self.pair.ring_submissions(&self.regs);
         }
     }
@@ -218,7 +226,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
     /// Splits the queue into its ring pair (in a state matching the device)
     /// and its PRP list pages.
     pub(crate) fn into_parts(mut self) -> (QueuePair, Vec<DmaRegion>) {
-        let generation = self.shared.generation.load(Ordering::Acquire);
+        let generation = self.shared.epoch().generation();
         if generation != self.generation {
             // The device recreated the queue empty after a reset.
             self.start_afresh(generation);
@@ -237,10 +245,10 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
     /// request in flight already reported: the device dropped every
     /// command, so it is done with all memory; the buffers of timed-out
     /// requests are freed.
-    fn start_afresh(&mut self, generation: u32) {
+    fn start_afresh(&mut self, generation: Epoch) {
         let returned = ordering::after_device_signal();
         self.requests
-            .drain(Some(&returned), Error::Reset, &mut |_| {});
+            .drain(&mut self.slots, Some(&returned), Error::Reset, &mut |_| {});
         self.pair.reset();
         self.reclaim_prp_lists(&returned);
         self.generation = generation;
@@ -261,15 +269,15 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
     /// queue's controller.
     #[inline]
     fn ready(&mut self, ns: &Namespace) -> Result<(), Error> {
-        if self.shared.shut_down.load(Ordering::Acquire) {
-            return Err(Error::ShutDown);
-        }
-        let generation = self.shared.generation.load(Ordering::Acquire);
-        if generation != self.generation {
+        let epoch = self.shared.epoch();
+        if epoch != self.generation {
+            if epoch.shut_down() {
+                return Err(Error::ShutDown);
+            }
             if self.pair.in_flight() > self.timed_out {
                 return Err(Error::Reset);
             }
-            self.start_afresh(generation);
+            self.start_afresh(epoch);
         }
         if ns.belongs_to(self.controller) {
             Ok(())
@@ -375,7 +383,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
             Err(error) => return Err(Rejected { error, buffer }),
         };
         let part_blocks = (plan.part_bytes / ns.info.block_size) as u64;
-        let deadline = deadline_ns(self.clock.now_ns(), self.timeout_ms);
+        let deadline = deadline_after(self.clock.now_ns(), self.timeout_ns);
         for (part, &slot) in self.claimed.iter().enumerate() {
             let Some(s) = self.slots.get_mut(usize::from(slot)) else {
                 continue;
@@ -394,8 +402,15 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         } else {
             IoOp::Write
         };
-        self.requests
-            .start(id, tag, op, ns.index, plan.parts, Some(Lent::new(buffer)));
+        self.requests.start(
+            &mut self.slots,
+            id,
+            tag,
+            op,
+            ns.index,
+            plan.parts,
+            Some(Lent::new(buffer)),
+        );
         if !self.batch_doorbells {
             self.pair.ring_submissions(&self.regs);
         }
@@ -403,7 +418,8 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
     }
 
     /// A read or write in one command (the common case, kept short): a
-    /// record, a slot, its PRPs, the entry, the doorbell.
+    /// slot (whose record is the request's), its PRPs, the entry, the
+    /// doorbell.
     #[inline]
     fn submit_one(
         &mut self,
@@ -413,12 +429,6 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         buffer: DmaBuffer,
         tag: u64,
     ) -> Result<(), Rejected> {
-        let Some(id) = self.requests.claim() else {
-            return Err(Rejected {
-                error: Error::QueueFull,
-                buffer,
-            });
-        };
         let prepared = match self.pair.alloc_slot() {
             None => Err(Error::QueueFull),
             Some(slot) => match self
@@ -435,28 +445,25 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         };
         let (slot, prps) = match prepared {
             Ok(prepared) => prepared,
-            Err(error) => {
-                self.requests.release(id);
-                return Err(Rejected { error, buffer });
-            }
+            Err(error) => return Err(Rejected { error, buffer }),
+        };
+        let op = if matches!(request.op, Operation::Read) {
+            IoOp::Read
+        } else {
+            IoOp::Write
         };
         if let Some(s) = self.slots.get_mut(usize::from(slot)) {
-            s.request = id;
+            // One command: the request's record is its slot's.
+            s.request = Requests::single(slot);
+            s.record = Record::started(tag, op, ns.index, 1, Some(Lent::new(buffer)));
             s.prp_list.lend();
         }
         // One command: at most 65536 blocks (`plan`).
         let entry = request
             .entry(ns.info.nsid, request.lba, request.blocks as u32)
             .with_prps(prps.prp1, prps.prp2);
-        let deadline = deadline_ns(self.clock.now_ns(), self.timeout_ms);
+        let deadline = deadline_after(self.clock.now_ns(), self.timeout_ns);
         self.pair.push(slot, &entry, deadline);
-        let op = if matches!(request.op, Operation::Read) {
-            IoOp::Read
-        } else {
-            IoOp::Write
-        };
-        self.requests
-            .start(id, tag, op, ns.index, 1, Some(Lent::new(buffer)));
         if !self.batch_doorbells {
             self.pair.ring_submissions(&self.regs);
         }
@@ -500,28 +507,33 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         })
     }
 
-    /// Takes a request record and `parts` slots (into `self.claimed`),
-    /// preparing each slot's PRPs with `prps(part, list, page_size)`;
-    /// on any failure gives everything back and nothing was written to the
-    /// ring.
+    /// Takes `parts` slots (into `self.claimed`) and a request record (the
+    /// slot's own for one command, a split request's otherwise), preparing
+    /// each slot's PRPs with `prps(part, list, page_size)`; on any failure
+    /// gives everything back and nothing was written to the ring.
     #[inline]
     fn claim(
         &mut self,
         parts: usize,
-        mut prps: impl FnMut(usize, &mut DmaRegion, usize) -> Result<Prps, Error>,
-    ) -> Result<u16, Error> {
-        if parts > 1 && self.pair.free_slots() < parts {
-            return Err(Error::QueueFull);
-        }
-        let id = self.requests.claim().ok_or(Error::QueueFull)?;
+        mut prps: impl FnMut(usize, &mut DmaRegion, PageSize) -> Result<Prps, Error>,
+    ) -> Result<RecordId, Error> {
+        let split = if parts > 1 {
+            if self.pair.free_slots() < parts {
+                return Err(Error::QueueFull);
+            }
+            Some(self.requests.claim_split().ok_or(Error::QueueFull)?)
+        } else {
+            None
+        };
         self.claimed.clear();
-        let mut result = Ok(id);
+        let mut result = Err(Error::QueueFull);
         for part in 0..parts {
             let Some(slot) = self.pair.alloc_slot() else {
                 result = Err(Error::QueueFull);
                 break;
             };
             self.claimed.push(slot);
+            let id = split.unwrap_or(Requests::single(slot));
             let prepared = match self.slots.get_mut(usize::from(slot)) {
                 // Memory a shut-down controller kept is never reused.
                 Some(s) => match s.prp_list.host_mut() {
@@ -533,8 +545,8 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
                 },
                 None => Err(Error::QueueFull),
             };
-            if let Err(e) = prepared {
-                result = Err(e);
+            result = prepared.map(|()| id);
+            if result.is_err() {
                 break;
             }
         }
@@ -543,7 +555,9 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
                 self.pair.release_slot(slot);
             }
             self.claimed.clear();
-            self.requests.release(id);
+            if let Some(id) = split {
+                self.requests.release_split(id);
+            }
         }
         result
     }
@@ -587,7 +601,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
             ),
             _ => (request.entry(ns.info.nsid, 0, 0), IoOp::Flush),
         };
-        let deadline = deadline_ns(self.clock.now_ns(), self.timeout_ms);
+        let deadline = deadline_after(self.clock.now_ns(), self.timeout_ns);
         if let Some(&slot) = self.claimed.first()
             && let Some(s) = self.slots.get_mut(usize::from(slot))
         {
@@ -599,7 +613,8 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
             };
             self.pair.push(slot, &entry, deadline);
         }
-        self.requests.start(id, tag, op, ns.index, 1, None);
+        self.requests
+            .start(&mut self.slots, id, tag, op, ns.index, 1, None);
         if !self.batch_doorbells {
             self.pair.ring_submissions(&self.regs);
         }

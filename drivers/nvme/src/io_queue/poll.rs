@@ -6,11 +6,11 @@
 #![forbid(unsafe_code)]
 
 use super::{Completion, IoQueue};
+use crate::command::CompletionEntry;
 use crate::error::{Error, Stage};
 use crate::hal::{Clock, RegisterAccess};
 use crate::queue::Polled;
-use crate::request::controller_fatal;
-use core::sync::atomic::Ordering;
+use crate::request::{Epoch, controller_fatal};
 use dma::ordering;
 
 impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
@@ -25,10 +25,9 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
     /// with its buffer; after shutdown, as `ShutDown` without it (leaked).
     #[inline]
     pub fn poll(&mut self, mut on_complete: impl FnMut(Completion)) -> usize {
-        let shut_down = self.shared.shut_down.load(Ordering::Acquire);
-        let generation = self.shared.generation.load(Ordering::Acquire);
-        if shut_down || generation != self.generation {
-            return self.after_reset_or_shutdown(shut_down, generation, &mut on_complete);
+        let epoch = self.shared.epoch();
+        if epoch != self.generation {
+            return self.after_reset_or_shutdown(epoch, &mut on_complete);
         }
         if self.pair.has_unrung_submissions() {
             self.pair.ring_submissions(&self.regs);
@@ -48,24 +47,16 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
                 Polled::Done {
                     slot,
                     was_timed_out,
-                    entry,
+                    dwords,
                     returned,
                 } => {
-                    let Some(s) = self.slots.get_mut(slot as usize) else {
-                        continue;
-                    };
-                    s.prp_list.reclaim(&returned);
                     if was_timed_out {
                         self.timed_out = self.timed_out.saturating_sub(1);
                     }
-                    let outcome = if entry.status.is_success() {
-                        Ok(())
-                    } else {
-                        Err(entry.status)
-                    };
                     if self.requests.part_done(
-                        s.request,
-                        outcome,
+                        &mut self.slots,
+                        slot,
+                        || CompletionEntry::outcome_of(dwords[CompletionEntry::STATUS_DWORD]),
                         &self.shared,
                         &returned,
                         &mut on_complete,
@@ -94,9 +85,6 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         let mut n = 0;
         while let Some(slot) = self.pair.take_expired(now) {
             self.timed_out += 1;
-            let Some(s) = self.slots.get(slot as usize) else {
-                continue;
-            };
             let error = if controller_fatal(&self.regs) {
                 Error::ControllerFatal
             } else {
@@ -104,7 +92,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
                     stage: Stage::IoCommand,
                 }
             };
-            if let Some(completion) = self.requests.timed_out(s.request, error) {
+            if let Some(completion) = self.requests.timed_out(&mut self.slots, slot, error) {
                 log::warn!(
                     "nvme: queue {}: request {:#x} failed: {error}",
                     self.pair.qid(),
@@ -123,22 +111,22 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
     /// controller never gave it back), and the queue starts over.
     fn after_reset_or_shutdown(
         &mut self,
-        shut_down: bool,
-        generation: u32,
+        epoch: Epoch,
         on_complete: &mut impl FnMut(Completion),
     ) -> usize {
-        let n = if shut_down {
-            self.requests.drain(None, Error::ShutDown, on_complete)
+        let n = if epoch.shut_down() {
+            self.requests
+                .drain(&mut self.slots, None, Error::ShutDown, on_complete)
         } else {
             let returned = ordering::after_device_signal();
-            let n = self
-                .requests
-                .drain(Some(&returned), Error::Reset, on_complete);
+            let n =
+                self.requests
+                    .drain(&mut self.slots, Some(&returned), Error::Reset, on_complete);
             self.reclaim_prp_lists(&returned);
             n
         };
         self.pair.reset();
-        self.generation = generation;
+        self.generation = epoch.generation();
         self.timed_out = 0;
         self.next_deadline_ns = 0;
         n
