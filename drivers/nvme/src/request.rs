@@ -27,8 +27,10 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 /// Nanoseconds per millisecond.
 const NS_PER_MS: u64 = 1_000_000;
-/// Check CSTS for fatal status every this many empty completion polls.
-const FATAL_CHECK_INTERVAL: u32 = 64;
+/// While a synchronous command is awaited, CSTS is read for fatal status
+/// at most this often (nanoseconds): an MMIO read, which a virtual machine
+/// traps (under QEMU's TCG it takes the lock the device model needs).
+const FATAL_CHECK_INTERVAL_NS: u64 = 1_000_000;
 
 /// The deadline `timeout_ms` after `now_ns` (saturating), for a path that
 /// converts its timeout at each command.
@@ -333,7 +335,8 @@ impl Shared {
 /// passes: the synchronous completion walk (admin commands and the
 /// synchronous I/O path). Completions with identifiers not in flight are
 /// counted in `unknown` and ignored; CSTS is checked for fatal status every
-/// [`FATAL_CHECK_INTERVAL`] empty polls.
+/// [`FATAL_CHECK_INTERVAL_NS`] while it waits. The wait spins without PAUSE,
+/// as the executor's idle step does (see `kernel::executor`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn wait_for_slot<R: RegisterAccess, C: Clock>(
     pair: &mut QueuePair,
@@ -344,7 +347,7 @@ pub(crate) fn wait_for_slot<R: RegisterAccess, C: Clock>(
     stage: Stage,
     unknown: &mut u64,
 ) -> Result<CompletionEntry, Error> {
-    let mut empty = 0u32;
+    let mut next_fatal_check = clock.now_ns().saturating_add(FATAL_CHECK_INTERVAL_NS);
     loop {
         match pair.poll(regs) {
             Polled::Done {
@@ -374,14 +377,16 @@ pub(crate) fn wait_for_slot<R: RegisterAccess, C: Clock>(
                 );
             }
             Polled::Empty => {
-                empty = empty.wrapping_add(1);
-                if empty.is_multiple_of(FATAL_CHECK_INTERVAL) && controller_fatal(regs) {
-                    return Err(Error::ControllerFatal);
+                let now = clock.now_ns();
+                if now >= next_fatal_check {
+                    if controller_fatal(regs) {
+                        return Err(Error::ControllerFatal);
+                    }
+                    next_fatal_check = now.saturating_add(FATAL_CHECK_INTERVAL_NS);
                 }
-                if clock.now_ns() > deadline_ns {
+                if now > deadline_ns {
                     return Err(Error::Timeout { stage });
                 }
-                core::hint::spin_loop();
             }
         }
     }
