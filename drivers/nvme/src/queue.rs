@@ -455,6 +455,20 @@ impl QueuePair {
     /// the device learns the new head at the next [`Self::ring_completions`].
     #[inline]
     pub(crate) fn take(&mut self) -> Polled {
+        self.take_entry(true)
+    }
+
+    /// [`Self::take`] for commands whose command-specific result (dwords 0
+    /// and 1) nobody reads (reads, writes, flushes): those dwords are left
+    /// unread, as zero.
+    #[inline]
+    pub(crate) fn take_status(&mut self) -> Polled {
+        self.take_entry(false)
+    }
+
+    /// [`Self::take`], reading dwords 0 and 1 only if `results`.
+    #[inline(always)]
+    fn take_entry(&mut self, results: bool) -> Polled {
         // The whole entry is checked to lie in the ring once.
         let Some(entry) = self
             .cq
@@ -469,7 +483,11 @@ impl QueuePair {
         // The phase flip is seen; read the rest of the entry only now (the
         // status dword stays the one whose phase was checked).
         let returned = ordering::after_device_signal();
-        let dwords = [entry.read(0), entry.read(1), entry.read(2), dw3];
+        let dwords = if results {
+            [entry.read(0), entry.read(1), entry.read(2), dw3]
+        } else {
+            [0, 0, entry.read(2), dw3]
+        };
         self.cq_head += 1;
         if self.cq_head == self.entries {
             self.cq_head = 0;
