@@ -152,7 +152,7 @@ impl Record {
             self.parts -= 1;
             return PartDone::Pending;
         }
-        self.parts = 0;
+        // The last command: `parts` stays 1, read only while active.
         self.active = false;
         // Every command of the request is back: so is the buffer.
         let buffer = self.buffer.take().map(|lent| lent.reclaim(returned));
