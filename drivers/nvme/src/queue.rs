@@ -11,12 +11,12 @@
 //!
 //! Command identifiers: a queue of depth `d` has `d` slots. A command's CID
 //! is its slot index in the low bits and, in the high bits, a sequence
-//! number counting the uses of that slot (so two uses in a row always
-//! differ), so a completion is trusted only if its CID matches a slot that
-//! is in flight with that exact CID; stale or invented CIDs are reported as
-//! unknown and otherwise ignored. The submission queue head reported in
-//! every completion is recorded, and a submission is refused when the ring
-//! would overrun it.
+//! number counting the uses of that slot (so two uses in a row differ
+//! whenever the depth leaves bits for it, up to 32768), so a completion is
+//! trusted only if its CID matches a slot that is in flight with that
+//! exact CID; stale or invented CIDs are reported as unknown and otherwise
+//! ignored. The submission queue head reported in every completion is
+//! recorded, and a submission is refused when the ring would overrun it.
 //!
 //! Queues hold `entries` slots in the rings but at most `entries - 1`
 //! commands in flight (a full ring would look empty, §4.1.2), so the

@@ -81,7 +81,8 @@ pub(super) struct Record {
     writes: bool,
     /// Namespace index (for write-protect refusals).
     namespace: usize,
-    /// Commands still with the device.
+    /// Commands still with the device (while active; the last one's
+    /// completion leaves it at 1).
     parts: usize,
     /// The first error of a completed command.
     result: Result<(), Error>,
