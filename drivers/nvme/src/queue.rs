@@ -11,12 +11,12 @@
 //!
 //! Command identifiers: a queue of depth `d` has `d` slots. A command's CID
 //! is its slot index in the low bits and, in the high bits, a sequence
-//! number counting the uses of that slot (so two uses in a row always
-//! differ), so a completion is trusted only if its CID matches a slot that
-//! is in flight with that exact CID; stale or invented CIDs are reported as
-//! unknown and otherwise ignored. The submission queue head reported in
-//! every completion is recorded, and a submission is refused when the ring
-//! would overrun it.
+//! number counting the uses of that slot (so two uses in a row differ
+//! whenever the depth leaves bits for it, up to 32768), so a completion is
+//! trusted only if its CID matches a slot that is in flight with that
+//! exact CID; stale or invented CIDs are reported as unknown and otherwise
+//! ignored. The submission queue head reported in every completion is
+//! recorded, and a submission is refused when the ring would overrun it.
 //!
 //! Queues hold `entries` slots in the rings but at most `entries - 1`
 //! commands in flight (a full ring would look empty, §4.1.2), so the
@@ -455,6 +455,20 @@ impl QueuePair {
     /// the device learns the new head at the next [`Self::ring_completions`].
     #[inline]
     pub(crate) fn take(&mut self) -> Polled {
+        self.take_entry(true)
+    }
+
+    /// [`Self::take`] for commands whose command-specific result (dwords 0
+    /// and 1) nobody reads (reads, writes, flushes): those dwords are left
+    /// unread, as zero.
+    #[inline]
+    pub(crate) fn take_status(&mut self) -> Polled {
+        self.take_entry(false)
+    }
+
+    /// [`Self::take`], reading dwords 0 and 1 only if `results`.
+    #[inline(always)]
+    fn take_entry(&mut self, results: bool) -> Polled {
         // The whole entry is checked to lie in the ring once.
         let Some(entry) = self
             .cq
@@ -469,7 +483,11 @@ impl QueuePair {
         // The phase flip is seen; read the rest of the entry only now (the
         // status dword stays the one whose phase was checked).
         let returned = ordering::after_device_signal();
-        let dwords = [entry.read(0), entry.read(1), entry.read(2), dw3];
+        let dwords = if results {
+            [entry.read(0), entry.read(1), entry.read(2), dw3]
+        } else {
+            [0, 0, entry.read(2), dw3]
+        };
         self.cq_head += 1;
         if self.cq_head == self.entries {
             self.cq_head = 0;

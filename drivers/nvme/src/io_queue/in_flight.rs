@@ -81,7 +81,8 @@ pub(super) struct Record {
     writes: bool,
     /// Namespace index (for write-protect refusals).
     namespace: usize,
-    /// Commands still with the device.
+    /// Commands still with the device (while active; the last one's
+    /// completion leaves it at 1).
     parts: usize,
     /// The first error of a completed command.
     result: Result<(), Error>,
@@ -152,7 +153,7 @@ impl Record {
             self.parts -= 1;
             return PartDone::Pending;
         }
-        self.parts = 0;
+        // The last command: `parts` stays 1, read only while active.
         self.active = false;
         // Every command of the request is back: so is the buffer.
         let buffer = self.buffer.take().map(|lent| lent.reclaim(returned));

@@ -452,10 +452,13 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         } else {
             IoOp::Write
         };
+        // Lent before anything else: were it not kept, it would leak, never
+        // be freed under the device.
+        let lent = Lent::new(buffer);
         if let Some(s) = self.slots.get_mut(usize::from(slot)) {
             // One command: the request's record is its slot's.
             s.request = Requests::single(slot);
-            s.record = Record::started(tag, op, ns.index, 1, Some(Lent::new(buffer)));
+            s.record = Record::started(tag, op, ns.index, 1, Some(lent));
             s.prp_list.lend();
         }
         // One command: at most 65536 blocks (`plan`).

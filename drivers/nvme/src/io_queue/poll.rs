@@ -34,7 +34,7 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         }
         let mut n = 0;
         loop {
-            match self.pair.take() {
+            match self.pair.take_status() {
                 Polled::Empty => break,
                 Polled::Unknown(entry) => {
                     self.unknown += 1;
@@ -53,10 +53,11 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
                     if was_timed_out {
                         self.timed_out = self.timed_out.saturating_sub(1);
                     }
+                    let status = dwords[CompletionEntry::STATUS_DWORD];
                     if self.requests.part_done(
                         &mut self.slots,
                         slot,
-                        || CompletionEntry::outcome_of(dwords[CompletionEntry::STATUS_DWORD]),
+                        move || CompletionEntry::outcome_of(status),
                         &self.shared,
                         &returned,
                         &mut on_complete,
