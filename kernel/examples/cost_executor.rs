@@ -21,31 +21,12 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use kernel::executor::{Executor, join_all};
-use nvme::{AsyncQueue, DmaBuffer, IoQueue, Namespace, RegisterAccess};
-use nvme_sim::{Bench, FakeClock, Sim, SimConfig, test_config};
+use nvme::{AsyncQueue, DmaBuffer, Namespace};
+use nvme_sim::FakeClock;
+use nvme_sim::cost::{CostRig, CountedQueue as Queue, CountedRegisters as Registers};
 
 /// Reads in flight.
 const DEPTH: usize = 32;
-
-/// The simulated controller behind a call that is never inlined, so a
-/// profiler can tell device work from driver work.
-#[derive(Clone)]
-struct Registers(Sim);
-
-impl RegisterAccess for Registers {
-    #[inline(never)]
-    fn read32(&self, offset: usize) -> u32 {
-        std::hint::black_box(self.0.read32(offset))
-    }
-
-    #[inline(never)]
-    fn write32(&self, offset: usize, value: u32) {
-        self.0.write32(offset, value);
-        std::hint::black_box(());
-    }
-}
-
-type Queue = IoQueue<Registers, FakeClock>;
 
 /// Where the `n`th read of a task (or of the raw loop) goes: spread over
 /// the disk, 4 KiB aligned.
@@ -146,36 +127,20 @@ fn main() {
         }
     };
     let reads: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(20_000);
-    let bench = Bench::new(SimConfig::default());
-    let config = nvme::Config {
-        io_queue_depth: 128,
-        ..test_config()
-    };
-    let mut controller = match nvme::Controller::new(
-        Registers(bench.sim.clone()),
-        bench.dma.clone(),
-        bench.clock.clone(),
-        config,
-    ) {
-        Ok(controller) => controller,
+    let (rig, mut queue) = match CostRig::new().and_then(|mut rig| {
+        let queue = rig.queue()?;
+        Ok((rig, queue))
+    }) {
+        Ok(parts) => parts,
         Err(error) => {
             eprintln!("cost_executor: bring-up failed: {error}");
             std::process::exit(1);
         }
     };
-    let (ns, mut queue) = match controller
-        .namespace_handle(1)
-        .and_then(|ns| Ok((ns, controller.take_io_queue()?)))
-    {
-        Ok(parts) => parts,
-        Err(error) => {
-            eprintln!("cost_executor: no namespace or queue: {error}");
-            std::process::exit(1);
-        }
-    };
+    let ns = rig.ns;
     // As in the benchmark: one doorbell write per poll for every refill.
     queue.set_doorbell_batching(true);
-    let buffers = (0..DEPTH).map(|_| bench.dma.buffer(4096)).collect();
+    let buffers = (0..DEPTH).map(|_| rig.bench.dma.buffer(4096)).collect();
     let done = driver_loop(asynchronous, queue, &ns, buffers, reads);
     let path = if asynchronous { "async" } else { "raw" };
     println!("cost_executor: {reads} reads of 4 KiB, {DEPTH} in flight, {path}: {done} completed");

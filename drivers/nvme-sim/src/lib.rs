@@ -52,6 +52,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub mod real_drive;
 use real_drive::RealDrive;
 
+// What the instruction-counting examples share.
+pub mod cost;
+
 // ---------------------------------------------------------------- clock --
 
 /// Time that advances 1 µs whenever it is read, and by the amount asked

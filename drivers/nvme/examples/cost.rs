@@ -17,29 +17,8 @@
 //!
 //! Without valgrind it simply runs the reads and checks they all succeed.
 
-use nvme::{DmaBuffer, RegisterAccess};
-use nvme_sim::{Bench, FakeClock, Sim, SimConfig, test_config};
-
-/// The simulated controller behind a call that is never inlined (nor
-/// turned into a tail jump, which callgrind would not see return), so a
-/// profiler can tell device work from driver work.
-#[derive(Clone)]
-struct Registers(Sim);
-
-impl RegisterAccess for Registers {
-    #[inline(never)]
-    fn read32(&self, offset: usize) -> u32 {
-        std::hint::black_box(self.0.read32(offset))
-    }
-
-    #[inline(never)]
-    fn write32(&self, offset: usize, value: u32) {
-        self.0.write32(offset, value);
-        std::hint::black_box(());
-    }
-}
-
-type Queue = nvme::IoQueue<Registers, FakeClock>;
+use nvme::DmaBuffer;
+use nvme_sim::cost::{CostRig, CountedQueue as Queue};
 
 /// One submission: everything the driver does to queue a 4 KiB read
 /// into `buffer`; a refused buffer comes back.
@@ -82,41 +61,21 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(20_000);
-    let bench = Bench::new(SimConfig::default());
-    let config = nvme::Config {
-        io_queue_depth: 128,
-        ..test_config()
-    };
-    let mut controller = match nvme::Controller::new(
-        Registers(bench.sim.clone()),
-        bench.dma.clone(),
-        bench.clock.clone(),
-        config,
-    ) {
-        Ok(controller) => controller,
+    let (rig, mut queue) = match CostRig::new().and_then(|mut rig| {
+        let queue = rig.queue()?;
+        Ok((rig, queue))
+    }) {
+        Ok(parts) => parts,
         Err(error) => {
             eprintln!("cost: bring-up failed: {error}");
             std::process::exit(1);
         }
     };
-    let ns = match controller.namespace_handle(1) {
-        Ok(ns) => ns,
-        Err(error) => {
-            eprintln!("cost: namespace 1: {error}");
-            std::process::exit(1);
-        }
-    };
+    let ns = rig.ns;
     let blocks = ns.block_count();
-    let mut queue = match controller.take_io_queue() {
-        Ok(queue) => queue,
-        Err(error) => {
-            eprintln!("cost: no I/O queue: {error}");
-            std::process::exit(1);
-        }
-    };
     let (mut done, mut failed) = (0u64, 0u64);
     let mut lba = 0u64;
-    let mut spare = Some(bench.dma.buffer(4096));
+    let mut spare = Some(rig.bench.dma.buffer(4096));
     for tag in 0..reads {
         lba = (lba + 4104) % (blocks - 8);
         let Some(buffer) = spare.take() else {

@@ -18,29 +18,12 @@
 //!
 //! Without valgrind it simply runs the reads and checks they all succeed.
 
-use nvme::{AsyncQueue, DmaBuffer, Error, RegisterAccess, Transfer};
-use nvme_sim::{Bench, FakeClock, Sim, SimConfig, test_config};
+use nvme::{AsyncQueue, DmaBuffer, Error, Transfer};
+use nvme_sim::FakeClock;
+use nvme_sim::cost::{CostRig, CountedRegisters as Registers};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
-
-/// The simulated controller behind a call that is never inlined, so a
-/// profiler can tell device work from driver work.
-#[derive(Clone)]
-struct Registers(Sim);
-
-impl RegisterAccess for Registers {
-    #[inline(never)]
-    fn read32(&self, offset: usize) -> u32 {
-        std::hint::black_box(self.0.read32(offset))
-    }
-
-    #[inline(never)]
-    fn write32(&self, offset: usize, value: u32) {
-        self.0.write32(offset, value);
-        std::hint::black_box(());
-    }
-}
 
 type Queue = AsyncQueue<Registers, FakeClock>;
 type Read<'a> = Transfer<'a, Registers, FakeClock>;
@@ -74,41 +57,21 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(20_000);
-    let bench = Bench::new(SimConfig::default());
-    let config = nvme::Config {
-        io_queue_depth: 128,
-        ..test_config()
-    };
-    let mut controller = match nvme::Controller::new(
-        Registers(bench.sim.clone()),
-        bench.dma.clone(),
-        bench.clock.clone(),
-        config,
-    ) {
-        Ok(controller) => controller,
+    let (rig, queue) = match CostRig::new().and_then(|mut rig| {
+        let queue = AsyncQueue::new(rig.queue()?);
+        Ok((rig, queue))
+    }) {
+        Ok(parts) => parts,
         Err(error) => {
             eprintln!("cost_async: bring-up failed: {error}");
             std::process::exit(1);
         }
     };
-    let ns = match controller.namespace_handle(1) {
-        Ok(ns) => ns,
-        Err(error) => {
-            eprintln!("cost_async: namespace 1: {error}");
-            std::process::exit(1);
-        }
-    };
+    let ns = rig.ns;
     let blocks = ns.block_count();
-    let queue = match controller.take_io_queue() {
-        Ok(queue) => AsyncQueue::new(queue),
-        Err(error) => {
-            eprintln!("cost_async: no I/O queue: {error}");
-            std::process::exit(1);
-        }
-    };
     let (mut done, mut failed) = (0u64, 0u64);
     let mut lba = 0u64;
-    let mut spare = Some(bench.dma.buffer(4096));
+    let mut spare = Some(rig.bench.dma.buffer(4096));
     for _ in 0..reads {
         lba = (lba + 4104) % (blocks - 8);
         let Some(buffer) = spare.take() else {
@@ -129,7 +92,7 @@ fn main() {
             }
             _ => {
                 failed += 1;
-                spare = Some(bench.dma.buffer(4096));
+                spare = Some(rig.bench.dma.buffer(4096));
             }
         }
     }
