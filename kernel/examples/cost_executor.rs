@@ -127,10 +127,7 @@ fn main() {
         }
     };
     let reads: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(20_000);
-    let (rig, mut queue) = match CostRig::new().and_then(|mut rig| {
-        let queue = rig.queue()?;
-        Ok((rig, queue))
-    }) {
+    let (rig, mut queue) = match CostRig::new() {
         Ok(parts) => parts,
         Err(error) => {
             eprintln!("cost_executor: bring-up failed: {error}");

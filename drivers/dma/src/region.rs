@@ -160,9 +160,9 @@ impl DmaRegion {
         if let Some(first) = self.dwords(offset, N) {
             for (i, value) in values.iter_mut().enumerate() {
                 // SAFETY: as in `write_volatile_dwords`; reads only.
-                *value =
-                    unsafe { VolatilePtr::new_read_only(NonNull::new_unchecked(first.add(i))) }
-                        .read();
+                let dword = unsafe { NonNull::new_unchecked(first.add(i)) };
+                // SAFETY: in bounds, aligned and valid for reads (above).
+                *value = unsafe { VolatilePtr::new_read_only(dword) }.read();
             }
         }
         values

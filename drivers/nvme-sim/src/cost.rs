@@ -29,7 +29,7 @@ impl RegisterAccess for CountedRegisters {
 /// The driver's I/O queue over [`CountedRegisters`].
 pub type CountedQueue = nvme::IoQueue<CountedRegisters, FakeClock>;
 
-/// A controller brought up for counting: keep it while the queue is used.
+/// A controller brought up for counting: keep it while its queue is used.
 pub struct CostRig {
     /// The simulated controller, its DMA memory and clock.
     pub bench: Bench,
@@ -40,30 +40,27 @@ pub struct CostRig {
 }
 
 impl CostRig {
-    /// A default simulated controller, brought up with I/O queues of depth
-    /// 128.
-    pub fn new() -> Result<CostRig, nvme::Error> {
+    /// A default simulated controller brought up with I/O queues of depth
+    /// 128, and one of its queues.
+    pub fn new() -> Result<(CostRig, CountedQueue), nvme::Error> {
         let bench = Bench::new(SimConfig::default());
         let config = nvme::Config {
             io_queue_depth: 128,
             ..test_config()
         };
-        let controller = nvme::Controller::new(
+        let mut controller = nvme::Controller::new(
             CountedRegisters(bench.sim.clone()),
             bench.dma.clone(),
             bench.clock.clone(),
             config,
         )?;
         let ns = controller.namespace_handle(1)?;
-        Ok(CostRig {
+        let queue = controller.take_io_queue()?;
+        let rig = CostRig {
             bench,
             controller,
             ns,
-        })
-    }
-
-    /// An I/O queue of the controller.
-    pub fn queue(&mut self) -> Result<CountedQueue, nvme::Error> {
-        self.controller.take_io_queue()
+        };
+        Ok((rig, queue))
     }
 }

@@ -61,10 +61,7 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(20_000);
-    let (rig, mut queue) = match CostRig::new().and_then(|mut rig| {
-        let queue = rig.queue()?;
-        Ok((rig, queue))
-    }) {
+    let (rig, mut queue) = match CostRig::new() {
         Ok(parts) => parts,
         Err(error) => {
             eprintln!("cost: bring-up failed: {error}");

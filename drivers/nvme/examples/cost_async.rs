@@ -57,16 +57,14 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(20_000);
-    let (rig, queue) = match CostRig::new().and_then(|mut rig| {
-        let queue = AsyncQueue::new(rig.queue()?);
-        Ok((rig, queue))
-    }) {
+    let (rig, queue) = match CostRig::new() {
         Ok(parts) => parts,
         Err(error) => {
             eprintln!("cost_async: bring-up failed: {error}");
             std::process::exit(1);
         }
     };
+    let queue = AsyncQueue::new(queue);
     let ns = rig.ns;
     let blocks = ns.block_count();
     let (mut done, mut failed) = (0u64, 0u64);
