@@ -3,8 +3,9 @@
 //!
 //! A tag goes from free to in flight (its future's waker kept) to done
 //! (the result and buffer kept until the future takes them), then back to
-//! free, or to stuck while the device may still own the slot of a request
-//! reported past its deadline. A freed tag goes straight to the oldest
+//! free. A request reported past its deadline ends as expired, then stuck
+//! while the device may still own its slot; one whose future was dropped
+//! in flight is abandoned until its completion frees the tag. A freed tag goes straight to the oldest
 //! waiter (first come, first served). A request the raw queue refused for
 //! want of slots (one of several commands) blocks the line: freed tags go
 //! to it alone, and requests granted a tag meanwhile give it up and wait
@@ -21,15 +22,21 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::task::Waker;
 
-/// Where one tag (one slot's worth of request) stands.
+/// Where one tag (one slot's worth of request) stands: one byte, so the
+/// hot path tests a tag with one comparison.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Stage {
     /// Free, on the free list or handed to a waiter.
     Free,
     /// Submitted.
     InFlight,
+    /// Submitted, and its future was dropped: nobody waits for it.
+    Abandoned,
     /// Completed, its result not yet taken by the future.
     Done,
+    /// Completed as past its deadline (`Timeout` or `ControllerFatal`),
+    /// its result not yet taken: the device may still own the slot.
+    Expired,
     /// Reported (timed out) while the device may still own the slot: out
     /// of use until the raw queue no longer needs recovery.
     Stuck,
@@ -39,10 +46,6 @@ pub(super) enum Stage {
 /// (no whole value moved on the way from submission to result).
 pub(super) struct Tag {
     pub(super) stage: Stage,
-    /// In flight: its future was dropped.
-    pub(super) abandoned: bool,
-    /// Done: reported past its deadline (the device may own the slot).
-    pub(super) stuck: bool,
     /// In flight: the waker of its future.
     pub(super) waker: Option<Waker>,
     /// Done: the result, and the buffer back, until the future takes them.
@@ -54,8 +57,6 @@ impl Tag {
     fn free() -> Tag {
         Tag {
             stage: Stage::Free,
-            abandoned: false,
-            stuck: false,
             waker: None,
             result: Ok(()),
             buffer: None,
@@ -83,9 +84,13 @@ pub(super) struct Book {
     blocked: Option<u64>,
     stuck: usize,
     /// The oldest waker to wake once the state is released (usually the
-    /// only one: no queue operation for it), then the others in order.
+    /// only one: no list operation for it), then the others in order:
+    /// those before `woken` were taken already (a list and a cursor rather
+    /// than a ring: pushing is a store, and the list empties once all are
+    /// taken).
     wake_first: Option<Waker>,
-    to_wake: VecDeque<Waker>,
+    to_wake: Vec<Option<Waker>>,
+    woken: usize,
 }
 
 impl Book {
@@ -102,7 +107,17 @@ impl Book {
     /// The next waker to wake, if any.
     #[inline]
     pub(super) fn next_to_wake(&mut self) -> Option<Waker> {
-        self.wake_first.take().or_else(|| self.to_wake.pop_front())
+        if let Some(first) = self.wake_first.take() {
+            return Some(first);
+        }
+        let next = self.to_wake.get_mut(self.woken)?.take();
+        self.woken += 1;
+        if self.woken == self.to_wake.len() {
+            // Every entry is `None` now: nothing is dropped.
+            self.to_wake.clear();
+            self.woken = 0;
+        }
+        next
     }
 
     /// Queues `waker` to be woken once the state is released, unless the
@@ -110,10 +125,14 @@ impl Book {
     /// completing together wake it once).
     #[inline]
     fn push_to_wake(&mut self, waker: Waker) {
-        match self.to_wake.back().or(self.wake_first.as_ref()) {
+        let last = match self.to_wake.last() {
+            Some(last) => last.as_ref(),
+            None => self.wake_first.as_ref(),
+        };
+        match last {
             None => self.wake_first = Some(waker),
             Some(last) if last.will_wake(&waker) => {}
-            Some(_) => self.to_wake.push_back(waker),
+            Some(_) => self.to_wake.push(Some(waker)),
         }
     }
 
@@ -143,7 +162,8 @@ impl Book {
             blocked: None,
             stuck: 0,
             wake_first: None,
-            to_wake: VecDeque::with_capacity(depth),
+            to_wake: Vec::with_capacity(depth),
+            woken: 0,
         }
     }
 
@@ -285,7 +305,6 @@ impl Book {
     pub(super) fn sent(&mut self, tag: u16, ticket: Option<u64>, waker: &Waker) {
         if let Some(t) = self.tags.get_mut(usize::from(tag)) {
             t.stage = Stage::InFlight;
-            t.abandoned = false;
             t.waker = Some(waker.clone());
         }
         if ticket.is_some() && self.blocked == ticket {
@@ -297,30 +316,23 @@ impl Book {
     /// Hands one completion to its tag.
     #[inline]
     pub(super) fn complete(&mut self, c: Completion) {
-        let Ok(tag) = u16::try_from(c.tag) else {
+        let Some(t) = usize::try_from(c.tag)
+            .ok()
+            .and_then(|i| self.tags.get_mut(i))
+        else {
             return;
         };
-        // A request reported past its deadline leaves its slot with the
-        // device until it completes late or the controller is reset.
-        let stuck = matches!(
-            c.result,
-            Err(Error::Timeout { .. } | Error::ControllerFatal)
-        );
-        let Some(t) = self.tags.get_mut(usize::from(tag)) else {
-            return;
+        match t.stage {
+            Stage::InFlight => {}
+            Stage::Abandoned => return self.complete_abandoned(c),
+            // Anything but one of ours in flight is left as it was.
+            _ => return,
+        }
+        t.stage = if c.result.is_ok() {
+            Stage::Done
+        } else {
+            outcome_stage(&c.result)
         };
-        // Anything but one of ours in flight is left as it was.
-        if t.stage != Stage::InFlight {
-            return;
-        }
-        if t.abandoned {
-            // Nobody waits: the buffer (if it came back) is freed here.
-            drop(c.buffer);
-            self.retire(tag, stuck);
-            return;
-        }
-        t.stage = Stage::Done;
-        t.stuck = stuck;
         t.result = c.result;
         // An in-flight tag holds no buffer: its future took the last one
         // (or it was never given one). Were one left by a mistake, it is
@@ -330,6 +342,16 @@ impl Book {
         if let Some(w) = t.waker.take() {
             self.push_to_wake(w);
         }
+    }
+
+    /// A completion for a tag whose future was dropped: nobody waits, the
+    /// buffer (if it came back) is freed here.
+    #[cold]
+    fn complete_abandoned(&mut self, c: Completion) {
+        let expired = outcome_stage(&c.result) == Stage::Expired;
+        drop(c.buffer);
+        // The tag was found in `complete`: it is below the depth.
+        self.retire(c.tag as u16, expired);
     }
 
     /// The future of the request in flight under `tag` was dropped: a
@@ -343,16 +365,16 @@ impl Book {
         match t.stage {
             Stage::InFlight => {
                 t.waker = None;
-                t.abandoned = true;
+                t.stage = Stage::Abandoned;
             }
-            Stage::Done => {
+            Stage::Done | Stage::Expired => {
                 // Its buffer is freed here.
                 t.buffer = None;
+                let expired = t.stage == Stage::Expired;
                 t.stage = Stage::Free;
-                let stuck = t.stuck;
-                self.retire(tag, stuck);
+                self.retire(tag, expired);
             }
-            Stage::Free | Stage::Stuck => {}
+            Stage::Free | Stage::Abandoned | Stage::Stuck => {}
         }
     }
 
@@ -390,7 +412,7 @@ impl Book {
             return None;
         }
         let t = self.tags.get_mut(usize::from(tag))?;
-        if t.stage != Stage::Done || t.stuck {
+        if t.stage != Stage::Done {
             return None;
         }
         t.stage = Stage::Free;
@@ -412,5 +434,15 @@ impl Book {
                 self.release(tag as u16);
             }
         }
+    }
+}
+
+/// The stage a request ends in: `Expired` when it was reported past its
+/// deadline (the device may still own its slot until it completes late or
+/// the controller is reset), `Done` otherwise.
+fn outcome_stage(result: &Result<(), Error>) -> Stage {
+    match result {
+        Err(Error::Timeout { .. } | Error::ControllerFatal) => Stage::Expired,
+        _ => Stage::Done,
     }
 }

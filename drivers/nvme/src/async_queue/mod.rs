@@ -439,14 +439,15 @@ fn collect<T>(
             }
             Poll::Pending
         }
-        Stage::Done => {
+        Stage::Done | Stage::Expired => {
             *phase = Phase::Finished;
+            let expired = t.stage == Stage::Expired;
             t.stage = Stage::Free;
-            let (result, buffer, stuck) = (t.result, t.buffer.take(), t.stuck);
-            book.retire_taken(tag, stuck);
+            let (result, buffer) = (t.result, t.buffer.take());
+            book.retire_taken(tag, expired);
             Poll::Ready(finish(result, buffer))
         }
-        Stage::Free | Stage::Stuck => {
+        Stage::Free | Stage::Abandoned | Stage::Stuck => {
             *phase = Phase::Finished;
             Poll::Ready(Err(Error::UnknownCommandId))
         }
