@@ -96,16 +96,16 @@ fn executor_reads(
             let (queue, ns) = (queue.clone(), *ns);
             let (next, done) = (next.clone(), done.clone());
             executor.spawn(async move {
-                let mut buffer = Some(buffer);
-                while next.get() < reads
-                    && let Some(b) = buffer.take()
-                {
+                // Moved, not kept in an `Option`: no drop glue per read.
+                let mut buffer = buffer;
+                while next.get() < reads {
                     let n = next.get();
                     next.set(n + 1);
-                    if let Ok(b) = queue.read(&ns, lba(n, blocks), b).await {
-                        done.set(done.get() + 1);
-                        buffer = Some(b);
+                    match queue.read(&ns, lba(n, blocks), buffer).await {
+                        Ok(b) => buffer = b,
+                        Err(_) => break,
                     }
+                    done.set(done.get() + 1);
                 }
             })
         })

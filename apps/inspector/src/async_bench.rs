@@ -98,19 +98,17 @@ pub fn run(
             let (queue, tally, bounds) = (queue.clone(), tally.clone(), bounds.clone());
             executor.spawn(async move {
                 let mut rng = Rng(seed.wrapping_add(i as u64 * 0x9E37_79B9_7F4A_7C15) | 1);
-                let mut buffer = Some(buffer);
-                while let Some(buf) = buffer.take() {
+                // Moved from read to read, not kept in an `Option`: no drop
+                // glue per read. A failed read ends the task.
+                let mut buffer = buffer;
+                loop {
                     let submitted = tsc::now();
                     if submitted >= bounds.get().1 {
                         break;
                     }
                     let lba = first + rng.next() % span * io_blocks;
-                    let outcome = queue.read(&ns, lba, buf).await;
+                    let outcome = queue.read(&ns, lba, buffer).await;
                     let done = tsc::now();
-                    match outcome {
-                        Ok(buf) => buffer = Some(buf),
-                        Err(_) => tally.errors.set(tally.errors.get() + 1),
-                    }
                     let (start, end) = bounds.get();
                     if submitted >= start && done <= end {
                         tally.ios.set(tally.ios.get() + 1);
@@ -118,6 +116,13 @@ pub fn run(
                         if latencies.len() < latencies.capacity() {
                             let ns = tsc::ticks_to_ns(done - submitted);
                             latencies.push(ns.min(u64::from(u32::MAX)) as u32);
+                        }
+                    }
+                    match outcome {
+                        Ok(buf) => buffer = buf,
+                        Err(_) => {
+                            tally.errors.set(tally.errors.get() + 1);
+                            break;
                         }
                     }
                 }

@@ -462,10 +462,23 @@ impl<R: RegisterAccess, C: Clock> Drop for Request<'_, R, C> {
         if !matches!(self.phase, Phase::Start | Phase::Finished) {
             self.abandon();
         }
+        // A buffer is held only before submission or after a refusal; the
+        // test here, inline, spares the common case the call to the
+        // buffer's drop glue (the field is then known to be `None`).
+        if self.buffer.is_some() {
+            self.free_buffer();
+        }
     }
 }
 
 impl<R: RegisterAccess, C: Clock> Request<'_, R, C> {
+    /// Frees the buffer of a request dropped before it was submitted.
+    #[cold]
+    #[inline(never)]
+    fn free_buffer(&mut self) {
+        self.buffer = None;
+    }
+
     /// Gives up a request dropped while waiting or in flight (see the
     /// module documentation).
     #[cold]
