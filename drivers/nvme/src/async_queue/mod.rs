@@ -48,6 +48,7 @@ use book::{Book, Stage};
 use core::cell::{RefCell, RefMut};
 use core::fmt;
 use core::future::Future;
+use core::mem::ManuallyDrop;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 use submit::{Op, Phase, submit, submitted};
@@ -154,7 +155,7 @@ impl<R: RegisterAccess, C: Clock> AsyncQueue<R, C> {
             inner: &self.inner,
             ns,
             op,
-            buffer,
+            buffer: ManuallyDrop::new(buffer),
             phase: Phase::Start,
         }
     }
@@ -280,8 +281,10 @@ struct Request<'a, R: RegisterAccess, C: Clock> {
     inner: &'a RefCell<Inner<R, C>>,
     ns: &'a Namespace,
     op: Op,
-    /// The request's buffer until it is submitted (or refused).
-    buffer: Option<DmaBuffer>,
+    /// The request's buffer until it is submitted (or refused). Freed by
+    /// `Drop` (taken there, so that no drop glue runs for the common
+    /// empty case).
+    buffer: ManuallyDrop<Option<DmaBuffer>>,
     phase: Phase,
 }
 
@@ -463,22 +466,15 @@ impl<R: RegisterAccess, C: Clock> Drop for Request<'_, R, C> {
             self.abandon();
         }
         // A buffer is held only before submission or after a refusal; the
-        // test here, inline, spares the common case the call to the
-        // buffer's drop glue (the field is then known to be `None`).
-        if self.buffer.is_some() {
-            self.free_buffer();
+        // field has no drop glue of its own, so the common case (none)
+        // costs this test alone.
+        if let Some(buffer) = self.buffer.take() {
+            free_buffer(buffer);
         }
     }
 }
 
 impl<R: RegisterAccess, C: Clock> Request<'_, R, C> {
-    /// Frees the buffer of a request dropped before it was submitted.
-    #[cold]
-    #[inline(never)]
-    fn free_buffer(&mut self) {
-        self.buffer = None;
-    }
-
     /// Gives up a request dropped while waiting or in flight (see the
     /// module documentation).
     #[cold]
@@ -503,6 +499,14 @@ impl<R: RegisterAccess, C: Clock> Request<'_, R, C> {
             self::wake(self.inner);
         }
     }
+}
+
+/// Frees the buffer of a request dropped before it was submitted (kept
+/// out of the common path).
+#[cold]
+#[inline(never)]
+fn free_buffer(buffer: DmaBuffer) {
+    drop(buffer);
 }
 
 /// A read or write of an [`AsyncQueue`]: its buffer back, or why not (the
