@@ -26,10 +26,7 @@ entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);
 kernel::qemu_machine!("nvme=16M", "nvme=16M", "timeout=120");
 
 fn main(boot_info: &'static mut BootInfo) -> ! {
-    common::set_kernel(kernel::init(boot_info, "warn"));
-    common::pci();
-    test_main();
-    kernel::exit(kernel::ExitStatus::Success)
+    common::boot_scan_pci_and_test(boot_info, test_main)
 }
 
 /// A request in the stand-in device: polls left, done flag, waiter.

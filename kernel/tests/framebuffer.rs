@@ -11,6 +11,8 @@
 
 extern crate alloc;
 
+mod common;
+
 use alloc::format;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -23,16 +25,12 @@ use kernel::console::framebuffer::{
 };
 use kernel::memory::write_combining::{self, MemoryType};
 use noto_sans_mono_bitmap::{FontWeight, RasterHeight, get_raster};
-use spin::{Mutex, Once};
+use spin::Mutex;
 
 entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);
 
-static KERNEL: Once<&'static kernel::Kernel> = Once::new();
-
 fn main(boot_info: &'static mut BootInfo) -> ! {
-    KERNEL.call_once(|| kernel::init(boot_info, "warn"));
-    test_main();
-    kernel::exit(kernel::ExitStatus::Success)
+    common::boot_and_test(boot_info, test_main)
 }
 
 /// Text memory for the consoles under test (one at a time).
@@ -313,7 +311,7 @@ fn odd_formats_and_sizes_are_handled() {
 
 #[test_case]
 fn the_real_framebuffer_is_write_combining() {
-    let kernel = KERNEL.get().unwrap();
+    let kernel = common::kernel();
     let (start, len) = kernel::console::framebuffer::mapped_range().expect("a framebuffer");
     if !write_combining::has_pat() {
         panic!("the test machine's CPU has no PAT");

@@ -8,6 +8,8 @@
 
 extern crate alloc;
 
+mod common;
+
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
@@ -16,9 +18,7 @@ use bootloader_api::{BootInfo, entry_point};
 entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);
 
 fn main(boot_info: &'static mut BootInfo) -> ! {
-    kernel::init(boot_info, "warn");
-    test_main();
-    kernel::exit(kernel::ExitStatus::Success)
+    common::boot_and_test(boot_info, test_main)
 }
 
 #[test_case]

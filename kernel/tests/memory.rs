@@ -9,29 +9,22 @@
 
 extern crate alloc;
 
+mod common;
+
 use alloc::collections::BTreeSet;
 use alloc::vec;
 use alloc::vec::Vec;
 
 use bootloader_api::info::{MemoryRegion, MemoryRegionKind};
 use bootloader_api::{BootInfo, entry_point};
-use kernel::Kernel;
+use common::kernel;
 use kernel::memory::frames::{FrameBitmap, FrameError};
-use spin::Once;
 use x86_64::{PhysAddr, VirtAddr};
 
 entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);
 
-static KERNEL: Once<&'static Kernel> = Once::new();
-
-fn kernel() -> &'static Kernel {
-    KERNEL.get().expect("initialised before the tests")
-}
-
 fn main(boot_info: &'static mut BootInfo) -> ! {
-    KERNEL.call_once(|| kernel::init(boot_info, "warn"));
-    test_main();
-    kernel::exit(kernel::ExitStatus::Success)
+    common::boot_and_test(boot_info, test_main)
 }
 
 #[test_case]

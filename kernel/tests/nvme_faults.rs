@@ -31,10 +31,7 @@ const BAD_READ: u64 = 8192;
 const BAD_WRITE: u64 = 9000;
 
 fn main(boot_info: &'static mut BootInfo) -> ! {
-    common::set_kernel(kernel::init(boot_info, "warn"));
-    common::pci();
-    test_main();
-    kernel::exit(kernel::ExitStatus::Success)
+    common::boot_scan_pci_and_test(boot_info, test_main)
 }
 
 fn media_error(result: Result<(), Error>) -> Option<&'static str> {

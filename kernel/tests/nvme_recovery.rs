@@ -27,10 +27,7 @@ entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);
 kernel::qemu_machine!("nvme=16M", "drive=throttling.iops-total=50", "timeout=240");
 
 fn main(boot_info: &'static mut BootInfo) -> ! {
-    common::set_kernel(kernel::init(boot_info, "warn"));
-    common::pci();
-    test_main();
-    kernel::exit(kernel::ExitStatus::Success)
+    common::boot_scan_pci_and_test(boot_info, test_main)
 }
 
 #[test_case]

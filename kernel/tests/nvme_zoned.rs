@@ -32,10 +32,7 @@ const NVM: u32 = 1;
 const ZONED: u32 = 2;
 
 fn main(boot_info: &'static mut BootInfo) -> ! {
-    common::set_kernel(kernel::init(boot_info, "warn"));
-    common::pci();
-    test_main();
-    kernel::exit(kernel::ExitStatus::Success)
+    common::boot_scan_pci_and_test(boot_info, test_main)
 }
 
 #[test_case]

@@ -29,10 +29,7 @@ kernel::qemu_machine!(
 );
 
 fn main(boot_info: &'static mut BootInfo) -> ! {
-    common::set_kernel(kernel::init(boot_info, "warn"));
-    common::pci();
-    test_main();
-    kernel::exit(kernel::ExitStatus::Success)
+    common::boot_scan_pci_and_test(boot_info, test_main)
 }
 
 #[test_case]

@@ -1,8 +1,12 @@
 //! Shared by the kernel tests: boot once, keep the kernel handle, and the
 //! PCI checks that every machine topology runs.
+//!
+//! A test kernel's `main` is one call: [`boot_and_test`], or
+//! [`boot_scan_pci_and_test`] where the tests use PCI or NVMe.
 
 #![allow(dead_code, reason = "each test kernel uses a different part")]
 
+use bootloader_api::BootInfo;
 use kernel::Kernel;
 use kernel::pci::Pci;
 use pci::ConfigurationAccess;
@@ -11,14 +15,27 @@ use spin::Once;
 static KERNEL: Once<&'static Kernel> = Once::new();
 static PCI: Once<Pci> = Once::new();
 
-/// Remember the kernel handle for the tests.
-pub fn set_kernel(kernel: &'static Kernel) {
-    KERNEL.call_once(|| kernel);
+/// Boot the kernel and keep its handle, run the test kernel's
+/// `#[test_case]`s (`test_main`, the harness's entry) and exit QEMU with
+/// success. A failing test ends the run through the panic path instead.
+pub fn boot_and_test(boot_info: &'static mut BootInfo, test_main: impl FnOnce()) -> ! {
+    KERNEL.call_once(|| kernel::init(boot_info, "warn"));
+    test_main();
+    kernel::exit(kernel::ExitStatus::Success)
+}
+
+/// [`boot_and_test`], with the PCI scan done (and its listing printed)
+/// before the first test.
+pub fn boot_scan_pci_and_test(boot_info: &'static mut BootInfo, test_main: impl FnOnce()) -> ! {
+    boot_and_test(boot_info, || {
+        pci();
+        test_main();
+    })
 }
 
 /// The kernel handle.
 pub fn kernel() -> &'static Kernel {
-    KERNEL.get().expect("set_kernel runs before the tests")
+    KERNEL.get().expect("booted before the tests")
 }
 
 /// The PCI scan, done once.
