@@ -344,29 +344,3 @@ fn run_job(
     }
     rows
 }
-
-/// Print the rows of the run on every namespace as a table.
-pub fn print_table(rows: &[JobResult]) {
-    println!(
-        "  {:<20} {:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
-        "job", "namespace", "IOPS", "MB/s", "mean us", "p50 us", "p99 us", "p99.9 us", "cyc/IO"
-    );
-    for r in rows {
-        let namespace = r.namespace.as_deref().unwrap_or("");
-        if let Some(reason) = r.skipped {
-            println!("  {:<20} {namespace:<16} skipped: {reason}", r.name);
-            continue;
-        }
-        println!(
-            "  {:<20} {namespace:<16} {:>9.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>8}",
-            r.name,
-            r.iops,
-            r.mb_per_s,
-            r.latency_us[0],
-            r.latency_us[1],
-            r.latency_us[2],
-            r.latency_us[3],
-            r.cycles_per_io
-        );
-    }
-}

@@ -9,20 +9,38 @@ pub use inspector_core::figures::{JobResult, Rng, latency_summary};
 use kernel::console::serial;
 use kernel::println;
 
-/// Print results as a table.
+/// Print results as a table. Rows that name their namespace (the
+/// benchmark on every namespace at once) get a namespace column after the
+/// job's name.
 pub fn print_table(results: &[JobResult]) {
+    let namespace_column = results.iter().any(|r| r.namespace.is_some());
+    // The job's name, and its namespace where the table has that column.
+    let lead = |job: &str, namespace: &str| {
+        if namespace_column {
+            alloc::format!("{job:<20} {namespace:<16}")
+        } else {
+            alloc::format!("{job:<20}")
+        }
+    };
     println!(
-        "  {:<20} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
-        "job", "IOPS", "MB/s", "mean us", "p50 us", "p99 us", "p99.9 us", "cyc/IO"
+        "  {} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
+        lead("job", "namespace"),
+        "IOPS",
+        "MB/s",
+        "mean us",
+        "p50 us",
+        "p99 us",
+        "p99.9 us",
+        "cyc/IO"
     );
     for r in results {
+        let lead = lead(&r.name, r.namespace.as_deref().unwrap_or(""));
         if let Some(reason) = r.skipped {
-            println!("  {:<20} skipped: {reason}", r.name);
+            println!("  {lead} skipped: {reason}");
             continue;
         }
         println!(
-            "  {:<20} {:>9.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>8}",
-            r.name,
+            "  {lead} {:>9.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>8}",
             r.iops,
             r.mb_per_s,
             r.latency_us[0],

@@ -7,7 +7,7 @@ use core::fmt::Write;
 
 use kernel::println;
 
-use crate::{bench_all, figures};
+use crate::figures;
 
 /// `1.07 GB`: bytes in decimal units.
 pub fn human_bytes(bytes: u64) -> String {
@@ -111,7 +111,7 @@ impl Report {
         }
         if !self.bench_all.is_empty() {
             println!("benchmark on every namespace at once:");
-            bench_all::print_table(&self.bench_all);
+            figures::print_table(&self.bench_all);
         }
         println!("result: {}", if self.ok() { "PASS" } else { "FAIL" });
         // One machine-readable line, on serial only (the screen shows the table).
