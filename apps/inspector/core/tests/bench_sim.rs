@@ -5,6 +5,9 @@
 //! writes are allowed, and a namespace that refuses writes stops the job
 //! after a single refused write.
 
+mod common;
+
+use common::{controller_owning_namespace_1, lbas};
 use inspector_core::bench::{
     ALL_JOBS, Job, Mark, Plan, Ready, STOPPED_WRITE_PROTECTED, Target, plan, run_job, select,
 };
@@ -81,17 +84,6 @@ fn run(bench: &Bench, controller: &mut TestController, job: &Job, writable: bool
     }
 }
 
-/// Starting blocks of the I/O commands with `opcode`, in the order fetched.
-fn lbas(bench: &Bench, opcode: u8) -> Vec<u64> {
-    bench
-        .sim
-        .commands()
-        .iter()
-        .filter(|c| c.qid != 0 && c.entry.opcode == opcode)
-        .map(|c| u64::from(c.entry.cdw[0]) | (u64::from(c.entry.cdw[1]) << 32))
-        .collect()
-}
-
 #[test]
 fn a_read_job_measures_its_window_and_its_figures_agree() {
     let bench = Bench::new(SimConfig::default());
@@ -163,8 +155,7 @@ fn a_sequential_job_walks_the_area_in_order() {
 #[test]
 fn a_write_job_on_an_owned_namespace_writes_inside_the_area() {
     let bench = Bench::new(SimConfig::default());
-    let mut controller = bench.controller(test_config()).unwrap();
-    controller.namespace(1).unwrap().set_writable(true);
+    let mut controller = controller_owning_namespace_1(&bench);
     let Run { result, marks, .. } = run(&bench, &mut controller, &job("randwrite-4k-qd32"), true);
     assert_eq!(result.skipped, None);
     assert_eq!(result.errors, 0);
@@ -228,8 +219,7 @@ fn a_namespace_that_refuses_writes_stops_the_job_after_one_write() {
     bench
         .sim
         .refuse_writes(1, Status::new(0, generic::NAMESPACE_WRITE_PROTECTED));
-    let mut controller = bench.controller(test_config()).unwrap();
-    controller.namespace(1).unwrap().set_writable(true);
+    let mut controller = controller_owning_namespace_1(&bench);
     let Run { result, .. } = run(&bench, &mut controller, &job("randwrite-4k-qd32"), true);
     assert_eq!(result.skipped, Some(STOPPED_WRITE_PROTECTED));
     assert_eq!((result.errors, result.ios), (0, 0));

@@ -5,12 +5,15 @@
 //! failed read one error, and a namespace that refuses writes ends the soak
 //! after a single refused write.
 
+mod common;
+
+use common::{controller_owning_namespace_1, lbas};
 use inspector_core::soak::{SoakArea, SoakError, SoakEvent, SoakReport, fill, run};
 use inspector_core::{ClockTicks, Ticks};
 use nvme::Clock;
 use nvme::Status;
 use nvme::status::generic;
-use nvme_sim::{Bench, FakeClock, Fault, FaultRule, SimConfig, test_config};
+use nvme_sim::{Bench, FakeClock, Fault, FaultRule, SimConfig};
 
 /// The simulator's default namespace: 512-byte blocks.
 const BS: u64 = 512;
@@ -30,8 +33,7 @@ fn soak_timed(
     area: &SoakArea,
     ticks: &dyn Ticks,
 ) -> (Result<SoakReport, SoakError>, Vec<SoakEvent>) {
-    let mut controller = bench.controller(test_config()).unwrap();
-    controller.namespace(1).unwrap().set_writable(true);
+    let mut controller = controller_owning_namespace_1(bench);
     let mut events = Vec::new();
     let report = run(
         &mut controller,
@@ -41,17 +43,6 @@ fn soak_timed(
         &mut |event| events.push(event),
     );
     (report, events)
-}
-
-/// Starting blocks of the I/O commands with `opcode`, in the order fetched.
-fn lbas(bench: &Bench, opcode: u8) -> Vec<u64> {
-    bench
-        .sim
-        .commands()
-        .iter()
-        .filter(|c| c.qid != 0 && c.entry.opcode == opcode)
-        .map(|c| u64::from(c.entry.cdw[0]) | (u64::from(c.entry.cdw[1]) << 32))
-        .collect()
 }
 
 fn trouble(events: &[SoakEvent]) -> Vec<SoakEvent> {

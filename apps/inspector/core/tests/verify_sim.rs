@@ -4,6 +4,9 @@
 //! corrupted on its way back, a failing read and a namespace that refuses
 //! writes are each reported as they should be.
 
+mod common;
+
+use common::controller_owning_namespace_1;
 use inspector_core::verify::pattern;
 use inspector_core::{BlockTarget, Event, Pass, VerifyReport, verify};
 use nvme::status::generic;
@@ -22,6 +25,12 @@ fn run(target: &mut dyn BlockTarget) -> (VerifyReport, Vec<Event>) {
     (report, events)
 }
 
+/// The pass over namespace 1, owned, of a controller brought up on `bench`.
+fn run_on_owned_namespace(bench: &Bench) -> (VerifyReport, Vec<Event>) {
+    let mut controller = controller_owning_namespace_1(bench);
+    run(&mut controller.namespace(1).unwrap())
+}
+
 fn trouble(events: &[Event]) -> Vec<Event> {
     events
         .iter()
@@ -33,10 +42,7 @@ fn trouble(events: &[Event]) -> Vec<Event> {
 #[test]
 fn a_clean_pass_writes_flushes_and_reads_back_the_pattern() {
     let bench = Bench::new(SimConfig::default());
-    let mut controller = bench.controller(test_config()).unwrap();
-    let mut device = controller.namespace(1).unwrap();
-    device.set_writable(true);
-    let (report, events) = run(&mut device);
+    let (report, events) = run_on_owned_namespace(&bench);
     assert_eq!(
         report,
         VerifyReport {
@@ -117,12 +123,10 @@ impl<T: BlockTarget> BlockTarget for Corrupting<T> {
 #[test]
 fn a_block_corrupted_on_its_way_back_is_one_mismatch() {
     let bench = Bench::new(SimConfig::default());
-    let mut controller = bench.controller(test_config()).unwrap();
-    let mut device = controller.namespace(1).unwrap();
-    device.set_writable(true);
+    let mut controller = controller_owning_namespace_1(&bench);
     let bad = START / BS + 777;
     let mut target = Corrupting {
-        inner: device,
+        inner: controller.namespace(1).unwrap(),
         lba: bad,
     };
     let (report, events) = run(&mut target);
@@ -134,12 +138,9 @@ fn a_block_corrupted_on_its_way_back_is_one_mismatch() {
 #[test]
 fn a_failed_read_is_an_error_and_the_rest_still_verifies() {
     let bench = Bench::new(SimConfig::default());
-    let mut controller = bench.controller(test_config()).unwrap();
-    let mut device = controller.namespace(1).unwrap();
-    device.set_writable(true);
     // Unrecovered Read Error on the first read.
     bench.sim.fail_io(0x02, Status::new(2, 0x81));
-    let (report, events) = run(&mut device);
+    let (report, events) = run_on_owned_namespace(&bench);
     assert_eq!(report.errors, 1);
     assert_eq!(report.mismatches, 0);
     let trouble = trouble(&events);
@@ -162,10 +163,7 @@ fn a_namespace_that_refuses_writes_is_read_twice_without_errors() {
     bench
         .sim
         .refuse_writes(1, Status::new(0, generic::NAMESPACE_WRITE_PROTECTED));
-    let mut controller = bench.controller(test_config()).unwrap();
-    let mut device = controller.namespace(1).unwrap();
-    device.set_writable(true);
-    let (report, events) = run(&mut device);
+    let (report, events) = run_on_owned_namespace(&bench);
     assert_eq!(
         report,
         VerifyReport {
