@@ -7,7 +7,8 @@
 
 mod common;
 
-use common::{Task, block_on, run};
+use common::async_reads::{number_the_blocks, read_each_block};
+use common::executor::block_on;
 use nvme::async_controller::HEALTH_CHECK_MS;
 use nvme::{AsyncController, Error, RegisterAccess};
 use nvme_sim::*;
@@ -43,7 +44,7 @@ type Ctrl = AsyncController<Counting, TestDma, FakeClock>;
 
 fn setup() -> (Bench, Ctrl, Arc<AtomicU64>) {
     let bench = Bench::new(SimConfig::default());
-    bench.sim.fill_disk(1, |i| (i / 512) as u8);
+    number_the_blocks(&bench.sim);
     let csts_reads = Arc::new(AtomicU64::new(0));
     let regs = Counting {
         sim: bench.sim.clone(),
@@ -64,21 +65,42 @@ fn reads(
 ) -> Vec<Vec<Result<(), Error>>> {
     let q = actrl.take_queue(false).unwrap();
     let ns = actrl.namespace_handle(1).unwrap();
-    let results = Rc::new(RefCell::new(vec![Vec::new(); count as usize]));
-    let tasks: Vec<Task> = (0..count)
-        .map(|lba| {
-            let (q, dma, results) = (q.clone(), bench.dma.clone(), results.clone());
-            Box::pin(async move {
-                let r = q.read(&ns, lba, dma.buffer(512)).await;
-                if let Ok(buf) = &r {
-                    assert!(buf.as_slice().iter().all(|&b| b == lba as u8), "lba {lba}");
-                }
-                results.borrow_mut()[lba as usize].push(r.map(|_| ()));
-            }) as Task
-        })
-        .collect();
-    run(tasks, step);
-    Rc::try_unwrap(results).unwrap().into_inner()
+    read_each_block(&q, ns, &bench.dma, count, step)
+}
+
+/// [`reads`] while the device holds every completion: at each idle step
+/// the clock moves 1 ms and `step` runs with the milliseconds passed so
+/// far (it polls the completions).
+fn reads_while_the_device_holds_them(
+    bench: &Bench,
+    actrl: &Ctrl,
+    count: u64,
+    mut step: impl FnMut(u64) -> usize,
+) -> Vec<Vec<Result<(), Error>>> {
+    bench.sim.set_defer(true);
+    let clock = bench.clock.clone();
+    let mut ms = 0u64;
+    reads(bench, actrl, count, move || {
+        clock.advance_ms(1);
+        ms += 1;
+        step(ms)
+    })
+}
+
+/// Every request ended exactly once, by the reset; once the device answers
+/// again, a later read works.
+#[track_caller]
+fn all_ended_by_the_reset_and_later_reads_work(
+    bench: &Bench,
+    actrl: &Ctrl,
+    results: &[Vec<Result<(), Error>>],
+) {
+    assert!(
+        results.iter().all(|r| r[..] == [Err(Error::Reset)]),
+        "{results:?}"
+    );
+    bench.sim.set_defer(false);
+    later_read_works(bench, actrl);
 }
 
 /// A later read through a fresh queue of `actrl` succeeds with its data.
@@ -101,14 +123,10 @@ fn later_read_works(bench: &Bench, actrl: &Ctrl) {
 fn a_fatal_controller_is_reset_long_before_the_deadline() {
     let (bench, actrl, _) = setup();
     // The device holds every completion: 32 requests stay in flight.
-    bench.sim.set_defer(true);
-    let (a, sim, clock) = (actrl.clone(), bench.sim.clone(), bench.clock.clone());
-    let mut ms = 0u64;
+    let (a, sim) = (actrl.clone(), bench.sim.clone());
     let recovered_at = Rc::new(RefCell::new(None));
     let at = recovered_at.clone();
-    let results = reads(&bench, &actrl, 32, move || {
-        clock.advance_ms(1);
-        ms += 1;
+    let results = reads_while_the_device_holds_them(&bench, &actrl, 32, move |ms| {
         if ms == 3 {
             sim.set_cfs(true);
         }
@@ -124,24 +142,14 @@ fn a_fatal_controller_is_reset_long_before_the_deadline() {
         .expect("the controller was never reset");
     assert!(at <= 3 + 2 * HEALTH_CHECK_MS + 1, "reset after {at} ms");
     assert_eq!(actrl.recoveries(), 1);
-    // Every request ends exactly once, by the reset.
-    assert!(
-        results.iter().all(|r| r[..] == [Err(Error::Reset)]),
-        "{results:?}"
-    );
-    bench.sim.set_defer(false);
-    later_read_works(&bench, &actrl);
+    all_ended_by_the_reset_and_later_reads_work(&bench, &actrl, &results);
 }
 
 #[test]
 fn registers_reading_all_ones_are_noticed_before_the_deadline() {
     let (bench, actrl, _) = setup();
-    bench.sim.set_defer(true);
-    let (a, sim, clock) = (actrl.clone(), bench.sim.clone(), bench.clock.clone());
-    let mut ms = 0u64;
-    let results = reads(&bench, &actrl, 16, move || {
-        clock.advance_ms(1);
-        ms += 1;
+    let (a, sim) = (actrl.clone(), bench.sim.clone());
+    let results = reads_while_the_device_holds_them(&bench, &actrl, 16, move |ms| {
         if ms == 2 {
             sim.set_all_ones(true);
         }
@@ -155,12 +163,7 @@ fn registers_reading_all_ones_are_noticed_before_the_deadline() {
     });
     assert!(actrl.last_recovery_error().is_some());
     assert_eq!(actrl.recoveries(), 1);
-    assert!(
-        results.iter().all(|r| r[..] == [Err(Error::Reset)]),
-        "{results:?}"
-    );
-    bench.sim.set_defer(false);
-    later_read_works(&bench, &actrl);
+    all_ended_by_the_reset_and_later_reads_work(&bench, &actrl, &results);
 }
 
 #[test]
@@ -178,12 +181,8 @@ fn a_healthy_controller_has_its_status_read_only_in_quiet_periods() {
     assert!(results.iter().all(|r| r[..] == [Ok(())]));
     assert_eq!(csts_reads.load(Ordering::SeqCst), 0);
     // Requests held by a slow device for 40 ms: one read per quiet period.
-    bench.sim.set_defer(true);
-    let (a, sim, clock) = (actrl.clone(), bench.sim.clone(), bench.clock.clone());
-    let mut ms = 0u64;
-    let results = reads(&bench, &actrl, 8, move || {
-        clock.advance_ms(1);
-        ms += 1;
+    let (a, sim) = (actrl.clone(), bench.sim.clone());
+    let results = reads_while_the_device_holds_them(&bench, &actrl, 8, move |ms| {
         if ms == 40 {
             sim.release_completions(false);
         }

@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{Task, run};
+use common::executor::{Task, run};
 use nvme::{AsyncQueue, DmaBuffer, Error, Namespace};
 use nvme_sim::*;
 use proptest::prelude::*;

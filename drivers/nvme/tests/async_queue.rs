@@ -8,7 +8,8 @@
 
 mod common;
 
-use common::{Task, block_on, poll_once, run};
+use common::async_reads::{number_the_blocks, read_each_block};
+use common::executor::{Task, block_on, poll_once, run};
 use nvme::{AsyncController, AsyncQueue, DmaBuffer, Error, Stage};
 use nvme_sim::*;
 use std::cell::{Cell, RefCell};
@@ -66,7 +67,7 @@ fn many_tasks_on_one_queue_round_trip_their_data() {
 #[test]
 fn more_requests_than_slots_wait_and_all_complete() {
     let (bench, mut ctrl) = bench();
-    bench.sim.fill_disk(1, |i| (i / 512) as u8);
+    number_the_blocks(&bench.sim);
     let ns = ctrl.namespace_handle(1).unwrap();
     let q = queue(&mut ctrl);
     let depth = q.depth();
@@ -352,8 +353,8 @@ fn lose(bench: &Bench, opcode: u8, skip: u32, fault: Fault) {
     });
 }
 
-/// Runs 3 × depth reads of single blocks through `actrl`'s queue, each task
-/// recording its result; returns them by LBA.
+/// Reads blocks `0..count` through `q`, one task each, while time passes
+/// 1 ms per idle step of the executor; every outcome of each, by LBA.
 fn reads_through(
     bench: &Bench,
     actrl: &AsyncController<Sim, TestDma, FakeClock>,
@@ -361,33 +362,25 @@ fn reads_through(
     count: u64,
 ) -> Vec<Vec<Result<(), Error>>> {
     let ns = actrl.namespace_handle(1).unwrap();
-    let results = Rc::new(RefCell::new(vec![Vec::new(); count as usize]));
-    let tasks: Vec<Task> = (0..count)
-        .map(|lba| {
-            let (q, dma, results) = (q.clone(), bench.dma.clone(), results.clone());
-            Box::pin(async move {
-                let r = q.read(&ns, lba, dma.buffer(512)).await;
-                if let Ok(buf) = &r {
-                    assert!(buf.as_slice().iter().all(|&b| b == lba as u8), "lba {lba}");
-                }
-                results.borrow_mut()[lba as usize].push(r.map(|_| ()));
-            }) as Task
-        })
-        .collect();
     let (a, clock) = (actrl.clone(), bench.clock.clone());
-    run(tasks, move || {
+    read_each_block(q, ns, &bench.dma, count, move || {
         // Time passes while the loop waits.
         clock.advance_ms(1);
         a.poll_completions()
-    });
-    Rc::try_unwrap(results).unwrap().into_inner()
+    })
+}
+
+/// [`bench`] with numbered blocks (see [`number_the_blocks`]), its
+/// controller driven by an `AsyncController`.
+fn async_bench() -> (Bench, AsyncController<Sim, TestDma, FakeClock>) {
+    let (bench, ctrl) = bench();
+    number_the_blocks(&bench.sim);
+    (bench, AsyncController::new(ctrl))
 }
 
 #[test]
 fn a_lost_command_resets_the_controller_and_every_request_completes_once() {
-    let (bench, ctrl) = bench();
-    bench.sim.fill_disk(1, |i| (i / 512) as u8);
-    let actrl = AsyncController::new(ctrl);
+    let (bench, actrl) = async_bench();
     let q = actrl.take_queue(true).unwrap();
     lose(&bench, 0x02, 10, Fault::Lose);
     let results = reads_through(&bench, &actrl, &q, 96);
@@ -421,9 +414,7 @@ fn a_lost_command_resets_the_controller_and_every_request_completes_once() {
 
 #[test]
 fn a_reset_for_one_queue_ends_the_other_queues_requests_too() {
-    let (bench, ctrl) = bench();
-    bench.sim.fill_disk(1, |i| (i / 512) as u8);
-    let actrl = AsyncController::new(ctrl);
+    let (bench, actrl) = async_bench();
     let (a, b) = (
         actrl.take_queue(false).unwrap(),
         actrl.take_queue(true).unwrap(),
@@ -497,9 +488,7 @@ fn a_reset_for_one_queue_ends_the_other_queues_requests_too() {
 
 #[test]
 fn fatal_status_resets_the_controller() {
-    let (bench, ctrl) = bench();
-    bench.sim.fill_disk(1, |i| (i / 512) as u8);
-    let actrl = AsyncController::new(ctrl);
+    let (bench, actrl) = async_bench();
     let q = actrl.take_queue(false).unwrap();
     lose(&bench, 0x02, 5, Fault::Fatal);
     let results = reads_through(&bench, &actrl, &q, 40);
