@@ -11,6 +11,10 @@
 mod common;
 
 use common::executor::{Task, run};
+use common::requests::{
+    MAX_TRANSFER, MDTS, Medium, NAMESPACES, Request, expect_blocks, expect_transfer, geometry,
+    namespace_configs, set_writable,
+};
 use nvme::{AsyncQueue, DmaBuffer, Error, Namespace};
 use nvme_sim::*;
 use proptest::prelude::*;
@@ -18,19 +22,10 @@ use proptest::test_runner::Config as ProptestConfig;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-/// Namespace 1: 512-byte blocks; 2: 4096-byte blocks.
-const NS: [(u32, usize, u64); 2] = if cfg!(miri) {
-    [(1, 512, 64), (2, 4096, 16)]
-} else {
-    [(1, 512, 2048), (2, 4096, 256)]
-};
 /// Most requests in one case (three times the queue's depth).
 const OPS: usize = if cfg!(miri) { 6 } else { 24 };
 /// Slots of the queue.
 const DEPTH: usize = 8;
-/// MDTS 2: 16 KiB per command, so larger transfers take several slots.
-const MDTS: u8 = 2;
-const MAX_TRANSFER: usize = (1 << MDTS) * 4096;
 /// A request naming this NSID uses a handle of another controller.
 const FOREIGN: u32 = 9;
 
@@ -44,19 +39,11 @@ fn cases(n: u32) -> ProptestConfig {
 
 fn bench() -> Bench {
     let bench = Bench::new(SimConfig {
-        namespaces: NS
-            .iter()
-            .map(|&(nsid, block_size, blocks)| NsConfig {
-                nsid,
-                block_size,
-                blocks,
-                metadata: 0,
-            })
-            .collect(),
+        namespaces: namespace_configs(),
         mdts: MDTS,
         ..SimConfig::default()
     });
-    for &(nsid, _, _) in &NS {
+    for &(nsid, _, _) in &NAMESPACES {
         bench
             .sim
             .fill_disk(nsid, |i| (i as u8) ^ (i >> 9) as u8 ^ nsid as u8);
@@ -72,46 +59,12 @@ fn config() -> nvme::Config {
     }
 }
 
-fn geometry(nsid: u32) -> (usize, u64) {
-    NS.iter()
-        .find(|n| n.0 == nsid)
-        .map_or((512, 2048), |&(_, bs, count)| (bs, count))
-}
-
-#[derive(Clone, Debug)]
-enum Op {
-    Read {
-        nsid: u32,
-        lba: u64,
-        len: usize,
-    },
-    Write {
-        nsid: u32,
-        lba: u64,
-        len: usize,
-        fua: bool,
-    },
-    Zeroes {
-        nsid: u32,
-        lba: u64,
-        blocks: u32,
-    },
-    Discard {
-        nsid: u32,
-        lba: u64,
-        blocks: u32,
-    },
-    Flush {
-        nsid: u32,
-    },
-}
-
 fn lba() -> impl Strategy<Value = u64> {
     prop_oneof![
-        4 => 0..NS[1].2,
-        2 => 0..NS[0].2,
-        1 => NS[1].2 - 4..NS[1].2 + 4,
-        1 => NS[0].2 - 4..NS[0].2 + 4,
+        4 => 0..NAMESPACES[1].2,
+        2 => 0..NAMESPACES[0].2,
+        1 => NAMESPACES[1].2 - 4..NAMESPACES[1].2 + 4,
+        1 => NAMESPACES[0].2 - 4..NAMESPACES[0].2 + 4,
         1 => u64::MAX - 8..=u64::MAX,
     ]
 }
@@ -132,66 +85,45 @@ fn nsid() -> impl Strategy<Value = u32> {
     prop_oneof![4 => Just(1u32), 4 => Just(2u32), 1 => Just(FOREIGN)]
 }
 
-fn op() -> impl Strategy<Value = Op> {
+fn op() -> impl Strategy<Value = Request> {
     let blocks = prop_oneof![Just(0u32), 1..300u32, Just(65_536u32), Just(65_537u32)];
     prop_oneof![
-        4 => (nsid(), lba(), length()).prop_map(|(nsid, lba, len)| Op::Read { nsid, lba, len }),
+        4 => (nsid(), lba(), length()).prop_map(|(nsid, lba, len)| Request::Read { nsid, lba, len }),
         4 => (nsid(), lba(), length(), any::<bool>())
-            .prop_map(|(nsid, lba, len, fua)| Op::Write { nsid, lba, len, fua }),
+            .prop_map(|(nsid, lba, len, fua)| Request::Write { nsid, lba, len, fua }),
         1 => (nsid(), lba(), blocks.clone())
-            .prop_map(|(nsid, lba, blocks)| Op::Zeroes { nsid, lba, blocks }),
-        1 => (nsid(), lba(), blocks).prop_map(|(nsid, lba, blocks)| Op::Discard { nsid, lba, blocks }),
-        1 => nsid().prop_map(|nsid| Op::Flush { nsid }),
+            .prop_map(|(nsid, lba, blocks)| Request::Zeroes { nsid, lba, blocks }),
+        1 => (nsid(), lba(), blocks).prop_map(|(nsid, lba, blocks)| Request::Discard { nsid, lba, blocks }),
+        1 => nsid().prop_map(|nsid| Request::Flush { nsid }),
     ]
 }
 
 /// The documented checks, in their order: the handle's controller, then
 /// length, range, write permission, the queue's capacity. `Ok` holds the
 /// commands the request takes.
-fn expect(op: &Op, writable: &[bool; 2]) -> Result<usize, Error> {
-    let nsid = match *op {
-        Op::Read { nsid, .. }
-        | Op::Write { nsid, .. }
-        | Op::Zeroes { nsid, .. }
-        | Op::Discard { nsid, .. }
-        | Op::Flush { nsid } => nsid,
-    };
+fn expect(op: &Request, writable: &[bool; 2]) -> Result<usize, Error> {
+    let nsid = op.nsid();
     if nsid == FOREIGN {
         return Err(Error::ForeignNamespace);
     }
-    let (bs, count) = geometry(nsid);
     let owned = writable[(nsid - 1) as usize];
-    let range = |lba: u64, blocks: u64, write: bool| {
-        if blocks == 0 {
-            return Err(Error::InvalidLength);
-        }
-        if lba.checked_add(blocks).is_none_or(|end| end > count) {
-            return Err(Error::OutOfRange);
-        }
-        if write && !owned {
-            return Err(Error::NotOwned);
-        }
-        Ok(())
-    };
     match *op {
-        Op::Read { lba, len, .. } | Op::Write { lba, len, .. } => {
-            if len == 0 || !len.is_multiple_of(bs) {
-                return Err(Error::InvalidLength);
-            }
-            range(lba, (len / bs) as u64, matches!(op, Op::Write { .. }))?;
+        Request::Read { lba, len, .. } | Request::Write { lba, len, .. } => {
+            let write = matches!(op, Request::Write { .. });
+            expect_transfer(nsid, lba, len, write, owned)?;
             let commands = len.div_ceil(MAX_TRANSFER);
             if commands > DEPTH {
                 return Err(Error::RequestTooLarge);
             }
             Ok(commands)
         }
-        Op::Zeroes { lba, blocks, .. } | Op::Discard { lba, blocks, .. } => {
-            if matches!(op, Op::Zeroes { .. }) && blocks > 65_536 {
+        Request::Zeroes { lba, blocks, .. } | Request::Discard { lba, blocks, .. } => {
+            if matches!(op, Request::Zeroes { .. }) && blocks > 65_536 {
                 return Err(Error::InvalidLength);
             }
-            range(lba, u64::from(blocks), true).map(|()| 1)
+            expect_blocks(nsid, lba, u64::from(blocks), true, owned).map(|()| 1)
         }
-        Op::Flush { .. } => Ok(1),
+        Request::Flush { .. } => Ok(1),
     }
 }
 
@@ -203,7 +135,7 @@ type Outcome = Rc<RefCell<Option<Result<Vec<u8>, Error>>>>;
 fn task(
     queue: &AsyncQueue<Sim, FakeClock>,
     ns: Namespace,
-    op: Op,
+    op: Request,
     buffer: DmaBuffer,
     out: Outcome,
 ) -> Task {
@@ -211,19 +143,19 @@ fn task(
     Box::pin(async move {
         let bytes = |r: Result<DmaBuffer, Error>| r.map(|b| b.as_slice().to_vec());
         let result = match op {
-            Op::Read { lba, .. } => bytes(queue.read(&ns, lba, buffer).await),
-            Op::Write {
+            Request::Read { lba, .. } => bytes(queue.read(&ns, lba, buffer).await),
+            Request::Write {
                 lba, fua: false, ..
             } => bytes(queue.write(&ns, lba, buffer).await),
-            Op::Write { lba, fua: true, .. } => bytes(queue.write_fua(&ns, lba, buffer).await),
-            Op::Zeroes { lba, blocks, .. } => queue
+            Request::Write { lba, fua: true, .. } => bytes(queue.write_fua(&ns, lba, buffer).await),
+            Request::Zeroes { lba, blocks, .. } => queue
                 .write_zeroes(&ns, lba, blocks)
                 .await
                 .map(|()| Vec::new()),
-            Op::Discard { lba, blocks, .. } => {
+            Request::Discard { lba, blocks, .. } => {
                 queue.discard(&ns, lba, blocks).await.map(|()| Vec::new())
             }
-            Op::Flush { .. } => queue.flush(&ns).await.map(|()| Vec::new()),
+            Request::Flush { .. } => queue.flush(&ns).await.map(|()| Vec::new()),
         };
         *out.borrow_mut() = Some(result);
     })
@@ -239,9 +171,7 @@ proptest! {
     ) {
         let bench = bench();
         let mut ctrl = bench.controller(config()).unwrap();
-        for (i, &(nsid, _, _)) in NS.iter().enumerate() {
-            ctrl.namespace(nsid).unwrap().set_writable(writable[i]);
-        }
+        set_writable(&mut ctrl, writable);
         let other = Bench::new(SimConfig::default());
         let foreign = other.controller(config()).unwrap().namespace_handle(1).unwrap();
         let queue = AsyncQueue::new(ctrl.take_io_queue().unwrap());
@@ -249,37 +179,30 @@ proptest! {
         bench.sim.clear_commands();
 
         // The model: the medium as the requests leave it, in order.
-        let mut disks: Vec<Vec<u8>> = NS.iter().map(|&(nsid, _, count)| bench.sim.disk(nsid, 0, count)).collect();
+        let mut medium = Medium::of(&bench.sim);
         let mut expected = Vec::new();
         let mut tasks = Vec::new();
         let mut outs = Vec::new();
         for (i, op) in ops.iter().enumerate() {
             let want = expect(op, &writable);
             let (data, nsid) = match *op {
-                Op::Write { nsid, len, .. } => (pattern(len, i as u64), nsid),
-                Op::Read { nsid, len, .. } => (vec![0xA5; len], nsid),
-                Op::Zeroes { nsid, .. } | Op::Discard { nsid, .. } | Op::Flush { nsid } => (Vec::new(), nsid),
+                Request::Write { nsid, len, .. } => (pattern(len, i as u64), nsid),
+                Request::Read { nsid, len, .. } => (vec![0xA5; len], nsid),
+                Request::Zeroes { nsid, .. } | Request::Discard { nsid, .. } | Request::Flush { nsid } => (Vec::new(), nsid),
             };
             let ok = want.map(|_| ());
             let outcome = ok.map(|()| match *op {
-                Op::Read { lba, len, .. } => {
-                    let (bs, _) = geometry(nsid);
-                    let disk = &disks[(nsid - 1) as usize];
-                    disk[lba as usize * bs..lba as usize * bs + len].to_vec()
-                }
-                Op::Write { lba, .. } => {
-                    let (bs, _) = geometry(nsid);
-                    let disk = &mut disks[(nsid - 1) as usize];
-                    disk[lba as usize * bs..lba as usize * bs + data.len()].copy_from_slice(&data);
+                Request::Read { lba, len, .. } => medium.range(nsid, lba, len).to_vec(),
+                Request::Write { lba, .. } => {
+                    medium.range(nsid, lba, data.len()).copy_from_slice(&data);
                     data.clone()
                 }
-                Op::Zeroes { lba, blocks, .. } | Op::Discard { lba, blocks, .. } => {
+                Request::Zeroes { lba, blocks, .. } | Request::Discard { lba, blocks, .. } => {
                     let (bs, _) = geometry(nsid);
-                    let disk = &mut disks[(nsid - 1) as usize];
-                    disk[lba as usize * bs..(lba as usize + blocks as usize) * bs].fill(0);
+                    medium.range(nsid, lba, blocks as usize * bs).fill(0);
                     Vec::new()
                 }
-                Op::Flush { .. } => Vec::new(),
+                Request::Flush { .. } => Vec::new(),
             });
             expected.push((want, outcome));
             let ns = if nsid == FOREIGN { foreign } else { ctrl.namespace_handle(nsid).unwrap() };
@@ -316,8 +239,8 @@ proptest! {
             .collect();
         prop_assert_eq!(seen, want);
         prop_assert!(commands.iter().all(|c| c.qid == queue_qid(&commands)));
-        for (i, &(nsid, _, count)) in NS.iter().enumerate() {
-            prop_assert!(bench.sim.disk(nsid, 0, count) == disks[i], "namespace {}", nsid);
+        for &(nsid, _, count) in &NAMESPACES {
+            prop_assert!(bench.sim.disk(nsid, 0, count) == medium.namespace(nsid), "namespace {}", nsid);
         }
         prop_assert_eq!((queue.in_flight(), queue.waiting()), (0, 0));
         prop_assert!(other.sim.commands().iter().all(|c| c.qid == 0), "the other controller got I/O");
@@ -326,10 +249,10 @@ proptest! {
 
 /// The commands a request accepted by the checks takes: (opcode, NSID,
 /// starting LBA; 0 for a flush or a discard, whose range is in memory).
-fn commands_of(op: &Op) -> Vec<(u8, u32, u64)> {
+fn commands_of(op: &Request) -> Vec<(u8, u32, u64)> {
     match *op {
-        Op::Read { nsid, lba, len } | Op::Write { nsid, lba, len, .. } => {
-            let opcode = if matches!(op, Op::Read { .. }) {
+        Request::Read { nsid, lba, len } | Request::Write { nsid, lba, len, .. } => {
+            let opcode = if matches!(op, Request::Read { .. }) {
                 0x02
             } else {
                 0x01
@@ -339,9 +262,9 @@ fn commands_of(op: &Op) -> Vec<(u8, u32, u64)> {
                 .map(|j| (opcode, nsid, lba + j * per))
                 .collect()
         }
-        Op::Zeroes { nsid, lba, .. } => vec![(0x08, nsid, lba)],
-        Op::Discard { nsid, .. } => vec![(0x09, nsid, 0)],
-        Op::Flush { nsid } => vec![(0x00, nsid, 0)],
+        Request::Zeroes { nsid, lba, .. } => vec![(0x08, nsid, lba)],
+        Request::Discard { nsid, .. } => vec![(0x09, nsid, 0)],
+        Request::Flush { nsid } => vec![(0x00, nsid, 0)],
     }
 }
 

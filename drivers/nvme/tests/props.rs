@@ -9,19 +9,17 @@
 //! Every case brings a fresh simulated controller up; the case counts are
 //! kept small so the whole file runs in a few seconds (fewer under Miri).
 
+mod common;
+
+use common::requests::{
+    MAX_TRANSFER, MDTS, Medium, NAMESPACES, Request, expect_blocks, expect_transfer, geometry,
+    namespace_configs, set_writable,
+};
 use nvme::{DmaBuffer, Error, IoOp, IoQueue, Namespace, Rejected};
 use nvme_sim::*;
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 
-/// Namespace 1: 512-byte blocks; 2: 4096-byte blocks; 3: has metadata
-/// (unusable); any other NSID does not exist. Small under Miri, which
-/// interprets every byte the simulator touches.
-const NS: [(u32, usize, u64); 2] = if cfg!(miri) {
-    [(1, 512, 64), (2, 4096, 16)]
-} else {
-    [(1, 512, 2048), (2, 4096, 256)]
-};
 /// Most operations in one generated sequence.
 const OPS: usize = if cfg!(miri) { 6 } else { 24 };
 /// A buffer length beyond every namespace.
@@ -30,12 +28,9 @@ const HUGE: usize = if cfg!(miri) {
 } else {
     2 * 1024 * 1024
 };
+/// Besides [`NAMESPACES`]: a namespace with metadata (unusable); any other
+/// NSID does not exist.
 const METADATA_NSID: u32 = 3;
-/// MDTS of the simulated controller: 2^2 pages of 4 KiB per command, so
-/// queued requests over 16 KiB are split.
-const MDTS: u8 = 2;
-/// The transfer limit that follows.
-const MAX_TRANSFER: usize = (1 << MDTS) * 4096;
 
 fn cases(n: u32) -> ProptestConfig {
     ProptestConfig {
@@ -56,15 +51,7 @@ fn cases_two_controllers(n: u32) -> ProptestConfig {
 }
 
 fn bench() -> Bench {
-    let mut namespaces: Vec<NsConfig> = NS
-        .iter()
-        .map(|&(nsid, block_size, blocks)| NsConfig {
-            nsid,
-            block_size,
-            blocks,
-            metadata: 0,
-        })
-        .collect();
+    let mut namespaces = namespace_configs();
     namespaces.push(NsConfig {
         nsid: METADATA_NSID,
         block_size: 512,
@@ -76,7 +63,7 @@ fn bench() -> Bench {
         mdts: MDTS,
         ..SimConfig::default()
     });
-    for &(nsid, _, _) in &NS {
+    for &(nsid, _, _) in &NAMESPACES {
         bench.sim.fill_disk(nsid, |i| {
             (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1]
         });
@@ -91,11 +78,6 @@ fn config() -> nvme::Config {
         bounce_buffer_bytes: 64 * 1024,
         ..test_config()
     }
-}
-
-fn geometry(nsid: u32) -> (usize, u64) {
-    let &(_, bs, count) = NS.iter().find(|n| n.0 == nsid).unwrap();
-    (bs, count)
 }
 
 /// What the device has seen so far: commands and doorbell writes.
@@ -127,41 +109,6 @@ fn length(bs: usize) -> impl Strategy<Value = usize> {
 /// Block counts for Write Zeroes and discard.
 fn block_count(count: u64) -> impl Strategy<Value = u64> {
     prop_oneof![Just(0), 1..count + 4, Just(u64::MAX), any::<u64>(),]
-}
-
-/// The documented order of checks for a transfer of `len` bytes.
-fn expect_transfer(
-    nsid: u32,
-    lba: u64,
-    len: usize,
-    write: bool,
-    writable: bool,
-) -> Result<(), Error> {
-    let (bs, _) = geometry(nsid);
-    if len == 0 || !len.is_multiple_of(bs) {
-        return Err(Error::InvalidLength);
-    }
-    expect_blocks(nsid, lba, (len / bs) as u64, write, writable)
-}
-
-fn expect_blocks(
-    nsid: u32,
-    lba: u64,
-    blocks: u64,
-    write: bool,
-    writable: bool,
-) -> Result<(), Error> {
-    let (_, count) = geometry(nsid);
-    if blocks == 0 {
-        return Err(Error::InvalidLength);
-    }
-    if lba.checked_add(blocks).is_none_or(|end| end > count) {
-        return Err(Error::OutOfRange);
-    }
-    if write && !writable {
-        return Err(Error::NotOwned);
-    }
-    Ok(())
 }
 
 #[derive(Clone, Debug)]
@@ -281,32 +228,10 @@ proptest! {
     }
 }
 
+/// A step of a sequence on the queue: a request, or a poll.
 #[derive(Clone, Debug)]
 enum QueueOp {
-    Read {
-        nsid: u32,
-        lba: u64,
-        len: usize,
-    },
-    Write {
-        nsid: u32,
-        lba: u64,
-        len: usize,
-        fua: bool,
-    },
-    Zeroes {
-        nsid: u32,
-        lba: u64,
-        blocks: u32,
-    },
-    Discard {
-        nsid: u32,
-        lba: u64,
-        blocks: u32,
-    },
-    Flush {
-        nsid: u32,
-    },
+    Submit(Request),
     Poll,
 }
 
@@ -330,36 +255,17 @@ fn queue_op() -> impl Strategy<Value = QueueOp> {
         Just(u32::MAX)
     ];
     prop_oneof![
-        3 => (any_nsid(), lba(NS[0].2), length(512)).prop_map(|(nsid, lba, len)| QueueOp::Read { nsid, lba, len }),
-        3 => (any_nsid(), lba(NS[0].2), length(512), any::<bool>())
-            .prop_map(|(nsid, lba, len, fua)| QueueOp::Write { nsid, lba, len, fua }),
-        1 => (any_nsid(), lba(NS[0].2), blocks.clone())
-            .prop_map(|(nsid, lba, blocks)| QueueOp::Zeroes { nsid, lba, blocks }),
-        1 => (any_nsid(), lba(NS[0].2), blocks)
-            .prop_map(|(nsid, lba, blocks)| QueueOp::Discard { nsid, lba, blocks }),
-        1 => any_nsid().prop_map(|nsid| QueueOp::Flush { nsid }),
+        3 => (any_nsid(), lba(NAMESPACES[0].2), length(512))
+            .prop_map(|(nsid, lba, len)| QueueOp::Submit(Request::Read { nsid, lba, len })),
+        3 => (any_nsid(), lba(NAMESPACES[0].2), length(512), any::<bool>())
+            .prop_map(|(nsid, lba, len, fua)| QueueOp::Submit(Request::Write { nsid, lba, len, fua })),
+        1 => (any_nsid(), lba(NAMESPACES[0].2), blocks.clone())
+            .prop_map(|(nsid, lba, blocks)| QueueOp::Submit(Request::Zeroes { nsid, lba, blocks })),
+        1 => (any_nsid(), lba(NAMESPACES[0].2), blocks)
+            .prop_map(|(nsid, lba, blocks)| QueueOp::Submit(Request::Discard { nsid, lba, blocks })),
+        1 => any_nsid().prop_map(|nsid| QueueOp::Submit(Request::Flush { nsid })),
         2 => Just(QueueOp::Poll),
     ]
-}
-
-/// Shadow copy of the namespaces' contents, updated as the simulator
-/// executes commands (at the doorbell write, in order).
-struct Shadow(Vec<(u32, Vec<u8>)>);
-
-impl Shadow {
-    fn of(bench: &Bench) -> Shadow {
-        Shadow(
-            NS.iter()
-                .map(|&(nsid, _, count)| (nsid, bench.sim.disk(nsid, 0, count)))
-                .collect(),
-        )
-    }
-    fn range(&mut self, nsid: u32, lba: u64, bytes: usize) -> &mut [u8] {
-        let (bs, _) = geometry(nsid);
-        let disk = &mut self.0.iter_mut().find(|d| d.0 == nsid).unwrap().1;
-        let start = lba as usize * bs;
-        &mut disk[start..start + bytes]
-    }
 }
 
 fn expect_namespace(nsid: u32) -> Result<(), Error> {
@@ -404,15 +310,13 @@ proptest! {
     ) {
         let bench = bench();
         let mut ctrl = bench.controller(config()).unwrap();
-        for (i, &(nsid, _, _)) in NS.iter().enumerate() {
-            ctrl.namespace(nsid).unwrap().set_writable(writable[i]);
-        }
-        let writable_ns = |nsid: u32| NS.iter().position(|n| n.0 == nsid).is_some_and(|i| writable[i]);
+        set_writable(&mut ctrl, writable);
+        let writable_ns = |nsid: u32| NAMESPACES.iter().position(|n| n.0 == nsid).is_some_and(|i| writable[i]);
         let mut queue = ctrl.take_io_queue().unwrap();
         let depth = queue.depth();
         let part = queue.max_transfer_bytes();
         prop_assert_eq!(part, MAX_TRANSFER);
-        let mut shadow = Shadow::of(&bench);
+        let mut medium = Medium::of(&bench.sim);
         // (tag, operation, commands, the data its buffer must come back with).
         let mut outstanding: Vec<(u64, IoOp, usize, Option<Vec<u8>>)> = Vec::new();
         for (tag, op) in ops.into_iter().enumerate() {
@@ -426,7 +330,7 @@ proptest! {
                 other => other,
             };
             let (expected, result, accepted) = match op {
-                QueueOp::Read { nsid, lba, len } => {
+                QueueOp::Submit(Request::Read { nsid, lba, len }) => {
                     let expected = fits(expect_namespace(nsid).and_then(|()| {
                         expect_transfer(nsid, lba, len, false, false)?;
                         Ok(len.div_ceil(part))
@@ -434,10 +338,10 @@ proptest! {
                     let result = with_buffer(&bench.dma, ctrl.namespace_handle(nsid), &vec![0; len], |ns, b| {
                         queue.submit_read(ns, lba, b, tag)
                     });
-                    let data = expected.is_ok().then(|| shadow.range(nsid, lba, len).to_vec());
+                    let data = expected.is_ok().then(|| medium.range(nsid, lba, len).to_vec());
                     (expected, result, (IoOp::Read, data))
                 }
-                QueueOp::Write { nsid, lba, len, fua } => {
+                QueueOp::Submit(Request::Write { nsid, lba, len, fua }) => {
                     let expected = fits(expect_namespace(nsid).and_then(|()| {
                         expect_transfer(nsid, lba, len, true, writable_ns(nsid))?;
                         Ok(len.div_ceil(part))
@@ -451,12 +355,12 @@ proptest! {
                         }
                     });
                     if expected.is_ok() {
-                        shadow.range(nsid, lba, len).copy_from_slice(&data);
+                        medium.range(nsid, lba, len).copy_from_slice(&data);
                     }
                     (expected, result, (IoOp::Write, Some(data)))
                 }
-                QueueOp::Zeroes { nsid, lba, blocks } | QueueOp::Discard { nsid, lba, blocks } => {
-                    let zeroes = matches!(op, QueueOp::Zeroes { .. });
+                QueueOp::Submit(Request::Zeroes { nsid, lba, blocks } | Request::Discard { nsid, lba, blocks }) => {
+                    let zeroes = matches!(op, QueueOp::Submit(Request::Zeroes { .. }));
                     let expected = fits(expect_namespace(nsid).and_then(|()| {
                         if blocks == 0 || (zeroes && blocks > 65_536) {
                             return Err(Error::InvalidLength);
@@ -473,12 +377,12 @@ proptest! {
                     });
                     if expected.is_ok() {
                         let (bs, _) = geometry(nsid);
-                        shadow.range(nsid, lba, blocks as usize * bs).fill(0);
+                        medium.range(nsid, lba, blocks as usize * bs).fill(0);
                     }
                     let op = if zeroes { IoOp::WriteZeroes } else { IoOp::Discard };
                     (expected, result, (op, None))
                 }
-                QueueOp::Flush { nsid } => {
+                QueueOp::Submit(Request::Flush { nsid }) => {
                     let expected = fits(expect_namespace(nsid).map(|()| 1));
                     let result = ctrl.namespace_handle(nsid).and_then(|ns| queue.submit_flush(&ns, tag));
                     (expected, result, (IoOp::Flush, None))
@@ -517,9 +421,8 @@ proptest! {
         });
         prop_assert!(outstanding.is_empty());
         prop_assert_eq!(queue.in_flight(), 0);
-        for &(nsid, _, count) in &NS {
-            let (bs, _) = geometry(nsid);
-            prop_assert!(bench.sim.disk(nsid, 0, count) == shadow.range(nsid, 0, count as usize * bs).to_vec());
+        for &(nsid, _, count) in &NAMESPACES {
+            prop_assert!(bench.sim.disk(nsid, 0, count) == medium.namespace(nsid));
         }
     }
 }
@@ -639,12 +542,8 @@ type Queue = IoQueue<Sim, FakeClock>;
 
 /// The NSID `op` names (1 for a poll).
 fn op_nsid(op: &QueueOp) -> u32 {
-    match *op {
-        QueueOp::Read { nsid, .. }
-        | QueueOp::Write { nsid, .. }
-        | QueueOp::Zeroes { nsid, .. }
-        | QueueOp::Discard { nsid, .. }
-        | QueueOp::Flush { nsid } => nsid,
+    match op {
+        QueueOp::Submit(request) => request.nsid(),
         QueueOp::Poll => 1,
     }
 }
@@ -659,10 +558,12 @@ fn submit_through(
     tag: u64,
 ) -> Option<Result<(), Error>> {
     Some(match op {
-        QueueOp::Read { lba, len, .. } => with_buffer(dma, Ok(*ns), &vec![0; len], |ns, b| {
-            queue.submit_read(ns, lba, b, tag)
-        }),
-        QueueOp::Write { lba, len, fua, .. } => {
+        QueueOp::Submit(Request::Read { lba, len, .. }) => {
+            with_buffer(dma, Ok(*ns), &vec![0; len], |ns, b| {
+                queue.submit_read(ns, lba, b, tag)
+            })
+        }
+        QueueOp::Submit(Request::Write { lba, len, fua, .. }) => {
             with_buffer(dma, Ok(*ns), &vec![1; len], |ns, b| {
                 if fua {
                     queue.submit_write_fua(ns, lba, b, tag)
@@ -671,9 +572,13 @@ fn submit_through(
                 }
             })
         }
-        QueueOp::Zeroes { lba, blocks, .. } => queue.submit_write_zeroes(ns, lba, blocks, tag),
-        QueueOp::Discard { lba, blocks, .. } => queue.submit_discard(ns, lba, blocks, tag),
-        QueueOp::Flush { .. } => queue.submit_flush(ns, tag),
+        QueueOp::Submit(Request::Zeroes { lba, blocks, .. }) => {
+            queue.submit_write_zeroes(ns, lba, blocks, tag)
+        }
+        QueueOp::Submit(Request::Discard { lba, blocks, .. }) => {
+            queue.submit_discard(ns, lba, blocks, tag)
+        }
+        QueueOp::Submit(Request::Flush { .. }) => queue.submit_flush(ns, tag),
         QueueOp::Poll => return None,
     })
 }
@@ -707,7 +612,7 @@ proptest! {
         let (bench_a, bench_b) = (bench(), bench());
         let mut a = bench_a.controller(config()).unwrap();
         let mut b = bench_b.controller(config()).unwrap();
-        for &(nsid, _, _) in &NS {
+        for &(nsid, _, _) in &NAMESPACES {
             a.namespace(nsid).unwrap().set_writable(writable);
             b.namespace(nsid).unwrap().set_writable(writable);
         }

@@ -5,3 +5,4 @@
 
 pub mod async_reads;
 pub mod executor;
+pub mod requests;
