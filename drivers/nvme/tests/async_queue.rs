@@ -10,6 +10,7 @@ mod common;
 
 use common::async_reads::{number_the_blocks, read_each_block};
 use common::executor::{Task, block_on, poll_once, run};
+use common::io_faults::arm_io_fault;
 use nvme::{AsyncController, AsyncQueue, DmaBuffer, Error, Stage};
 use nvme_sim::*;
 use std::cell::{Cell, RefCell};
@@ -344,15 +345,6 @@ fn a_dropped_waiting_future_gives_its_turn_away() {
     assert_eq!(q.in_flight(), 0);
 }
 
-fn lose(bench: &Bench, opcode: u8, skip: u32, fault: Fault) {
-    bench.sim.add_fault(FaultRule {
-        admin: false,
-        opcode,
-        skip,
-        fault,
-    });
-}
-
 /// Reads blocks `0..count` through `q`, one task each, while time passes
 /// 1 ms per idle step of the executor; every outcome of each, by LBA.
 fn reads_through(
@@ -382,7 +374,7 @@ fn async_bench() -> (Bench, AsyncController<Sim, TestDma, FakeClock>) {
 fn a_lost_command_resets_the_controller_and_every_request_completes_once() {
     let (bench, actrl) = async_bench();
     let q = actrl.take_queue(true).unwrap();
-    lose(&bench, 0x02, 10, Fault::Lose);
+    arm_io_fault(&bench.sim, 0x02, 10, Fault::Lose);
     let results = reads_through(&bench, &actrl, &q, 96);
     assert!(results.iter().all(|r| r.len() == 1), "each exactly once");
     let timeouts = results
@@ -426,7 +418,7 @@ fn a_reset_for_one_queue_ends_the_other_queues_requests_too() {
     // deadline passes the controller is reset with requests of both queues
     // in flight.
     bench.sim.set_defer(true);
-    lose(&bench, 0x02, 3, Fault::Lose);
+    arm_io_fault(&bench.sim, 0x02, 3, Fault::Lose);
     let results = Rc::new(RefCell::new(vec![Vec::new(); 32]));
     let tasks: Vec<Task> = (0..32u64)
         .map(|t| {
@@ -490,7 +482,7 @@ fn a_reset_for_one_queue_ends_the_other_queues_requests_too() {
 fn fatal_status_resets_the_controller() {
     let (bench, actrl) = async_bench();
     let q = actrl.take_queue(false).unwrap();
-    lose(&bench, 0x02, 5, Fault::Fatal);
+    arm_io_fault(&bench.sim, 0x02, 5, Fault::Fatal);
     let results = reads_through(&bench, &actrl, &q, 40);
     assert!(results.iter().all(|r| r.len() == 1));
     // The poller reads CSTS once requests wait with no completion, and

@@ -1,7 +1,10 @@
 //! Fault injection: lost completions, fatal status, unknown command
 //! identifiers, vanished devices; recovery and I/O afterwards.
 
-use nvme::{Error, ErrorKind, IoOp, Stage};
+mod common;
+
+use common::io_faults::arm_io_fault;
+use nvme::{Error, ErrorKind, IoOp, IoQueue, Namespace, Stage};
 use nvme_sim::*;
 
 fn writable_bench() -> (Bench, TestController) {
@@ -9,6 +12,23 @@ fn writable_bench() -> (Bench, TestController) {
     let mut ctrl = bench.controller(test_config()).unwrap();
     ctrl.namespace(1).unwrap().set_writable(true);
     (bench, ctrl)
+}
+
+/// [`writable_bench`] with the queue of namespace 1 taken out.
+fn writable_queue() -> (Bench, TestController, Namespace, IoQueue<Sim, FakeClock>) {
+    let (bench, mut ctrl) = writable_bench();
+    let ns = ctrl.namespace_handle(1).unwrap();
+    let q = ctrl.take_io_queue().unwrap();
+    (bench, ctrl, ns, q)
+}
+
+/// A read of block 0 through `q`, tagged `tag`, completes successfully.
+fn a_read_completes(q: &mut IoQueue<Sim, FakeClock>, ns: &Namespace, bench: &Bench, tag: u64) {
+    q.submit_read(ns, 0, bench.dma.buffer(512), tag).unwrap();
+    let mut n = 0;
+    while n == 0 {
+        n = q.poll(|c| assert_eq!((c.tag, c.result), (tag, Ok(()))));
+    }
 }
 
 fn check_io(ctrl: &mut TestController, bench: &Bench, seed: u64) {
@@ -24,12 +44,7 @@ fn check_io(ctrl: &mut TestController, bench: &Bench, seed: u64) {
 #[test]
 fn lost_io_completion_times_out_resets_and_recovers() {
     let (bench, mut ctrl) = writable_bench();
-    bench.sim.add_fault(FaultRule {
-        admin: false,
-        opcode: 0x02,
-        skip: 0,
-        fault: Fault::Lose,
-    });
+    arm_io_fault(&bench.sim, 0x02, 0, Fault::Lose);
     let mut buf = vec![0u8; 512];
     let err = ctrl.namespace(1).unwrap().read(0, &mut buf).unwrap_err();
     assert_eq!(
@@ -67,12 +82,7 @@ fn lost_admin_completion_times_out_resets_and_recovers() {
 #[test]
 fn controller_fatal_status_resets_and_recovers() {
     let (bench, mut ctrl) = writable_bench();
-    bench.sim.add_fault(FaultRule {
-        admin: false,
-        opcode: 0x01,
-        skip: 0,
-        fault: Fault::Fatal,
-    });
+    arm_io_fault(&bench.sim, 0x01, 0, Fault::Fatal);
     let err = ctrl
         .namespace(1)
         .unwrap()
@@ -145,15 +155,8 @@ fn never_ready_during_recovery_is_reported() {
 
 #[test]
 fn io_queue_timeout_and_recovery() {
-    let (bench, mut ctrl) = writable_bench();
-    let ns = ctrl.namespace_handle(1).unwrap();
-    let mut q = ctrl.take_io_queue().unwrap();
-    bench.sim.add_fault(FaultRule {
-        admin: false,
-        opcode: 0x02,
-        skip: 1,
-        fault: Fault::Lose,
-    });
+    let (bench, mut ctrl, ns, mut q) = writable_queue();
+    arm_io_fault(&bench.sim, 0x02, 1, Fault::Lose);
     let lost_buffer = bench.dma.buffer(512);
     let lost_address = lost_buffer.phys().as_u64();
     q.submit_read(&ns, 0, bench.dma.buffer(512), 1).unwrap();
@@ -209,20 +212,13 @@ fn io_queue_timeout_and_recovery() {
 
 #[test]
 fn io_queue_reports_requests_lost_in_a_reset() {
-    let (bench, mut ctrl) = writable_bench();
-    let ns = ctrl.namespace_handle(1).unwrap();
-    let mut q = ctrl.take_io_queue().unwrap();
+    let (bench, mut ctrl, ns, mut q) = writable_queue();
     bench.sim.set_defer(true);
     for i in 0..5 {
         q.submit_read(&ns, i, bench.dma.buffer(512), i).unwrap();
     }
     // Another user's failure resets the controller.
-    bench.sim.add_fault(FaultRule {
-        admin: false,
-        opcode: 0x02,
-        skip: 0,
-        fault: Fault::Lose,
-    });
+    arm_io_fault(&bench.sim, 0x02, 0, Fault::Lose);
     bench.sim.set_defer(false);
     let mut buf = vec![0u8; 512];
     assert!(ctrl.namespace(1).unwrap().read(0, &mut buf).is_err());
@@ -241,18 +237,12 @@ fn io_queue_reports_requests_lost_in_a_reset() {
             .map(|t| (t, Err(Error::Reset), Some(512)))
             .collect::<Vec<_>>()
     );
-    q.submit_read(&ns, 0, bench.dma.buffer(512), 100).unwrap();
-    let mut n = 0;
-    while n == 0 {
-        n = q.poll(|c| assert_eq!((c.tag, c.result), (100, Ok(()))));
-    }
+    a_read_completes(&mut q, &ns, &bench, 100);
 }
 
 #[test]
 fn late_completion_after_timeout_frees_the_slot_silently() {
-    let (bench, mut ctrl) = writable_bench();
-    let ns = ctrl.namespace_handle(1).unwrap();
-    let mut q = ctrl.take_io_queue().unwrap();
+    let (bench, _ctrl, ns, mut q) = writable_queue();
     bench.sim.set_defer(true);
     let buffer = bench.dma.buffer(512);
     let address = buffer.phys().as_u64();
@@ -281,24 +271,13 @@ fn late_completion_after_timeout_frees_the_slot_silently() {
         "the late completion gave the buffer back; the queue freed it"
     );
     bench.sim.set_defer(false);
-    q.submit_read(&ns, 0, bench.dma.buffer(512), 2).unwrap();
-    let mut n = 0;
-    while n == 0 {
-        n = q.poll(|c| assert_eq!((c.tag, c.result), (2, Ok(()))));
-    }
+    a_read_completes(&mut q, &ns, &bench, 2);
 }
 
 #[test]
 fn fatal_status_seen_by_an_io_queue() {
-    let (bench, mut ctrl) = writable_bench();
-    let ns = ctrl.namespace_handle(1).unwrap();
-    let mut q = ctrl.take_io_queue().unwrap();
-    bench.sim.add_fault(FaultRule {
-        admin: false,
-        opcode: 0x02,
-        skip: 0,
-        fault: Fault::Fatal,
-    });
+    let (bench, mut ctrl, ns, mut q) = writable_queue();
+    arm_io_fault(&bench.sim, 0x02, 0, Fault::Fatal);
     q.submit_read(&ns, 0, bench.dma.buffer(512), 1).unwrap();
     let mut reports = Vec::new();
     while reports.is_empty() {
@@ -306,9 +285,5 @@ fn fatal_status_seen_by_an_io_queue() {
     }
     assert_eq!(reports, [Err(Error::ControllerFatal)]);
     ctrl.recover().unwrap();
-    q.submit_read(&ns, 0, bench.dma.buffer(512), 2).unwrap();
-    let mut n = 0;
-    while n == 0 {
-        n = q.poll(|c| assert_eq!((c.tag, c.result), (2, Ok(()))));
-    }
+    a_read_completes(&mut q, &ns, &bench, 2);
 }

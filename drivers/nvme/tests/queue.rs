@@ -4,7 +4,10 @@
 //! lent to the device coming back only when the device hands them back,
 //! requests split at the transfer limit, and discards.
 
-use nvme::{Error, IoOp};
+mod common;
+
+use common::io_faults::arm_io_fault;
+use nvme::{Error, IoOp, IoQueue, Namespace};
 use nvme_sim::*;
 use std::collections::HashMap;
 
@@ -357,25 +360,32 @@ fn queues_can_be_returned_and_taken_again() {
     );
 }
 
+/// Submits a read of block 0 through `q`, tagged 7, that the device never
+/// answers; checks that it reached the device with its buffer, and
+/// returns the buffer's address.
+fn submit_a_read_the_device_loses(
+    bench: &Bench,
+    ns: &Namespace,
+    q: &mut IoQueue<Sim, FakeClock>,
+) -> u64 {
+    arm_io_fault(&bench.sim, 0x02, 0, Fault::Lose);
+    let buffer = bench.dma.buffer(512);
+    let lent = buffer.phys().as_u64();
+    q.submit_read(ns, 0, buffer, 7).unwrap();
+    assert_eq!(
+        bench.sim.commands().last().map(|c| (c.qid, c.entry.prp1)),
+        Some((q.queue_id(), lent))
+    );
+    lent
+}
+
 #[test]
 fn a_buffer_the_device_kept_at_shutdown_is_never_freed() {
     let (bench, mut ctrl) = bench(4096);
     let ns = ctrl.namespace_handle(1).unwrap();
     let mut q = ctrl.take_io_queue().unwrap();
-    let (qid, depth) = (q.queue_id(), q.depth());
-    bench.sim.add_fault(FaultRule {
-        admin: false,
-        opcode: 0x02,
-        skip: 0,
-        fault: Fault::Lose,
-    });
-    let buffer = bench.dma.buffer(512);
-    let lent = buffer.phys().as_u64();
-    q.submit_read(&ns, 0, buffer, 7).unwrap();
-    assert_eq!(
-        bench.sim.commands().last().map(|c| (c.qid, c.entry.prp1)),
-        Some((qid, lent))
-    );
+    let depth = q.depth();
+    let lent = submit_a_read_the_device_loses(&bench, &ns, &mut q);
     assert_eq!(q.poll(|_| panic!("nothing completed")), 0);
     ctrl.shutdown().unwrap();
     let mut reported = Vec::new();
@@ -395,20 +405,8 @@ fn a_timed_out_buffer_is_freed_after_a_controller_reset() {
     let (bench, mut ctrl) = bench(4096);
     let ns = ctrl.namespace_handle(1).unwrap();
     let mut q = ctrl.take_io_queue().unwrap();
-    let (qid, depth) = (q.queue_id(), q.depth());
-    bench.sim.add_fault(FaultRule {
-        admin: false,
-        opcode: 0x02,
-        skip: 0,
-        fault: Fault::Lose,
-    });
-    let buffer = bench.dma.buffer(512);
-    let lent = buffer.phys().as_u64();
-    q.submit_read(&ns, 0, buffer, 7).unwrap();
-    assert_eq!(
-        bench.sim.commands().last().map(|c| (c.qid, c.entry.prp1)),
-        Some((qid, lent))
-    );
+    let depth = q.depth();
+    let lent = submit_a_read_the_device_loses(&bench, &ns, &mut q);
     bench.clock.advance_ms(test_config().command_timeout_ms + 1);
     let mut reported = Vec::new();
     q.poll(|c| reported.push((c.tag, c.result, c.buffer.is_some())));

@@ -4,6 +4,9 @@
 //! back (and is freed by the queue when the request was reported as timed
 //! out); a request that cannot get all its slots is refused whole.
 
+mod common;
+
+use common::io_faults::arm_io_fault;
 use nvme::{Error, IoOp, Stage, Status};
 use nvme_sim::*;
 
@@ -103,12 +106,7 @@ fn the_first_error_of_a_split_request_wins_and_the_buffer_comes_back() {
     let media = Status::new(2, 0x81);
     let later = Status::new(0, 0x80);
     for (skip, fault) in [(1, media), (2, later)] {
-        bench.sim.add_fault(FaultRule {
-            admin: false,
-            opcode: 0x02,
-            skip,
-            fault: Fault::Status(fault),
-        });
+        arm_io_fault(&bench.sim, 0x02, skip, Fault::Status(fault));
     }
     let buffer = bench.dma.buffer(4 * PART);
     let base = buffer.phys().as_u64();
@@ -172,12 +170,7 @@ fn a_timed_out_split_request_is_reported_once_and_its_buffer_freed_when_all_part
     let ns = ctrl.namespace_handle(1).unwrap();
     let mut q = ctrl.take_io_queue().unwrap();
     // The second part is held back; the others complete.
-    bench.sim.add_fault(FaultRule {
-        admin: false,
-        opcode: 0x02,
-        skip: 1,
-        fault: Fault::Lose,
-    });
+    arm_io_fault(&bench.sim, 0x02, 1, Fault::Lose);
     let buffer = bench.dma.buffer(3 * PART);
     let address = buffer.phys().as_u64();
     q.submit_read(&ns, 0, buffer, 1).unwrap();

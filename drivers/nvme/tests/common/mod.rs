@@ -5,4 +5,5 @@
 
 pub mod async_reads;
 pub mod executor;
+pub mod io_faults;
 pub mod requests;
