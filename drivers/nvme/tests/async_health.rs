@@ -7,8 +7,7 @@
 
 mod common;
 
-use common::async_reads::{number_the_blocks, read_each_block};
-use common::executor::block_on;
+use common::async_reads::{number_the_blocks, read_block_number, read_each_block};
 use nvme::async_controller::HEALTH_CHECK_MS;
 use nvme::{AsyncController, Error, RegisterAccess};
 use nvme_sim::*;
@@ -107,15 +106,8 @@ fn all_ended_by_the_reset_and_later_reads_work(
 fn later_read_works(bench: &Bench, actrl: &Ctrl) {
     let q = actrl.take_queue(false).unwrap();
     let ns = actrl.namespace_handle(1).unwrap();
-    let (dma, a) = (bench.dma.clone(), actrl.clone());
-    let got = block_on(
-        async move {
-            q.read(&ns, 9, dma.buffer(512))
-                .await
-                .map(|b| b.as_slice()[0])
-        },
-        move || a.poll_completions(),
-    );
+    let a = actrl.clone();
+    let got = read_block_number(&q, ns, &bench.dma, 9, move || a.poll_completions());
     assert_eq!(got, Ok(9));
 }
 

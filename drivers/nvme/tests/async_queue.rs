@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::async_reads::{number_the_blocks, read_each_block};
+use common::async_reads::{number_the_blocks, read_block_number, read_each_block};
 use common::executor::{Task, block_on, poll_once, run};
 use common::io_faults::arm_io_fault;
 use nvme::{AsyncController, AsyncQueue, DmaBuffer, Error, Stage};
@@ -465,15 +465,8 @@ fn a_reset_for_one_queue_ends_the_other_queues_requests_too() {
     // Both work afterwards.
     bench.sim.set_defer(false);
     for q in [&a, &b] {
-        let (q2, dma, c) = (q.clone(), bench.dma.clone(), actrl.clone());
-        let got = block_on(
-            async move {
-                q2.read(&ns, 7, dma.buffer(512))
-                    .await
-                    .map(|b| b.as_slice()[0])
-            },
-            move || c.poll_completions(),
-        );
+        let c = actrl.clone();
+        let got = read_block_number(q, ns, &bench.dma, 7, move || c.poll_completions());
         assert_eq!(got, Ok(7));
     }
 }

@@ -11,14 +11,19 @@ use nvme::{Error, IoOp, IoQueue, Namespace};
 use nvme_sim::*;
 use std::collections::HashMap;
 
+/// Namespace 1 alone, of `blocks` 512-byte blocks.
+fn namespace_1(blocks: u64) -> Vec<NsConfig> {
+    vec![NsConfig {
+        nsid: 1,
+        block_size: 512,
+        blocks,
+        metadata: 0,
+    }]
+}
+
 fn bench(blocks: u64) -> (Bench, TestController) {
     let bench = Bench::new(SimConfig {
-        namespaces: vec![NsConfig {
-            nsid: 1,
-            block_size: 512,
-            blocks,
-            metadata: 0,
-        }],
+        namespaces: namespace_1(blocks),
         ..SimConfig::default()
     });
     let mut ctrl = bench.controller(test_config()).unwrap();
@@ -214,12 +219,7 @@ fn randomized_against_a_model() {
         let blocks = 2048u64;
         let bench = Bench::new(SimConfig {
             mdts: (seed % 3) as u8,
-            namespaces: vec![NsConfig {
-                nsid: 1,
-                block_size: 512,
-                blocks,
-                metadata: 0,
-            }],
+            namespaces: namespace_1(blocks),
             ..SimConfig::default()
         });
         bench.dma.set_translate_any(seed % 2 == 0);

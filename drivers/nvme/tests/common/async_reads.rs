@@ -4,7 +4,7 @@
 //! device, with each read's outcome recorded so that a test can check it
 //! ended exactly once.
 
-use super::executor::{Task, run};
+use super::executor::{Task, block_on, run};
 use nvme::{AsyncQueue, Clock, Error, Namespace, RegisterAccess};
 use nvme_sim::{Sim, TestDma};
 use std::cell::RefCell;
@@ -42,4 +42,25 @@ pub fn read_each_block<R: RegisterAccess + 'static, C: Clock + 'static>(
         .collect();
     run(tasks, idle);
     Rc::try_unwrap(results).unwrap().into_inner()
+}
+
+/// Reads block `lba` of `ns` (numbered by [`number_the_blocks`]) through
+/// `queue` on its own, with `idle` as the executor's idle step; the number
+/// the block holds (its first byte).
+pub fn read_block_number<R: RegisterAccess + 'static, C: Clock + 'static>(
+    queue: &AsyncQueue<R, C>,
+    ns: Namespace,
+    dma: &TestDma,
+    lba: u64,
+    idle: impl FnMut() -> usize,
+) -> Result<u8, Error> {
+    let (q, dma) = (queue.clone(), dma.clone());
+    block_on(
+        async move {
+            q.read(&ns, lba, dma.buffer(512))
+                .await
+                .map(|b| b.as_slice()[0])
+        },
+        idle,
+    )
 }
