@@ -11,6 +11,8 @@ use nvme::{Error, IoOp, IoQueue, Namespace};
 use nvme_sim::*;
 use std::collections::HashMap;
 
+type Queue = IoQueue<Sim, FakeClock>;
+
 /// Namespace 1 alone, of `blocks` 512-byte blocks.
 fn namespace_1(blocks: u64) -> Vec<NsConfig> {
     vec![NsConfig {
@@ -360,32 +362,29 @@ fn queues_can_be_returned_and_taken_again() {
     );
 }
 
-/// Submits a read of block 0 through `q`, tagged 7, that the device never
-/// answers; checks that it reached the device with its buffer, and
-/// returns the buffer's address.
-fn submit_a_read_the_device_loses(
-    bench: &Bench,
-    ns: &Namespace,
-    q: &mut IoQueue<Sim, FakeClock>,
-) -> u64 {
+/// A queue of a fresh [`bench`] with one read in flight (block 0, tag 7)
+/// that the device never answers, checked to have reached the device with
+/// its buffer: the bench, the controller, the namespace handle, the queue
+/// and the read buffer's address.
+fn a_read_the_device_loses() -> (Bench, TestController, Namespace, Queue, u64) {
+    let (bench, mut ctrl) = bench(4096);
+    let ns = ctrl.namespace_handle(1).unwrap();
+    let mut q = ctrl.take_io_queue().unwrap();
     arm_io_fault(&bench.sim, 0x02, 0, Fault::Lose);
     let buffer = bench.dma.buffer(512);
     let lent = buffer.phys().as_u64();
-    q.submit_read(ns, 0, buffer, 7).unwrap();
+    q.submit_read(&ns, 0, buffer, 7).unwrap();
     assert_eq!(
         bench.sim.commands().last().map(|c| (c.qid, c.entry.prp1)),
         Some((q.queue_id(), lent))
     );
-    lent
+    (bench, ctrl, ns, q, lent)
 }
 
 #[test]
 fn a_buffer_the_device_kept_at_shutdown_is_never_freed() {
-    let (bench, mut ctrl) = bench(4096);
-    let ns = ctrl.namespace_handle(1).unwrap();
-    let mut q = ctrl.take_io_queue().unwrap();
+    let (bench, mut ctrl, _, mut q, lent) = a_read_the_device_loses();
     let depth = q.depth();
-    let lent = submit_a_read_the_device_loses(&bench, &ns, &mut q);
     assert_eq!(q.poll(|_| panic!("nothing completed")), 0);
     ctrl.shutdown().unwrap();
     let mut reported = Vec::new();
@@ -402,11 +401,8 @@ fn a_buffer_the_device_kept_at_shutdown_is_never_freed() {
 
 #[test]
 fn a_timed_out_buffer_is_freed_after_a_controller_reset() {
-    let (bench, mut ctrl) = bench(4096);
-    let ns = ctrl.namespace_handle(1).unwrap();
-    let mut q = ctrl.take_io_queue().unwrap();
+    let (bench, mut ctrl, ns, mut q, lent) = a_read_the_device_loses();
     let depth = q.depth();
-    let lent = submit_a_read_the_device_loses(&bench, &ns, &mut q);
     bench.clock.advance_ms(test_config().command_timeout_ms + 1);
     let mut reported = Vec::new();
     q.poll(|c| reported.push((c.tag, c.result, c.buffer.is_some())));
