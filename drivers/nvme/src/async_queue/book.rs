@@ -5,13 +5,14 @@
 //! (the result and buffer kept until the future takes them), then back to
 //! free. A request reported past its deadline ends as expired, then stuck
 //! while the device may still own its slot; one whose future was dropped
-//! in flight is abandoned until its completion frees the tag. A freed tag goes straight to the oldest
-//! waiter (first come, first served). A request the raw queue refused for
-//! want of slots (one of several commands) blocks the line: freed tags go
-//! to it alone, and requests granted a tag meanwhile give it up and wait
-//! again in their place, so a large request is never starved by small
-//! ones. Wakers to wake are collected in `to_wake`, to be woken once the
-//! queue's state is released.
+//! in flight is abandoned until its completion frees the tag. A freed tag
+//! goes straight to the oldest waiter (first come, first served). A
+//! request the raw queue refused for want of slots (one of several
+//! commands) blocks the line: freed tags go to it alone, and requests
+//! granted a tag meanwhile give it up and wait again in their place, so a
+//! large request is never starved by small ones. Wakers to wake are
+//! collected in `wake_first` and `to_wake`, to be woken once the queue's
+//! state is released.
 
 #![forbid(unsafe_code)]
 
