@@ -5,7 +5,10 @@
 //! is `driver_submit` + `driver_poll` (inclusive) minus the simulated
 //! device behind the register calls. The same for the `cost_async`
 //! example, whose reads are `AsyncQueue` futures: the raw queue's figure
-//! and the async path's are printed one under the other. Then the same
+//! and the async path's are printed one under the other, then the
+//! `cost_floor` example's, whose reads are bare futures over the raw queue
+//! without the async path's guarantees (the least a future per read can
+//! add, for reference). Then the same
 //! with 32 reads in flight, the kernel's `cost_executor` example: the
 //! benchmark's raw loop and its async job (32 tasks of the executor), each
 //! the whole loop (`driver_loop`) less the device.
@@ -34,10 +37,12 @@ struct Measure {
     label: &'static str,
 }
 
-/// The four figures: depth 1 through the raw queue and the async path
-/// (the driver alone), then 32 reads in flight through the benchmark's raw
-/// loop and through 32 tasks of the kernel's executor (the whole loop).
-const MEASURES: [Measure; 4] = [
+/// The five figures: depth 1 through the raw queue and the async path
+/// (the driver alone), and the floor under the async path's (the least a
+/// future per read can add); then 32 reads in flight through the
+/// benchmark's raw loop and through 32 tasks of the kernel's executor (the
+/// whole loop).
+const MEASURES: [Measure; 5] = [
     Measure {
         package: "nvme",
         features: None,
@@ -51,6 +56,13 @@ const MEASURES: [Measure; 4] = [
         example: "cost_async",
         args: &[],
         label: "driver instructions per 4 KiB read (async path, future to its result, depth 1)",
+    },
+    Measure {
+        package: "nvme",
+        features: None,
+        example: "cost_floor",
+        args: &[],
+        label: "driver instructions per 4 KiB read (floor: a bare future over the raw queue, none of the async path's guarantees, depth 1)",
     },
     Measure {
         package: "kernel",
