@@ -44,8 +44,10 @@ pub(super) fn submit<R: RegisterAccess, C: Clock>(
     let Some(b) = buffer.take() else {
         return Err(Error::InvalidLength);
     };
+    // Reads go through a copy of the raw path of their own, in which the
+    // operation is a constant; writes share the other.
     let sent = match (write, fua) {
-        (false, _) => raw.submit_read(ns, lba, b, t),
+        (false, _) => raw.submit_read_outlined(ns, lba, b, t),
         (true, false) => raw.submit_write(ns, lba, b, t),
         (true, true) => raw.submit_write_fua(ns, lba, b, t),
     };

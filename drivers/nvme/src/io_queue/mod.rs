@@ -299,6 +299,20 @@ impl<R: RegisterAccess, C: Clock> IoQueue<R, C> {
         self.submit_transfer(ns, Operation::Read, lba, buffer, tag)
     }
 
+    /// As [`Self::submit_read`], never inlined: the async path's reads
+    /// call this copy, in which the operation is known (its writes share
+    /// another, where it is not).
+    #[inline(never)]
+    pub(crate) fn submit_read_outlined(
+        &mut self,
+        ns: &Namespace,
+        lba: u64,
+        buffer: DmaBuffer,
+        tag: u64,
+    ) -> Result<(), Rejected> {
+        self.submit_transfer(ns, Operation::Read, lba, buffer, tag)
+    }
+
     /// Queues a write of `buffer` (whole blocks) at `lba` of `ns`; the
     /// buffer comes back in the request's [`Completion`] (or at once in
     /// [`Rejected`]).
