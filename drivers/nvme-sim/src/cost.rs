@@ -63,4 +63,34 @@ impl CostRig {
         };
         Ok((rig, queue))
     }
+
+    /// Runs `reads` 4 KiB reads of namespace 1 one after another, at
+    /// LBAs a fixed stride apart, with one DMA buffer handed from each
+    /// read to the next: `read(buffer, lba)` makes one read, to its end,
+    /// and gives the buffer back (`None` if it failed: a new buffer is
+    /// made). Returns the reads completed and failed.
+    pub fn reads_at_depth_one(
+        &self,
+        reads: u64,
+        mut read: impl FnMut(nvme::DmaBuffer, u64) -> Option<nvme::DmaBuffer>,
+    ) -> (u64, u64) {
+        let blocks = self.ns.block_count();
+        let (mut done, mut failed) = (0u64, 0u64);
+        let mut lba = 0u64;
+        let mut buffer = self.bench.dma.buffer(4096);
+        for _ in 0..reads {
+            lba = (lba + 4104) % (blocks - 8);
+            buffer = match read(buffer, lba & !7) {
+                Some(back) => {
+                    done += 1;
+                    back
+                }
+                None => {
+                    failed += 1;
+                    self.bench.dma.buffer(4096)
+                }
+            };
+        }
+        (done, failed)
+    }
 }

@@ -69,25 +69,17 @@ fn main() {
         }
     };
     let ns = rig.ns;
-    let blocks = ns.block_count();
-    let (mut done, mut failed) = (0u64, 0u64);
-    let mut lba = 0u64;
-    let mut spare = Some(rig.bench.dma.buffer(4096));
-    for tag in 0..reads {
-        lba = (lba + 4104) % (blocks - 8);
-        let Some(buffer) = spare.take() else {
-            eprintln!("cost: the buffer did not come back");
-            std::process::exit(1);
-        };
-        if let Err(buffer) = driver_submit(&mut queue, &ns, lba & !7, buffer, tag) {
-            spare = Some(buffer);
-            failed += 1;
-            continue;
-        }
+    let mut tag = 0u64;
+    let (done, failed) = rig.reads_at_depth_one(reads, |buffer, lba| {
+        tag += 1;
+        driver_submit(&mut queue, &ns, lba, buffer, tag).ok()?;
+        let (mut done, mut failed) = (0u64, 0u64);
+        let mut spare = None;
         while queue.in_flight() > 0 {
             driver_poll(&mut queue, &mut spare, &mut done, &mut failed);
         }
-    }
+        spare.filter(|_| done == 1 && failed == 0)
+    });
     println!("cost: {reads} reads of 4 KiB at depth 1: {done} completed, {failed} failed");
     if done != reads || failed != 0 {
         std::process::exit(1);

@@ -161,34 +161,19 @@ fn main() {
         tags: (0..depth).map(|_| Tag::default()).collect(),
         free: (0..depth as u16).rev().collect(),
     });
-    let blocks = rig.ns.block_count();
-    let (mut done, mut failed) = (0u64, 0u64);
-    let mut lba = 0u64;
-    let mut spare = Some(rig.bench.dma.buffer(4096));
-    for _ in 0..reads {
-        lba = (lba + 4104) % (blocks - 8);
-        let Some(buffer) = spare.take() else {
-            eprintln!("cost_floor: the buffer did not come back");
-            std::process::exit(1);
-        };
+    let (done, failed) = rig.reads_at_depth_one(reads, |buffer, lba| {
         let mut slot = None;
-        let mut poll = driver_submit(&mut slot, &queue, &rig.ns, lba & !7, buffer);
+        let mut poll = driver_submit(&mut slot, &queue, &rig.ns, lba, buffer);
         while poll.is_pending()
             && let Some(read) = slot.as_mut()
         {
             poll = driver_poll(&queue, read);
         }
         match poll {
-            Poll::Ready(Ok(buffer)) => {
-                spare = Some(buffer);
-                done += 1;
-            }
-            _ => {
-                failed += 1;
-                spare = Some(rig.bench.dma.buffer(4096));
-            }
+            Poll::Ready(Ok(buffer)) => Some(buffer),
+            _ => None,
         }
-    }
+    });
     println!("cost_floor: {reads} reads of 4 KiB at depth 1: {done} completed, {failed} failed");
     if done != reads || failed != 0 {
         std::process::exit(1);
