@@ -174,6 +174,15 @@ impl Attached {
     pub fn dma_buffer(&self, len: usize) -> Result<DmaBuffer, nvme::Error> {
         self.dma.buffer(len)
     }
+
+    /// The NSIDs of the controller's active namespaces, in order.
+    pub fn nsids(&self) -> Vec<u32> {
+        self.controller
+            .namespaces()
+            .iter()
+            .map(|n| n.nsid)
+            .collect()
+    }
 }
 
 /// Why a controller found on PCI is not in service.

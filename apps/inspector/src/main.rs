@@ -78,13 +78,8 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
     let ownerships: Vec<Vec<(u32, Ownership)>> = controllers
         .iter_mut()
         .map(|attached| {
-            let namespaces: Vec<u32> = attached
-                .controller
-                .namespaces()
-                .iter()
-                .map(|n| n.nsid)
-                .collect();
-            namespaces
+            attached
+                .nsids()
                 .into_iter()
                 .map(|nsid| {
                     let ownership = claim(&mut attached.controller, nsid, in_qemu, &|s| {
@@ -206,13 +201,7 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
     // Flush and tell every drive it is being shut down, so a real drive
     // records a clean shutdown.
     for attached in &mut controllers {
-        let namespaces: Vec<u32> = attached
-            .controller
-            .namespaces()
-            .iter()
-            .map(|n| n.nsid)
-            .collect();
-        for nsid in namespaces {
+        for nsid in attached.nsids() {
             if let Ok(mut device) = attached.controller.namespace(nsid)
                 && device.is_writable()
                 && let Err(error) = device.flush()

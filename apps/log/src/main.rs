@@ -367,13 +367,8 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
         .iter_mut()
         .enumerate()
         .find_map(|(index, attached)| {
-            let nsids: Vec<u32> = attached
-                .controller
-                .namespaces()
-                .iter()
-                .map(|n| n.nsid)
-                .collect();
-            nsids
+            attached
+                .nsids()
                 .into_iter()
                 .find(|&nsid| {
                     claim(&mut attached.controller, nsid, in_qemu, &claimed) == Ownership::Owned
