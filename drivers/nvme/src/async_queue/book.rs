@@ -54,7 +54,18 @@ pub(super) struct Tag {
     pub(super) buffer: Option<DmaBuffer>,
 }
 
+/// A finished request's output: its buffer back (if it had one), or its
+/// error (its buffer, if any, then freed).
+pub(super) type Outcome = Result<Option<DmaBuffer>, Error>;
+
 impl Tag {
+    /// The outcome of the request done under this tag, taken out of it.
+    #[inline]
+    pub(super) fn outcome(&mut self) -> Outcome {
+        let buffer = self.buffer.take();
+        self.result.map(|()| buffer)
+    }
+
     fn free() -> Tag {
         Tag {
             stage: Stage::Free,
@@ -408,7 +419,7 @@ impl Book {
     /// reported past its deadline and nobody waits for a tag (otherwise
     /// `None`, and nothing changes).
     #[inline]
-    pub(super) fn take_done(&mut self, tag: u16) -> Option<(Result<(), Error>, Option<DmaBuffer>)> {
+    pub(super) fn take_done(&mut self, tag: u16) -> Option<Outcome> {
         if self.blocked.is_some() || !self.waiters.is_empty() {
             return None;
         }
@@ -417,7 +428,7 @@ impl Book {
             return None;
         }
         t.stage = Stage::Free;
-        let done = (t.result, t.buffer.take());
+        let done = t.outcome();
         self.free.push(tag);
         Some(done)
     }

@@ -44,7 +44,7 @@ use crate::hal::{Clock, DmaBuffer, RegisterAccess};
 use crate::io_queue::IoQueue;
 use crate::namespace::Namespace;
 use alloc::rc::Rc;
-use book::{Book, Stage};
+use book::{Book, Outcome, Stage};
 use core::cell::{RefCell, RefMut};
 use core::fmt;
 use core::future::Future;
@@ -289,18 +289,18 @@ struct Request<'a, R: RegisterAccess, C: Clock> {
 }
 
 impl<R: RegisterAccess, C: Clock> Request<'_, R, C> {
-    /// Polls the request; `finish` makes its output from its result and
-    /// the buffer that came back. The common first poll (a tag free) and
+    /// Polls the request; `finish` makes its output from its outcome (the
+    /// buffer back, or the error). The common first poll (a tag free) and
     /// last poll (the result is in, nobody else needs the tag) are done in
     /// place; every other goes through the whole state machine.
     #[inline(always)]
     fn poll_with<T>(&mut self, cx: &mut Context<'_>, finish: Finish<T>) -> Poll<Result<T, Error>> {
         if let Phase::InFlight { tag } = self.phase
             && let Ok(mut inner) = self.inner.try_borrow_mut()
-            && let Some((result, buffer)) = inner.book.take_done(tag)
+            && let Some(outcome) = inner.book.take_done(tag)
         {
             self.phase = Phase::Finished;
-            return Poll::Ready(finish(result, buffer));
+            return Poll::Ready(finish(outcome));
         }
         // The common first poll: a tag free and nobody waiting for one.
         if let Phase::Start = self.phase {
@@ -361,8 +361,8 @@ impl<R: RegisterAccess, C: Clock> Request<'_, R, C> {
     }
 }
 
-/// How a request's output is made from its result and returned buffer.
-type Finish<T> = fn(Result<(), Error>, Option<DmaBuffer>) -> Result<T, Error>;
+/// How a request's output is made from its outcome.
+type Finish<T> = fn(Outcome) -> Result<T, Error>;
 
 /// One step of a request's state machine with the queue's state borrowed.
 #[inline]
@@ -446,9 +446,9 @@ fn collect<T>(
             *phase = Phase::Finished;
             let expired = t.stage == Stage::Expired;
             t.stage = Stage::Free;
-            let (result, buffer) = (t.result, t.buffer.take());
+            let outcome = t.outcome();
             book.retire_taken(tag, expired);
-            Poll::Ready(finish(result, buffer))
+            Poll::Ready(finish(outcome))
         }
         Stage::Free | Stage::Abandoned | Stage::Stuck => {
             *phase = Phase::Finished;
@@ -522,12 +522,8 @@ impl<R: RegisterAccess, C: Clock> Future for Transfer<'_, R, C> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.get_mut()
             .0
-            .poll_with(cx, |result, buffer| match (result, buffer) {
-                (Ok(()), Some(buffer)) => Ok(buffer),
-                // The raw queue hands every successful transfer's buffer back.
-                (Ok(()), None) => Err(Error::Dma),
-                (Err(e), _) => Err(e),
-            })
+            // The raw queue hands every successful transfer's buffer back.
+            .poll_with(cx, |outcome| outcome?.ok_or(Error::Dma))
     }
 }
 
@@ -540,7 +536,7 @@ impl<R: RegisterAccess, C: Clock> Future for Command<'_, R, C> {
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.get_mut().0.poll_with(cx, |result, _| result)
+        self.get_mut().0.poll_with(cx, |outcome| outcome.map(drop))
     }
 }
 
