@@ -96,13 +96,12 @@ pub(super) struct Book {
     blocked: Option<u64>,
     stuck: usize,
     /// The oldest waker to wake once the state is released (usually the
-    /// only one: no list operation for it), then the others in order:
-    /// those before `woken` were taken already (a list and a cursor rather
-    /// than a ring: pushing is a store, and the list empties once all are
-    /// taken).
+    /// only one: no list operation for it), then the others in order.
+    /// The others are taken all at once, as a batch woken outside the
+    /// state: `spare` is the room they leave behind, given back after.
     wake_first: Option<Waker>,
-    to_wake: Vec<Option<Waker>>,
-    woken: usize,
+    to_wake: Vec<Waker>,
+    spare: Vec<Waker>,
 }
 
 impl Book {
@@ -116,20 +115,33 @@ impl Book {
         self.stuck == 0 && self.waiters.is_empty() && self.blocked.is_none()
     }
 
-    /// The next waker to wake, if any.
+    /// The oldest waker to wake, if any.
     #[inline]
-    pub(super) fn next_to_wake(&mut self) -> Option<Waker> {
-        if let Some(first) = self.wake_first.take() {
-            return Some(first);
+    pub(super) fn first_to_wake(&mut self) -> Option<Waker> {
+        self.wake_first.take()
+    }
+
+    /// Every waker to wake after the first, in order, as one list, if
+    /// there is any (to be woken once the state is released, and its room
+    /// given back with [`Self::give_back`]).
+    #[inline]
+    pub(super) fn take_to_wake(&mut self) -> Option<Vec<Waker>> {
+        if self.to_wake.is_empty() {
+            return None;
         }
-        let next = self.to_wake.get_mut(self.woken)?.take();
-        self.woken += 1;
-        if self.woken == self.to_wake.len() {
-            // Every entry is `None` now: nothing is dropped.
-            self.to_wake.clear();
-            self.woken = 0;
+        let room = core::mem::take(&mut self.spare);
+        Some(core::mem::replace(&mut self.to_wake, room))
+    }
+
+    /// The room of a list [`Self::take_to_wake`] gave, once woken (kept
+    /// for the next batch; of two, the larger).
+    #[inline]
+    pub(super) fn give_back(&mut self, woken: Vec<Waker>) {
+        // Emptied by the caller: no waker is dropped under the state.
+        debug_assert!(woken.is_empty());
+        if woken.capacity() > self.spare.capacity() {
+            self.spare = woken;
         }
-        next
     }
 
     /// Queues `waker` to be woken once the state is released, unless the
@@ -138,13 +150,13 @@ impl Book {
     #[inline]
     fn push_to_wake(&mut self, waker: Waker) {
         let last = match self.to_wake.last() {
-            Some(last) => last.as_ref(),
+            Some(last) => Some(last),
             None => self.wake_first.as_ref(),
         };
         match last {
             None => self.wake_first = Some(waker),
             Some(last) if last.will_wake(&waker) => {}
-            Some(_) => self.to_wake.push(Some(waker)),
+            Some(_) => self.to_wake.push(waker),
         }
     }
 
@@ -175,7 +187,7 @@ impl Book {
             stuck: 0,
             wake_first: None,
             to_wake: Vec::with_capacity(depth),
-            woken: 0,
+            spare: Vec::with_capacity(depth),
         }
     }
 

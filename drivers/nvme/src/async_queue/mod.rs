@@ -168,7 +168,7 @@ impl<R: RegisterAccess, C: Clock> AsyncQueue<R, C> {
     #[inline]
     pub fn poll_completions(&self) -> usize {
         // The first waker is taken under the same borrow (usually there is
-        // one, or none); any others are woken one at a time after it.
+        // one, or none); any others are woken after it, as one batch.
         let (n, first, more) = {
             let Ok(mut guard) = self.inner.try_borrow_mut() else {
                 return 0;
@@ -178,14 +178,13 @@ impl<R: RegisterAccess, C: Clock> AsyncQueue<R, C> {
             if book.has_stuck() {
                 book.unstick(raw.needs_recovery());
             }
-            (n, book.next_to_wake(), book.has_to_wake())
+            (n, book.first_to_wake(), book.has_to_wake())
         };
         if let Some(waker) = first {
             waker.wake();
-            // A waker that made more to wake woke them itself.
-            if more {
-                self.wake();
-            }
+        }
+        if more {
+            self.wake();
         }
         n
     }
@@ -251,27 +250,29 @@ impl<R: RegisterAccess, C: Clock> AsyncQueue<R, C> {
     }
 }
 
-/// Wakes what the last operation on `inner` made ready, one waker at a
-/// time with the state released (usually there is none, or one).
+/// Wakes what the last operation on `inner` made ready, with the state
+/// released: the oldest waker, then the others as one batch, whose room
+/// goes back to the queue after. A waker that makes more to wake wakes
+/// them itself (every path that queues a waker wakes once the state is
+/// released).
 #[inline]
 fn wake<R: RegisterAccess, C: Clock>(inner: &RefCell<Inner<R, C>>) {
-    loop {
-        let (next, more) = match inner.try_borrow_mut() {
-            Ok(mut inner) => {
-                let next = inner.book.next_to_wake();
-                (next, inner.book.has_to_wake())
-            }
-            Err(_) => return,
-        };
-        let Some(waker) = next else {
-            return;
-        };
+    let (first, batch) = match inner.try_borrow_mut() {
+        Ok(mut inner) => (inner.book.first_to_wake(), inner.book.take_to_wake()),
+        Err(_) => return,
+    };
+    if let Some(waker) = first {
         waker.wake();
-        // A waker that made more to wake woke them itself (every path
-        // that queues a waker wakes once the state is released).
-        if !more {
-            return;
-        }
+    }
+    let Some(mut batch) = batch else {
+        return;
+    };
+    // Each waker is woken and dropped with the state released.
+    for waker in batch.drain(..) {
+        waker.wake();
+    }
+    if let Ok(mut inner) = inner.try_borrow_mut() {
+        inner.book.give_back(batch);
     }
 }
 
