@@ -7,6 +7,7 @@
 
 use crate::{Bench, FakeClock, Sim, SimConfig, TestDma, test_config};
 use nvme::RegisterAccess;
+use std::task::Poll;
 
 /// The simulated controller behind calls that are never inlined (nor
 /// turned into tail jumps, which callgrind would not see return).
@@ -28,6 +29,52 @@ impl RegisterAccess for CountedRegisters {
 
 /// The driver's I/O queue over [`CountedRegisters`].
 pub type CountedQueue = nvme::IoQueue<CountedRegisters, FakeClock>;
+
+/// What a depth-1 example starts with: the reads asked for (its first
+/// argument, 20,000 by default), a controller brought up for counting and
+/// one of its queues. A failed bring-up ends the program with the reason.
+pub fn start(example: &str) -> (u64, CostRig, CountedQueue) {
+    let reads = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(20_000);
+    match CostRig::new() {
+        Ok((rig, queue)) => (reads, rig, queue),
+        Err(error) => {
+            eprintln!("{example}: bring-up failed: {error}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Prints how the reads went; the program fails unless every one
+/// completed.
+pub fn finish(example: &str, reads: u64, (done, failed): (u64, u64)) {
+    println!("{example}: {reads} reads of 4 KiB at depth 1: {done} completed, {failed} failed");
+    if done != reads || failed != 0 {
+        std::process::exit(1);
+    }
+}
+
+/// One read as a future, to its end: `submit` makes the future in the
+/// slot it is given and polls it once, `poll` walks the completions and
+/// polls it again, until it is ready. The buffer back, or `None`.
+pub fn read_to_end<F>(
+    submit: impl FnOnce(&mut Option<F>) -> Poll<Result<nvme::DmaBuffer, nvme::Error>>,
+    mut poll: impl FnMut(&mut F) -> Poll<Result<nvme::DmaBuffer, nvme::Error>>,
+) -> Option<nvme::DmaBuffer> {
+    let mut slot = None;
+    let mut state = submit(&mut slot);
+    while state.is_pending()
+        && let Some(future) = slot.as_mut()
+    {
+        state = poll(future);
+    }
+    match state {
+        Poll::Ready(Ok(buffer)) => Some(buffer),
+        _ => None,
+    }
+}
 
 /// A controller brought up for counting: keep it while its queue is used.
 pub struct CostRig {

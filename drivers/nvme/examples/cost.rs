@@ -18,7 +18,7 @@
 //! Without valgrind it simply runs the reads and checks they all succeed.
 
 use nvme::DmaBuffer;
-use nvme_sim::cost::{CostRig, CountedQueue as Queue};
+use nvme_sim::cost::{self, CountedQueue as Queue};
 
 /// One submission: everything the driver does to queue a 4 KiB read
 /// into `buffer`; a refused buffer comes back.
@@ -57,22 +57,11 @@ fn driver_poll(
 }
 
 fn main() {
-    let reads: u64 = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(20_000);
-    let (rig, mut queue) = match CostRig::new() {
-        Ok(parts) => parts,
-        Err(error) => {
-            eprintln!("cost: bring-up failed: {error}");
-            std::process::exit(1);
-        }
-    };
-    let ns = rig.ns;
+    let (reads, rig, mut queue) = cost::start("cost");
     let mut tag = 0u64;
-    let (done, failed) = rig.reads_at_depth_one(reads, |buffer, lba| {
+    let tally = rig.reads_at_depth_one(reads, |buffer, lba| {
         tag += 1;
-        driver_submit(&mut queue, &ns, lba, buffer, tag).ok()?;
+        driver_submit(&mut queue, &rig.ns, lba, buffer, tag).ok()?;
         let (mut done, mut failed) = (0u64, 0u64);
         let mut spare = None;
         while queue.in_flight() > 0 {
@@ -80,8 +69,5 @@ fn main() {
         }
         spare.filter(|_| done == 1 && failed == 0)
     });
-    println!("cost: {reads} reads of 4 KiB at depth 1: {done} completed, {failed} failed");
-    if done != reads || failed != 0 {
-        std::process::exit(1);
-    }
+    cost::finish("cost", reads, tally);
 }

@@ -20,7 +20,7 @@
 
 use nvme::{AsyncQueue, DmaBuffer, Error, Transfer};
 use nvme_sim::FakeClock;
-use nvme_sim::cost::{CostRig, CountedRegisters as Registers};
+use nvme_sim::cost::{self, CountedRegisters as Registers};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -53,34 +53,13 @@ fn driver_poll(queue: &Queue, read: &mut Read<'_>) -> Poll<Result<DmaBuffer, Err
 }
 
 fn main() {
-    let reads: u64 = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(20_000);
-    let (rig, queue) = match CostRig::new() {
-        Ok(parts) => parts,
-        Err(error) => {
-            eprintln!("cost_async: bring-up failed: {error}");
-            std::process::exit(1);
-        }
-    };
+    let (reads, rig, queue) = cost::start("cost_async");
     let queue = AsyncQueue::new(queue);
-    let ns = rig.ns;
-    let (done, failed) = rig.reads_at_depth_one(reads, |buffer, lba| {
-        let mut slot = None;
-        let mut poll = driver_submit(&mut slot, &queue, &ns, lba, buffer);
-        while poll.is_pending()
-            && let Some(read) = slot.as_mut()
-        {
-            poll = driver_poll(&queue, read);
-        }
-        match poll {
-            Poll::Ready(Ok(buffer)) => Some(buffer),
-            _ => None,
-        }
+    let tally = rig.reads_at_depth_one(reads, |buffer, lba| {
+        cost::read_to_end(
+            |slot| driver_submit(slot, &queue, &rig.ns, lba, buffer),
+            |read| driver_poll(&queue, read),
+        )
     });
-    println!("cost_async: {reads} reads of 4 KiB at depth 1: {done} completed, {failed} failed");
-    if done != reads || failed != 0 {
-        std::process::exit(1);
-    }
+    cost::finish("cost_async", reads, tally);
 }

@@ -17,7 +17,7 @@
 //! what the async path does beyond this floor.
 
 use nvme::{DmaBuffer, Error, Namespace};
-use nvme_sim::cost::{CostRig, CountedQueue};
+use nvme_sim::cost::{self, CountedQueue};
 use std::cell::RefCell;
 use std::future::Future;
 use std::mem;
@@ -144,38 +144,18 @@ fn driver_poll(queue: &RefCell<Bare>, read: &mut BareRead<'_>) -> Poll<Result<Dm
 }
 
 fn main() {
-    let reads: u64 = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(20_000);
-    let (rig, raw) = match CostRig::new() {
-        Ok(parts) => parts,
-        Err(error) => {
-            eprintln!("cost_floor: bring-up failed: {error}");
-            std::process::exit(1);
-        }
-    };
+    let (reads, rig, raw) = cost::start("cost_floor");
     let depth = raw.depth().min(usize::from(NO_TAG));
     let queue = RefCell::new(Bare {
         raw,
         tags: (0..depth).map(|_| Tag::default()).collect(),
         free: (0..depth as u16).rev().collect(),
     });
-    let (done, failed) = rig.reads_at_depth_one(reads, |buffer, lba| {
-        let mut slot = None;
-        let mut poll = driver_submit(&mut slot, &queue, &rig.ns, lba, buffer);
-        while poll.is_pending()
-            && let Some(read) = slot.as_mut()
-        {
-            poll = driver_poll(&queue, read);
-        }
-        match poll {
-            Poll::Ready(Ok(buffer)) => Some(buffer),
-            _ => None,
-        }
+    let tally = rig.reads_at_depth_one(reads, |buffer, lba| {
+        cost::read_to_end(
+            |slot| driver_submit(slot, &queue, &rig.ns, lba, buffer),
+            |read| driver_poll(&queue, read),
+        )
     });
-    println!("cost_floor: {reads} reads of 4 KiB at depth 1: {done} completed, {failed} failed");
-    if done != reads || failed != 0 {
-        std::process::exit(1);
-    }
+    cost::finish("cost_floor", reads, tally);
 }
